@@ -1,0 +1,345 @@
+"""A small schema language for manifests: one definition drives validation and the CRDs.
+
+Each App Mesh kind is described once (kinds.py) with these nodes. `check()` walks a
+document against a node and returns findings; `openapi()` emits the structural
+openAPIV3Schema that goes into the generated CustomResourceDefinition. Cross-field rules
+that the real controller enforced in its admission webhook (exactly one of …, prefix must
+start with /, …) are attached to object nodes as `rules` and run in the same walk.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from .problems import join_path
+
+# A rule gets the object's value and returns findings as (relative path, message, hint).
+Rule = Callable[[dict], list]
+
+
+@dataclass
+class Finding:
+    path: str
+    message: str
+    hint: str = ""
+    code: str = "invalid"
+
+
+def _type_name(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "mapping"
+    return type(value).__name__
+
+
+def _show(value, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@dataclass
+class Node:
+    description: str = ""
+
+    def check(self, value, path: str, out: list) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def openapi(self) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _doc(self, d: dict) -> dict:
+        if self.description:
+            d["description"] = self.description
+        return d
+
+
+@dataclass
+class Str(Node):
+    enum: tuple = ()
+    min_len: Optional[int] = None
+    max_len: Optional[int] = None
+    fmt: Optional[str] = None
+
+    def check(self, value, path, out):
+        if not isinstance(value, str):
+            hint = "put the value in quotes" if isinstance(value, (int, float, bool)) else "write a plain string"
+            out.append(Finding(path, f"expected a string, got {_type_name(value)} {_show(value)}", hint, "type"))
+            return
+        if self.enum and value not in self.enum:
+            near = difflib.get_close_matches(value, self.enum, n=1, cutoff=0.5) or [
+                e for e in self.enum if e.lower() == value.lower()]
+            hint = f"did you mean {near[0]!r}?" if near else f"write one of: {', '.join(self.enum)}"
+            out.append(Finding(path, f"{_show(value)} is not one of {', '.join(self.enum)}", hint, "enum"))
+        if self.min_len is not None and len(value) < self.min_len:
+            out.append(Finding(path, f"must be at least {self.min_len} character(s) long",
+                               "give a non-empty value or remove the field", "length"))
+        if self.max_len is not None and len(value) > self.max_len:
+            out.append(Finding(path, f"is {len(value)} characters long; at most {self.max_len} are allowed",
+                               "shorten it", "length"))
+
+    def openapi(self):
+        d = {"type": "string"}
+        if self.enum:
+            d["enum"] = list(self.enum)
+        if self.min_len is not None:
+            d["minLength"] = self.min_len
+        if self.max_len is not None:
+            d["maxLength"] = self.max_len
+        if self.fmt:
+            d["format"] = self.fmt
+        return self._doc(d)
+
+
+@dataclass
+class Int(Node):
+    minimum: Optional[int] = None
+    maximum: Optional[int] = None
+
+    def check(self, value, path, out):
+        if isinstance(value, bool) or not isinstance(value, int):
+            hint = "write a whole number"
+            if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+                hint = f"write {value.strip()} without quotes"
+            out.append(Finding(path, f"expected an integer, got {_type_name(value)} {_show(value)}", hint, "type"))
+            return
+        if value.bit_length() > 63:
+            out.append(Finding(path, "is too large for a 64-bit integer", "use a smaller number", "range"))
+            return
+        lo, hi = self.minimum, self.maximum
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            if lo is not None and hi is not None:
+                rng = f"between {lo} and {hi}"
+            elif lo is not None:
+                rng = f"at least {lo}"
+            else:
+                rng = f"at most {hi}"
+            out.append(Finding(path, f"{value} is out of range: it must be {rng}", f"use a value {rng}", "range"))
+
+    def openapi(self):
+        d = {"type": "integer", "format": "int64"}
+        if self.minimum is not None:
+            d["minimum"] = self.minimum
+        if self.maximum is not None:
+            d["maximum"] = self.maximum
+        return self._doc(d)
+
+
+@dataclass
+class Bool(Node):
+    def check(self, value, path, out):
+        if not isinstance(value, bool):
+            hint = "write true or false without quotes"
+            out.append(Finding(path, f"expected true or false, got {_type_name(value)} {_show(value)}", hint, "type"))
+
+    def openapi(self):
+        return self._doc({"type": "boolean"})
+
+
+@dataclass
+class Arr(Node):
+    items: Node = None
+    min_items: Optional[int] = None
+    max_items: Optional[int] = None
+    unique_by: Optional[str] = None  # a key whose values must differ between items
+
+    def check(self, value, path, out):
+        if not isinstance(value, list):
+            out.append(Finding(path, f"expected a list, got {_type_name(value)} {_show(value)}",
+                               "write the items as a YAML list, each starting with '- '", "type"))
+            return
+        if self.min_items is not None and len(value) < self.min_items:
+            out.append(Finding(path, f"needs at least {self.min_items} item(s), has {len(value)}",
+                               "add an item or remove the field", "count"))
+        if self.max_items is not None and len(value) > self.max_items:
+            out.append(Finding(path, f"has {len(value)} items; at most {self.max_items} are allowed",
+                               "remove some items", "count"))
+        seen: dict = {}
+        for i, item in enumerate(value):
+            self.items.check(item, join_path(path, i), out)
+            if self.unique_by and isinstance(item, dict) and isinstance(item.get(self.unique_by), str):
+                key = item[self.unique_by]
+                if key in seen:
+                    out.append(Finding(join_path(join_path(path, i), self.unique_by),
+                                       f"{self.unique_by} {key!r} is used twice (also at {join_path(path, seen[key])})",
+                                       f"give each item its own {self.unique_by}", "duplicate"))
+                seen.setdefault(key, i)
+
+    def openapi(self):
+        d = {"type": "array", "items": self.items.openapi()}
+        if self.min_items is not None:
+            d["minItems"] = self.min_items
+        if self.max_items is not None:
+            d["maxItems"] = self.max_items
+        return self._doc(d)
+
+
+@dataclass
+class StrMap(Node):
+    """A mapping of string keys to string values (labels, matchLabels, annotations)."""
+
+    def check(self, value, path, out):
+        if not isinstance(value, dict):
+            out.append(Finding(path, f"expected a mapping of strings, got {_type_name(value)}",
+                               "write `key: value` pairs", "type"))
+            return
+        for k, v in value.items():
+            if not isinstance(v, str):
+                out.append(Finding(join_path(path, k), f"expected a string, got {_type_name(v)} {_show(v)}",
+                                   "put the value in quotes, e.g. \"true\" or \"8080\"", "type"))
+
+    def openapi(self):
+        return self._doc({"type": "object", "additionalProperties": {"type": "string"}})
+
+
+@dataclass
+class Free(Node):
+    """Anything goes (Kubernetes metadata, fields the lab does not read)."""
+
+    def check(self, value, path, out):
+        return
+
+    def openapi(self):
+        return self._doc({"type": "object", "x-kubernetes-preserve-unknown-fields": True})
+
+
+@dataclass
+class ReadOnly(Node):
+    """A field the controller fills in (status-like data in spec). Setting it is one finding,
+    whatever is inside; the CRD still declares its shape."""
+    inner: Node = None
+    message: str = ""
+    hint: str = ""
+
+    def check(self, value, path, out, unknown_hint=None):
+        out.append(Finding(path, self.message, self.hint, "read-only"))
+
+    def openapi(self):
+        return self.inner.openapi()
+
+
+# hints for unknown fields: (kind-independent) path pattern -> hint; filled by hints.py
+UnknownHint = Callable[[str, str], Optional[str]]
+
+
+@dataclass
+class Obj(Node):
+    props: dict = field(default_factory=dict)
+    required: tuple = ()
+    exactly_one: tuple = ()  # groups (tuples) of which exactly one key must be present
+    at_most_one: tuple = ()  # groups of which at most one key may be present
+    open: bool = False  # unknown keys allowed (Kubernetes kinds the lab reads only in part)
+    rules: tuple = ()  # callables: value -> list[Finding] (paths relative to this object)
+
+    def check(self, value, path, out, unknown_hint: Optional[UnknownHint] = None):
+        if not isinstance(value, dict):
+            out.append(Finding(path, f"expected a mapping, got {_type_name(value)} {_show(value)}",
+                               "write `field: value` pairs indented under this key", "type"))
+            return
+        for key, child in value.items():
+            sub = join_path(path, key)
+            node = self.props.get(key)
+            if node is None:
+                if self.open:
+                    continue
+                hint = unknown_hint(sub, key) if unknown_hint else None
+                if not hint:
+                    near = difflib.get_close_matches(key, list(self.props), n=1, cutoff=0.6)
+                    hint = (f"did you mean {near[0]!r}?" if near
+                            else f"fields allowed here: {', '.join(sorted(self.props)) or 'none'}")
+                out.append(Finding(sub, f"unknown field {key!r}", hint, "unknown-field"))
+                continue
+            if isinstance(node, (Obj, ReadOnly)):
+                node.check(child, sub, out, unknown_hint)
+            elif isinstance(node, Arr) and isinstance(node.items, Obj):
+                _check_obj_array(node, child, sub, out, unknown_hint)
+            else:
+                node.check(child, sub, out)
+        for key in self.required:
+            if key not in value or value[key] is None:
+                out.append(Finding(join_path(path, key), f"required field {key!r} is missing",
+                                   _required_hint(self, key), "required"))
+        for group in self.exactly_one:
+            present = [k for k in group if value.get(k) is not None]
+            if len(present) != 1:
+                names = " or ".join(group)
+                if not present:
+                    out.append(Finding(path or "(document)", f"needs exactly one of {names}; none is set",
+                                       f"add one of: {', '.join(group)}", "one-of"))
+                else:
+                    out.append(Finding(join_path(path, present[1]), f"only one of {names} may be set; found {', '.join(present)}",
+                                       f"keep one of {', '.join(present)} and remove the others", "one-of"))
+        for group in self.at_most_one:
+            present = [k for k in group if value.get(k) is not None]
+            if len(present) > 1:
+                out.append(Finding(join_path(path, present[1]),
+                                   f"{' and '.join(present)} cannot be used together",
+                                   f"keep one of {', '.join(present)}", "one-of"))
+        for rule in self.rules:
+            for f in rule(value):
+                out.append(Finding(join_path(path, f.path) if f.path else path, f.message, f.hint, f.code))
+
+    def openapi(self):
+        d: dict = {"type": "object"}
+        if self.props:
+            d["properties"] = {k: v.openapi() for k, v in sorted(self.props.items())}
+        if self.required:
+            d["required"] = sorted(self.required)
+        if self.open:
+            d["x-kubernetes-preserve-unknown-fields"] = True
+        return self._doc(d)
+
+
+def _check_obj_array(arr: Arr, value, path, out, unknown_hint):
+    if not isinstance(value, list):
+        arr.check(value, path, out)
+        return
+    # counts and uniqueness from Arr, items with the unknown-field hints
+    probe = Arr(items=Free(), min_items=arr.min_items, max_items=arr.max_items, unique_by=arr.unique_by)
+    probe.check(value, path, out)
+    for i, item in enumerate(value):
+        arr.items.check(item, join_path(path, i), out, unknown_hint)
+
+
+def _required_hint(obj: Obj, key: str) -> str:
+    node = obj.props.get(key)
+    if isinstance(node, Obj) and node.props:
+        return f"add {key}: with {', '.join(sorted(node.required) or sorted(node.props)[:3])}"
+    if isinstance(node, Str) and node.enum:
+        return f"add {key}: one of {', '.join(node.enum)}"
+    return f"add {key}:"
+
+
+# ---- helpers for rules ---------------------------------------------------------------
+
+def rule(fn: Callable[[dict], list]) -> Callable[[dict], list]:
+    """Mark a function as an object rule (documentation only)."""
+    return fn
+
+
+def valid_re2ish(pattern: str) -> Optional[str]:
+    """A cheap syntax check of a regular expression; returns an error text or None.
+
+    Envoy uses RE2. Python's `re` accepts a superset for the common syntax, so a pattern
+    Python rejects is certainly wrong; backreferences and lookarounds, which RE2 lacks,
+    are flagged explicitly.
+    """
+    if re.search(r"\(\?[=!<]|\\[1-9]", pattern):
+        return "uses a lookaround or a backreference, which Envoy's RE2 engine does not support"
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        return f"is not a valid regular expression ({exc})"
+    return None

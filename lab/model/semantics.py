@@ -1,0 +1,335 @@
+"""Validation, pass two: what the documents mean together.
+
+References resolve; namespaces belong to exactly one mesh; each GatewayRoute attaches to
+exactly one VirtualGateway; target and match ports exist; pods are injected by the
+controller's rules. `complete=True` means the set is the whole world (the lab's store plus
+an apply): then a missing referent is an error. Otherwise (validating a folder) what is
+missing may exist elsewhere, and only what is present is checked.
+
+Some of these are rejections at create time in the real controller (mesh membership,
+gateway attachment, injection), others only make the resource inactive (a virtual service
+whose provider does not exist yet). `Problem.code` says which: codes in ADMISSION are
+rejected by an apply; the rest become status conditions at run time.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+from .problems import Problem
+from .resources import Resource, selector_matches
+
+INJECT_LABEL = "appmesh.k8s.aws/sidecarInjectorWebhook"
+ADMISSION = {"duplicate", "mesh-membership", "gateway-attachment", "injection", "protocol", "port"}
+
+
+class World:
+    """An index of resources by kind, namespace and name."""
+
+    def __init__(self, resources):
+        self.by_key: dict = {}
+        self.by_kind: dict = defaultdict(list)
+        for r in resources:
+            self.by_key[r.key] = r
+            self.by_kind[r.kind].append(r)
+
+    def get(self, kind, namespace, name):
+        return self.by_key.get((kind, namespace or "", name))
+
+    def namespace_labels(self, ns):
+        r = self.get("Namespace", "", ns)
+        return r.labels if r else None
+
+    def meshes_for(self, ns):
+        labels = self.namespace_labels(ns)
+        if labels is None:
+            return None
+        return [m for m in self.by_kind["Mesh"] if selector_matches(m.spec.get("namespaceSelector"), labels)]
+
+    def mesh_of(self, r: Resource):
+        meshes = self.meshes_for(r.namespace) if r.namespace else None
+        return meshes[0] if meshes and len(meshes) == 1 else None
+
+    def gateways_for(self, gr: Resource):
+        labels = self.namespace_labels(gr.namespace)
+        if labels is None:
+            return None
+        return [vg for vg in self.by_kind["VirtualGateway"]
+                if selector_matches(vg.spec.get("namespaceSelector"), labels)
+                and selector_matches(vg.spec.get("gatewayRouteSelector"), gr.labels, absent_matches=True)]
+
+    def resolve(self, kind, ref: dict | None, arn: str | None, owner: Resource):
+        """A *Ref (name, namespace defaulting to the owner's) or an ARN (…/mesh/m/kind/awsName)."""
+        if isinstance(ref, dict) and ref.get("name"):
+            return self.get(kind, ref.get("namespace") or owner.namespace, ref["name"])
+        if isinstance(arn, str):
+            parts = arn.split(":")[-1].split("/")
+            if len(parts) >= 4 and parts[0] == "mesh":
+                for r in self.by_kind[kind]:
+                    if r.aws_name() == parts[3]:
+                        return r
+        return None
+
+    def pod_owners(self, namespace: str, labels: dict):
+        vns = [v for v in self.by_kind["VirtualNode"] if v.namespace == namespace
+               and selector_matches(v.spec.get("podSelector"), labels)]
+        vgs = [g for g in self.by_kind["VirtualGateway"] if g.namespace == namespace
+               and selector_matches(g.spec.get("podSelector"), labels)]
+        return vns, vgs
+
+
+def _ref_name(ref, arn) -> str:
+    if isinstance(ref, dict):
+        ns = f"{ref.get('namespace')}/" if ref.get("namespace") else ""
+        return f"{ns}{ref.get('name')}"
+    return str(arn)
+
+
+class _Checker:
+    def __init__(self, resources, complete):
+        self.world = World(resources)
+        self.complete = complete
+        self.problems: list[Problem] = []
+
+    def add(self, r: Resource, path, message, hint="", code="reference", severity="error"):
+        self.problems.append(Problem(r.file, r.line_of(path), path, message, hint, code, severity,
+                                     r.doc.index if r.doc else 0))
+
+    def missing(self, r, path, message, hint, code="reference"):
+        """A referent not among the documents: an error for a complete world, otherwise a warning."""
+        self.add(r, path, message, hint, code, "error" if self.complete else "warning")
+
+    # -- rules -------------------------------------------------------------------------
+
+    def duplicates(self, resources):
+        seen = {}
+        for r in resources:
+            if r.key in seen and seen[r.key] is not r:
+                first = seen[r.key]
+                self.add(r, "metadata.name", f"{r.ref} is defined twice (first at {first.file}:{first.doc.line if first.doc else 0})",
+                         "rename one of them or remove the copy", "duplicate")
+            seen.setdefault(r.key, r)
+
+    def mesh_membership(self, r: Resource):
+        meshes = self.world.meshes_for(r.namespace)
+        if meshes is None:
+            self.missing(r, "metadata.namespace", f"namespace {r.namespace!r} is not among the documents, so its mesh "
+                         "cannot be determined", f"add a Namespace {r.namespace!r} whose labels match a Mesh's "
+                         "namespaceSelector", "mesh-membership")
+            return
+        if not meshes:
+            if not self.world.by_kind["Mesh"] and not self.complete:
+                return
+            labels = self.world.namespace_labels(r.namespace)
+            self.add(r, "metadata.namespace", f"namespace {r.namespace!r} (labels {labels or '{}'}) is not selected by "
+                     "any Mesh's namespaceSelector, so this resource belongs to no mesh",
+                     "label the namespace to match a Mesh, e.g. mesh: <mesh name>", "mesh-membership")
+        elif len(meshes) > 1:
+            self.add(r, "metadata.namespace", f"namespace {r.namespace!r} is selected by several meshes "
+                     f"({', '.join(m.name for m in meshes)})", "make the Meshes' namespaceSelectors disjoint",
+                     "mesh-membership")
+
+    def gateway_route(self, gr: Resource):
+        vgs = self.world.gateways_for(gr)
+        route_type = next((k for k in ("httpRoute", "http2Route", "grpcRoute") if k in gr.spec), None)
+        body = gr.spec.get(route_type) or {}
+        vg = None
+        if vgs is None:
+            pass  # namespace missing: reported by mesh_membership
+        elif not vgs:
+            if self.world.by_kind["VirtualGateway"] or self.complete:
+                self.add(gr, "metadata", f"no VirtualGateway selects this gateway route: none has a namespaceSelector "
+                         f"matching namespace {gr.namespace!r} and a gatewayRouteSelector matching its labels",
+                         "label the namespace (and the route) to match the VirtualGateway's selectors",
+                         "gateway-attachment")
+        elif len(vgs) > 1:
+            self.add(gr, "metadata", "several VirtualGateways select this gateway route ("
+                     + ", ".join(f"{v.namespace}/{v.name}" for v in vgs) + ")",
+                     "narrow the gateways' namespaceSelector or gatewayRouteSelector so exactly one matches",
+                     "gateway-attachment")
+        else:
+            vg = vgs[0]
+            mg, mv = self.world.mesh_of(gr), self.world.mesh_of(vg)
+            if mg and mv and mg is not mv:
+                self.add(gr, "metadata", f"the VirtualGateway {vg.namespace}/{vg.name} that selects this route is in "
+                         f"mesh {mv.name}, the route in mesh {mg.name}", "keep both in one mesh", "gateway-attachment")
+        target = ((body.get("action") or {}).get("target") or {})
+        vsref = (target.get("virtualService") or {})
+        base = f"spec.{route_type}.action.target"
+        vs = self.world.resolve("VirtualService", vsref.get("virtualServiceRef"), vsref.get("virtualServiceARN"), gr)
+        if vs is None:
+            self.missing(gr, f"{base}.virtualService", f"virtual service "
+                         f"{_ref_name(vsref.get('virtualServiceRef'), vsref.get('virtualServiceARN'))!r} not found",
+                         "create the VirtualService, or fix the name (and namespace) of virtualServiceRef")
+        else:
+            mg, mv = self.world.mesh_of(gr), self.world.mesh_of(vs)
+            if mg and mv and mg is not mv:
+                self.add(gr, f"{base}.virtualService", f"the target virtual service is in mesh {mv.name}, "
+                         f"this route in mesh {mg.name}", "target a virtual service of the same mesh")
+            self.target_port(gr, f"{base}.port", target.get("port"), vs)
+        if vg is not None:
+            listeners = [lst.get("portMapping") or {} for lst in vg.spec.get("listeners") or []]
+            want = {"httpRoute": "http", "http2Route": "http2", "grpcRoute": "grpc"}[route_type]
+            mport = (body.get("match") or {}).get("port")
+            if len(listeners) > 1 and mport is None:
+                self.add(gr, f"spec.{route_type}.match.port", f"VirtualGateway {vg.name} has {len(listeners)} listeners, "
+                         "so the route must say which one it matches", "add match.port: <one of "
+                         + ", ".join(str(p.get("port")) for p in listeners) + ">", "port")
+            elif mport is not None and mport not in [p.get("port") for p in listeners]:
+                self.add(gr, f"spec.{route_type}.match.port", f"VirtualGateway {vg.name} has no listener on port {mport}",
+                         "use one of " + ", ".join(str(p.get("port")) for p in listeners), "port")
+            # Decision (APPMESH-FACTS §3, INFERENCE): the route type must match a listener's protocol.
+            protos = {p.get("protocol") for p in listeners
+                      if mport is None or p.get("port") == mport}
+            if listeners and want not in protos:
+                fix = {"http": "httpRoute", "http2": "http2Route", "grpc": "grpcRoute"}
+                self.add(gr, f"spec.{route_type}", f"a {route_type} needs a {want} listener; VirtualGateway {vg.name} "
+                         f"listens with {', '.join(sorted(p for p in protos if p))}",
+                         "use " + " or ".join(fix[p] for p in sorted(protos) if p in fix), "protocol")
+
+    def target_port(self, r, path, port, vs: Resource):
+        provider = vs.spec.get("provider") or {}
+        prov = None
+        if "virtualNode" in provider:
+            p = provider["virtualNode"]
+            prov = self.world.resolve("VirtualNode", p.get("virtualNodeRef"), p.get("virtualNodeARN"), vs)
+        elif "virtualRouter" in provider:
+            p = provider["virtualRouter"]
+            prov = self.world.resolve("VirtualRouter", p.get("virtualRouterRef"), p.get("virtualRouterARN"), vs)
+        if prov is None:
+            return
+        self.listener_port(r, path, port, prov)
+
+    def listener_port(self, r, path, port, prov: Resource):
+        ports = [(lst.get("portMapping") or {}).get("port") for lst in prov.spec.get("listeners") or []]
+        if len(ports) > 1 and port is None:
+            self.add(r, path, f"{prov.kind} {prov.name} has {len(ports)} listeners, so the port must be given",
+                     f"add port: <one of {', '.join(map(str, ports))}>", "port")
+        elif port is not None and ports and port not in ports:
+            self.add(r, path, f"{prov.kind} {prov.name} has no listener on port {port}",
+                     f"use one of {', '.join(map(str, ports))}", "port")
+
+    def virtual_service(self, vs: Resource):
+        provider = vs.spec.get("provider") or {}
+        for kind, key in (("VirtualNode", "virtualNode"), ("VirtualRouter", "virtualRouter")):
+            if key in provider:
+                p = provider[key]
+                ref, arn = p.get(f"{key}Ref"), p.get(f"{key}ARN")
+                if self.world.resolve(kind, ref, arn, vs) is None:
+                    self.missing(vs, f"spec.provider.{key}", f"{kind} {_ref_name(ref, arn)!r} not found",
+                                 f"create the {kind}, or fix the name of {key}Ref")
+
+    def virtual_router(self, vr: Resource):
+        ports = [(lst.get("portMapping") or {}).get("port") for lst in vr.spec.get("listeners") or []]
+        for i, route in enumerate(vr.spec.get("routes") or []):
+            rtype = next((k for k in ("httpRoute", "http2Route", "grpcRoute", "tcpRoute") if k in route), None)
+            if not rtype:
+                continue
+            body = route[rtype]
+            base = f"spec.routes[{i}].{rtype}"
+            mport = (body.get("match") or {}).get("port")
+            if len(ports) > 1 and mport is None:
+                self.add(vr, f"{base}.match.port", f"the router has {len(ports)} listeners, so each route needs match.port",
+                         f"add match.port: <one of {', '.join(map(str, ports))}>", "port")
+            for j, t in enumerate((body.get("action") or {}).get("weightedTargets") or []):
+                vn = self.world.resolve("VirtualNode", t.get("virtualNodeRef"), t.get("virtualNodeARN"), vr)
+                path = f"{base}.action.weightedTargets[{j}]"
+                if vn is None:
+                    self.missing(vr, path, f"virtual node {_ref_name(t.get('virtualNodeRef'), t.get('virtualNodeARN'))!r} "
+                                 "not found", "create the VirtualNode, or fix virtualNodeRef")
+                else:
+                    self.listener_port(vr, f"{path}.port", t.get("port"), vn)
+
+    def virtual_node(self, vn: Resource):
+        for i, b in enumerate(vn.spec.get("backends") or []):
+            v = b.get("virtualService") or {}
+            if self.world.resolve("VirtualService", v.get("virtualServiceRef"), v.get("virtualServiceARN"), vn) is None:
+                self.missing(vn, f"spec.backends[{i}].virtualService", "backend virtual service "
+                             f"{_ref_name(v.get('virtualServiceRef'), v.get('virtualServiceARN'))!r} not found",
+                             "create the VirtualService, or fix virtualServiceRef", "reference")
+
+    def gateway_priorities(self):
+        """Equal explicit priorities on one gateway are legal; the tie is broken by the lab's
+        specificity rule (see translate/precedence.py). Say so, because it surprises people."""
+        by_vg = defaultdict(list)
+        for gr in self.world.by_kind["GatewayRoute"]:
+            vgs = self.world.gateways_for(gr) or []
+            if len(vgs) == 1 and gr.spec.get("priority") is not None:
+                by_vg[vgs[0].key].append(gr)
+        for routes in by_vg.values():
+            seen = {}
+            for gr in sorted(routes, key=lambda r: r.key):
+                p = gr.spec["priority"]
+                if p in seen:
+                    self.add(gr, "spec.priority", f"priority {p} is also used by gateway route {seen[p].name} on the same "
+                             "gateway; the more specific match is tried first", "give each route its own priority",
+                             "priority", "warning")
+                seen.setdefault(p, gr)
+
+    def pods(self, r: Resource):
+        """The injector's rules (APPMESH-FACTS §9.4) applied to a Deployment's pod template or a Pod."""
+        if r.kind == "Deployment":
+            tmpl = r.spec.get("template") or {}
+            labels = (tmpl.get("metadata") or {}).get("labels") or {}
+            annotations = (tmpl.get("metadata") or {}).get("annotations") or {}
+            pod_spec, base = tmpl.get("spec") or {}, "spec.template"
+        else:
+            labels, annotations, pod_spec, base = r.labels, r.annotations, r.spec, ""
+        ns_labels = self.world.namespace_labels(r.namespace)
+        if ns_labels is None:
+            return
+        mode = str(annotations.get(INJECT_LABEL) or ns_labels.get(INJECT_LABEL) or "").lower()
+        if INJECT_LABEL not in ns_labels:
+            mode = "off"  # the webhook never sees pods of unlabeled namespaces
+        vns, vgs = self.world.pod_owners(r.namespace, labels)
+        where = f"{base}.metadata.labels" if base else "metadata.labels"
+        if mode in ("off", "disabled"):
+            if vgs and mode == "off":
+                self.add(r, where, f"VirtualGateway {vgs[0].name} selects these pods, but namespace {r.namespace!r} is not "
+                         f"labeled {INJECT_LABEL}: enabled, so they never become the gateway",
+                         f"label the namespace {INJECT_LABEL}: enabled", "injection")
+            return
+        if vns and vgs:
+            self.add(r, where, f"these pods match both VirtualNode {vns[0].name} and VirtualGateway {vgs[0].name}; "
+                     "the injector rejects such a pod", "change the labels or selectors so only one matches", "injection")
+        elif len(vns) > 1:
+            self.add(r, where, "these pods match several VirtualNodes (" + ", ".join(v.name for v in vns) + "); "
+                     "the injector rejects such a pod", "make the VirtualNodes' podSelectors disjoint", "injection")
+        elif len(vgs) > 1:
+            self.add(r, where, "these pods match several VirtualGateways (" + ", ".join(v.name for v in vgs) + ")",
+                     "make the VirtualGateways' podSelectors disjoint", "injection")
+        elif not vns and not vgs and mode == "enabled" and (self.world.by_kind["VirtualNode"]
+                                                            or self.world.by_kind["VirtualGateway"] or self.complete):
+            self.add(r, where, f"sidecar injection is enabled in namespace {r.namespace!r}, but no VirtualNode or "
+                     "VirtualGateway podSelector matches these pods' labels, so the injector rejects them",
+                     "add a VirtualNode whose podSelector matches these labels, or annotate the pod template "
+                     f"{INJECT_LABEL}: disabled", "injection")
+        elif vgs:
+            names = [c.get("name") for c in pod_spec.get("containers") or []]
+            if "envoy" not in names:
+                self.add(r, f"{base}.spec.containers" if base else "spec.containers",
+                         f"VirtualGateway {vgs[0].name} selects these pods, but no container is named envoy, so nothing "
+                         f"becomes the gateway (containers: {', '.join(map(str, names))})",
+                         "name the gateway container envoy", "injection")
+
+    def run(self, resources, subjects):
+        self.duplicates(resources)
+        for r in subjects:
+            if r.kind in ("VirtualNode", "VirtualService", "VirtualRouter", "VirtualGateway", "GatewayRoute"):
+                self.mesh_membership(r)
+            handler = {"GatewayRoute": self.gateway_route, "VirtualService": self.virtual_service,
+                       "VirtualRouter": self.virtual_router, "VirtualNode": self.virtual_node,
+                       "Deployment": self.pods, "Pod": self.pods}.get(r.kind)
+            if handler:
+                handler(r)
+        self.gateway_priorities()
+        return self.problems
+
+
+def check_semantics(resources, *, complete: bool = False, existing=()) -> list[Problem]:
+    """Check `resources` against each other and against `existing` ones (the lab's store).
+    Only `resources` are reported on."""
+    world = list(existing)
+    keys = {r.key for r in resources}
+    world = [r for r in world if r.key not in keys] + list(resources)
+    problems = _Checker(world, complete).run(list(resources), list(resources))
+    return [p for p in problems if not (p.code == "priority" and p.file == "<lab>")]

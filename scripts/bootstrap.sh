@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Create (or reuse) the virtual environment in .venv/ and install the kit into it.
+# Idempotent: it reinstalls only when pyproject.toml changed since the last install.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+py="${PYTHON:-python3}"
+if ! "$py" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' 2>/dev/null; then
+  echo "appmesh-lab needs Python 3.10 or newer; '$py' is $("$py" --version 2>&1 || echo missing)." >&2
+  echo "Set PYTHON=/path/to/python3.11 and run again." >&2
+  exit 2
+fi
+if [ ! -x .venv/bin/python ]; then
+  echo "==> creating .venv/ with $("$py" --version)"
+  "$py" -m venv .venv
+fi
+stamp=".venv/.appmesh-lab-installed"
+want="$(cat pyproject.toml | "$py" -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "==> installing the kit and its dependencies into .venv/ (first run takes a minute or two)"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+  echo "$want" > "$stamp"
+fi
