@@ -6,24 +6,31 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-# (kind or "*", regex on the full field path) -> hint
-_UNKNOWN_FIELD_HINTS: list[tuple[str, str, str]] = [
+_ROUTES = ("httpRoute", "http2Route", "grpcRoute")
+
+# (kind or "*", regex on the full field path) -> hint[, the fields the wrong one stands in for, relative to
+# its object: their "is missing" findings are not repeated]
+_UNKNOWN_FIELD_HINTS: list[tuple] = [
     ("GatewayRoute", r"^spec(\.(httpRoute|http2Route|grpcRoute)(\.action)?)?\.gatewayRouteTarget$",
      "GatewayRouteTarget is the name of a type in the API reference, not a field. Write "
-     "spec.httpRoute.action.target.virtualService.virtualServiceRef: {name: <virtual service>}"),
+     "spec.httpRoute.action.target.virtualService.virtualServiceRef: {name: <virtual service>}",
+     ("target", "action", *_ROUTES, *(f"{r}.action" for r in _ROUTES))),
     ("GatewayRoute", r"^spec\.(httpRoute|http2Route)\.match\.(http|http2)$",
      "there is no http level inside match: write spec.httpRoute.match.prefix: /products "
-     "(the route type is chosen by httpRoute / http2Route / grpcRoute one level up)"),
+     "(the route type is chosen by httpRoute / http2Route / grpcRoute one level up)", ("prefix", "path", "hostname")),
     ("GatewayRoute", r"^spec\.match$",
      "match belongs inside the route type: spec.httpRoute.match.prefix: /products "
-     "(with spec.httpRoute.action.target.virtualService.virtualServiceRef beside it)"),
+     "(with spec.httpRoute.action.target.virtualService.virtualServiceRef beside it)",
+     (*_ROUTES, *(f"{r}.match" for r in _ROUTES))),
     ("GatewayRoute", r"^spec\.action$",
-     "action belongs inside the route type: spec.httpRoute.action.target.virtualService.virtualServiceRef"),
+     "action belongs inside the route type: spec.httpRoute.action.target.virtualService.virtualServiceRef",
+     (*_ROUTES, *(f"{r}.action" for r in _ROUTES))),
     ("GatewayRoute", r"^spec\.(http|http2|grpc)$",
-     "the route types are spec.httpRoute, spec.http2Route and spec.grpcRoute"),
+     "the route types are spec.httpRoute, spec.http2Route and spec.grpcRoute", _ROUTES),
     ("GatewayRoute", r"^spec\.(httpRoute|http2Route|grpcRoute)\.action\.weightedTargets$",
      "a gateway route sends to exactly one virtual service (action.target.virtualService). To split traffic, "
-     "point it at a virtual service whose provider is a VirtualRouter, and put weightedTargets on that router's route"),
+     "point it at a virtual service whose provider is a VirtualRouter, and put weightedTargets on that router's route",
+     ("target",)),
     ("GatewayRoute", r"^spec\.(gatewayName|virtualGatewayName|gateway)$",
      "v1beta2 attaches a gateway route to the VirtualGateway whose namespaceSelector matches this namespace's labels "
      "and whose gatewayRouteSelector matches this route's labels; remove this field"),
@@ -36,20 +43,23 @@ _UNKNOWN_FIELD_HINTS: list[tuple[str, str, str]] = [
     ("VirtualService", r"^spec\.routes$",
      "routes belong to a VirtualRouter resource (spec.routes there), referenced by spec.provider.virtualRouter"),
     ("VirtualNode", r"^spec\.serviceDiscovery\.cloudMap$",
-     "v1beta2 spells it serviceDiscovery.awsCloudMap: {namespaceName, serviceName}"),
-    ("VirtualNode", r"^spec\.serviceDiscovery\.dns\.hostName$", "v1beta2 spells it dns.hostname (lower-case n)"),
+     "v1beta2 spells it serviceDiscovery.awsCloudMap: {namespaceName, serviceName}", ("awsCloudMap", "dns")),
+    ("VirtualNode", r"^spec\.serviceDiscovery\.dns\.hostName$", "v1beta2 spells it dns.hostname (lower-case n)", ("hostname",)),
     ("*", r"\.virtualServiceName$",
-     "v1beta2 references a virtual service with virtualServiceRef: {name: <name>, namespace: <optional>}"),
+     "v1beta2 references a virtual service with virtualServiceRef: {name: <name>, namespace: <optional>}",
+     ("virtualServiceRef", "virtualServiceARN")),
     ("*", r"\.virtualNodeName$",
-     "v1beta2 references a virtual node with virtualNodeRef: {name: <name>, namespace: <optional>}"),
-    ("*", r"\.perRetryTimeoutMillis$", "v1beta2 writes perRetryTimeout: {unit: ms, value: <n>}"),
-    ("*", r"\.targetRef$", "weighted targets name their node directly: virtualNodeRef: {name: <virtual node>}"),
+     "v1beta2 references a virtual node with virtualNodeRef: {name: <name>, namespace: <optional>}",
+     ("virtualNodeRef", "virtualNodeARN")),
+    ("*", r"\.perRetryTimeoutMillis$", "v1beta2 writes perRetryTimeout: {unit: ms, value: <n>}", ("perRetryTimeout",)),
+    ("*", r"\.targetRef$", "weighted targets name their node directly: virtualNodeRef: {name: <virtual node>}",
+     ("virtualNodeRef", "virtualNodeARN")),
     ("*", r"\.tls\.mutualTls$",
      "mutual TLS on a listener is tls.validation: {trust: {file: {certificateChain: <ca.pem>}}} "
      "(the client must present a certificate signed by that trust)"),
-    ("*", r"\.certificate\.acm\.certificateArns$", "the field is certificateARN (one ARN)"),
+    ("*", r"\.certificate\.acm\.certificateArns$", "the field is certificateARN (one ARN)", ("certificateARN",)),
     ("*", r"\.listeners\[\d+\]\.(port|protocol)$",
-     "the port and protocol go under portMapping: {port: 8080, protocol: http}"),
+     "the port and protocol go under portMapping: {port: 8080, protocol: http}", ("portMapping",)),
 ]
 
 _REMOVED_ANNOTATIONS = {
@@ -65,11 +75,21 @@ _REMOVED_ANNOTATIONS = {
 }
 
 
-def unknown_field_hint(kind: str, path: str) -> Optional[str]:
-    for k, pattern, hint in _UNKNOWN_FIELD_HINTS:
+def _known_mistake(kind: str, path: str) -> Optional[tuple]:
+    for k, pattern, hint, *stands_for in _UNKNOWN_FIELD_HINTS:
         if (k == "*" or k == kind) and re.search(pattern, path):
-            return hint
+            return hint, tuple(stands_for[0]) if stands_for else ()
     return None
+
+
+def unknown_field_hint(kind: str, path: str) -> Optional[str]:
+    known = _known_mistake(kind, path)
+    return known[0] if known else None
+
+
+def unknown_field_stands_in(kind: str, path: str) -> tuple:
+    """(hint or None, the fields the unknown one at `path` stands in for, relative to its object)."""
+    return _known_mistake(kind, path) or (None, ())
 
 
 def annotation_hint(name: str) -> Optional[str]:

@@ -212,10 +212,11 @@ def _listener_consistency(v: dict) -> list:
     return out
 
 
-def _acm_not_served(v: dict) -> list:
-    cert = (v.get("certificate") or {}) if isinstance(v.get("certificate"), dict) else {}
+def _acm_not_served(listener: dict) -> list:
+    tls = listener.get("tls") if isinstance(listener.get("tls"), dict) else {}
+    cert = tls.get("certificate") if isinstance(tls.get("certificate"), dict) else {}
     if "acm" in cert:
-        return [Finding("certificate.acm", "ACM certificates were provisioned by AWS App Mesh, which was shut down; "
+        return [Finding("tls.certificate.acm", "ACM certificates were provisioned by AWS App Mesh, which was shut down; "
                         "the lab's control plane cannot fetch them",
                         "use certificate.file with the paths of a certificate chain and private key", "unsupported")]
     return []
@@ -306,7 +307,8 @@ def _gr_http_match_rule(v: dict) -> list:
     out = []
     if not present:
         out.append(Finding("", "a gateway route match needs prefix, path or hostname",
-                           "add prefix: /your-path (or path.exact / hostname.exact)", "one-of"))
+                           "add prefix: /your-path (or path.exact / hostname.exact)", "one-of",
+                           ("prefix", "path", "hostname")))
     if v.get("prefix") is not None and v.get("path") is not None:
         out.append(Finding("path", "prefix and path cannot be used together", "keep one of prefix or path", "one-of"))
     return out + _prefix_rule(v)
@@ -337,7 +339,8 @@ def http_gateway_route() -> Obj:
 
 def _rewrite_nonempty(v: dict) -> list:
     if not any(v.get(k) is not None for k in ("prefix", "path", "hostname")):
-        return [Finding("", "a rewrite needs prefix, path or hostname", "add one, or remove rewrite", "one-of")]
+        return [Finding("", "a rewrite needs prefix, path or hostname", "add one, or remove rewrite", "one-of",
+                        ("prefix", "path", "hostname"))]
     return []
 
 
@@ -403,7 +406,7 @@ def _grpc_gr_match_rule(v: dict) -> list:
     out = []
     if v.get("serviceName") is None and v.get("hostname") is None:
         out.append(Finding("", "a gRPC gateway route match needs serviceName or hostname",
-                           "add serviceName: your.package.Service", "one-of"))
+                           "add serviceName: your.package.Service", "one-of", ("serviceName", "hostname")))
     sn = v.get("serviceName")
     if isinstance(sn, str) and sn.lower().startswith(("aws.app-mesh", "aws.appmesh")):
         out.append(Finding("serviceName", f"service name {sn!r} is reserved by App Mesh", "choose another name"))
@@ -454,7 +457,7 @@ def _vg_selectors(v: dict) -> list:
 
 
 def _vg_listener_rules(v: dict) -> list:
-    return _listener_consistency(v) + (_acm_not_served(v["tls"]) if isinstance(v.get("tls"), dict) else [])
+    return _listener_consistency(v) + _acm_not_served(v)
 
 
 VIRTUAL_GATEWAY_SPEC = Obj(description="VirtualGatewaySpec: an Envoy at the edge of the mesh.", props={
@@ -480,7 +483,8 @@ def _vn_rules(v: dict) -> list:
     out = []
     if v.get("listeners") and v.get("serviceDiscovery") is None:
         out.append(Finding("serviceDiscovery", "a virtual node with listeners needs serviceDiscovery",
-                           "add serviceDiscovery: {dns: {hostname: <service>.<namespace>.svc.cluster.local}}", "required"))
+                           "add serviceDiscovery: {dns: {hostname: <service>.<namespace>.svc.cluster.local}}", "required",
+                           ("serviceDiscovery",)))
     backends = v.get("backends")
     if isinstance(backends, list):
         seen = {}
@@ -498,7 +502,7 @@ def _vn_rules(v: dict) -> list:
 
 
 def _vn_listener_rules(v: dict) -> list:
-    return _listener_consistency(v) + (_acm_not_served(v["tls"]) if isinstance(v.get("tls"), dict) else [])
+    return _listener_consistency(v) + _acm_not_served(v)
 
 
 def listener_timeouts() -> Obj:
@@ -602,7 +606,7 @@ def retry_policy(grpc: bool) -> Obj:
     def need_event(v: dict) -> list:
         if not any(v.get(k) for k in events):
             return [Finding("", "a retry policy needs at least one kind of retry event",
-                            f"add one of {', '.join(events)}, e.g. httpRetryEvents: [server-error]", "required")]
+                            f"add one of {', '.join(events)}, e.g. httpRetryEvents: [server-error]", "required", events)]
         return []
     return Obj(props=props, required=("maxRetries", "perRetryTimeout"), rules=(need_event,))
 
@@ -610,7 +614,7 @@ def retry_policy(grpc: bool) -> Obj:
 def _route_http_match_rule(v: dict) -> list:
     out = []
     if v.get("prefix") is None and v.get("path") is None:
-        out.append(Finding("", "a route match needs prefix or path", "add prefix: /", "one-of"))
+        out.append(Finding("", "a route match needs prefix or path", "add prefix: /", "one-of", ("prefix", "path")))
     if v.get("prefix") is not None and v.get("path") is not None:
         out.append(Finding("path", "prefix and path cannot be used together", "keep one of prefix or path", "one-of"))
     return out + _prefix_rule(v)

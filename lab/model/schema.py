@@ -25,6 +25,9 @@ class Finding:
     message: str
     hint: str = ""
     code: str = "invalid"
+    # for a finding that something is missing: the field(s) it is about, relative to the rule's
+    # object (absolute once reported), so a misspelt or misplaced field can stand in for them
+    about: tuple = ()
 
 
 def _type_name(value) -> str:
@@ -230,8 +233,9 @@ class ReadOnly(Node):
         return self.inner.openapi()
 
 
-# hints for unknown fields: (kind-independent) path pattern -> hint; filled by hints.py
-UnknownHint = Callable[[str, str], Optional[str]]
+# hints for unknown fields: (path, key) -> a hint, or (hint, fields the unknown one stands in for,
+# relative to its object); filled by hints.py
+UnknownHint = Callable[[str, str], object]
 
 
 @dataclass
@@ -248,18 +252,22 @@ class Obj(Node):
             out.append(Finding(path, f"expected a mapping, got {_type_name(value)} {_show(value)}",
                                "write `field: value` pairs indented under this key", "type"))
             return
+        start = len(out)
+        stand_ins: set = set()  # missing fields an unknown one is a misspelling or misplacement of
         for key, child in value.items():
             sub = join_path(path, key)
             node = self.props.get(key)
             if node is None:
                 if self.open:
                     continue
-                hint = unknown_hint(sub, key) if unknown_hint else None
+                got = unknown_hint(sub, key) if unknown_hint else None
+                hint, instead = got if isinstance(got, tuple) else (got, ())
+                near = difflib.get_close_matches(str(key), list(self.props), n=1, cutoff=0.6)
                 if not hint:
-                    near = difflib.get_close_matches(key, list(self.props), n=1, cutoff=0.6)
                     hint = (f"did you mean {near[0]!r}?" if near
                             else f"fields allowed here: {', '.join(sorted(self.props)) or 'none'}")
                 out.append(Finding(sub, f"unknown field {key!r}", hint, "unknown-field"))
+                stand_ins |= {join_path(path, k) for k in (*instead, *near)}
                 continue
             if isinstance(node, (Obj, ReadOnly)):
                 node.check(child, sub, out, unknown_hint)
@@ -270,14 +278,15 @@ class Obj(Node):
         for key in self.required:
             if key not in value or value[key] is None:
                 out.append(Finding(join_path(path, key), f"required field {key!r} is missing",
-                                   _required_hint(self, key), "required"))
+                                   _required_hint(self, key), "required", (join_path(path, key),)))
         for group in self.exactly_one:
             present = [k for k in group if value.get(k) is not None]
             if len(present) != 1:
                 names = " or ".join(group)
                 if not present:
                     out.append(Finding(path or "(document)", f"needs exactly one of {names}; none is set",
-                                       f"add one of: {', '.join(group)}", "one-of"))
+                                       f"add one of: {', '.join(group)}", "one-of",
+                                       tuple(join_path(path, k) for k in group)))
                 else:
                     out.append(Finding(join_path(path, present[1]), f"only one of {names} may be set; found {', '.join(present)}",
                                        f"keep one of {', '.join(present)} and remove the others", "one-of"))
@@ -289,7 +298,10 @@ class Obj(Node):
                                    f"keep one of {', '.join(present)}", "one-of"))
         for rule in self.rules:
             for f in rule(value):
-                out.append(Finding(join_path(path, f.path) if f.path else path, f.message, f.hint, f.code))
+                out.append(Finding(join_path(path, f.path) if f.path else path, f.message, f.hint, f.code,
+                                   tuple(join_path(path, a) for a in f.about)))
+        if stand_ins:  # "x is missing" next to "unknown field y (write x)" says the same thing twice
+            out[start:] = [f for f in out[start:] if not stand_ins.intersection(f.about)]
 
     def openapi(self):
         d: dict = {"type": "object"}

@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from . import kinds as K
-from .hints import annotation_hint, api_version_hint, unknown_field_hint
+from .hints import annotation_hint, api_version_hint, unknown_field_hint, unknown_field_stands_in
 from .loader import Document
 from .problems import Problem, join_path
 from .resources import Resource
@@ -118,7 +118,7 @@ def check_document(doc: Document) -> DocResult:
         if info.get("spec_required"):
             problems.append(_p(doc, "spec", "spec is missing", "add spec:", "required"))
         spec = {}
-    hint_for = lambda path, key: unknown_field_hint(kind, path)  # noqa: E731
+    hint_for = lambda path, key: unknown_field_stands_in(kind, path)  # noqa: E731
     out = []
     if isinstance(spec_node, Obj):
         spec_node.check(spec, "spec", out, hint_for)
