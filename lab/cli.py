@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .runtime.client import LabError
 
 
 class UsageError(Exception):
@@ -28,12 +29,23 @@ def _print_problems(result, out) -> None:
 
 
 def cmd_validate(args) -> int:
-    from .files import read_texts
-    from .model import validate_texts
+    from .files import folder_groups, read_texts
+    from .model import Result, validate_texts
 
     texts, read_problems = read_texts(args.paths)
-    result = validate_texts(texts)
-    result.problems = read_problems + result.problems
+    # each folder is checked as it is applied: on top of the folders above it (deeper files
+    # replace resources of the same name), reporting on its own files only
+    result, by_folder = Result(problems=list(read_problems)), {}
+    for folder, own, ancestors in folder_groups(texts):
+        existing: dict = {}
+        for a in ancestors:
+            existing.update({r.key: r for r in by_folder[a].resources})
+        r = validate_texts(own, existing=list(existing.values()))
+        by_folder[folder] = r
+        result.resources += r.resources
+        result.problems += r.problems
+        result.skipped.update(r.skipped)
+        result.documents += r.documents
     kinds = result.kinds()
     errors = [p for p in result.problems if p.severity == "error"]
     warnings = [p for p in result.problems if p.severity == "warning"]
@@ -104,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--write", action="store_true", help="write them into --dir (removing stale files)")
     g.add_argument("--check", action="store_true", help="exit 1 if --dir differs from the model")
     c.set_defaults(func=cmd_crds)
+    from .labcli import add_parsers
+    add_parsers(sub)
     return p
 
 
@@ -121,6 +135,9 @@ def main(argv=None) -> int:
     except UsageError as exc:
         print(f"appmesh-lab: {exc}", file=sys.stderr)
         return 2
+    except LabError as exc:
+        print(f"appmesh-lab: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

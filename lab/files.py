@@ -11,12 +11,12 @@ SUFFIXES = (".yaml", ".yml")
 SKIP_DIRS = {"charts", "testdata", "certs", ".git"}
 
 
-def manifest_files(paths) -> tuple[list[Path], list[Problem]]:
+def manifest_files(paths, recursive: bool = True) -> tuple[list[Path], list[Problem]]:
     files, problems = [], []
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            for f in sorted(p.rglob("*")):
+            for f in sorted(p.rglob("*") if recursive else p.glob("*")):
                 rel = f.relative_to(p).parts
                 if f.is_file() and f.suffix in SUFFIXES and not (set(rel[:-1]) & SKIP_DIRS):
                     files.append(f)
@@ -27,8 +27,8 @@ def manifest_files(paths) -> tuple[list[Path], list[Problem]]:
     return files, problems
 
 
-def read_texts(paths) -> tuple[list[tuple[str, str]], list[Problem]]:
-    files, problems = manifest_files(paths)
+def read_texts(paths, recursive: bool = True) -> tuple[list[tuple[str, str]], list[Problem]]:
+    files, problems = manifest_files(paths, recursive)
     texts = []
     for f in files:
         try:
@@ -43,3 +43,18 @@ def read_texts(paths) -> tuple[list[tuple[str, str]], list[Problem]]:
             problems.append(Problem(str(f), 0, "", f"cannot read the file: {exc.strerror}", "check its permissions",
                                     "io"))
     return texts, problems
+
+
+def folder_groups(texts) -> list[tuple[str, list, list]]:
+    """Group (file, text) pairs by folder, the way a user applies them: `kubectl apply -f DIR`
+    for a folder, then for each subfolder of it. Returns (folder, own texts, ancestor folders),
+    ancestors outermost first, so a subfolder is checked on top of what its parents define."""
+    by_dir: dict[str, list] = {}
+    for name, text in texts:
+        by_dir.setdefault(str(Path(name).parent), []).append((name, text))
+    out = []
+    for d in sorted(by_dir, key=lambda x: (len(Path(x).parts), x)):
+        ancestors = [a for a in sorted(by_dir, key=lambda x: len(Path(x).parts))
+                     if a != d and Path(d).is_relative_to(Path(a))]
+        out.append((d, by_dir[d], ancestors))
+    return out

@@ -344,10 +344,9 @@ def gateway(ir: dict, files: dict) -> dict:
                             "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"})
             vroutes.append({"name": r["name"], "match": route_match(r["match"]), "route": action,
                             "request_headers_to_add": add})
-        routes.append({"name": rname, "virtual_hosts": [{
-            "name": "gateway", "domains": ["*"], "routes": vroutes,
-            # clients must not be able to pick a target by sending the internal headers themselves
-            "request_headers_to_remove": [naming.TARGET_HEADER, naming.TARGET_PORT_HEADER]}]})
+        # A client cannot pick a target by sending the internal headers itself: every route
+        # overwrites them, and a request that matches no route never reaches the egress listener.
+        routes.append({"name": rname, "virtual_hosts": [{"name": "gateway", "domains": ["*"], "routes": vroutes}]})
         f = hcm(f"ingress_{lst['port']}", rname, access_log=ir.get("access_log"),
                 health_path=lst.get("health_check_path"), websocket=lst["protocol"] == "http")
         listeners.append(listener(naming.ingress_listener(ir["bind_address"], lst["port"]), ir["bind_address"],

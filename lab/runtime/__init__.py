@@ -1,0 +1,1 @@
+"""Running real processes (Envoy) for the lab."""

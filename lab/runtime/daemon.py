@@ -1,0 +1,499 @@
+"""The local lab daemon: store -> model -> translate -> xDS, and the processes that make the mesh.
+
+Run in the background by `appmesh-lab up` (python -m lab.runtime.daemon). It holds an exclusive
+lock on its state directory, keeps everything in SQLite, serves xDS to the Envoys it runs, and
+answers the CLI on a loopback HTTP port (JSON). Stopping it with SIGTERM stops every process it
+started; killing it with SIGKILL leaves the Envoys serving their last configuration, and a new
+daemon adopts them.
+"""
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+from ..model import ADMISSION, World, validate_texts
+from ..model.loader import Document
+from ..model.problems import Problem
+from ..model.validate import check_document
+from ..store import Store
+from ..translate import naming, translate
+from ..translate.ir import Placement
+from ..translate.status import conditions
+from ..xds.bootstrap import make_bootstrap
+from ..xds.snapshot import Snapshot
+from ..xds.server import XdsServer
+from . import pods as podplan
+from .envoy import EnvoyProcess, find_envoy
+from .home import Paths, lab_home
+from .ports import Ports, holder_of, port_is_free
+from .supervisor import ProcSpec, Supervisor
+
+REGION = os.environ.get("APPMESH_LAB_REGION", "us-west-2")
+ACCOUNT = "111122223333"  # the lab's fixed local account id
+ARN_FIELD = {"Mesh": "meshARN", "VirtualNode": "virtualNodeARN", "VirtualService": "virtualServiceARN",
+             "VirtualRouter": "virtualRouterARN", "VirtualGateway": "virtualGatewayARN",
+             "GatewayRoute": "gatewayRouteARN"}
+
+
+class DaemonError(Exception):
+    """The daemon cannot start or run (a system problem, explained in one sentence)."""
+
+
+def resource_of(record) -> object | None:
+    doc = Document(record.doc, f"{record.kind}/{record.namespace}/{record.name}" if record.namespace
+                   else f"{record.kind}/{record.name}", 0, 0)
+    r = check_document(doc).resource
+    if r is not None:
+        r.doc = None  # findings about stored objects point at the object, not a file
+    return r
+
+
+def arn(world: World, r) -> str | None:
+    if r.kind == "Mesh":
+        return f"arn:aws:appmesh:{REGION}:{ACCOUNT}:mesh/{r.aws_name()}"
+    mesh = world.mesh_of(r)
+    if not mesh:
+        return None
+    base = f"arn:aws:appmesh:{REGION}:{ACCOUNT}:mesh/{mesh.aws_name()}"
+    if r.kind == "GatewayRoute":
+        vgs = world.gateways_for(r) or []
+        return f"{base}/virtualGateway/{vgs[0].aws_name()}/gatewayRoute/{r.aws_name()}" if len(vgs) == 1 else None
+    kind = r.kind[0].lower() + r.kind[1:]
+    return f"{base}/{kind}/{r.aws_name()}"
+
+
+class Daemon:
+    def __init__(self, home: Path):
+        self.paths = Paths(home).ensure()
+        self._lock_file = open(self.paths.lock, "a+")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            raise DaemonError(f"another lab daemon already runs on {self.paths.home} "
+                              f"(lock {self.paths.lock}); use `appmesh-lab status` or `appmesh-lab down`") from exc
+        self.store = Store(self.paths.db)
+        self.ports = Ports(self.store)
+        self.envoy = str(find_envoy())
+        self.version = 0
+        self._pushed: dict = {}
+        self._lock = threading.RLock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self.started = time.time()
+        self.last_reconcile: dict = {}
+        self.pods: list = []
+        self.placement = Placement()
+        self.supervisor = Supervisor(self.store, on_event=self._process_event, on_change=self._wake.set)
+        self.xds = XdsServer("127.0.0.1", self._stable_port("xds"), callbacks=[self])
+        self.api_port = self._stable_port("api")
+
+    def _stable_port(self, key: str) -> int:
+        port = self.ports.get(key)
+        if not port_is_free(port):
+            who = holder_of(port)
+            raise DaemonError(f"port {port} ({key}) on 127.0.0.1 is in use"
+                              + (f" by {who}" if who else "") + "; stop that process, or `appmesh-lab down --purge` "
+                              "to give the lab new ports")
+        return port
+
+    # -- xDS callbacks (events on the proxy's resource) -----------------------------------
+
+    def _proxy_resource_key(self, node_id: str):
+        parsed = naming.parse_node_id(node_id)
+        if not parsed:
+            return None
+        _, kind, aws_name = parsed
+        kind = {"virtualGateway": "VirtualGateway", "virtualNode": "VirtualNode"}.get(kind)
+        for rec in self.store.list(kind):
+            r = resource_of(rec)
+            if r is not None and r.aws_name() == aws_name:
+                return rec.key
+        return None
+
+    def on_nack(self, node_id, type_url, version, message):
+        key = self._proxy_resource_key(node_id)
+        if key:
+            self.store.add_event(key, "Warning", "ConfigRejected",
+                                 f"Envoy rejected config version {version} ({type_url.rsplit('.', 1)[-1]}): {message}")
+
+    def _process_event(self, name, type_, reason, message):
+        ns, pod, _ = name.split("/", 2)
+        self.store.add_event(("Pod", ns, pod), type_, reason, message)
+
+    # -- reconcile ----------------------------------------------------------------------
+
+    def world(self) -> World:
+        return World([r for r in (resource_of(rec) for rec in self.store.list()) if r is not None])
+
+    def reconcile(self) -> dict:
+        with self._lock:
+            t0 = time.perf_counter()
+            world = self.world()
+            names = {k[len("pods:"):]: v for k, v in self.store.kv_items("pods:").items()}
+            pods, _problems = podplan.plan(world, names)
+            for key in set(names) | {f"{p.namespace}/{p.owner}" for p in pods}:
+                wanted = [p.name for p in pods if f"{p.namespace}/{p.owner}" == key]
+                if names.get(key) != wanted:
+                    self.store.kv_set(f"pods:{key}", wanted) if wanted else self.store.kv_delete(f"pods:{key}")
+            placement, specs = self._place(world, pods)
+            self.supervisor.ensure(specs)
+            self.pods, self.placement = pods, placement
+            out = translate(world, placement, files=self._files(world))
+            self._publish(out)
+            self._write_status(world)
+            self.last_reconcile = {"time": time.time(), "seconds": round(time.perf_counter() - t0, 4),
+                                   "proxies": len(out), "pods": len(pods), "version": self.version}
+            return self.last_reconcile
+
+    def _files(self, world: World) -> dict:
+        """Certificate paths in manifests (/etc/appmesh-lab/certs/…) -> files under the lab's home,
+        made on first use."""
+        from . import certs
+        paths, sans = certs.tls_paths(world)
+        return certs.ensure(self.paths.home / "certs", paths, sans)
+
+    def _place(self, world: World, pods: list) -> tuple[Placement, dict]:
+        pl = Placement(bind_address="127.0.0.1")
+        specs: dict = {}
+        services = world.by_kind["Service"]
+        for pod in pods:
+            nid = None
+            if pod.proxy is not None:
+                mesh = world.mesh_of(pod.proxy)
+                if mesh is None:
+                    continue  # the proxy's resource is inactive; its pod waits
+                kind = "virtualGateway" if pod.role == "gateway" else "virtualNode"
+                nid = naming.node_id(mesh.aws_name(), kind, pod.proxy.aws_name())
+            app_ports: dict = {}
+            if pod.role == "meshed":
+                listeners = [(lst.get("portMapping") or {}).get("port") for lst in pod.proxy.spec.get("listeners") or []]
+                for lp in listeners:
+                    pl.listeners.setdefault(nid, {})[lp] = self.ports.get(f"ingress:{nid}:{lp}")
+                    app_ports[lp] = self.ports.get(f"app:{nid}:{lp}")
+                    pl.apps.setdefault(nid, {})[lp] = ["127.0.0.1", app_ports[lp]]
+                    pl.endpoints.setdefault(nid, {})[lp] = [["127.0.0.1", pl.listeners[nid][lp]]]
+                pl.egress[nid] = self.ports.get(f"egress:{nid}")
+            elif pod.role == "gateway":
+                for lst in pod.proxy.spec.get("listeners") or []:
+                    lp = (lst.get("portMapping") or {}).get("port")
+                    pl.listeners.setdefault(nid, {})[lp] = self._gateway_port(services, pod, nid, lp)
+                pl.egress[nid] = self.ports.get(f"egress:{nid}")
+            pod_dir = self.paths.pod_dir(pod.namespace, pod.name)
+            for c in pod.containers:
+                if c.name == "envoy" and pod.role == "gateway":
+                    continue
+                env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONUNBUFFERED": "1",
+                       "HOST": "127.0.0.1", "POD_NAME": pod.name, "SERVICE_NAME": pod.owner}
+                if os.environ.get("PYTHONPATH"):
+                    env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+                env.update(c.env)
+                port = None
+                for cp in c.ports or []:
+                    port = app_ports.get(cp) or self.ports.get(f"app:{pod.namespace}/{pod.owner}:{cp}")
+                    break
+                if port is None and app_ports:
+                    port = next(iter(app_ports.values()))
+                if port is not None:
+                    env["PORT"] = str(port)
+                if pod.role == "meshed":
+                    env["EGRESS_PROXY"] = f"127.0.0.1:{pl.egress[nid]}"
+                specs[f"{pod.namespace}/{pod.name}/{c.name}"] = ProcSpec(
+                    f"{pod.namespace}/{pod.name}/{c.name}", list(c.argv), env, pod_dir / f"{c.name}.log", str(pod_dir))
+            if nid is not None:
+                admin = self.ports.get(f"admin:{pod.namespace}/{pod.name}")
+                boot = make_bootstrap(nid, cluster=pod.name, xds_host="127.0.0.1", xds_port=self.xds.port,
+                                      admin_port=admin)
+                proc = EnvoyProcess(boot, pod_dir, name="envoy", envoy_path=self.envoy)
+                pod_dir.mkdir(parents=True, exist_ok=True)
+                text = json.dumps(boot, indent=2)
+                if not proc.bootstrap_path.exists() or proc.bootstrap_path.read_text() != text:
+                    proc.bootstrap_path.write_text(text)
+                argv = proc.command()
+                # The lab never hot-restarts an Envoy (the supervisor starts a new one), so it turns
+                # hot restart off: no shared memory, no base ids that could collide between pods.
+                idx = argv.index("--use-dynamic-base-id")
+                argv[idx:idx + 3] = ["--disable-hot-restart"]
+                specs[f"{pod.namespace}/{pod.name}/envoy"] = ProcSpec(
+                    f"{pod.namespace}/{pod.name}/envoy", argv, {"PATH": os.environ.get("PATH", "")},
+                    pod_dir / "envoy.stdout.log", str(pod_dir))
+        return pl, specs
+
+    def _gateway_port(self, services, pod, nid, listener_port) -> int:
+        """A LoadBalancer/NodePort Service in front of the gateway pods gives the listener its port."""
+        from ..model.resources import selector_matches
+        for svc in services:
+            if svc.namespace != pod.namespace or svc.spec.get("type") not in ("LoadBalancer", "NodePort"):
+                continue
+            if not svc.spec.get("selector") or not selector_matches({"matchLabels": svc.spec["selector"]}, pod.labels):
+                continue
+            for sp in svc.spec.get("ports") or []:
+                if sp.get("targetPort", sp.get("port")) == listener_port:
+                    return self.service_port(svc, sp)
+        return self.ports.get(f"gw:{nid}:{listener_port}")
+
+    def service_port(self, svc, sp) -> int:
+        """The stable 127.0.0.1 port a LoadBalancer/NodePort Service is exposed on."""
+        preferred = sp.get("nodePort") or (30000 + sp["port"] if sp["port"] < 2768 else None)
+        return self.ports.get(f"svc:{svc.namespace}/{svc.name}:{sp['port']}", preferred)
+
+    def _publish(self, out: dict) -> None:
+        for nid, t in out.items():
+            text = json.dumps(t["envoy"], sort_keys=True)
+            if self._pushed.get(nid) == text:
+                continue
+            self.version += 1
+            snap = Snapshot.from_dicts(f"{int(self.started)}-{self.version}", **t["envoy"])
+            self.xds.set_snapshot(nid, snap)
+            self._pushed[nid] = text
+        for nid in [n for n in self._pushed if n not in out]:
+            self.xds.clear_snapshot(nid)
+            del self._pushed[nid]
+
+    def _write_status(self, world: World) -> None:
+        conds = conditions(world)
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        for rec in self.store.list():
+            r = next((x for x in world.by_kind[rec.kind] if x.key == rec.key), None)
+            if r is None:
+                continue
+            status = {}
+            if rec.key in conds:
+                c = dict(conds[rec.key])
+                old = next((x for x in rec.status.get("conditions", []) if x["type"] == c["type"]), None)
+                c["lastTransitionTime"] = old["lastTransitionTime"] if old and old["status"] == c["status"] else now
+                status = {"conditions": [c], "observedGeneration": rec.generation}
+                a = arn(world, r)
+                if a:
+                    status[ARN_FIELD[rec.kind]] = a
+                if not old or old["status"] != c["status"] or old.get("reason") != c["reason"]:
+                    if c["status"] == "True":
+                        self.store.add_event(rec.key, "Normal", "Active", c["message"])
+                    else:
+                        self.store.add_event(rec.key, "Warning", "ReconcileError", c["message"])
+            elif rec.kind == "Service" and r.spec.get("type") in ("LoadBalancer", "NodePort"):
+                ports = [{"port": sp["port"], "exposed": self.service_port(r, sp)} for sp in r.spec.get("ports") or []]
+                status = {"loadBalancer": {"ingress": [{"ip": "127.0.0.1"}]}, "exposedPorts": ports}
+            if status:
+                self.store.set_status(rec.key, status)
+
+    # -- apply / delete -----------------------------------------------------------------
+
+    def apply(self, texts: list, dry_run: bool = False) -> dict:
+        with self._lock:
+            existing = [r for r in (resource_of(rec) for rec in self.store.list()) if r is not None]
+            result = validate_texts(texts, complete=True, existing=existing)
+            rejected = [p for p in result.errors if p.code != "reference"]
+            problems = list(result.problems)
+            if not rejected:
+                world = World([r for r in existing if r.key not in {x.key for x in result.resources}] + result.resources)
+                _, pod_problems = podplan.plan(world, {})
+                new = {x.key for x in result.resources}
+                for r, path, msg, hint in pod_problems:
+                    if r.key in new:
+                        p = Problem(r.file, r.line_of(path), path, msg, hint, "local-command")
+                        rejected.append(p)
+                        problems.append(p)
+            out = {"problems": [p.to_dict() for p in problems], "rejected": bool(rejected), "results": []}
+            if rejected or dry_run or not result.resources:
+                return out
+            docs = [((r.kind, r.namespace or "", r.name), r.raw) for r in result.resources]
+            results = self.store.apply(docs)
+            for key, action in results:
+                if action != "unchanged":
+                    self.store.add_event(key, "Normal", action.capitalize(), f"{key[0]} {key[2]} {action}")
+            out["results"] = [{"kind": k[0], "namespace": k[1], "name": k[2], "action": a} for k, a in results]
+            self.reconcile()
+            return out
+
+    def delete(self, keys: list) -> dict:
+        with self._lock:
+            results = self.store.delete([tuple(k) for k in keys])
+            for (kind, ns, name), action in results:
+                if kind == "Deployment" and action == "deleted":
+                    self.store.kv_delete(f"pods:{ns}/{name}")
+            self.reconcile()
+            return {"results": [{"kind": k[0], "namespace": k[1], "name": k[2], "action": a} for k, a in results]}
+
+    # -- views --------------------------------------------------------------------------
+
+    def pod_views(self) -> list:
+        procs = self.supervisor.status()
+        out = []
+        for p in self.pods:
+            containers = []
+            names = [c.name for c in p.containers if not (c.name == "envoy" and p.role == "gateway")]
+            if p.proxy is not None:
+                names.append("envoy")
+            for c in names:
+                st = procs.get(f"{p.namespace}/{p.name}/{c}", {"state": "Pending", "restarts": 0, "pid": None})
+                containers.append({"name": c, **st})
+            ready = sum(1 for c in containers if c["state"] == "Running")
+            out.append({"namespace": p.namespace, "name": p.name, "owner": p.owner, "role": p.role,
+                        "proxy": p.proxy.ref if p.proxy is not None else None, "labels": p.labels,
+                        "ready": f"{ready}/{len(containers)}",
+                        "status": "Running" if ready == len(containers) else next(
+                            (c["state"] for c in containers if c["state"] != "Running"), "Pending"),
+                        "restarts": sum(c["restarts"] for c in containers), "containers": containers,
+                        "admin_port": self.ports.all().get(f"admin:{p.namespace}/{p.name}")})
+        return out
+
+    def status(self) -> dict:
+        proxies = []
+        for nid in self.xds.nodes():
+            st = self.xds.status(nid)
+            proxies.append({"node_id": nid, **st})
+        gateways = []
+        for nid, listeners in self.placement.listeners.items():
+            if "/virtualGateway/" in nid:
+                gateways.append({"node_id": nid, "listeners": {str(k): f"http://127.0.0.1:{v}" for k, v in listeners.items()}})
+        return {"daemon": {"pid": os.getpid(), "home": str(self.paths.home), "started": self.started,
+                           "uptime_s": round(time.time() - self.started, 1)},
+                "endpoints": {"api": f"http://127.0.0.1:{self.api_port}", "xds": f"127.0.0.1:{self.xds.port}",
+                              "appmesh_api": f"http://127.0.0.1:{self.api_port}"},
+                "envoy": self.envoy, "gateways": gateways, "proxies": proxies, "pods": self.pod_views(),
+                "reconcile": self.last_reconcile}
+
+    def admin_port_for(self, node_or_pod: str) -> int | None:
+        """A running Envoy's admin port, by pod name or by proxy (node id, or resource name)."""
+        ports = self.ports.all()
+        procs = self.supervisor.status()
+        for p in self.pods:
+            if p.proxy is None:
+                continue
+            nid = next((n for n in self.placement.listeners if n.endswith("/" + p.proxy.aws_name())), None)
+            match = node_or_pod in (p.name, p.proxy.name, p.proxy.aws_name(), nid, f"{p.namespace}/{p.name}")
+            if match and procs.get(f"{p.namespace}/{p.name}/envoy", {}).get("state") == "Running":
+                return ports.get(f"admin:{p.namespace}/{p.name}")
+        return None
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.xds.start()
+        server = ThreadingHTTPServer(("127.0.0.1", self.api_port), _handler(self))
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, name="api", daemon=True).start()
+        self.supervisor.start_monitor()
+        self.reconcile()
+        info = {"pid": os.getpid(), "api_port": self.api_port, "xds_port": self.xds.port, "started": self.started}
+        tmp = self.paths.daemon_info.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info))
+        os.replace(tmp, self.paths.daemon_info)
+        signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
+        signal.signal(signal.SIGINT, lambda *_: self._stop.set())
+        print(f"appmesh-lab daemon ready: api 127.0.0.1:{self.api_port}, xds 127.0.0.1:{self.xds.port}", flush=True)
+        while not self._stop.is_set():
+            if self._wake.wait(1.0):
+                self._wake.clear()
+            try:
+                self.reconcile()
+            except Exception:  # a bug in one pass must not take the lab down; it is logged and retried
+                traceback.print_exc()
+        server.shutdown()
+        self.supervisor.stop_all()
+        self.xds.stop(0.5)
+        self.paths.daemon_info.unlink(missing_ok=True)
+        print("appmesh-lab daemon stopped", flush=True)
+
+    def shutdown(self) -> None:
+        self._stop.set()
+
+
+def _handler(daemon: Daemon):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, fmt, *args):  # quiet: the daemon log is for events
+            return
+
+        def _send(self, code: int, body) -> None:
+            data = json.dumps(body, default=str).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _body(self) -> dict:
+            n = int(self.headers.get("Content-Length") or 0)
+            return json.loads(self.rfile.read(n) or b"{}")
+
+        def do_GET(self):
+            self._dispatch("GET")
+
+        def do_POST(self):
+            self._dispatch("POST")
+
+        def _dispatch(self, method):
+            url = urlparse(self.path)
+            q = {k: v[0] for k, v in parse_qs(url.query).items()}
+            try:
+                code, body = route(daemon, method, url.path, q, self._body() if method == "POST" else {})
+            except Exception as exc:  # the API reports a daemon bug as 500 instead of dropping the connection
+                traceback.print_exc()
+                code, body = 500, {"error": f"{type(exc).__name__}: {exc}"}
+            self._send(code, body)
+    return Handler
+
+
+def route(d: Daemon, method: str, path: str, q: dict, body: dict):
+    if path == "/v1/status":
+        return 200, d.status()
+    if path == "/v1/apply" and method == "POST":
+        out = d.apply([tuple(t) for t in body.get("texts", [])], dry_run=bool(body.get("dry_run")))
+        return (422 if out["rejected"] else 200), out
+    if path == "/v1/delete" and method == "POST":
+        return 200, d.delete(body.get("keys", []))
+    if path == "/v1/resources":
+        recs = d.store.list(q.get("kind") or None, q.get("namespace"))
+        if q.get("name"):
+            recs = [r for r in recs if r.name == q["name"]]
+        return 200, {"items": [{"kind": r.kind, "namespace": r.namespace, "name": r.name, "uid": r.uid,
+                                "generation": r.generation, "created": r.created, "updated": r.updated,
+                                "doc": r.doc, "status": r.status} for r in recs]}
+    if path == "/v1/events":
+        key = (q["kind"], q.get("namespace", ""), q["name"]) if q.get("kind") and q.get("name") else None
+        return 200, {"events": d.store.events(key, int(q.get("limit", 50)))}
+    if path == "/v1/pods":
+        return 200, {"pods": d.pod_views()}
+    if path == "/v1/proxy":
+        port = d.admin_port_for(q.get("proxy", ""))
+        if port is None:
+            return 404, {"error": f"no running Envoy for {q.get('proxy')!r}"}
+        return 200, {"admin_port": port}
+    if path == "/v1/kill" and method == "POST":
+        ok = d.supervisor.kill(body["process"], int(body.get("signal", 9)))
+        return (200 if ok else 404), {"killed": ok}
+    if path == "/v1/reconcile" and method == "POST":
+        return 200, d.reconcile()
+    if path == "/v1/shutdown" and method == "POST":
+        threading.Timer(0.05, d.shutdown).start()
+        return 200, {"stopping": True}
+    return 404, {"error": f"no such endpoint: {method} {path}"}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m lab.runtime.daemon")
+    ap.add_argument("--home", default=None)
+    args = ap.parse_args(argv)
+    try:
+        d = Daemon(Path(args.home) if args.home else lab_home())
+        d.run()
+    except DaemonError as exc:
+        print(f"appmesh-lab daemon: {exc}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

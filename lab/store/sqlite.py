@@ -1,0 +1,246 @@
+"""The local lab's store: SQLite, one file, WAL journal.
+
+Every apply and delete is one transaction, so a crash or a rejected apply leaves either all
+of it or none of it. Resources keep the document as applied (JSON), a uid, a generation that
+grows when the spec changes, and their status and events beside them.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS resources (
+  kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+  uid TEXT NOT NULL, generation INTEGER NOT NULL, doc TEXT NOT NULL,
+  created REAL NOT NULL, updated REAL NOT NULL, version INTEGER NOT NULL,
+  PRIMARY KEY (kind, namespace, name));
+CREATE TABLE IF NOT EXISTS status (
+  kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL, doc TEXT NOT NULL,
+  PRIMARY KEY (kind, namespace, name));
+CREATE TABLE IF NOT EXISTS events (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL,
+  kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+  type TEXT NOT NULL, reason TEXT NOT NULL, message TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS events_by_object ON events (kind, namespace, name);
+CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+MAX_EVENTS = 5000
+
+
+class StoreError(Exception):
+    """The store could not be read or written (a system failure, not a user mistake)."""
+
+
+@dataclass
+class Record:
+    kind: str
+    namespace: str  # "" for cluster-scoped kinds
+    name: str
+    uid: str
+    generation: int
+    doc: dict
+    created: float
+    updated: float
+    version: int  # store-wide counter at the last write (like resourceVersion)
+    status: dict = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple:
+        return (self.kind, self.namespace, self.name)
+
+
+def _spec_of(doc: dict):
+    return {k: v for k, v in doc.items() if k not in ("status", "metadata")}, \
+        {k: v for k, v in (doc.get("metadata") or {}).items() if k in ("labels", "annotations")}
+
+
+class Store:
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        self._lock = threading.RLock()
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the lab's store at {self.path}: {exc}") from exc
+        self._watchers: list = []
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- transactions -------------------------------------------------------------------
+
+    def _tx(self):
+        store = self
+
+        class _Tx:
+            def __enter__(self):
+                store._lock.acquire()
+                store._db.execute("BEGIN IMMEDIATE")
+                return store._db
+
+            def __exit__(self, exc_type, exc, tb):
+                try:
+                    store._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+                finally:
+                    store._lock.release()
+                return False
+        return _Tx()
+
+    def _next_version(self, db) -> int:
+        row = db.execute("SELECT value FROM meta WHERE key='version'").fetchone()
+        v = int(row[0]) + 1 if row else 1
+        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('version', ?)", (str(v),))
+        return v
+
+    def version(self) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key='version'").fetchone()
+        return int(row[0]) if row else 0
+
+    # -- resources ----------------------------------------------------------------------
+
+    def apply(self, docs: list[tuple[tuple, dict]]) -> list[tuple[tuple, str]]:
+        """docs: [((kind, namespace, name), document)]. All or nothing. Returns (key, action)
+        with action created | configured | unchanged."""
+        now = time.time()
+        results = []
+        try:
+            with self._tx() as db:
+                version = self._next_version(db)
+                for key, doc in docs:
+                    doc = {k: v for k, v in doc.items() if k != "status"}
+                    row = db.execute("SELECT uid, generation, doc FROM resources WHERE kind=? AND namespace=? AND name=?",
+                                     key).fetchone()
+                    text = json.dumps(doc, sort_keys=True)
+                    if row is None:
+                        db.execute("INSERT INTO resources VALUES (?,?,?,?,?,?,?,?,?)",
+                                   (*key, str(uuid.uuid4()), 1, text, now, now, version))
+                        results.append((key, "created"))
+                    elif row[2] == text:
+                        results.append((key, "unchanged"))
+                    else:
+                        old = json.loads(row[2])
+                        gen = row[1] + (1 if _spec_of(old)[0] != _spec_of(doc)[0] else 0)
+                        db.execute("UPDATE resources SET doc=?, generation=?, updated=?, version=? "
+                                   "WHERE kind=? AND namespace=? AND name=?", (text, gen, now, version, *key))
+                        results.append((key, "configured"))
+        except sqlite3.Error as exc:
+            raise StoreError(f"apply failed in the store: {exc}") from exc
+        self._notify()
+        return results
+
+    def delete(self, keys: list[tuple]) -> list[tuple[tuple, str]]:
+        results = []
+        try:
+            with self._tx() as db:
+                self._next_version(db)
+                for key in keys:
+                    cur = db.execute("DELETE FROM resources WHERE kind=? AND namespace=? AND name=?", key)
+                    db.execute("DELETE FROM status WHERE kind=? AND namespace=? AND name=?", key)
+                    results.append((key, "deleted" if cur.rowcount else "not found"))
+        except sqlite3.Error as exc:
+            raise StoreError(f"delete failed in the store: {exc}") from exc
+        self._notify()
+        return results
+
+    def _record(self, row, status=None) -> Record:
+        return Record(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6], row[7], row[8],
+                      json.loads(status) if status else {})
+
+    def get(self, kind: str, namespace: str, name: str) -> Record | None:
+        with self._lock:
+            row = self._db.execute("SELECT r.*, s.doc FROM resources r LEFT JOIN status s USING (kind, namespace, name) "
+                                   "WHERE kind=? AND namespace=? AND name=?", (kind, namespace, name)).fetchone()
+        return self._record(row[:9], row[9]) if row else None
+
+    def list(self, kind: str | None = None, namespace: str | None = None) -> list[Record]:
+        q = "SELECT r.*, s.doc FROM resources r LEFT JOIN status s USING (kind, namespace, name)"
+        cond, args = [], []
+        if kind:
+            cond.append("kind=?")
+            args.append(kind)
+        if namespace is not None:
+            cond.append("namespace=?")
+            args.append(namespace)
+        if cond:
+            q += " WHERE " + " AND ".join(cond)
+        q += " ORDER BY kind, namespace, name"
+        with self._lock:
+            rows = self._db.execute(q, args).fetchall()
+        return [self._record(r[:9], r[9]) for r in rows]
+
+    # -- status and events --------------------------------------------------------------
+
+    def set_status(self, key: tuple, status: dict) -> bool:
+        """Store a resource's status; returns whether it changed."""
+        text = json.dumps(status, sort_keys=True)
+        with self._tx() as db:
+            row = db.execute("SELECT doc FROM status WHERE kind=? AND namespace=? AND name=?", key).fetchone()
+            if row and row[0] == text:
+                return False
+            if db.execute("SELECT 1 FROM resources WHERE kind=? AND namespace=? AND name=?", key).fetchone() is None:
+                return False
+            db.execute("INSERT OR REPLACE INTO status VALUES (?,?,?,?)", (*key, text))
+        return True
+
+    def add_event(self, key: tuple, type_: str, reason: str, message: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO events (time, kind, namespace, name, type, reason, message) VALUES (?,?,?,?,?,?,?)",
+                       (time.time(), *key, type_, reason, message))
+            db.execute("DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?", (MAX_EVENTS,))
+
+    def events(self, key: tuple | None = None, limit: int = 50) -> list[dict]:
+        q = "SELECT time, kind, namespace, name, type, reason, message FROM events"
+        args: tuple = ()
+        if key:
+            q += " WHERE kind=? AND namespace=? AND name=?"
+            args = key
+        q += " ORDER BY id DESC LIMIT ?"
+        with self._lock:
+            rows = self._db.execute(q, (*args, limit)).fetchall()
+        return [dict(zip(("time", "kind", "namespace", "name", "type", "reason", "message"), r)) for r in reversed(rows)]
+
+    # -- small persistent values (ports, pod names) -------------------------------------
+
+    def kv_get(self, key: str, default=None):
+        with self._lock:
+            row = self._db.execute("SELECT value FROM kv WHERE key=?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def kv_set(self, key: str, value) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, json.dumps(value)))
+
+    def kv_items(self, prefix: str) -> dict:
+        with self._lock:
+            rows = self._db.execute("SELECT key, value FROM kv WHERE key LIKE ?", (prefix + "%",)).fetchall()
+        return {k: json.loads(v) for k, v in rows}
+
+    def kv_delete(self, key: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM kv WHERE key=?", (key,))
+
+    def integrity_check(self) -> str:
+        with self._lock:
+            return self._db.execute("PRAGMA integrity_check").fetchone()[0]
+
+    # -- watch --------------------------------------------------------------------------
+
+    def watch(self, callback) -> None:
+        """Call `callback()` after every apply or delete (in the writer's thread)."""
+        self._watchers.append(callback)
+
+    def _notify(self) -> None:
+        for cb in list(self._watchers):
+            cb()
