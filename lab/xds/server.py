@@ -15,6 +15,8 @@ Protocol rules implemented here (per stream, per type URL):
   proxy keeps its last good config. The next snapshot is sent normally.
 * A request with an older nonce is stale (it crossed a response in flight)
   and is ignored, except that a NACK in it is still recorded.
+* Every request's ``version_info`` is the version of that type the client
+  runs; status reports it as ``acked_version``.
 * CDS and LDS are wildcard: every resource is sent. EDS, RDS and SDS are by
   name: only the resources the proxy asked for are sent, and a change in the
   names it asks for gets a new response.
@@ -23,6 +25,9 @@ Protocol rules implemented here (per stream, per type URL):
   ACK/NACK, and RDS also while an LDS response is, so that clusters exist
   before listeners and routes use them. A client that never answers cannot
   block a stream for longer than ``ordering_timeout`` seconds.
+* If the proxy NACKs a version's SDS/CDS/EDS (or LDS, for RDS), the
+  dependent types of *that version* are not sent at all on the stream: the
+  proxy keeps its whole last good configuration until the next snapshot.
 
 Each stream uses one worker thread of the gRPC pool (the response generator)
 and one reader thread of its own. All state is guarded by one lock.
@@ -34,7 +39,7 @@ import itertools
 import logging
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -68,6 +73,8 @@ _GATES: dict[str, frozenset[str]] = {
 }
 
 _NONCES_KEPT = 16  # per stream per type, to attribute late NACKs to a version
+_TYPE_BY_SHORT = {short: type_url for type_url, short in SHORT_NAMES.items()}
+_HISTORY_KEPT = 1024  # per node: versions remembered to refuse reuse for other content
 
 
 class XdsCallbacks(Protocol):
@@ -111,7 +118,7 @@ class _Node:
     node_id: str
     snapshot: Snapshot | None = None
     generation: int = 0  # bumped on every accepted set_snapshot
-    history: dict[str, str] = field(default_factory=dict)  # version -> content digest
+    history: OrderedDict[str, str] = field(default_factory=OrderedDict)  # version -> content digest
     streams: set[_Stream] = field(default_factory=set)
     types: dict[str, _TypeStatus] = field(default_factory=lambda: {t: _TypeStatus() for t in PUSH_ORDER})
     last_seen: float | None = None
@@ -128,6 +135,7 @@ class _StreamType:
     sent_names: frozenset[str] | None = None
     last_nonce: str | None = None
     pending_since: float | None = None  # monotonic time of a response awaiting ACK/NACK
+    nacked_version: str | None = None  # our latest response was rejected at this version
     nonces: OrderedDict[str, str] = field(default_factory=OrderedDict)  # nonce -> version
 
 
@@ -139,8 +147,12 @@ class _Stream:
     node_id: str | None = None
     types: dict[str, _StreamType] = field(default_factory=dict)
     closed: bool = False
-    opened: bool = False  # on_stream_open fired
+    opened: bool = False  # on_stream_open queued
     abort: tuple[grpc.StatusCode, str] | None = None
+    # Callback events, queued under the server lock in the order the state
+    # changed, delivered in that order by whichever thread holds cb_lock.
+    events: deque[tuple[str, tuple[Any, ...]]] = field(default_factory=deque)
+    cb_lock: threading.RLock = field(default_factory=threading.RLock)
 
 
 # --------------------------------------------------------------------------
@@ -276,6 +288,9 @@ class XdsServer:
             node.snapshot = snapshot
             node.generation += 1
             node.history[snapshot.version] = snapshot.digest
+            node.history.move_to_end(snapshot.version)
+            while len(node.history) > _HISTORY_KEPT:
+                node.history.popitem(last=False)
             for stream in node.streams:
                 stream.cond.notify_all()
             self._changed.notify_all()
@@ -331,7 +346,7 @@ class XdsServer:
         """Wait until the node ACKed ``version`` for every type the snapshot needs.
 
         The types are :meth:`Snapshot.expected_types` of the snapshot with that
-        version (or ``types`` if given). Returns False at once when one of them
+        version, or ``types`` (type URLs or short names like ``"cds"``). Returns False at once when one of them
         NACKed this version or when the version was superseded before being
         fully ACKed, and False after ``timeout`` seconds.
         """
@@ -341,7 +356,11 @@ class XdsServer:
                 node = self._nodes.get(node_id)
                 snap = node.snapshot if node else None
                 if snap is not None and snap.version == version:
-                    wanted = tuple(types) if types is not None else snap.expected_types()
+                    wanted = (
+                        tuple(_TYPE_BY_SHORT.get(t, t) for t in types)
+                        if types is not None
+                        else snap.expected_types()
+                    )
                     statuses = [node.types[t] for t in wanted]
                     if any(s.nack and s.nack["version"] == version for s in statuses):
                         return False
@@ -372,9 +391,19 @@ class XdsServer:
             node = self._nodes[node_id] = _Node(node_id)
         return node
 
-    def _fire(self, method: str, *args: Any) -> None:
-        with self._lock:
-            observers = list(self._callbacks)
+    def _deliver(self, stream: _Stream) -> None:
+        """Run the stream's queued callback events, in order, outside the server lock."""
+        with stream.cb_lock:
+            while True:
+                with self._lock:
+                    if not stream.events:
+                        return
+                    method, args = stream.events.popleft()
+                    observers = list(self._callbacks)
+                self._call_observers(observers, method, args)
+
+    @staticmethod
+    def _call_observers(observers: list[object], method: str, args: tuple[Any, ...]) -> None:
         for observer in observers:
             fn = getattr(observer, method, None)
             if fn is None:
@@ -413,9 +442,8 @@ class XdsServer:
                         stream.cond.wait(wait)
                 if stream.abort is not None:
                     context.abort(code, message)
-                type_url, response = out
-                self._fire("on_response", stream.node_id, type_url, response)
-                yield response
+                self._deliver(stream)  # on_response (queued when it was built)
+                yield out
         finally:
             self._close(stream)
 
@@ -437,7 +465,6 @@ class XdsServer:
 
     def _handle_request(self, stream: _Stream, req: discovery_pb2.DiscoveryRequest) -> bool:
         """Update state for one request; returns False when the stream must end."""
-        events: list[tuple[str, tuple[Any, ...]]] = []
         with self._lock:
             if stream.closed:
                 return False
@@ -450,21 +477,20 @@ class XdsServer:
                 node = self._node_locked(stream.node_id)
                 node.streams.add(stream)
                 stream.opened = True
-                events.append(("on_stream_open", (stream.node_id,)))
+                stream.events.append(("on_stream_open", (stream.node_id,)))
                 log.info("node %s connected (stream %d, %s)", stream.node_id, stream.stream_id, stream.peer)
             node_id = stream.node_id
             node = self._node_locked(node_id)
             node.last_seen = time.time()
             type_url = req.type_url
-            events.append(("on_request", (node_id, type_url, req)))
+            stream.events.append(("on_request", (node_id, type_url, req)))
             if type_url not in _GATES:
                 log.warning("node %s asked for unsupported type %s; ignoring", node_id, type_url)
             else:
-                events.extend(self._apply_request_locked(stream, node, req))
+                stream.events.extend(self._apply_request_locked(stream, node, req))
             stream.cond.notify_all()
             self._changed.notify_all()
-        for method, args in events:
-            self._fire(method, *args)
+        self._deliver(stream)
         return True
 
     def _apply_request_locked(
@@ -477,6 +503,11 @@ class XdsServer:
         nonce = req.response_nonce
         events: list[tuple[str, tuple[Any, ...]]] = []
         nack = req.HasField("error_detail")
+        # In SotW every request carries, in version_info, the version of this
+        # type the client currently runs (after a NACK: the last good one; on
+        # a fresh start: ""). That is what status reports as acked_version,
+        # whether or not the request answers our latest response.
+        status.acked_version = req.version_info or None
 
         if not nonce:
             # (Re)subscription: always answer it with the current snapshot.
@@ -497,14 +528,20 @@ class XdsServer:
         if nack:
             # Keep st.sent_version: the rejected version is not sent again on
             # this stream; the next snapshot (new version) will be.
-            events.append(self._record_nack_locked(node, type_url, st.nonces.get(nonce, st.sent_version), req))
+            st.nacked_version = st.nonces.get(nonce, st.sent_version)
+            events.append(self._record_nack_locked(node, type_url, st.nacked_version, req))
         else:
-            status.acked_version = req.version_info
-            status.nack = None
+            st.nacked_version = None
+            status.nack = None  # a newer response was accepted
             events.append(("on_ack", (node.node_id, type_url, req.version_info)))
-        if type_url not in WILDCARD_TYPES and names != st.sent_names:
+        if type_url not in WILDCARD_TYPES and names != st.names:
             st.names = names
-            st.needs_response = True
+            if st.sent_names is not None and names <= st.sent_names:
+                # Only unsubscribed names: the client drops those itself, and
+                # what it still wants was in our last response.
+                st.sent_names = names
+            else:
+                st.needs_response = True
         return events
 
     def _record_nack_locked(
@@ -517,7 +554,7 @@ class XdsServer:
 
     def _next_response_locked(
         self, stream: _Stream
-    ) -> tuple[tuple[str, discovery_pb2.DiscoveryResponse] | None, float | None]:
+    ) -> tuple[discovery_pb2.DiscoveryResponse | None, float | None]:
         """The next response due on ``stream`` (marked as sent), or (None, seconds to wait)."""
         if stream.node_id is None:
             return None, None
@@ -542,18 +579,26 @@ class XdsServer:
                     st.needs_response = False
                     continue
                 send_names = st.names & frozenset(snap.resources(type_url))
-            # Ordering gate: hold back until what this type depends on is answered.
+            # Ordering gate: hold back until what this type depends on is
+            # answered; and do not send listeners/routes of a version whose
+            # clusters/endpoints/secrets the proxy rejected (it would run them
+            # against its old clusters): they wait for the next snapshot.
             held_for = None
+            blocked = False
             for gate in _GATES[type_url]:
                 gst = stream.types.get(gate)
-                if gst is not None and gst.pending_since is not None:
+                if gst is not None and gst.nacked_version == snap.version:
+                    blocked = True
+                elif gst is not None and gst.pending_since is not None:
                     left = gst.pending_since + self._ordering_timeout - now
                     if left > 0:
                         held_for = left if held_for is None else max(held_for, left)
+            if blocked:
+                continue
             if held_for is not None:
                 wait = held_for if wait is None else min(wait, held_for)
                 continue
-            return (type_url, self._build_response_locked(node, stream, st, type_url, snap, send_names)), None
+            return self._build_response_locked(node, stream, st, type_url, snap, send_names), None
         return None, wait
 
     def _build_response_locked(
@@ -582,6 +627,7 @@ class XdsServer:
         while len(st.nonces) > _NONCES_KEPT:
             st.nonces.popitem(last=False)
         node.types[type_url].last_sent_version = snap.version
+        stream.events.append(("on_response", (node.node_id, type_url, response)))
         self._changed.notify_all()
         log.debug(
             "node %s: send %s version %s (%d resources, nonce %s)",
@@ -591,14 +637,13 @@ class XdsServer:
 
     def _close(self, stream: _Stream) -> None:
         with self._lock:
-            fire = self._close_locked(stream)
-        if fire:
-            self._fire("on_stream_closed", stream.node_id)
+            self._close_locked(stream)
+        self._deliver(stream)
 
-    def _close_locked(self, stream: _Stream) -> bool:
-        """Mark closed; True when on_stream_closed should fire (first close of an opened stream)."""
+    def _close_locked(self, stream: _Stream) -> None:
+        """Mark closed (once); queue on_stream_closed for a stream that was opened."""
         if stream.closed:
-            return False
+            return
         stream.closed = True
         self._streams.discard(stream)
         if stream.node_id is not None:
@@ -607,9 +652,10 @@ class XdsServer:
                 node.streams.discard(stream)
                 node.last_seen = time.time()
             log.info("node %s disconnected (stream %d)", stream.node_id, stream.stream_id)
+        if stream.opened:
+            stream.events.append(("on_stream_closed", (stream.node_id,)))
         stream.cond.notify_all()
         self._changed.notify_all()
-        return stream.opened
 
 
 class _AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
