@@ -91,6 +91,8 @@ class Daemon:
         self._stop = threading.Event()
         self.started = time.time()
         self.last_reconcile: dict = {}
+        self._resource_cache: dict = {}
+        self._reconciled_version = -1
         self.pods: list = []
         self.placement = Placement()
         self.supervisor = Supervisor(self.store, on_event=self._process_event, on_change=self._wake.set)
@@ -132,11 +134,28 @@ class Daemon:
 
     # -- reconcile ----------------------------------------------------------------------
 
-    def world(self) -> World:
-        return World([r for r in (resource_of(rec) for rec in self.store.list()) if r is not None])
+    def resources(self) -> list:
+        """Every stored resource as a model Resource; each record is validated once per change."""
+        out, cache = [], {}
+        for rec in self.store.list():
+            hit = self._resource_cache.get(rec.key)
+            r = hit[1] if hit and hit[0] == rec.version else resource_of(rec)
+            cache[rec.key] = (rec.version, r)
+            if r is not None:
+                out.append(r)
+        self._resource_cache = cache
+        return out
 
-    def reconcile(self) -> dict:
+    def world(self) -> World:
+        return World(self.resources())
+
+    def reconcile(self, force: bool = False) -> dict:
+        """One pass: store -> pods and processes -> translate -> xDS -> status. A pass with
+        nothing new in the store since the last one is skipped unless forced."""
         with self._lock:
+            version = self.store.version()
+            if not force and version == self._reconciled_version:
+                return self.last_reconcile
             t0 = time.perf_counter()
             world = self.world()
             names = {k[len("pods:"):]: v for k, v in self.store.kv_items("pods:").items()}
@@ -151,6 +170,7 @@ class Daemon:
             out = translate(world, placement, files=self._files(world))
             self._publish(out)
             self._write_status(world)
+            self._reconciled_version = version
             self.last_reconcile = {"time": time.time(), "seconds": round(time.perf_counter() - t0, 4),
                                    "proxies": len(out), "pods": len(pods), "version": self.version}
             return self.last_reconcile
@@ -290,7 +310,7 @@ class Daemon:
 
     def apply(self, texts: list, dry_run: bool = False) -> dict:
         with self._lock:
-            existing = [r for r in (resource_of(rec) for rec in self.store.list()) if r is not None]
+            existing = self.resources()
             result = validate_texts(texts, complete=True, existing=existing)
             rejected = [p for p in result.errors if p.code != "reference"]
             problems = list(result.problems)
@@ -434,9 +454,34 @@ def _handler(daemon: Daemon):
         def do_POST(self):
             self._dispatch("POST")
 
+        def do_PUT(self):
+            self._dispatch("PUT")
+
+        def do_DELETE(self):
+            self._dispatch("DELETE")
+
         def _dispatch(self, method):
             url = urlparse(self.path)
             q = {k: v[0] for k, v in parse_qs(url.query).items()}
+            if url.path.startswith("/v20190125/"):
+                # the App Mesh REST API (boto3, aws appmesh): lab/api/appmesh.py
+                from ..api.appmesh import handle
+                n = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(n) if n else b""
+                try:
+                    code, body, headers = handle(daemon, method, url.path, parse_qs(url.query), raw, dict(self.headers))
+                except Exception as exc:  # reported as the API's InternalServerErrorException
+                    traceback.print_exc()
+                    code, body, headers = 500, {"message": f"internal error: {exc}"}, {
+                        "x-amzn-ErrorType": "InternalServerErrorException"}
+                data = json.dumps(body, default=str).encode()
+                self.send_response(code)
+                for k, v in {"Content-Type": "application/json", **headers}.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
             try:
                 code, body = route(daemon, method, url.path, q, self._body() if method == "POST" else {})
             except Exception as exc:  # the API reports a daemon bug as 500 instead of dropping the connection
@@ -475,7 +520,7 @@ def route(d: Daemon, method: str, path: str, q: dict, body: dict):
         ok = d.supervisor.kill(body["process"], int(body.get("signal", 9)))
         return (200 if ok else 404), {"killed": ok}
     if path == "/v1/reconcile" and method == "POST":
-        return 200, d.reconcile()
+        return 200, d.reconcile(force=True)
     if path == "/v1/shutdown" and method == "POST":
         threading.Timer(0.05, d.shutdown).start()
         return 200, {"stopping": True}
