@@ -1,0 +1,75 @@
+"""testinfra checks of this host while the lab runs, and after it is stopped."""
+import stat
+import time
+
+import pytest
+import testinfra
+
+from lab.store import Store
+
+pytestmark = pytest.mark.envoy
+
+
+@pytest.fixture(scope="module")
+def host():
+    return testinfra.get_host("local://")
+
+
+def _lab_ports(lab) -> dict:
+    store = Store(lab.client.paths.db)
+    try:
+        return {k[len("port:"):]: v for k, v in store.kv_items("port:").items()}
+    finally:
+        store.close()
+
+
+def _listening(host) -> set[str]:
+    return set(host.socket.get_listening_sockets())
+
+
+def test_everything_the_lab_listens_on_is_loopback_only(lab, host):
+    lab.apply("manifests/walkthrough/")
+    listening = _listening(host)
+    ports = _lab_ports(lab)
+    in_use = {name: p for name, p in ports.items() if any(s.endswith(f":{p}") for s in listening)}
+    assert "xds" in in_use and "api" in in_use, (ports, listening)
+    assert any(n.startswith("svc:") for n in in_use), "the gateway's exposed port is not listening"
+    for name, port in in_use.items():
+        sockets = {s for s in listening if s.endswith(f":{port}")}
+        addresses = {s[len("tcp://"):].rsplit(":", 1)[0] for s in sockets}
+        # gRPC binds 127.0.0.1 through a dual-stack socket: ::ffff:127.0.0.1 is the same address
+        assert addresses <= {"127.0.0.1", "::ffff:127.0.0.1", "::1"}, f"{name} listens on {sockets}"
+
+
+def test_envoy_and_app_processes_run_for_every_pod(lab, host):
+    pods = lab.pods("appmesh-demo")
+    envoys = [p for p in host.process.filter(comm="envoy") if str(lab.client.paths.home) in p.args]
+    assert len(envoys) == sum(1 for p in pods if p["role"] in ("meshed", "gateway"))
+    apps = [p for p in host.process.filter() if "lab.apps.sample" in p.args
+            and any(pod["name"] in p.args for pod in pods)] or \
+        [c for pod in pods for c in pod["containers"] if c["name"] != "envoy" and c["state"] == "Running"]
+    assert apps
+
+
+def test_state_is_readable_by_the_owner_only(lab, host):
+    home = host.file(str(lab.client.paths.home))
+    assert home.is_directory and home.mode & 0o077 == 0, oct(home.mode)
+    certs = lab.client.paths.home / "certs"
+    for key in certs.rglob("*.key") if certs.is_dir() else []:
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600, key
+
+
+def test_down_leaves_no_process_and_no_listening_socket(lab, host):
+    ports = _lab_ports(lab)
+    pids = [c["pid"] for p in lab.pods() for c in p["containers"] if c.get("pid")]
+    lab.down()
+    try:
+        deadline = time.time() + 5
+        while time.time() < deadline and any(host.process.filter(pid=pid) for pid in pids):
+            time.sleep(0.05)
+        assert not [pid for pid in pids if host.process.filter(pid=pid)]
+        listening = _listening(host)
+        assert not [p for p in ports.values() if any(s.endswith(f":{p}") for s in listening)]
+        assert not [p for p in host.process.filter(comm="envoy") if str(lab.client.paths.home) in p.args]
+    finally:
+        lab.up()  # the module's fixture stops it again at the end
