@@ -1,0 +1,14 @@
+"""The layering of DESIGN.md, enforced: model and translate do no I/O (contracts in .importlinter)."""
+import shutil
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_import_contracts_hold():
+    exe = shutil.which("lint-imports", path=str(ROOT / ".venv" / "bin")) or shutil.which("lint-imports")
+    assert exe, "import-linter is a test dependency (pip install -e .[test])"
+    run = subprocess.run([exe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Contracts: 2 kept, 0 broken" in run.stdout, run.stdout
