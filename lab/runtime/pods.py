@@ -19,12 +19,11 @@ import string
 import sys
 from dataclasses import dataclass, field
 
-from ..apps import SAMPLE_IMAGE
+from ..apps import LOCAL_COMMAND_ANNOTATION as LOCAL_COMMAND, SAMPLE_IMAGE
 from ..model import World
 from ..model.resources import Resource
 from ..model.semantics import INJECT_LABEL
 
-LOCAL_COMMAND = "lab.appmesh.dev/local-command"
 SAMPLE_REPO = SAMPLE_IMAGE.split(":")[0]
 
 

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import http.client
-import json
-import os
 import time
 from pathlib import Path
 
@@ -58,7 +56,7 @@ class LocalTarget(Target):
     def apply(self, path: str, wait: bool = True, timeout: float = 30.0) -> list:
         from ..files import read_texts
         self.say(f"kubectl apply -f {path}")
-        texts, problems = read_texts([self._path(path)])
+        texts, problems = read_texts([self._path(path)], recursive=False)  # like kubectl apply -f DIR
         if problems:
             raise TargetError("; ".join(map(str, problems)))
         out = self._call("POST", "/v1/apply", {"texts": texts}, ok=(200, 422))
@@ -84,14 +82,14 @@ class LocalTarget(Target):
     def try_apply(self, path_or_text: str, is_text: bool = False) -> dict:
         """Apply and return the daemon's answer, rejected or not (for lessons about mistakes)."""
         from ..files import read_texts
-        texts = [["<notebook>", path_or_text]] if is_text else read_texts([self._path(path_or_text)])[0]
+        texts = [["<notebook>", path_or_text]] if is_text else read_texts([self._path(path_or_text)], False)[0]
         return self._call("POST", "/v1/apply", {"texts": texts}, ok=(200, 422))
 
     def delete(self, path: str) -> list:
         from ..files import read_texts
         from ..model import validate_texts
         self.say(f"kubectl delete -f {path}")
-        texts, _ = read_texts([self._path(path)])
+        texts, _ = read_texts([self._path(path)], recursive=False)
         keys = [[r.kind, r.namespace or "", r.name] for r in validate_texts(texts).resources]
         return self._call("POST", "/v1/delete", {"keys": keys})["results"]
 

@@ -21,12 +21,16 @@ def dump(data) -> str:
 
 
 def world_from(*paths, texts=None) -> World:
-    if texts is None:
-        texts, problems = read_texts([ROOT / p for p in paths])
+    """The world a user has after applying each folder in turn (`kubectl apply -f DIR`, not
+    recursive): a later folder replaces resources of the same name."""
+    resources: dict = {}
+    batches = [read_texts([ROOT / p], recursive=False) for p in paths] if texts is None else [(texts, [])]
+    for batch, problems in batches:
         assert not problems, problems
-    result = validate_texts(texts)
-    assert result.ok, "\n".join(map(str, result.errors))
-    return World(result.resources)
+        result = validate_texts(batch, existing=list(resources.values()))
+        assert result.ok, "\n".join(map(str, result.errors))
+        resources.update({r.key: r for r in result.resources})
+    return World(list(resources.values()))
 
 
 def world_from_yaml(text: str) -> World:

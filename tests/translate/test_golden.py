@@ -20,7 +20,11 @@ def manifest_sets():
     sets = ["walkthrough"] if (ROOT / "manifests" / "walkthrough").is_dir() else []
     examples = ROOT / "manifests" / "examples"
     if examples.is_dir():
-        sets += [f"examples/{p.name}" for p in sorted(examples.iterdir()) if p.is_dir()]
+        for p in sorted(examples.iterdir()):
+            if p.is_dir():
+                sets.append(f"examples/{p.name}")
+                # a subfolder is a later step, applied on top of its parent (e.g. blue-green/switch)
+                sets += [f"examples/{p.name}/{q.name}" for q in sorted(p.iterdir()) if q.is_dir()]
     return sets
 
 
@@ -30,7 +34,9 @@ def _file_name(node_id: str) -> str:
 
 
 def render(set_name: str) -> dict:
-    world = world_from(f"manifests/{set_name}")
+    parts = set_name.split("/")
+    world = world_from(*["manifests/" + "/".join(parts[:i]) for i in range(2 if parts[0] == "examples" else 1,
+                                                                            len(parts) + 1)])
     out = {}
     for nid, t in translate(world, cluster_placement(world)).items():
         base = _file_name(nid)
