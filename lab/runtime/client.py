@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from .home import Paths, lab_home
+from .supervisor import pid_alive
 
 
 class LabError(Exception):
@@ -68,7 +69,7 @@ class Client:
         if self.running():
             return {"already": True, **self.info()}
         self.paths.ensure()
-        log = open(self.paths.daemon_log, "ab")
+        log = open(os.open(self.paths.daemon_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
         env = dict(os.environ)
         root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -105,9 +106,9 @@ class Client:
                 was = False  # it does not answer: it is stopped with a signal below
             pid = info.get("pid")
             deadline = time.time() + timeout
-            while pid and _alive(pid) and time.time() < deadline:
+            while pid and pid_alive(pid) and time.time() < deadline:
                 time.sleep(0.05)
-            if pid and _alive(pid):
+            if pid and pid_alive(pid):
                 os.kill(pid, signal.SIGKILL)
                 was = True
             self.paths.daemon_info.unlink(missing_ok=True)
@@ -116,20 +117,12 @@ class Client:
             store = Store(self.paths.db)
             for key, proc in store.kv_items("proc:").items():
                 pid = proc.get("pid")
-                if pid and _alive(pid):
+                if pid and pid_alive(pid):
                     _stop_group(pid)
                     was = True
                 store.kv_delete(key)
             store.close()
         return was
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[-1][:1] not in ("Z", "X")
-    except OSError:
-        return False
 
 
 def _stop_group(pid: int) -> None:
@@ -139,7 +132,7 @@ def _stop_group(pid: int) -> None:
         except OSError:
             return
         deadline = time.time() + 3
-        while _alive(pid) and time.time() < deadline:
+        while pid_alive(pid) and time.time() < deadline:
             time.sleep(0.05)
-        if not _alive(pid):
+        if not pid_alive(pid):
             return

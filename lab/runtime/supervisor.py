@@ -7,6 +7,7 @@ restart is counted (shown in `get pods`) and reported through `on_event`.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -45,7 +46,8 @@ class _Proc:
     error: str = ""
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process exists and is not a zombie."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().split(") ")[-1][:1] not in ("Z", "X")
@@ -102,7 +104,7 @@ class Supervisor:
                 if p is None:
                     p = _Proc(spec)
                     old = self._orphans.pop(f"proc:{name}", None)
-                    if old and old.get("pid") and old.get("fp") == spec.fingerprint() and _alive(old["pid"]) \
+                    if old and old.get("pid") and old.get("fp") == spec.fingerprint() and pid_alive(old["pid"]) \
                             and (_cmdline(old["pid"])[:1] == [spec.argv[0]]):
                         p.pid, p.restarts, p.started, p.state = old["pid"], old.get("restarts", 0), old.get("started", 0), "Running"
                     self.procs[name] = p
@@ -110,7 +112,7 @@ class Supervisor:
                         self._start(p)
             # processes of a previous daemon that nothing wants any more
             for key, old in list(self._orphans.items()):
-                if key[len("proc:"):] not in specs and old.get("pid") and _alive(old["pid"]) \
+                if key[len("proc:"):] not in specs and old.get("pid") and pid_alive(old["pid"]) \
                         and _cmdline(old["pid"])[:1] == [old.get("argv0")]:
                     _kill_group(old["pid"], 3.0)
                 self.store.kv_delete(key)
@@ -204,17 +206,15 @@ class Supervisor:
 def _alive_or_reap(p: _Proc) -> bool:
     if p.popen is not None:
         return p.popen.poll() is None
-    return p.pid is not None and _alive(p.pid)
+    return p.pid is not None and pid_alive(p.pid)
 
 
 def _signal_group(pid: int, sig) -> None:
     try:
         os.killpg(pid, sig)
     except OSError:
-        try:
+        with contextlib.suppress(ProcessLookupError):  # already gone: nothing to signal
             os.kill(pid, sig)
-        except OSError:
-            pass  # already gone: nothing to signal
 
 
 def _wait_gone(p: _Proc, timeout: float) -> None:
@@ -230,12 +230,10 @@ def _kill_group(pid: int, grace: float, popen=None) -> None:
         if popen is not None:
             if popen.poll() is not None:
                 return
-        elif not _alive(pid):
+        elif not pid_alive(pid):
             return
         time.sleep(0.02)
     _signal_group(pid, signal.SIGKILL)
     if popen is not None:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):  # SIGKILLed: reaped when the kernel can
             popen.wait(2)
-        except subprocess.TimeoutExpired:
-            pass  # killed with SIGKILL; the kernel reaps it when it can

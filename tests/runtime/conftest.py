@@ -4,6 +4,7 @@ import time
 import pytest
 
 from lab.runtime.envoy import EnvoyNotFound, find_envoy
+from lab.runtime.supervisor import pid_alive
 
 
 def _envoy_or_skip():
@@ -26,14 +27,6 @@ def lab(tmp_path_factory):
         if t.running() else []
     t.down()
     deadline = time.time() + 5
-    while time.time() < deadline and any(_alive(p) for p in pids):
+    while time.time() < deadline and any(pid_alive(p) for p in pids):
         time.sleep(0.05)
-    assert not [p for p in pids if _alive(p)], "processes left behind after down"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[-1][:1] not in ("Z", "X")
-    except OSError:
-        return False
+    assert not [p for p in pids if pid_alive(p)], "processes left behind after down"
