@@ -37,9 +37,13 @@ def target_port() -> Int:
 
 # ---- shared pieces -------------------------------------------------------------------
 
+_LONG_UNITS = "the units are s and ms only: write a minute as unit: s, value: 60"
+
+
 def duration() -> Obj:
     return Obj(description="A duration: a unit (s or ms) and a value.",
-               props={"unit": Str(enum=("s", "ms")), "value": Int(minimum=0)},
+               props={"unit": Str(enum=("s", "ms"), wrong={u: _LONG_UNITS for u in ("m", "min", "h")}),
+                      "value": Int(minimum=0)},
                required=("unit", "value"))
 
 
@@ -161,7 +165,13 @@ def health_check(protocols) -> Obj:
 
 
 def port_mapping(protocols) -> Obj:
-    return Obj(props={"port": port(), "protocol": Str(enum=tuple(protocols))}, required=("port", "protocol"))
+    wrong = {"https": "there is no https protocol: keep protocol: http; TLS is turned on by a virtual node's or "
+                      "gateway's listener tls: {mode: STRICT, certificate: ...}"}
+    if "tcp" not in protocols:
+        wrong["tcp"] = ("a virtual gateway listens with http, http2 or grpc; it cannot take plain tcp "
+                        "(put tcp services behind a VirtualNode listener instead)")
+    return Obj(props={"port": port(), "protocol": Str(enum=tuple(protocols), wrong=wrong)},
+               required=("port", "protocol"))
 
 
 def connection_pool(kinds) -> Obj:
@@ -189,7 +199,8 @@ def logging() -> Obj:
 def _listener_consistency(v: dict) -> list:
     """webhook: the pool and timeout kinds must match the listener protocol."""
     out = []
-    proto = (v.get("portMapping") or {}).get("protocol")
+    mapping = v.get("portMapping") if isinstance(v.get("portMapping"), dict) else {}
+    proto = mapping.get("protocol")
     if not isinstance(proto, str):
         return out
     for field_name in ("connectionPool", "timeout"):
@@ -203,7 +214,7 @@ def _listener_consistency(v: dict) -> list:
     hc = v.get("healthCheck")
     if isinstance(hc, dict):
         p = hc.get("port")
-        lp = (v.get("portMapping") or {}).get("port")
+        lp = mapping.get("port")
         if isinstance(p, int) and isinstance(lp, int) and p != lp:
             out.append(Finding("healthCheck.port", f"health check port {p} differs from the listener port {lp}",
                                f"use port {lp} or remove the field"))
@@ -489,15 +500,18 @@ def _vn_rules(v: dict) -> list:
     if isinstance(backends, list):
         seen = {}
         for i, b in enumerate(backends):
-            vs = (b or {}).get("virtualService") if isinstance(b, dict) else None
-            r = (vs or {}).get("virtualServiceRef") if isinstance(vs, dict) else None
-            key = (r.get("name"), r.get("namespace")) if isinstance(r, dict) else (vs or {}).get("virtualServiceARN") \
-                if isinstance(vs, dict) else None
-            if key is not None and not isinstance(key, dict):
-                if key in seen:
-                    out.append(Finding(f"backends[{i}]", f"duplicate backend (same as backends[{seen[key]}])",
-                                       "list each virtual service once"))
-                seen.setdefault(key, i)
+            vs = b.get("virtualService") if isinstance(b, dict) else None
+            r = vs.get("virtualServiceRef") if isinstance(vs, dict) else None
+            if isinstance(r, dict) and isinstance(r.get("name"), str):
+                key = (r["name"], r.get("namespace") if isinstance(r.get("namespace"), str) else None)
+            elif isinstance(vs, dict) and isinstance(vs.get("virtualServiceARN"), str):
+                key = vs["virtualServiceARN"]
+            else:
+                continue  # malformed: reported by the schema
+            if key in seen:
+                out.append(Finding(f"backends[{i}]", f"duplicate backend (same as backends[{seen[key]}])",
+                                   "list each virtual service once"))
+            seen.setdefault(key, i)
     return out
 
 

@@ -49,6 +49,7 @@ class _Converter:
         self.file = file
         self.doc_index = doc_index
         self.nodes = 0
+        self.chars = 0  # scalar characters after expanding aliases
         self.lines: dict[str, int] = {}
         self.problems: list[Problem] = []
         self._scalars = SafeConstructor()
@@ -69,7 +70,7 @@ class _Converter:
                     self.problems.append(Problem(
                         self.file, key_node.start_mark.line + 1, path,
                         "YAML merge keys (<<) are not supported in manifests",
-                        "write the fields out in full; Kubernetes does not expand merge keys either",
+                        "write the fields out in full, so the manifest reads the same in every tool",
                         code="merge-key", doc=self.doc_index))
                     continue
                 if not isinstance(key_node, yaml.ScalarNode):
@@ -92,6 +93,11 @@ class _Converter:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.convert(item, join_path(path, i), depth + 1) for i, item in enumerate(node.value)]
+        # aliases of a long scalar multiply its size without adding many nodes; no file can hold more
+        # scalar text than MAX_BYTES without them
+        self.chars += len(node.value)
+        if self.chars > MAX_BYTES:
+            raise _TooBig(f"the document expands to more than {MAX_BYTES // (1024 * 1024)} MiB of text")
         try:
             return self._scalars.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, OverflowError) as exc:
@@ -108,9 +114,10 @@ def load_text(text: str, file: str = "<input>") -> tuple[list[Document], list[Pr
         return [], [Problem(file, 0, "", f"the file is larger than {MAX_BYTES // (1024 * 1024)} MiB",
                             "split it into smaller manifest files", code="too-large")]
     docs: list[Document] = []
-    loader = yaml.SafeLoader(text)
+    loader = None
     index = 0
     try:
+        loader = yaml.SafeLoader(text)  # raises ReaderError at once for a control character
         while loader.check_node():
             node = loader.get_node()
             if node is None:
@@ -131,6 +138,12 @@ def load_text(text: str, file: str = "<input>") -> tuple[list[Document], list[Pr
                 continue
             docs.append(Document(data, file, index, start, conv.lines))
             index += 1
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        problems.append(Problem(file, line, "", f"malformed YAML: the character U+{exc.character:04X} is not "
+                                "allowed (a control or invalid character)",
+                                "delete it; such characters often come with text pasted from a web page or a terminal",
+                                code="yaml", doc=index))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = mark.line + 1 if mark else 0
@@ -142,5 +155,6 @@ def load_text(text: str, file: str = "<input>") -> tuple[list[Document], list[Pr
         problems.append(Problem(file, 0, "", "the YAML nests too deeply to read",
                                 "manifests are small; this file is not a manifest", code="too-large"))
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return docs, problems

@@ -75,6 +75,8 @@ class Str(Node):
     min_len: Optional[int] = None
     max_len: Optional[int] = None
     fmt: Optional[str] = None
+    # hints for values people write that are no typo of an allowed one (lower-case value -> hint)
+    wrong: dict = field(default_factory=dict)
 
     def check(self, value, path, out):
         if not isinstance(value, str):
@@ -84,7 +86,8 @@ class Str(Node):
         if self.enum and value not in self.enum:
             near = difflib.get_close_matches(value, self.enum, n=1, cutoff=0.5) or [
                 e for e in self.enum if e.lower() == value.lower()]
-            hint = f"did you mean {near[0]!r}?" if near else f"write one of: {', '.join(self.enum)}"
+            hint = self.wrong.get(value.lower()) or (
+                f"did you mean {near[0]!r}?" if near else f"write one of: {', '.join(self.enum)}")
             out.append(Finding(path, f"{_show(value)} is not one of {', '.join(self.enum)}", hint, "enum"))
         if self.min_len is not None and len(value) < self.min_len:
             out.append(Finding(path, f"must be at least {self.min_len} character(s) long",
@@ -354,4 +357,56 @@ def valid_re2ish(pattern: str) -> Optional[str]:
         re.compile(pattern)
     except re.error as exc:
         return f"is not a valid regular expression ({exc})"
+    if "(?#" in pattern:
+        return "uses a comment group (?#…), which Envoy's RE2 engine does not support"
+    try:
+        return _re2_unsupported(_sre_parse.parse(pattern), 1000)
+    except RecursionError:
+        return "nests too deeply"
+
+
+try:  # Python's own parse of a pattern, to find what RE2 (and so Envoy) refuses to compile
+    from re import _parser as _sre_parse  # Python 3.11+
+except ImportError:  # Python 3.10
+    import sre_parse as _sre_parse  # type: ignore[no-redef]
+
+_RE2_MAX_REPEAT = 1000  # RE2: {n,m} counts, and their product when nested, stay within 1000
+_RE2_FLAGS = re.IGNORECASE | re.MULTILINE | re.DOTALL | re.UNICODE  # (?i) (?m) (?s); RE2 has no (?x) (?a) (?L)
+
+
+def _re2_unsupported(items, budget: int) -> Optional[str]:
+    """What in a parsed Python pattern RE2 cannot compile (Envoy would reject the route), or None."""
+    flags = getattr(getattr(items, "state", None), "flags", 0)
+    if flags & ~_RE2_FLAGS:
+        return "uses a flag RE2 does not know (only i, m and s)"
+    for op, av in items:
+        name = str(op)
+        if name == "ATOMIC_GROUP":
+            return "uses an atomic group (?>…), which Envoy's RE2 engine does not support"
+        if name == "POSSESSIVE_REPEAT":
+            return "uses a possessive quantifier (*+, ++, ?+), which Envoy's RE2 engine does not support"
+        if name in ("GROUPREF", "GROUPREF_EXISTS"):
+            return "uses a backreference, which Envoy's RE2 engine does not support"
+        if name in ("ASSERT", "ASSERT_NOT"):
+            return "uses a lookaround, which Envoy's RE2 engine does not support"
+        if name == "AT" and str(av) == "AT_END_STRING":
+            return "uses \\Z, which Envoy's RE2 engine does not know (write $ instead)"
+        subs = []
+        if name in ("MAX_REPEAT", "MIN_REPEAT"):
+            lo, hi, sub = av
+            count = lo if hi == _sre_parse.MAXREPEAT else hi
+            if count > budget:
+                return (f"repeats more than {_RE2_MAX_REPEAT} times (counts of nested repetitions multiply), "
+                        "more than Envoy's RE2 engine allows")
+            subs.append((sub, budget // count if count > 1 else budget))
+        elif name == "SUBPATTERN":
+            if (av[1] | av[2]) & ~_RE2_FLAGS:
+                return "uses a flag RE2 does not know (only i, m and s)"
+            subs.append((av[3], budget))
+        elif name == "BRANCH":
+            subs += [(b, budget) for b in av[1]]
+        for sub, b in subs:
+            err = _re2_unsupported(sub, b)
+            if err:
+                return err
     return None

@@ -180,7 +180,7 @@ class _Checker:
             # Decision (APPMESH-FACTS §3, INFERENCE): the route type must match a listener's protocol.
             protos = {p.get("protocol") for p in listeners
                       if mport is None or p.get("port") == mport}
-            if listeners and want not in protos:
+            if protos and want not in protos:  # empty: match.port names no listener, reported above
                 fix = {"http": "httpRoute", "http2": "http2Route", "grpc": "grpcRoute"}
                 self.add(gr, f"spec.{route_type}", f"a {route_type} needs a {want} listener; VirtualGateway {vg.name} "
                          f"listens with {', '.join(sorted(p for p in protos if p))}",

@@ -1,6 +1,7 @@
 """Validation, pass one: each document on its own (shape, kind, metadata, schema, webhook rules)."""
 from __future__ import annotations
 
+import difflib
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -84,14 +85,18 @@ def check_document(doc: Document) -> DocResult:
         info = K.K8S_KINDS[(api, kind)]
         spec_node, status_node, namespaced = info["spec"], None, info["namespaced"]
 
+    misspelt = set()  # top-level fields an unknown key is a misspelling of: not reported missing as well
     for key in data:
         if key not in TOP_LEVEL:
+            near = difflib.get_close_matches(str(key), TOP_LEVEL, 1, 0.6)
+            misspelt.update(near)
             hint = unknown_field_hint(kind, key) or (
-                f"did you mean {m[0]!r}?" if (m := __import__("difflib").get_close_matches(str(key), TOP_LEVEL, 1, 0.6))
-                else "fields allowed at the top: " + ", ".join(TOP_LEVEL))
+                f"did you mean {near[0]!r}?" if near else "fields allowed at the top: " + ", ".join(TOP_LEVEL))
             problems.append(_p(doc, str(key), f"unknown field {key!r}", hint, "unknown-field"))
 
     meta = data.get("metadata")
+    if meta is None and "metadata" in misspelt:
+        return DocResult(None, problems)
     if not isinstance(meta, dict):
         problems.append(_p(doc, "metadata", "metadata is missing or not a mapping",
                            "add metadata: {name: ..., namespace: ...}", "required"))
@@ -114,8 +119,10 @@ def check_document(doc: Document) -> DocResult:
     problems += _findings(doc, out)
 
     spec = data.get("spec")
+    if spec is None and "spec" in misspelt:  # reported as unknown; checking an empty spec would only repeat it
+        spec_node = None
     if spec is None:
-        if info.get("spec_required"):
+        if info.get("spec_required") and spec_node is not None:
             problems.append(_p(doc, "spec", "spec is missing", "add spec:", "required"))
         spec = {}
     hint_for = lambda path, key: unknown_field_stands_in(kind, path)  # noqa: E731
