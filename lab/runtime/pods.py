@@ -69,11 +69,15 @@ def pod_names(deploy: Resource, existing: list[str], replicas: int) -> list[str]
 
 
 def local_command(container: dict, annotations: dict) -> list | None:
+    from ..apps import GRPC_ECHO_IMAGE
     image = str(container.get("image", ""))
     if annotations.get(LOCAL_COMMAND):
         return shlex.split(annotations[LOCAL_COMMAND])
-    if image.split(":")[0].split("@")[0] == SAMPLE_REPO:
+    repo = image.split(":")[0].split("@")[0]
+    if repo == SAMPLE_REPO:
         return [sys.executable, "-m", "lab.apps.sample"]
+    if repo == GRPC_ECHO_IMAGE.split(":")[0]:  # the kit's gRPC echo server
+        return [sys.executable, "-m", "lab.apps.grpc_echo"]
     return None
 
 

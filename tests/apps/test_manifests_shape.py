@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab.apps import ENVOY_IMAGE, LOCAL_COMMAND_ANNOTATION, SAMPLE_IMAGE
+from lab.apps import ENVOY_IMAGE, GRPC_ECHO_IMAGE, LOCAL_COMMAND_ANNOTATION, SAMPLE_IMAGE
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 WALKTHROUGH = MANIFESTS / "walkthrough"
@@ -185,7 +185,7 @@ def test_pods_use_the_kits_images_or_say_how_to_run_locally(path):
         assert doc["spec"]["selector"]["matchLabels"].items() <= template["metadata"]["labels"].items()
         for container in template["spec"]["containers"]:
             image = container["image"]
-            if image not in (SAMPLE_IMAGE, ENVOY_IMAGE):
+            if image not in (SAMPLE_IMAGE, ENVOY_IMAGE, GRPC_ECHO_IMAGE):
                 assert LOCAL_COMMAND_ANNOTATION in annotations, (
                     f"{_rel(path)}: {image} needs the {LOCAL_COMMAND_ANNOTATION} annotation"
                 )
