@@ -124,10 +124,12 @@ def match_ir(match: dict, grpc: bool = False) -> dict:
     if host.get("exact") or host.get("suffix"):
         # Decision: a port in the Host header is ignored when matching hostnames (App Mesh
         # failed to match "example.com:80" — reported as a bug, RM#365; the lab does not copy it).
+        # Host names are case-insensitive (RFC 9110 §4.2.3; so are Envoy's virtual-host domains,
+        # which RM#384 suggests App Mesh matched hostnames with): (?i).
         if host.get("exact"):
-            regex = re.escape(host["exact"]) + r"(:\d+)?"
+            regex = "(?i)" + re.escape(host["exact"]) + r"(:\d+)?"
         else:
-            regex = ".*" + re.escape(host["suffix"]) + r"(:\d+)?"
+            regex = "(?i).*" + re.escape(host["suffix"]) + r"(:\d+)?"
         headers.append({"name": ":authority", "regex": regex, "invert": False})
     if headers:
         out["headers"] = headers
@@ -151,7 +153,9 @@ def gateway_rewrite_ir(match: dict, action: dict, vs_name: str, grpc: bool) -> d
             # the matched prefix becomes "/": /chapter/1 -> /1, /chapter1 -> /1, /chapter -> /
             out["path_regex"] = {"pattern": "^" + re.escape(match["prefix"]) + "/*", "substitution": "/"}
     elif rw.get("path", {}).get("exact") is not None:
-        out["path_regex"] = {"pattern": "^.*$", "substitution": rw["path"]["exact"]}
+        # the substitution is RE2 rewrite syntax, where "\" starts a group reference: escape it
+        # so the path is taken literally ("/a\b" must not become "/a", nor "/a\1" a reference)
+        out["path_regex"] = {"pattern": "^.*$", "substitution": rw["path"]["exact"].replace("\\", "\\\\")}
     # exact/regex path matches and hostname-only matches keep the path (no default rewrite)
     return out
 

@@ -1,0 +1,62 @@
+"""What the benchmarks share: percentiles, the machine record, a plain table."""
+from __future__ import annotations
+
+import functools
+import math
+import os
+import platform
+import re
+import subprocess
+import sys
+
+
+def percentile(values, p: float) -> float:
+    """The p-th percentile (0-100), nearest-rank on the sorted values (no interpolation)."""
+    xs = sorted(values)
+    if not xs:
+        return float("nan")
+    k = max(0, min(len(xs) - 1, math.ceil(p / 100 * len(xs)) - 1))
+    return xs[k]
+
+
+def summary_ms(seconds, digits: int = 3) -> dict:
+    """p50/p90/p99/max (and min, mean, n) of durations in seconds, as milliseconds."""
+    xs = [s * 1000 for s in seconds]
+    if not xs:
+        return {"n": 0}
+    return {"n": len(xs), "min": round(min(xs), digits), "p50": round(percentile(xs, 50), digits),
+            "p90": round(percentile(xs, 90), digits), "p99": round(percentile(xs, 99), digits),
+            "max": round(max(xs), digits), "mean": round(sum(xs) / len(xs), digits)}
+
+
+@functools.lru_cache(maxsize=1)
+def envoy_version() -> str | None:
+    try:
+        from ..runtime.envoy import find_envoy
+        out = subprocess.run([str(find_envoy()), "--version"], capture_output=True, text=True, timeout=20).stdout
+    except Exception:  # no Envoy: the record says so instead of failing
+        return None
+    # "<path>  version: <sha>/1.40.0/Clean/RELEASE/BoringSSL"
+    found = re.search(r"version: [0-9a-f]+/([^/\s]+)/", out)
+    return found.group(1) if found else (out.strip() or None)
+
+
+def machine() -> dict:
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return {"cores": os.cpu_count(), "python": platform.python_version(), "envoy": envoy_version(),
+            "platform": platform.platform(terse=True), "loadavg_1m": round(load, 2) if load is not None else None}
+
+
+def table(rows: list, out=sys.stdout, indent: str = "  ") -> None:
+    """rows[0] is the header; numbers are right-aligned."""
+    if not rows:
+        return
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    for j, r in enumerate(rows):
+        cells = []
+        for i, c in enumerate(r):
+            s = str(c)
+            cells.append(s.rjust(widths[i]) if i and j else s.ljust(widths[i]))
+        print(indent + "  ".join(cells).rstrip(), file=out)
+        if j == 0:
+            print(indent + "  ".join("-" * w for w in widths), file=out)
