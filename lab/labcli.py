@@ -176,16 +176,19 @@ def wait_converged(c: Client, timeout: float) -> dict:
     while time.time() < deadline:
         st = c.call("GET", "/v1/status")
         pods_ok = all(p["status"] == "Running" for p in st["pods"])
+        # only proxies some pod runs can connect (a virtual node without pods has nobody to ACK)
+        running = {p.get("node_id") for p in st["pods"]}
         proxies_ok = all(p["connected"] and all(t["acked_version"] == t["last_sent_version"]
                                                 for t in p["types"].values() if t["last_sent_version"])
-                         for p in st["proxies"] if p.get("snapshot_version"))
+                         for p in st["proxies"] if p.get("snapshot_version") and p["node_id"] in running)
         if pods_ok and proxies_ok:
             return st
         last = st
         time.sleep(0.1)
     waiting = [f"pod {p['namespace']}/{p['name']} is {p['status']}" for p in last["pods"] if p["status"] != "Running"]
+    running = {p.get("node_id") for p in last["pods"]}
     waiting += [f"proxy {p['node_id']} has not ACKed version {p.get('snapshot_version')}" for p in last["proxies"]
-                if p.get("snapshot_version") and not all(
+                if p.get("snapshot_version") and p["node_id"] in running and not all(
                     t["acked_version"] == t["last_sent_version"] for t in p["types"].values() if t["last_sent_version"])]
     raise LabError(f"the lab did not converge within {timeout:.0f}s: " + "; ".join(waiting[:5])
                    + "\nsee `appmesh-lab doctor` and `appmesh-lab logs POD -c envoy`")
@@ -594,3 +597,13 @@ def add_parsers(sub) -> None:
     stt.set_defaults(func=cmd_stats)
     doc = sub.add_parser("doctor", help="check the lab and explain each problem in one line")
     doc.set_defaults(func=cmd_doctor)
+    # notebooks: the papermill end-to-end runner and JupyterLab (defined in lab/e2e.py)
+    from .e2e import add_e2e_parser, add_jupyter_parser
+    add_e2e_parser(sub)
+    add_jupyter_parser(sub)
+    from .controller.main import add_arguments, cmd_controller  # in-cluster mode (the controller image)
+    ctl = sub.add_parser("controller", help="run the in-cluster controller (entry point of the controller image)")
+    add_arguments(ctl)
+    ctl.set_defaults(func=cmd_controller)
+    from .bench import add_parser as add_bench
+    add_bench(sub)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import gc
 import json
 import os
 import signal
@@ -47,6 +48,17 @@ ARN_FIELD = {"Mesh": "meshARN", "VirtualNode": "virtualNodeARN", "VirtualService
 
 class DaemonError(Exception):
     """The daemon cannot start or run (a system problem, explained in one sentence)."""
+
+
+class BadRequest(Exception):
+    """A request to the daemon's API is malformed (not JSON, wrong shape); answered with 400."""
+
+
+MAX_BODY = 64 * 1024 * 1024  # larger request bodies are refused (a manifest file is at most 4 MiB)
+# Envoy refuses a whole route configuration when one regex compiles to an RE2 program larger than
+# 100 instructions (its default), e.g. "(abc|def|…){3}"; App Mesh allows any regex of up to 255
+# characters, so the lab raises the limit instead of letting one route freeze a proxy's routes.
+ENVOY_RUNTIME = {"re2.max_program_size.error_level": 1_000_000}
 
 
 def resource_of(record) -> object | None:
@@ -194,6 +206,7 @@ class Daemon:
                     continue  # the proxy's resource is inactive; its pod waits
                 kind = "virtualGateway" if pod.role == "gateway" else "virtualNode"
                 nid = naming.node_id(mesh.aws_name(), kind, pod.proxy.aws_name())
+                pod.node_id = nid
             app_ports: dict = {}
             if pod.role == "meshed":
                 listeners = [(lst.get("portMapping") or {}).get("port") for lst in pod.proxy.spec.get("listeners") or []]
@@ -232,7 +245,7 @@ class Daemon:
             if nid is not None:
                 admin = self.ports.get(f"admin:{pod.namespace}/{pod.name}")
                 boot = make_bootstrap(nid, cluster=pod.name, xds_host="127.0.0.1", xds_port=self.xds.port,
-                                      admin_port=admin)
+                                      admin_port=admin, runtime=ENVOY_RUNTIME)
                 # access logs reach their file within 250 ms (Envoy's default is every 10 s)
                 proc = EnvoyProcess(boot, pod_dir, name="envoy", envoy_path=self.envoy,
                                     extra_args=("--file-flush-interval-msec", "250"))
@@ -284,8 +297,10 @@ class Daemon:
     def _write_status(self, world: World) -> None:
         conds = conditions(world)
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        by_key = world.by_key
+        statuses, events = [], []
         for rec in self.store.list():
-            r = next((x for x in world.by_kind[rec.kind] if x.key == rec.key), None)
+            r = by_key.get(rec.key)
             if r is None:
                 continue
             status = {}
@@ -298,15 +313,16 @@ class Daemon:
                 if a:
                     status[ARN_FIELD[rec.kind]] = a
                 if not old or old["status"] != c["status"] or old.get("reason") != c["reason"]:
-                    if c["status"] == "True":
-                        self.store.add_event(rec.key, "Normal", "Active", c["message"])
-                    else:
-                        self.store.add_event(rec.key, "Warning", "ReconcileError", c["message"])
+                    events.append((rec.key, "Normal", "Active", c["message"]) if c["status"] == "True"
+                                  else (rec.key, "Warning", "ReconcileError", c["message"]))
             elif rec.kind == "Service" and r.spec.get("type") in ("LoadBalancer", "NodePort"):
                 ports = [{"port": sp["port"], "exposed": self.service_port(r, sp)} for sp in r.spec.get("ports") or []]
                 status = {"loadBalancer": {"ingress": [{"ip": "127.0.0.1"}]}, "exposedPorts": ports}
-            if status:
-                self.store.set_status(rec.key, status)
+            if status and status != rec.status:
+                statuses.append((rec.key, status))
+        self.store.set_statuses(statuses)  # one transaction for the whole pass
+        for e in events:
+            self.store.add_event(*e)
 
     # -- apply / delete -----------------------------------------------------------------
 
@@ -361,7 +377,8 @@ class Daemon:
                 containers.append({"name": c, **st})
             ready = sum(1 for c in containers if c["state"] == "Running")
             out.append({"namespace": p.namespace, "name": p.name, "owner": p.owner, "role": p.role,
-                        "proxy": p.proxy.ref if p.proxy is not None else None, "labels": p.labels,
+                        "proxy": p.proxy.ref if p.proxy is not None else None, "node_id": p.node_id,
+                        "labels": p.labels,
                         "ready": f"{ready}/{len(containers)}",
                         "status": "Running" if ready == len(containers) else next(
                             (c["state"] for c in containers if c["state"] != "Running"), "Pending"),
@@ -401,6 +418,9 @@ class Daemon:
     # -- lifecycle ----------------------------------------------------------------------
 
     def run(self) -> None:
+        # Most of the daemon's objects live as long as the daemon; collect young objects less
+        # often (translation of 1,000 routes spent most of its time in the collector).
+        gc.set_threshold(50_000, 20, 20)
         self.xds.start()
         server = ThreadingHTTPServer(("127.0.0.1", self.api_port), _handler(self))
         server.daemon_threads = True
@@ -446,9 +466,24 @@ def _handler(daemon: Daemon):
             self.end_headers()
             self.wfile.write(data)
 
+        def _length(self) -> int:
+            try:
+                n = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                n = -1
+            if not 0 <= n <= MAX_BODY:
+                self.close_connection = True  # the body cannot be skipped: the connection ends here
+                raise BadRequest(f"Content-Length must be a number from 0 to {MAX_BODY}")
+            return n
+
         def _body(self) -> dict:
-            n = int(self.headers.get("Content-Length") or 0)
-            return json.loads(self.rfile.read(n) or b"{}")
+            try:
+                body = json.loads(self.rfile.read(self._length()) or b"{}")
+            except (ValueError, RecursionError) as exc:
+                raise BadRequest(f"the request body is not JSON: {exc}") from exc
+            if not isinstance(body, dict):
+                raise BadRequest("the request body must be a JSON object")
+            return body
 
         def do_GET(self):
             self._dispatch("GET")
@@ -467,11 +502,13 @@ def _handler(daemon: Daemon):
             q = {k: v[0] for k, v in parse_qs(url.query).items()}
             if url.path.startswith("/v20190125/"):
                 # the App Mesh REST API (boto3, aws appmesh): lab/api/appmesh.py
-                from ..api.appmesh import handle
-                n = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(n) if n else b""
                 try:
+                    from ..api.appmesh import handle
+                    n = self._length()
+                    raw = self.rfile.read(n) if n else b""
                     code, body, headers = handle(daemon, method, url.path, parse_qs(url.query), raw, dict(self.headers))
+                except BadRequest as exc:
+                    code, body, headers = 400, {"message": str(exc)}, {"x-amzn-ErrorType": "BadRequestException"}
                 except Exception as exc:  # reported as the API's InternalServerErrorException
                     traceback.print_exc()
                     code, body, headers = 500, {"message": f"internal error: {exc}"}, {
@@ -486,6 +523,8 @@ def _handler(daemon: Daemon):
                 return
             try:
                 code, body = route(daemon, method, url.path, q, self._body() if method == "POST" else {})
+            except BadRequest as exc:
+                code, body = 400, {"error": str(exc)}
             except Exception as exc:  # the API reports a daemon bug as 500 instead of dropping the connection
                 traceback.print_exc()
                 code, body = 500, {"error": f"{type(exc).__name__}: {exc}"}
@@ -497,10 +536,18 @@ def route(d: Daemon, method: str, path: str, q: dict, body: dict):
     if path == "/v1/status":
         return 200, d.status()
     if path == "/v1/apply" and method == "POST":
-        out = d.apply([tuple(t) for t in body.get("texts", [])], dry_run=bool(body.get("dry_run")))
+        texts = body.get("texts", [])
+        if not isinstance(texts, list) or not all(
+                isinstance(t, list) and len(t) == 2 and all(isinstance(x, str) for x in t) for t in texts):
+            raise BadRequest("texts must be a list of [file name, text] pairs of strings")
+        out = d.apply([tuple(t) for t in texts], dry_run=bool(body.get("dry_run")))
         return (422 if out["rejected"] else 200), out
     if path == "/v1/delete" and method == "POST":
-        return 200, d.delete(body.get("keys", []))
+        keys = body.get("keys", [])
+        if not isinstance(keys, list) or not all(
+                isinstance(k, list) and len(k) == 3 and all(isinstance(x, str) for x in k) for k in keys):
+            raise BadRequest("keys must be a list of [kind, namespace, name] triples of strings")
+        return 200, d.delete(keys)
     if path == "/v1/resources":
         recs = d.store.list(q.get("kind") or None, q.get("namespace"))
         if q.get("name"):
@@ -510,6 +557,8 @@ def route(d: Daemon, method: str, path: str, q: dict, body: dict):
                                 "doc": r.doc, "status": r.status} for r in recs]}
     if path == "/v1/events":
         key = (q["kind"], q.get("namespace", ""), q["name"]) if q.get("kind") and q.get("name") else None
+        if not str(q.get("limit", 50)).isdecimal():
+            raise BadRequest("limit must be a whole number")
         return 200, {"events": d.store.events(key, int(q.get("limit", 50)))}
     if path == "/v1/pods":
         return 200, {"pods": d.pod_views()}
@@ -519,7 +568,10 @@ def route(d: Daemon, method: str, path: str, q: dict, body: dict):
             return 404, {"error": f"no running Envoy for {q.get('proxy')!r}"}
         return 200, {"admin_port": port}
     if path == "/v1/kill" and method == "POST":
-        ok = d.supervisor.kill(body["process"], int(body.get("signal", 9)))
+        sig = body.get("signal", 9)
+        if not isinstance(body.get("process"), str) or type(sig) is not int or sig not in set(signal.valid_signals()):
+            raise BadRequest("kill needs process: \"<namespace>/<pod>/<container>\" and a valid signal number")
+        ok = d.supervisor.kill(body["process"], sig)
         return (200 if ok else 404), {"killed": ok}
     if path == "/v1/reconcile" and method == "POST":
         return 200, d.reconcile(force=True)
@@ -533,6 +585,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lab.runtime.daemon")
     ap.add_argument("--home", default=None)
     args = ap.parse_args(argv)
+    os.umask(0o077)  # everything the daemon writes under the lab's home is the owner's only
     try:
         d = Daemon(Path(args.home) if args.home else lab_home())
         d.run()

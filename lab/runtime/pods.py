@@ -45,6 +45,7 @@ class Pod:
     containers: list = field(default_factory=list)
     role: str = "app"  # app | meshed | gateway
     proxy: Resource | None = None  # the VirtualNode (meshed) or VirtualGateway (gateway)
+    node_id: str | None = None  # its Envoy's node id, once placed
 
 
 def template_hash(template: dict) -> str:

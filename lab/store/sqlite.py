@@ -7,6 +7,7 @@ grows when the spec changes, and their status and events beside them.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -65,6 +66,15 @@ class Store:
     def __init__(self, path: str | Path):
         self.path = str(path)
         self._lock = threading.RLock()
+        try:
+            if self.path != ":memory:":
+                # the state is the owner's only, whatever the umask (SQLite gives -wal and -shm the same mode)
+                os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+                for f in (self.path, self.path + "-wal", self.path + "-shm"):
+                    if os.path.exists(f) and os.stat(f).st_mode & 0o077:
+                        os.chmod(f, 0o600)
+        except OSError as exc:
+            raise StoreError(f"cannot open the lab's store at {self.path}: {exc}") from exc
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -193,6 +203,15 @@ class Store:
                 return False
             db.execute("INSERT OR REPLACE INTO status VALUES (?,?,?,?)", (*key, text))
         return True
+
+    def set_statuses(self, items: list[tuple[tuple, dict]]) -> None:
+        """Store many statuses in one transaction (resources that no longer exist are skipped)."""
+        if not items:
+            return
+        with self._tx() as db:
+            for key, status in items:
+                if db.execute("SELECT 1 FROM resources WHERE kind=? AND namespace=? AND name=?", key).fetchone():
+                    db.execute("INSERT OR REPLACE INTO status VALUES (?,?,?,?)", (*key, json.dumps(status, sort_keys=True)))
 
     def add_event(self, key: tuple, type_: str, reason: str, message: str) -> None:
         with self._tx() as db:
