@@ -1,0 +1,247 @@
+"""Sidecar injection: which pods get an Envoy, and the JSONPatch that gives it to them.
+
+The decision follows the AWS controller's injector (APPMESH-FACTS §9.4–9.7):
+
+  * the mode comes from the namespace label `appmesh.k8s.aws/sidecarInjectorWebhook`,
+    overridden by the pod annotation of the same name: `enabled`, `disabled`, or anything
+    else = unspecified. `disabled` -> nothing happens.
+  * VirtualNodes and VirtualGateways of the pod's namespace whose podSelector matches the
+    pod's labels are its candidates (absent selector: none; empty: all).
+  * a VirtualNode and a VirtualGateway, several VirtualNodes or several VirtualGateways ->
+    the pod is rejected. Nothing, with mode `enabled` -> rejected; unspecified -> left alone.
+  * VirtualNode pod: an `envoy` container (unless one exists) and a `proxyinit` init container
+    (unless one exists) that redirects traffic with iptables.
+  * VirtualGateway pod: its own container named `envoy` becomes the gateway (image replaced
+    unless `appmesh.k8s.aws/virtualGatewaySkipImageOverride: enabled`); without such a
+    container nothing happens. No init container: the gateway listens itself.
+
+How the stock Envoy image gets its configuration: the bootstrap (node id
+`mesh/<mesh>/virtualNode/<vn>` or `.../virtualGateway/<vg>`, ADS to the controller's xDS
+Service) is put in the env var APPMESH_LAB_BOOTSTRAP as JSON, and the container runs
+`envoy --config-yaml $(APPMESH_LAB_BOOTSTRAP)`; Kubernetes expands the variable. No volume, no
+file, no shell; `kubectl get pod -o yaml` shows it. The bootstrap also has a listener on
+0.0.0.0:15021 that answers `/ready` from Envoy's admin (which binds 127.0.0.1:9901 only), so
+the readiness probe is an httpGet and the image needs no curl.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+
+from ..model import World, selector_matches
+from ..model.semantics import INJECT_LABEL
+from ..translate import naming
+from ..xds.bootstrap import make_bootstrap
+
+ANN_PORTS = "appmesh.k8s.aws/ports"
+ANN_EGRESS_PORTS = "appmesh.k8s.aws/egressIgnoredPorts"
+ANN_EGRESS_IPS = "appmesh.k8s.aws/egressIgnoredIPs"
+ANN_SKIP_IMAGE = "appmesh.k8s.aws/virtualGatewaySkipImageOverride"
+ENVOY_UID = 1337
+ADMIN_PORT = 9901
+READY_PORT = 15021
+BOOTSTRAP_ENV = "APPMESH_LAB_BOOTSTRAP"
+
+
+@dataclass
+class InjectConfig:
+    envoy_image: str = "envoyproxy/envoy:v1.40.0"
+    proxy_init_image: str = "appmesh-lab/proxy-init:0.1.0"
+    xds_host: str = "appmesh-lab-controller-xds.appmesh-system.svc.cluster.local"
+    xds_port: int = 15010
+    log_level: str = "info"
+    region: str = "us-west-2"
+    egress_ignored_ips: str = "169.254.169.254"
+    egress_ignored_ports: str = "22"
+    cpu_request: str = "10m"
+    memory_request: str = "32Mi"
+    pre_stop_sleep_s: int = 20
+    enable_ipv6: bool = False
+
+
+@dataclass
+class Decision:
+    allowed: bool
+    message: str = ""
+    patch: list = field(default_factory=list)
+    proxy: str | None = None  # the node id the pod's Envoy uses
+
+
+def mode_of(ns_labels: dict, annotations: dict) -> str:
+    value = str((annotations or {}).get(INJECT_LABEL) or (ns_labels or {}).get(INJECT_LABEL) or "").lower()
+    return value if value in ("enabled", "disabled") else "unspecified"
+
+
+def bootstrap(node_id: str, cluster: str, cfg: InjectConfig) -> dict:
+    """The Envoy bootstrap of an injected proxy: make_bootstrap + a readiness listener."""
+    boot = make_bootstrap(node_id, cluster=cluster, xds_host=cfg.xds_host, xds_port=cfg.xds_port,
+                          admin_port=ADMIN_PORT, initial_fetch_timeout_s=10.0)
+    hcm = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+    boot["static_resources"]["clusters"].append({
+        "name": "appmesh_lab_admin", "type": "STATIC", "connect_timeout": "1s",
+        "load_assignment": {"cluster_name": "appmesh_lab_admin", "endpoints": [{"lb_endpoints": [{"endpoint": {
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": ADMIN_PORT}}}}]}]}})
+    boot["static_resources"]["listeners"] = [{
+        "name": f"lds_readiness_0.0.0.0_{READY_PORT}",
+        "address": {"socket_address": {"address": "0.0.0.0", "port_value": READY_PORT}},
+        "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+            "@type": hcm, "stat_prefix": "readiness", "codec_type": "AUTO",
+            "route_config": {"name": "readiness", "virtual_hosts": [{"name": "readiness", "domains": ["*"], "routes": [
+                {"match": {"path": "/ready"}, "route": {"cluster": "appmesh_lab_admin"}},
+                {"match": {"prefix": "/"}, "direct_response": {"status": 404}}]}]},
+            "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}}]}]}]
+    return boot
+
+
+def _env(node_id: str, boot: dict, cfg: InjectConfig) -> list[dict]:
+    return [
+        {"name": "APPMESH_RESOURCE_ARN", "value": node_id},
+        {"name": "APPMESH_VIRTUAL_NODE_NAME", "value": node_id},
+        {"name": "AWS_REGION", "value": cfg.region},
+        {"name": "ENVOY_LOG_LEVEL", "value": cfg.log_level},
+        {"name": "ENVOY_ADMIN_ACCESS_PORT", "value": str(ADMIN_PORT)},
+        {"name": BOOTSTRAP_ENV, "value": json.dumps(boot, separators=(",", ":"), sort_keys=True)},
+    ]
+
+
+def _merge_env(existing: list, ours: list) -> list:
+    names = {e["name"] for e in ours}
+    return [e for e in existing or [] if e.get("name") not in names] + ours
+
+
+def _command() -> tuple[list, list]:
+    return ["envoy"], ["--config-yaml", f"$({BOOTSTRAP_ENV})", "--log-level", "$(ENVOY_LOG_LEVEL)",
+                       "--drain-time-s", "20"]
+
+
+def _readiness() -> dict:
+    return {"httpGet": {"path": "/ready", "port": READY_PORT}, "initialDelaySeconds": 1, "periodSeconds": 5,
+            "timeoutSeconds": 1, "failureThreshold": 3}
+
+
+def envoy_container(node_id: str, cluster: str, cfg: InjectConfig) -> dict:
+    command, args = _command()
+    return {
+        "name": "envoy", "image": cfg.envoy_image, "imagePullPolicy": "IfNotPresent",
+        "command": command, "args": args,
+        "env": _env(node_id, bootstrap(node_id, cluster, cfg), cfg),
+        "ports": [{"name": "stats", "containerPort": ADMIN_PORT, "protocol": "TCP"}],
+        "securityContext": {"runAsUser": ENVOY_UID, "runAsGroup": ENVOY_UID, "runAsNonRoot": True,
+                            "allowPrivilegeEscalation": False},
+        "readinessProbe": _readiness(),
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(cfg.pre_stop_sleep_s)]}}},
+        "resources": {"requests": {"cpu": cfg.cpu_request, "memory": cfg.memory_request}},
+    }
+
+
+def proxy_init_container(app_ports: str, ignored_ips: str, ignored_ports: str, cfg: InjectConfig) -> dict:
+    return {
+        "name": "proxyinit", "image": cfg.proxy_init_image, "imagePullPolicy": "IfNotPresent",
+        "securityContext": {"capabilities": {"add": ["NET_ADMIN", "NET_RAW"]}, "runAsUser": 0,
+                            "runAsNonRoot": False},
+        "env": [
+            {"name": "APPMESH_START_ENABLED", "value": "1"},
+            {"name": "APPMESH_IGNORE_UID", "value": str(ENVOY_UID)},
+            {"name": "APPMESH_ENVOY_INGRESS_PORT", "value": "15000"},
+            {"name": "APPMESH_ENVOY_EGRESS_PORT", "value": "15001"},
+            {"name": "APPMESH_APP_PORTS", "value": app_ports},
+            {"name": "APPMESH_EGRESS_IGNORED_IP", "value": ignored_ips},
+            {"name": "APPMESH_EGRESS_IGNORED_PORTS", "value": ignored_ports},
+            {"name": "APPMESH_ENABLE_IPV6", "value": "1" if cfg.enable_ipv6 else "0"},
+        ],
+        "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}},
+    }
+
+
+def decide(pod: dict, namespace: str, world: World, cfg: InjectConfig) -> Decision:
+    """The injector's answer for a Pod CREATE in `namespace` (the pod may not know its own)."""
+    meta = pod.get("metadata") or {}
+    labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
+    ns_labels = world.namespace_labels(namespace)
+    if ns_labels is None:
+        # the API server only calls the webhook for labelled namespaces; the cache lags behind
+        return Decision(False, f"the controller has not seen namespace {namespace} yet; the pod's owner retries")
+    mode = mode_of(ns_labels, annotations)
+    if INJECT_LABEL not in ns_labels:
+        return Decision(True, "namespace not labelled for injection")
+    if mode == "disabled":
+        return Decision(True, "injection disabled")
+    vns = [v for v in world.by_kind["VirtualNode"] if v.namespace == namespace
+           and selector_matches(v.spec.get("podSelector"), labels)]
+    vgs = [g for g in world.by_kind["VirtualGateway"] if g.namespace == namespace
+           and selector_matches(g.spec.get("podSelector"), labels)]
+    if vns and vgs:
+        return Decision(False, f"pod matches both VirtualNode {vns[0].name} and VirtualGateway {vgs[0].name}; "
+                        "change the labels or the podSelectors so only one matches")
+    if len(vns) > 1:
+        return Decision(False, "found multiple matching VirtualNodes for pod: "
+                        + ", ".join(sorted(v.name for v in vns)) + "; make their podSelectors disjoint")
+    if len(vgs) > 1:
+        return Decision(False, "found multiple matching VirtualGateways for pod: "
+                        + ", ".join(sorted(g.name for g in vgs)) + "; make their podSelectors disjoint")
+    if not vns and not vgs:
+        if mode == "enabled":
+            return Decision(False, "sidecarInject enabled but no matching VirtualNode or VirtualGateway found "
+                            f"for pod labels {labels}; add a VirtualNode whose podSelector matches them, or "
+                            f"annotate the pod {INJECT_LABEL}: disabled")
+        return Decision(True, "no VirtualNode or VirtualGateway selects the pod")
+    owner = (vns or vgs)[0]
+    mesh = world.mesh_of(owner)
+    if mesh is None:
+        return Decision(False, f"{owner.kind} {owner.name} belongs to no mesh: no Mesh's namespaceSelector "
+                        f"selects namespace {namespace}; create the Mesh (and label the namespace) first")
+    kind = "virtualNode" if vns else "virtualGateway"
+    nid = naming.node_id(mesh.aws_name(), kind, owner.aws_name())
+    patch = virtual_node_patch(pod, owner, nid, cfg) if vns else virtual_gateway_patch(pod, nid, owner, cfg)
+    if vgs and not patch:
+        return Decision(True, f"VirtualGateway {owner.name} selects the pod, but no container is named envoy: "
+                        "nothing injected", [], nid)
+    return Decision(True, f"injected {nid}", patch, nid)
+
+
+def _ports_from(value: str) -> str:
+    return ",".join(p.strip() for p in str(value).split(",") if p.strip())
+
+
+def virtual_node_patch(pod: dict, vn, nid: str, cfg: InjectConfig) -> list:
+    spec = pod.get("spec") or {}
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    patch = []
+    containers = spec.get("containers") or []
+    if not any(c.get("name") == "envoy" for c in containers):
+        patch.append({"op": "add", "path": "/spec/containers/-", "value": envoy_container(nid, vn.aws_name(), cfg)})
+    inits = spec.get("initContainers")
+    if not any(c.get("name") == "proxyinit" for c in inits or []):
+        ports = _ports_from(annotations[ANN_PORTS]) if ANN_PORTS in annotations else ",".join(
+            str((lst.get("portMapping") or {}).get("port")) for lst in vn.spec.get("listeners") or [])
+        ips = _ports_from(annotations.get(ANN_EGRESS_IPS, cfg.egress_ignored_ips))
+        eports = _ports_from(annotations.get(ANN_EGRESS_PORTS, cfg.egress_ignored_ports))
+        init = proxy_init_container(ports, ips, eports, cfg)
+        if inits is None:
+            patch.append({"op": "add", "path": "/spec/initContainers", "value": [init]})
+        else:
+            patch.append({"op": "add", "path": "/spec/initContainers/-", "value": init})
+    return patch
+
+
+def virtual_gateway_patch(pod: dict, nid: str, vg, cfg: InjectConfig) -> list:
+    spec = pod.get("spec") or {}
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    for i, c in enumerate(spec.get("containers") or []):
+        if c.get("name") != "envoy":
+            continue
+        new = copy.deepcopy(c)
+        if str(annotations.get(ANN_SKIP_IMAGE, "")).lower() != "enabled":
+            new["image"] = cfg.envoy_image
+        new["command"], new["args"] = _command()
+        new["env"] = _merge_env(c.get("env"), _env(nid, bootstrap(nid, vg.aws_name(), cfg), cfg))
+        new.setdefault("readinessProbe", _readiness())
+        new.setdefault("securityContext", {"runAsUser": ENVOY_UID, "runAsGroup": ENVOY_UID, "runAsNonRoot": True,
+                                           "allowPrivilegeEscalation": False})
+        ports = new.setdefault("ports", [])
+        if not any(p.get("containerPort") == ADMIN_PORT for p in ports):
+            ports.append({"name": "stats", "containerPort": ADMIN_PORT, "protocol": "TCP"})
+        return [{"op": "replace", "path": f"/spec/containers/{i}", "value": new}]
+    return []

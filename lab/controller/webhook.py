@@ -1,0 +1,213 @@
+"""The mutating admission webhook: an HTTPS server answering AdmissionReviews for Pod CREATE.
+
+The serving certificate is made by the controller with `cryptography`: a CA and a leaf for the
+webhook Service's DNS names. It is kept in a Secret so every replica serves the same one (the
+first replica to start creates it; creation is atomic, the others read it), and the CA goes
+into the MutatingWebhookConfiguration's `caBundle` — re-checked periodically, because
+`helm upgrade` re-renders the configuration without it.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import logging
+import ssl
+import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from .inject import InjectConfig, decide
+from .kube import Conflict, Kube, KubeError
+
+log = logging.getLogger("appmesh-lab.controller")
+MUTATE_PATH = "/mutate-v1-pod"
+VALID_DAYS = 3650
+RENEW_BEFORE_DAYS = 30
+
+
+def dns_names(service: str, namespace: str) -> list[str]:
+    return [service, f"{service}.{namespace}", f"{service}.{namespace}.svc", f"{service}.{namespace}.svc.cluster.local"]
+
+
+def make_certificate(names: list[str], now: dt.datetime | None = None) -> dict:
+    """{"ca.crt", "tls.crt", "tls.key"} as PEM text: a CA and a serving certificate for names."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = now or dt.datetime.now(dt.timezone.utc)
+    until = now + dt.timedelta(days=VALID_DAYS)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "appmesh-lab-controller webhook CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+          .not_valid_after(until)
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                       content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                       key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[-1])]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(until)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    pem = lambda c: c.public_bytes(serialization.Encoding.PEM).decode()  # noqa: E731
+    return {"ca.crt": pem(ca), "tls.crt": pem(leaf),
+            "tls.key": key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                         serialization.NoEncryption()).decode()}
+
+
+def certificate_usable(pems: dict, names: list[str], now: dt.datetime | None = None) -> bool:
+    from cryptography import x509
+    try:
+        cert = x509.load_pem_x509_certificate(pems["tls.crt"].encode())
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except Exception:  # missing or unreadable: make a new one
+        return False
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return set(names) <= set(san.get_values_for_type(x509.DNSName)) and \
+        cert.not_valid_after_utc - now > dt.timedelta(days=RENEW_BEFORE_DAYS) and "ca.crt" in pems
+
+
+def _decode(secret: dict) -> dict:
+    return {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+
+
+def ensure_certificate(kube: Kube, namespace: str, secret_name: str, service: str) -> dict:
+    """The shared serving certificate: read it from the Secret, or make it (once, for all replicas)."""
+    names = dns_names(service, namespace)
+    for _ in range(5):
+        secret = kube.get_secret(namespace, secret_name)
+        if secret is not None and certificate_usable(_decode(secret), names):
+            return _decode(secret)
+        pems = make_certificate(names)
+        body = {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+                "metadata": {"name": secret_name, "namespace": namespace,
+                             "labels": {"app.kubernetes.io/part-of": "appmesh-lab"}},
+                "data": {k: base64.b64encode(v.encode()).decode() for k, v in pems.items()}}
+        try:
+            if secret is None:
+                kube.create_secret(namespace, body)
+            else:
+                body["metadata"]["resourceVersion"] = (secret.get("metadata") or {}).get("resourceVersion")
+                kube.replace_secret(namespace, secret_name, body)
+            return pems
+        except Conflict:
+            continue  # another replica won the race: read what it wrote
+    raise KubeError(f"could not create or read the webhook certificate Secret {namespace}/{secret_name}")
+
+
+def ca_bundle_patch(config: dict, ca_pem: str) -> list:
+    """JSONPatch setting caBundle on every webhook of the configuration that lacks it (empty if none)."""
+    want = base64.b64encode(ca_pem.encode()).decode()
+    return [{"op": "add", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": want}
+            for i, w in enumerate(config.get("webhooks") or []) if (w.get("clientConfig") or {}).get("caBundle") != want]
+
+
+def ensure_ca_bundle(kube: Kube, config_name: str, ca_pem: str) -> bool:
+    """Patch the MutatingWebhookConfiguration's caBundle; True when it had to change."""
+    config = kube.get_webhook_config(config_name)
+    if config is None:
+        log.warning("MutatingWebhookConfiguration %s does not exist; pods will not be injected", config_name)
+        return False
+    patch = ca_bundle_patch(config, ca_pem)
+    if patch:
+        kube.patch_webhook_config(config_name, patch)
+        log.info("caBundle of MutatingWebhookConfiguration %s updated", config_name)
+    return bool(patch)
+
+
+# ---- admission -----------------------------------------------------------------------------
+
+def review_response(review: dict, world_fn, cfg: InjectConfig) -> dict:
+    """An AdmissionReview (admission.k8s.io/v1) request -> the review to send back."""
+    req = review.get("request") or {}
+    uid = req.get("uid", "")
+    resp: dict = {"uid": uid, "allowed": True}
+    try:
+        if (req.get("kind") or {}).get("kind") == "Pod" and req.get("operation", "CREATE") == "CREATE":
+            pod = req.get("object") or {}
+            namespace = req.get("namespace") or (pod.get("metadata") or {}).get("namespace") or "default"
+            d = decide(pod, namespace, world_fn(), cfg)
+            if not d.allowed:
+                resp = {"uid": uid, "allowed": False, "status": {"code": 403, "reason": "Forbidden",
+                                                                  "message": d.message}}
+            elif d.patch:
+                resp["patchType"] = "JSONPatch"
+                resp["patch"] = base64.b64encode(json.dumps(d.patch).encode()).decode()
+    except Exception as exc:  # a bug answers as an error, so failurePolicy decides what happens
+        log.exception("admission review %s failed", uid)
+        resp = {"uid": uid, "allowed": False, "status": {"code": 500, "message": f"appmesh-lab injector error: {exc}"}}
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": resp}
+
+
+class WebhookServer:
+    """HTTPS on `port`: POST /mutate-v1-pod; GET /healthz."""
+
+    def __init__(self, port: int, pems: dict, world_fn, cfg: InjectConfig, host: str = "0.0.0.0"):
+        self.world_fn, self.cfg = world_fn, cfg
+        handler = _handler(self)
+        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd.daemon_threads = True
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        with tempfile.TemporaryDirectory() as d:  # ssl loads PEM from files only
+            (Path(d) / "tls.crt").write_text(pems["tls.crt"])
+            (Path(d) / "tls.key").write_text(pems["tls.key"])
+            ctx.load_cert_chain(Path(d) / "tls.crt", Path(d) / "tls.key")
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="webhook", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self.httpd.server_address[1]
+
+    def start(self) -> "WebhookServer":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _handler(server: WebhookServer):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, fmt, *args):
+            log.debug("webhook: " + fmt, *args)
+
+        def _send(self, code: int, body: dict) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):  # noqa: N802 (http.server API)
+            if self.path in ("/healthz", "/readyz"):
+                self._send(200, {"ok": True})
+            else:
+                self._send(404, {"error": "not found"})
+
+        def do_POST(self):  # noqa: N802
+            if self.path.split("?")[0] != MUTATE_PATH:
+                self._send(404, {"error": f"no such path: {self.path}"})
+                return
+            try:
+                n = int(self.headers.get("Content-Length") or 0)
+                review = json.loads(self.rfile.read(n) or b"{}")
+            except ValueError as exc:
+                self._send(400, {"error": f"the body is not an AdmissionReview: {exc}"})
+                return
+            self._send(200, review_response(review, server.world_fn, server.cfg))
+    return Handler

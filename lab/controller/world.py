@@ -1,0 +1,206 @@
+"""API objects -> the model's World; EndpointSlices -> endpoints; the cluster's Placement.
+
+Where things are in a cluster (what `lab.translate.Placement` says for cluster mode):
+
+  * a virtual node's sidecar has ONE ingress listener, `lds_ingress_0.0.0.0_15000`, bound on
+    0.0.0.0:15000. The proxy-init container redirects every inbound TCP connection to the
+    node's listener ports (APPMESH_APP_PORTS) to 15000; the listener's `original_dst` filter
+    recovers the port the client dialled, and one filter chain per virtual-node listener port
+    (`destination_port: <port>`) applies that listener's configuration. This is App Mesh's own
+    layout (APPMESH-FACTS §7.5) and keeps one listener however many ports a node has.
+  * the sidecar's egress listener binds 0.0.0.0:15001; proxy-init redirects outbound TCP there.
+  * the local app is at 127.0.0.1:<listener port> (same network namespace).
+  * a gateway's listeners bind 0.0.0.0:<listener port>; gateway pods have no redirect; the
+    gateway's own egress ("self redirect") listens on 127.0.0.1:15001.
+  * a virtual node's endpoints are its pods' IPs with the listener port (the port the client
+    dials; iptables on the far side hands it to that pod's Envoy).
+
+Endpoints come from the EndpointSlices of the Service named by `serviceDiscovery.dns.hostname`
+(`<svc>.<ns>.svc.cluster.local`, `<svc>.<ns>.svc`, `<svc>.<ns>` or `<svc>`), keeping ready
+endpoints whose pod the node's podSelector selects. A node without DNS discovery, or whose
+Service does not exist, gets the ready pods its podSelector selects instead.
+"""
+from __future__ import annotations
+
+import copy
+
+from ..model import World, selector_matches
+from ..model.loader import Document
+from ..model.validate import check_document
+from ..translate import naming
+from ..translate.ir import Placement
+from .kube import APPMESH_KINDS, CLUSTER_SCOPED, GROUP, VERSION
+
+INGRESS_PORT = 15000
+EGRESS_PORT = 15001
+ORIGINAL_DST = {"name": "envoy.filters.listener.original_dst", "typed_config": {
+    "@type": "type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst"}}
+
+
+def ref(kind: str, obj: dict) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{kind}/{meta.get('namespace')}/{meta.get('name')}" if kind not in CLUSTER_SCOPED \
+        else f"{kind}/{meta.get('name')}"
+
+
+def document_of(kind: str, obj: dict) -> dict:
+    """The part of an API object the model reads: what a user wrote, without server fields."""
+    meta = obj.get("metadata") or {}
+    keep = {"name": meta.get("name")}
+    if kind not in CLUSTER_SCOPED:
+        keep["namespace"] = meta.get("namespace")
+    for k in ("labels", "annotations"):
+        if meta.get(k):
+            keep[k] = dict(meta[k])
+    if kind == "Namespace":
+        return {"apiVersion": "v1", "kind": "Namespace", "metadata": keep}
+    doc = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": keep}
+    spec = copy.deepcopy(obj.get("spec") or {})
+    # read-only references filled in by the AWS controller's webhook; this controller decides
+    # membership from the selectors every time, as the local lab does
+    spec.pop("meshRef", None)
+    spec.pop("virtualGatewayRef", None)
+    doc["spec"] = spec
+    return doc
+
+
+def resource_of(kind: str, obj: dict):
+    """(model Resource or None, problems). An object the model rejects has no Resource."""
+    doc = Document(document_of(kind, obj), ref(kind, obj), 0, 0)
+    result = check_document(doc)
+    r = result.resource
+    if r is not None:
+        r.doc = None
+    return r, [p for p in result.problems if p.severity == "error"]
+
+
+def build_world(objects: dict[str, list[dict]], exclude: set | None = None):
+    """(World, {key: problems} for objects the model rejects). `exclude`: keys left out (objects
+    being deleted and no longer held by a finalizer)."""
+    resources, invalid = [], {}
+    exclude = exclude or set()
+    for kind in ("Namespace",) + APPMESH_KINDS:
+        for obj in objects.get(kind, []):
+            r, problems = resource_of(kind, obj)
+            if r is None:
+                invalid[(kind, r_ns(kind, obj), obj["metadata"]["name"])] = problems
+                continue
+            if r.key in exclude:
+                continue
+            resources.append(r)
+    return World(resources), invalid
+
+
+def r_ns(kind: str, obj: dict) -> str:
+    return "" if kind in CLUSTER_SCOPED else (obj.get("metadata") or {}).get("namespace", "")
+
+
+# ---- endpoints --------------------------------------------------------------------------
+
+def service_of(hostname: str, default_ns: str) -> tuple[str, str] | None:
+    parts = hostname.rstrip(".").split(".")
+    if not parts or not parts[0]:
+        return None
+    if len(parts) == 1:
+        return parts[0], default_ns
+    if len(parts) == 2 or (len(parts) >= 3 and parts[2] == "svc"):
+        return parts[0], parts[1]
+    return None  # not a cluster Service name (an external host)
+
+
+def _pod_ready(pod: dict) -> bool:
+    st = pod.get("status") or {}
+    if st.get("phase") != "Running" or not st.get("podIP") or (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return False
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in st.get("conditions") or [])
+
+
+def node_ips(vn, slices: list[dict], pods: list[dict]) -> list[str]:
+    """The ready pod IPs of a virtual node (see the module docstring for the rule)."""
+    selector = vn.spec.get("podSelector")
+    by_name = {(p["metadata"].get("namespace"), p["metadata"]["name"]): p for p in pods}
+    hostname = ((vn.spec.get("serviceDiscovery") or {}).get("dns") or {}).get("hostname")
+    svc = service_of(hostname, vn.namespace) if hostname else None
+    if svc is not None:
+        mine = [s for s in slices if (s.get("metadata") or {}).get("namespace") == svc[1]
+                and ((s.get("metadata") or {}).get("labels") or {}).get("kubernetes.io/service-name") == svc[0]]
+        if mine:
+            ips = set()
+            for s in mine:
+                if s.get("addressType", "IPv4") != "IPv4":
+                    continue
+                for ep in s.get("endpoints") or []:
+                    cond = ep.get("conditions") or {}
+                    if cond.get("ready") is False or cond.get("terminating") is True:
+                        continue
+                    target = ep.get("targetRef") or {}
+                    if target.get("kind") == "Pod":
+                        pod = by_name.get((target.get("namespace") or svc[1], target.get("name")))
+                        if pod is None or (pod["metadata"].get("namespace") != vn.namespace) or not selector_matches(
+                                selector, (pod.get("metadata") or {}).get("labels") or {}):
+                            continue
+                    ips.update(ep.get("addresses") or [])
+            return sorted(ips)
+    return sorted(p["status"]["podIP"] for p in pods
+                  if (p.get("metadata") or {}).get("namespace") == vn.namespace and _pod_ready(p)
+                  and selector_matches(selector, (p.get("metadata") or {}).get("labels") or {}))
+
+
+def _ports(r) -> list[int]:
+    return [(lst.get("portMapping") or {}).get("port") for lst in r.spec.get("listeners") or []
+            if isinstance(lst, dict)]
+
+
+def placement(world: World, slices: list[dict], pods: list[dict]) -> Placement:
+    pl = Placement(bind_address="0.0.0.0", default_egress_port=EGRESS_PORT)
+    for vn in world.by_kind["VirtualNode"]:
+        mesh = world.mesh_of(vn)
+        if mesh is None:
+            continue
+        nid = naming.node_id(mesh.aws_name(), "virtualNode", vn.aws_name())
+        ips = node_ips(vn, slices, pods)
+        for port in _ports(vn):
+            pl.listeners.setdefault(nid, {})[port] = port
+            pl.apps.setdefault(nid, {})[port] = ["127.0.0.1", port]
+            pl.endpoints.setdefault(nid, {})[port] = [[ip, port] for ip in ips]
+        pl.egress[nid] = EGRESS_PORT
+    for vg in world.by_kind["VirtualGateway"]:
+        mesh = world.mesh_of(vg)
+        if mesh is None:
+            continue
+        nid = naming.node_id(mesh.aws_name(), "virtualGateway", vg.aws_name())
+        for port in _ports(vg):
+            pl.listeners.setdefault(nid, {})[port] = port
+        pl.egress[nid] = EGRESS_PORT
+    return pl
+
+
+# ---- the sidecar's single ingress listener ---------------------------------------------
+
+def redirect_ingress(envoy: dict, port: int = INGRESS_PORT, address: str = "0.0.0.0") -> dict:
+    """A sidecar's per-port ingress listeners (as the translator makes them) -> one listener
+    on address:port with a filter chain per original destination port. Gateways and
+    sidecars without ingress are returned unchanged."""
+    listeners = envoy.get("listeners") or []
+    ingress = [lst for lst in listeners if lst["name"].startswith("lds_ingress_")]
+    if not ingress:
+        return envoy
+    chains, listener_filters = [], [copy.deepcopy(ORIGINAL_DST)]
+    for lst in ingress:
+        dport = lst["address"]["socket_address"]["port_value"]
+        for i, chain in enumerate(lst.get("filter_chains") or []):
+            c = copy.deepcopy(chain)
+            match = dict(c.get("filter_chain_match") or {})
+            transport = match.get("transport_protocol")
+            c["filter_chain_match"] = {"destination_port": dport, **match}
+            c["name"] = f"ingress_{dport}" + (f"_{transport}" if transport else ("" if i == 0 else f"_{i}"))
+            chains.append(c)
+        for lf in lst.get("listener_filters") or []:
+            if lf["name"] not in {x["name"] for x in listener_filters}:
+                listener_filters.append(copy.deepcopy(lf))
+    merged = {"name": naming.ingress_listener(address, port),
+              "address": {"socket_address": {"address": address, "port_value": port}},
+              "listener_filters": listener_filters, "filter_chains": chains}
+    out = dict(envoy)
+    out["listeners"] = [merged] + [lst for lst in listeners if not lst["name"].startswith("lds_ingress_")]
+    return out

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Remove what scripts/kind-up.sh made: the kind cluster (and with it everything in it), and the
+# images it built (KEEP_IMAGES=1 keeps them for a faster next kind-up).
+set -euo pipefail
+CLUSTER_NAME="${CLUSTER_NAME:-appmesh-gateway-demo}"
+TAG="${TAG:-0.1.0}"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
+require kind docker
+if kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; then
+  step kind delete cluster --name "$CLUSTER_NAME"
+else
+  echo "no kind cluster named $CLUSTER_NAME"
+fi
+if [ "${KEEP_IMAGES:-0}" != "1" ]; then
+  for name in appmesh-lab/controller appmesh-lab/proxy-init appmesh-lab/sample-app appmesh-lab/grpc-echo; do
+    if docker image inspect "$name:$TAG" >/dev/null 2>&1; then
+      step docker image rm "$name:$TAG"
+    fi
+  done
+fi
+echo "kind target removed"
