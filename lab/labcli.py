@@ -175,7 +175,8 @@ def wait_converged(c: Client, timeout: float) -> dict:
     last = None
     while time.time() < deadline:
         st = c.call("GET", "/v1/status")
-        pods_ok = all(p["status"] == "Running" for p in st["pods"])
+        pods_ok = all(p["status"] == "Running" and all(k.get("ready", True) for k in p["containers"])
+                      for p in st["pods"])
         # only proxies some pod runs can connect (a virtual node without pods has nobody to ACK)
         running = {p.get("node_id") for p in st["pods"]}
         proxies_ok = all(p["connected"] and all(t["acked_version"] == t["last_sent_version"]
@@ -186,6 +187,8 @@ def wait_converged(c: Client, timeout: float) -> dict:
         last = st
         time.sleep(0.1)
     waiting = [f"pod {p['namespace']}/{p['name']} is {p['status']}" for p in last["pods"] if p["status"] != "Running"]
+    waiting += [f"container {p['namespace']}/{p['name']}/{k['name']} runs but does not accept connections yet"
+                for p in last["pods"] if p["status"] == "Running" for k in p["containers"] if not k.get("ready", True)]
     running = {p.get("node_id") for p in last["pods"]}
     waiting += [f"proxy {p['node_id']} has not ACKed version {p.get('snapshot_version')}" for p in last["proxies"]
                 if p.get("snapshot_version") and p["node_id"] in running and not all(

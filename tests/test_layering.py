@@ -2,7 +2,6 @@
 nothing below them; the in-cluster controller uses only the layers above it, and none of those uses it."""
 import shutil
 import subprocess
-import sys
 
 from tests.conftest import ROOT
 

@@ -100,7 +100,7 @@ def parse_input(op: Operation, uri_params: dict, query: dict, raw_body: bytes, h
     if raw_body and raw_body.strip():
         try:
             body = json.loads(raw_body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested thousands deep
             raise BadRequest(f"the request body is not valid JSON: {exc}") from None
         if not isinstance(body, dict):
             raise BadRequest("the request body must be a JSON object")

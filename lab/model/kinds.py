@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from .schema import Arr, Bool, Finding, Free, Int, Obj, ReadOnly, Str, StrMap, valid_re2ish
+from .schema import Arr, Bool, Finding, Int, Obj, ReadOnly, Str, StrMap, valid_re2ish
 
 GROUP = "appmesh.k8s.aws"
 VERSION = "v1beta2"
@@ -378,8 +378,8 @@ def _gr_rewrite_vs_match(v: dict) -> list:
                                "match with prefix:, or rewrite the path with rewrite.path.exact"))
         elif isinstance(rw["prefix"].get("value"), str) and isinstance(match.get("prefix"), str) \
                 and not match["prefix"].endswith("/"):
-            out.append(Finding("match.prefix", f"with a prefix rewrite value, the match prefix must end with '/' "
-                               f"(it marks where the prefix ends)", f"write prefix: {match['prefix']}/"))
+            out.append(Finding("match.prefix", "with a prefix rewrite value, the match prefix must end with '/' "
+                               "(it marks where the prefix ends)", f"write prefix: {match['prefix']}/"))
     if isinstance(rw.get("path"), dict) and match.get("path") is None:
         out.append(Finding("action.rewrite.path", "a path rewrite only applies to a path match (path.exact or path.regex)",
                            "match with path:, or rewrite a prefix match with rewrite.prefix.value"))
@@ -702,7 +702,17 @@ CONTAINER = Obj(open=True, props={
     "ports": Arr(items=Obj(open=True, props={"containerPort": port(), "name": Str(),
                                               "protocol": Str(enum=("TCP", "UDP", "SCTP"))},
                            required=("containerPort",))),
-}, required=("name", "image"))
+}, required=("name", "image"), rules=(lambda v: _container_name(v),))
+
+
+def _container_name(v: dict) -> list:
+    """A container name is a DNS label (Kubernetes); the local lab also makes file names of it."""
+    n = v.get("name")
+    if isinstance(n, str) and (len(n) > 63 or not DNS_LABEL.fullmatch(n)):
+        fixed = re.sub(r"[^a-z0-9-]+", "-", n.lower()).strip("-")[:63] or "app"
+        return [Finding("name", f"container name {n[:60]!r} is not a DNS label (lower-case letters, digits and '-'; "
+                                "at most 63 characters)", f"for example {fixed!r}")]
+    return []
 
 POD_SPEC = Obj(open=True, props={
     "containers": Arr(min_items=1, items=CONTAINER, unique_by="name"),

@@ -6,6 +6,7 @@ too large, anchors that expand into a huge document — becomes a Problem, never
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import yaml
@@ -16,6 +17,9 @@ from .problems import Problem, join_path
 MAX_BYTES = 4 * 1024 * 1024  # a manifest file larger than this is refused
 MAX_NODES = 100_000  # nodes after expanding anchors/aliases (YAML bombs stop here)
 MAX_DEPTH = 64  # nesting depth
+# brackets opened one after another: PyYAML's scanner slows down quadratically on them (seconds for
+# a few thousand), so such a text is refused before it is parsed
+_DEEP_FLOW = re.compile(r"(?:[\[{][\s,]*){%d}" % (MAX_DEPTH + 1))
 
 
 @dataclass
@@ -113,6 +117,11 @@ def load_text(text: str, file: str = "<input>") -> tuple[list[Document], list[Pr
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         return [], [Problem(file, 0, "", f"the file is larger than {MAX_BYTES // (1024 * 1024)} MiB",
                             "split it into smaller manifest files", code="too-large")]
+    deep = _DEEP_FLOW.search(text)
+    if deep:
+        return [], [Problem(file, text.count("\n", 0, deep.start()) + 1, "",
+                            f"the document nests deeper than {MAX_DEPTH} levels",
+                            "manifests are small; this file is not a manifest", code="too-large")]
     docs: list[Document] = []
     loader = None
     index = 0

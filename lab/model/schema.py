@@ -345,24 +345,49 @@ def rule(fn: Callable[[dict], list]) -> Callable[[dict], list]:
 
 
 def valid_re2ish(pattern: str) -> Optional[str]:
-    """A cheap syntax check of a regular expression; returns an error text or None.
+    """A syntax check of a regular expression for Envoy's RE2 engine; returns an error text or None.
 
-    Envoy uses RE2. Python's `re` accepts a superset for the common syntax, so a pattern
-    Python rejects is certainly wrong; backreferences and lookarounds, which RE2 lacks,
-    are flagged explicitly.
+    Python's `re` accepts a superset of RE2's syntax for the common constructs, so a pattern Python
+    rejects is certainly wrong. What Python accepts and RE2 refuses (lookarounds, backreferences,
+    atomic groups, possessive quantifiers, \\Z, flags other than i/m/s, repeat counts over 1000) is
+    found in Python's parse tree of the pattern, so escaped or bracketed look-alikes are not flagged.
     """
-    if re.search(r"\(\?[=!<]|\\[1-9]", pattern):
-        return "uses a lookaround or a backreference, which Envoy's RE2 engine does not support"
     try:
         re.compile(pattern)
     except re.error as exc:
         return f"is not a valid regular expression ({exc})"
-    if "(?#" in pattern:
+    except RecursionError:
+        return "nests too deeply"
+    if _has_comment_group(pattern):  # the parser drops comments: found in the text, outside escapes and classes
         return "uses a comment group (?#…), which Envoy's RE2 engine does not support"
     try:
         return _re2_unsupported(_sre_parse.parse(pattern), 1000)
     except RecursionError:
         return "nests too deeply"
+
+
+def _has_comment_group(pattern: str) -> bool:
+    i, n, in_class = 0, len(pattern), False
+    while i < n:
+        ch = pattern[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if in_class:
+            if ch == "]":
+                in_class = False
+        elif ch == "[":
+            in_class = True
+            i += 1
+            if pattern[i:i + 1] == "^":
+                i += 1
+            if pattern[i:i + 1] == "]":  # a ] right after [ or [^ is a literal
+                i += 1
+            continue
+        elif pattern.startswith("(?#", i):
+            return True
+        i += 1
+    return False
 
 
 try:  # Python's own parse of a pattern, to find what RE2 (and so Envoy) refuses to compile

@@ -327,9 +327,17 @@ class _Checker:
 
 def check_semantics(resources, *, complete: bool = False, existing=()) -> list[Problem]:
     """Check `resources` against each other and against `existing` ones (the lab's store).
-    Only `resources` are reported on."""
+    `resources` are reported on, and stored ones where `resources` give them a new error (a second
+    mesh selecting their namespace, a virtual node or gateway selecting their pods): accepting such
+    an apply would take running pods out of the mesh."""
     world = list(existing)
     keys = {r.key for r in resources}
-    world = [r for r in world if r.key not in keys] + list(resources)
+    others = [r for r in world if r.key not in keys]
+    world = others + list(resources)
     problems = _Checker(world, complete).run(list(resources), list(resources))
+    if others and resources:
+        def errors(checker):
+            return [p for p in checker.run([], others) if p.severity == "error" and p.code != "reference"]
+        before = {(p.file, p.path, p.message) for p in errors(_Checker(list(existing), complete))}
+        problems += [p for p in errors(_Checker(world, complete)) if (p.file, p.path, p.message) not in before]
     return [p for p in problems if not (p.code == "priority" and p.file == "<lab>")]

@@ -4,7 +4,9 @@ Manifests name certificate files under /etc/appmesh-lab/certs/, as a cluster wou
 from Secrets: `ca/ca.crt` (the lab CA) and `<name>/tls.crt`, `<name>/tls.key` (a certificate
 signed by it). The local lab keeps them in `<lab home>/certs/` and makes each one the first
 time a manifest mentions it. A leaf for `<name>` carries the DNS names that manifests list in
-subjectAlternativeNames and that start with `<name>.`, plus `<name>` and `localhost`.
+subjectAlternativeNames and that start with `<name>.`, plus `<name>` and `localhost`; when a later
+manifest lists another such name (two examples both using `gateway/`), the leaf is issued again
+with every name.
 """
 from __future__ import annotations
 
@@ -75,6 +77,16 @@ def make_leaf(directory: Path, ca: tuple, common_name: str, dns_names: list[str]
                                                     serialization.NoEncryption()), private=True)
 
 
+def _leaf_names(crt: Path) -> list[str] | None:
+    """The DNS names of an existing leaf certificate, None when there is none (or it cannot be read)."""
+    try:
+        cert = x509.load_pem_x509_certificate(crt.read_bytes())
+        return cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+            x509.DNSName)
+    except (OSError, ValueError, x509.ExtensionNotFound):
+        return None
+
+
 def ensure(certs_dir: Path, paths: set[str], sans: set[str]) -> dict:
     """Make every certificate file `paths` names (under PREFIX) that does not exist yet.
     Returns the mapping manifest path -> local file for every file under certs_dir."""
@@ -87,9 +99,13 @@ def ensure(certs_dir: Path, paths: set[str], sans: set[str]) -> dict:
         parts = Path(rel).parts
         if len(parts) == 2 and parts[0] != "ca" and parts[1] in ("tls.crt", "tls.key") and ca is not None:
             leaf_dir = certs_dir / parts[0]
-            if not (leaf_dir / "tls.crt").exists():
-                name = parts[0]
-                make_leaf(leaf_dir, ca, name, [s for s in sans if s.startswith(name + ".")] + [name, "localhost"])
+            name = parts[0]
+            want = [s for s in sans if s.startswith(name + ".")] + [name, "localhost"]
+            have = _leaf_names(leaf_dir / "tls.crt")
+            if have is None:
+                make_leaf(leaf_dir, ca, name, want)
+            elif not set(want) <= set(have):  # a later manifest asks for another name: issue it again, with both
+                make_leaf(leaf_dir, ca, name, have + want)
     return {PREFIX + str(f.relative_to(certs_dir)): str(f) for f in certs_dir.rglob("*") if f.is_file()} \
         if certs_dir.is_dir() else {}
 

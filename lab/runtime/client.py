@@ -1,6 +1,7 @@
 """The CLI's (and the notebooks') way to talk to the lab daemon: JSON over loopback HTTP."""
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -51,15 +52,17 @@ class Client:
         req = urllib.request.Request(f"http://127.0.0.1:{info['api_port']}{path}", data=data, method=method,
                                      headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                return json.loads(resp.read() or b"{}")
-        except urllib.error.HTTPError as exc:
-            payload = json.loads(exc.read() or b"{}")
-            if exc.code in ok:
+            try:
+                with urllib.request.urlopen(req, timeout=timeout) as resp:
+                    return json.loads(resp.read() or b"{}")
+            except urllib.error.HTTPError as exc:
+                payload, code = json.loads(exc.read() or b"{}"), exc.code
+            if code in ok:
                 return payload
-            payload["_status"] = exc.code
+            payload["_status"] = code
             return payload
-        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+        except (urllib.error.URLError, ConnectionError, TimeoutError, http.client.HTTPException) as exc:
+            # HTTPException: the daemon went away in the middle of its answer (IncompleteRead)
             raise NotRunning(f"the lab daemon does not answer on 127.0.0.1:{info['api_port']} ({exc}); "
                              f"see {self.paths.daemon_log}, or restart with: appmesh-lab down && appmesh-lab up") from exc
 

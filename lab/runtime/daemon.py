@@ -14,6 +14,7 @@ import gc
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -22,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-from ..model import ADMISSION, World, validate_texts
+from ..model import World, validate_texts
 from ..model.loader import Document
 from ..model.problems import Problem
 from ..model.validate import check_document
@@ -36,7 +37,7 @@ from ..xds.server import XdsServer
 from . import pods as podplan
 from .envoy import EnvoyProcess, find_envoy
 from .home import Paths, lab_home
-from .ports import Ports, holder_of, port_is_free
+from .ports import Claims, Ports, holder_of, port_is_free
 from .supervisor import ProcSpec, Supervisor
 
 REGION = os.environ.get("APPMESH_LAB_REGION", "us-west-2")
@@ -59,6 +60,9 @@ MAX_BODY = 64 * 1024 * 1024  # larger request bodies are refused (a manifest fil
 # 100 instructions (its default), e.g. "(abc|def|…){3}"; App Mesh allows any regex of up to 255
 # characters, so the lab raises the limit instead of letting one route freeze a proxy's routes.
 ENVOY_RUNTIME = {"re2.max_program_size.error_level": 1_000_000}
+# Most of the daemon's objects live as long as the daemon; collect young objects less often
+# (translation of 1,000 routes spent most of its time in the collector).
+GC_THRESHOLD = (50_000, 20, 20)
 
 
 def resource_of(record) -> object | None:
@@ -94,10 +98,15 @@ class Daemon:
             raise DaemonError(f"another lab daemon already runs on {self.paths.home} "
                               f"(lock {self.paths.lock}); use `appmesh-lab status` or `appmesh-lab down`") from exc
         self.store = Store(self.paths.db)
-        self.ports = Ports(self.store)
+        self.ports = Ports(self.store, Claims(str(self.paths.home)))
         self.envoy = str(find_envoy())
         self.version = 0
         self._pushed: dict = {}
+        # node id -> the latest push: {"version", "pushed" (time.time() of set_snapshot), "acked" (when the
+        # proxy had ACKed every type of it, or None)}; in /v1/status, so push -> ACK can be measured
+        self.pushes: dict = {}
+        self._unacked: dict = {}  # node id -> type URLs of the latest push not ACKed yet
+        self._parsed: dict = {}  # node id -> its last snapshot's parsed resources (Snapshot.from_dicts cache)
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -106,6 +115,7 @@ class Daemon:
         self._resource_cache: dict = {}
         self._reconciled_version = -1
         self.pods: list = []
+        self.ready_ports: dict = {}  # process key -> the port its readiness is probed on (_place)
         self.placement = Placement()
         self.supervisor = Supervisor(self.store, on_event=self._process_event, on_change=self._wake.set)
         self.xds = XdsServer("127.0.0.1", self._stable_port("xds"), callbacks=[self])
@@ -134,6 +144,14 @@ class Daemon:
                 return rec.key
         return None
 
+    def on_ack(self, node_id, type_url, version):
+        push = self.pushes.get(node_id)
+        if push is not None and push["version"] == version and push["acked"] is None:
+            waiting = self._unacked.get(node_id, set())
+            waiting.discard(type_url)
+            if not waiting:
+                push["acked"] = time.time()
+
     def on_nack(self, node_id, type_url, version, message):
         key = self._proxy_resource_key(node_id)
         if key:
@@ -147,12 +165,20 @@ class Daemon:
     # -- reconcile ----------------------------------------------------------------------
 
     def resources(self) -> list:
-        """Every stored resource as a model Resource; each record is validated once per change."""
+        """Every stored resource as a model Resource; each record is read and validated once per
+        change (the store lists versions; only changed records are fetched and decoded)."""
         out, cache = [], {}
-        for rec in self.store.list():
-            hit = self._resource_cache.get(rec.key)
-            r = hit[1] if hit and hit[0] == rec.version else resource_of(rec)
-            cache[rec.key] = (rec.version, r)
+        for kind, namespace, name, version in self.store.versions():
+            key = (kind, namespace, name)
+            hit = self._resource_cache.get(key)
+            if hit and hit[0] == version:
+                r = hit[1]
+            else:
+                rec = self.store.get(kind, namespace, name)
+                if rec is None:  # deleted since the listing
+                    continue
+                version, r = rec.version, resource_of(rec)
+            cache[key] = (version, r)
             if r is not None:
                 out.append(r)
         self._resource_cache = cache
@@ -197,6 +223,9 @@ class Daemon:
     def _place(self, world: World, pods: list) -> tuple[Placement, dict]:
         pl = Placement(bind_address="127.0.0.1")
         specs: dict = {}
+        # readiness, as a TCP readiness probe would have it: an app container is ready once it
+        # accepts connections on its port (Running alone is not enough: it may still be starting)
+        ready_ports = self.ready_ports = {}
         services = world.by_kind["Service"]
         for pod in pods:
             nid = None
@@ -238,6 +267,7 @@ class Daemon:
                     port = next(iter(app_ports.values()))
                 if port is not None:
                     env["PORT"] = str(port)
+                    ready_ports[f"{pod.namespace}/{pod.name}/{c.name}"] = port
                 if pod.role == "meshed":
                     env["EGRESS_PROXY"] = f"127.0.0.1:{pl.egress[nid]}"
                 specs[f"{pod.namespace}/{pod.name}/{c.name}"] = ProcSpec(
@@ -283,16 +313,21 @@ class Daemon:
 
     def _publish(self, out: dict) -> None:
         for nid, t in out.items():
-            text = json.dumps(t["envoy"], sort_keys=True)
-            if self._pushed.get(nid) == text:
+            if self._pushed.get(nid) == t["envoy"]:  # the same Envoy config as pushed last: nothing to do
                 continue
             self.version += 1
-            snap = Snapshot.from_dicts(f"{int(self.started)}-{self.version}", **t["envoy"])
+            snap = Snapshot.from_dicts(f"{int(self.started)}-{self.version}", **t["envoy"],
+                                       cache=self._parsed.setdefault(nid, {}))
+            self._unacked[nid] = set(snap.expected_types())
+            self.pushes[nid] = {"version": snap.version, "pushed": time.time(), "acked": None}
             self.xds.set_snapshot(nid, snap)
-            self._pushed[nid] = text
+            self._pushed[nid] = t["envoy"]
         for nid in [n for n in self._pushed if n not in out]:
             self.xds.clear_snapshot(nid)
             del self._pushed[nid]
+            self.pushes.pop(nid, None)
+            self._unacked.pop(nid, None)
+            self._parsed.pop(nid, None)
 
     def _write_status(self, world: World) -> None:
         conds = conditions(world)
@@ -373,14 +408,17 @@ class Daemon:
             if p.proxy is not None:
                 names.append("envoy")
             for c in names:
-                st = procs.get(f"{p.namespace}/{p.name}/{c}", {"state": "Pending", "restarts": 0, "pid": None})
-                containers.append({"name": c, **st})
-            ready = sum(1 for c in containers if c["state"] == "Running")
+                key = f"{p.namespace}/{p.name}/{c}"
+                st = procs.get(key, {"state": "Pending", "restarts": 0, "pid": None})
+                port = self.ready_ports.get(key)
+                containers.append({"name": c, **st, "ready": st["state"] == "Running" and (
+                    port is None or _accepts("127.0.0.1", port))})
+            ready = sum(1 for c in containers if c["ready"])
             out.append({"namespace": p.namespace, "name": p.name, "owner": p.owner, "role": p.role,
                         "proxy": p.proxy.ref if p.proxy is not None else None, "node_id": p.node_id,
                         "labels": p.labels,
                         "ready": f"{ready}/{len(containers)}",
-                        "status": "Running" if ready == len(containers) else next(
+                        "status": "Running" if all(c["state"] == "Running" for c in containers) else next(
                             (c["state"] for c in containers if c["state"] != "Running"), "Pending"),
                         "restarts": sum(c["restarts"] for c in containers), "containers": containers,
                         "admin_port": self.ports.all().get(f"admin:{p.namespace}/{p.name}")})
@@ -390,7 +428,8 @@ class Daemon:
         proxies = []
         for nid in self.xds.nodes():
             st = self.xds.status(nid)
-            proxies.append({"node_id": nid, **st})
+            push = self.pushes.get(nid)
+            proxies.append({"node_id": nid, **st, "push": dict(push) if push else None})
         gateways = []
         for nid, listeners in self.placement.listeners.items():
             if "/virtualGateway/" in nid:
@@ -418,9 +457,7 @@ class Daemon:
     # -- lifecycle ----------------------------------------------------------------------
 
     def run(self) -> None:
-        # Most of the daemon's objects live as long as the daemon; collect young objects less
-        # often (translation of 1,000 routes spent most of its time in the collector).
-        gc.set_threshold(50_000, 20, 20)
+        gc.set_threshold(*GC_THRESHOLD)
         self.xds.start()
         server = ThreadingHTTPServer(("127.0.0.1", self.api_port), _handler(self))
         server.daemon_threads = True
@@ -444,11 +481,21 @@ class Daemon:
         server.shutdown()
         self.supervisor.stop_all()
         self.xds.stop(0.5)
+        self.ports.unclaim_all()  # the ports stay this lab's in its store; others may use them meanwhile
         self.paths.daemon_info.unlink(missing_ok=True)
         print("appmesh-lab daemon stopped", flush=True)
 
     def shutdown(self) -> None:
         self._stop.set()
+
+
+def _accepts(host: str, port: int) -> bool:
+    """Whether something accepts TCP connections on host:port (a readiness probe)."""
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
 
 
 def _handler(daemon: Daemon):
@@ -559,7 +606,7 @@ def route(d: Daemon, method: str, path: str, q: dict, body: dict):
         key = (q["kind"], q.get("namespace", ""), q["name"]) if q.get("kind") and q.get("name") else None
         if not str(q.get("limit", 50)).isdecimal():
             raise BadRequest("limit must be a whole number")
-        return 200, {"events": d.store.events(key, int(q.get("limit", 50)))}
+        return 200, {"events": d.store.events(key, min(int(q.get("limit", 50)), 1_000_000))}
     if path == "/v1/pods":
         return 200, {"pods": d.pod_views()}
     if path == "/v1/proxy":
@@ -572,7 +619,7 @@ def route(d: Daemon, method: str, path: str, q: dict, body: dict):
         if not isinstance(body.get("process"), str) or type(sig) is not int or sig not in set(signal.valid_signals()):
             raise BadRequest("kill needs process: \"<namespace>/<pod>/<container>\" and a valid signal number")
         ok = d.supervisor.kill(body["process"], sig)
-        return (200 if ok else 404), {"killed": ok}
+        return (200, {"killed": ok}) if ok else (404, {"killed": ok, "error": f"no running process {body['process']!r}"})
     if path == "/v1/reconcile" and method == "POST":
         return 200, d.reconcile(force=True)
     if path == "/v1/shutdown" and method == "POST":

@@ -51,5 +51,5 @@ class Paths:
     def ensure(self) -> "Paths":
         self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.home, 0o700)  # state is the owner's only
-        self.pods.mkdir(exist_ok=True)
+        self.pods.mkdir(exist_ok=True, mode=0o700)  # like everything under the home: the owner's only
         return self

@@ -15,7 +15,6 @@ import hashlib
 import json
 import random
 import shlex
-import string
 import sys
 from dataclasses import dataclass, field
 

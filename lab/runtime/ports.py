@@ -1,8 +1,21 @@
-"""Stable port allocation on 127.0.0.1: a port, once given to a key, is kept across restarts."""
+"""Stable port allocation on 127.0.0.1: a port, once given to a key, is kept across restarts.
+
+Two labs on one machine (two state directories, e.g. a learner's lab and a test run) must never
+keep the same port: Envoy binds its listeners with SO_REUSEPORT, so two gateways on one port both
+bind and the kernel splits the connections between them. A port is therefore also *claimed*
+machine-wide, in a folder of one file per port holding "<daemon pid> <lab home>" (see Claims);
+a port claimed by another lab whose daemon is alive is never taken, and a lab whose stored port
+was claimed by another lab while it was stopped moves to a new port.
+"""
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
+import os
 import socket
+import tempfile
+from pathlib import Path
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -52,31 +65,97 @@ def holder_of(port: int) -> str | None:
     return None
 
 
-class Ports:
-    """Ports kept in the store under `port:<key>`."""
+def _pid_alive(pid: int) -> bool:
+    from .supervisor import pid_alive
+    return pid_alive(pid)
 
-    def __init__(self, store):
+
+class Claims:
+    """Which lab holds which port, machine-wide, for this user: $APPMESH_LAB_PORT_CLAIMS, else
+    <runtime dir or temp dir>/appmesh-lab-<uid>/ports (owner-only)."""
+
+    def __init__(self, home: str, pid: int | None = None, directory: str | None = None):
+        self.home = str(Path(home).resolve())
+        self.pid = pid if pid is not None else os.getpid()
+        base = directory or os.environ.get("APPMESH_LAB_PORT_CLAIMS") or str(
+            Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / f"appmesh-lab-{os.getuid()}" / "ports")
+        self.dir = Path(base)
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    @contextlib.contextmanager
+    def locked(self):
+        with open(self.dir / ".lock", "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def holder(self, port: int) -> tuple[int, str] | None:
+        """(pid, home) of the live lab that claims `port`, None when nobody alive does."""
+        try:
+            pid, home = (self.dir / str(port)).read_text().split(" ", 1)
+            pid = int(pid)
+        except (OSError, ValueError):  # no claim, or one torn by a crash: nobody holds the port
+            return None
+        return (pid, home) if _pid_alive(pid) else None
+
+    def other_holds(self, port: int) -> bool:
+        h = self.holder(port)
+        return h is not None and h[1] != self.home
+
+    def claim(self, port: int) -> None:
+        tmp = self.dir / f".{port}.{self.pid}"
+        tmp.write_text(f"{self.pid} {self.home}")
+        os.replace(tmp, self.dir / str(port))
+
+    def release(self, port: int) -> None:
+        h = self.holder(port)
+        if h is None or h[1] == self.home:
+            with contextlib.suppress(FileNotFoundError):  # released already
+                (self.dir / str(port)).unlink()
+
+
+class Ports:
+    """Ports kept in the store under `port:<key>`, and claimed machine-wide (see Claims)."""
+
+    def __init__(self, store, claims: Claims):
         self.store = store
+        self.claims = claims
         self._taken = set(self.store.kv_items("port:").values())
 
     def get(self, key: str, preferred: int | None = None) -> int:
-        stored = self.store.kv_get(f"port:{key}")
-        if stored is not None:
-            return stored
-        port = None
-        if preferred and preferred not in self._taken and port_is_free(preferred):
-            port = preferred
-        while port is None or port in self._taken:
-            port = free_port()
-        self._taken.add(port)
-        self.store.kv_set(f"port:{key}", port)
-        return port
+        with self.claims.locked():
+            stored = self.store.kv_get(f"port:{key}")
+            if stored is not None and not self.claims.other_holds(stored):
+                self.claims.claim(stored)
+                return stored
+            if stored is not None:  # another lab took it while this one was stopped: move
+                self._taken.discard(stored)
+            port = None
+            if (preferred and preferred not in self._taken and not self.claims.other_holds(preferred)
+                    and port_is_free(preferred)):
+                port = preferred
+            while port is None or port in self._taken or self.claims.other_holds(port):
+                port = free_port()
+            self._taken.add(port)
+            self.claims.claim(port)
+            self.store.kv_set(f"port:{key}", port)
+            return port
 
     def release(self, key: str) -> None:
         p = self.store.kv_get(f"port:{key}")
         if p is not None:
             self._taken.discard(p)
             self.store.kv_delete(f"port:{key}")
+            with self.claims.locked():
+                self.claims.release(p)
+
+    def unclaim_all(self) -> None:
+        """Drop this lab's machine-wide claims (the daemon stops; its store keeps the ports)."""
+        with self.claims.locked():
+            for port in self.store.kv_items("port:").values():
+                self.claims.release(port)
 
     def all(self) -> dict:
         return {k[len("port:"):]: v for k, v in self.store.kv_items("port:").items()}

@@ -190,6 +190,13 @@ class Store:
             rows = self._db.execute(q, args).fetchall()
         return [self._record(r[:9], r[9]) for r in rows]
 
+    def versions(self) -> list[tuple[str, str, str, int]]:
+        """(kind, namespace, name, version) of every resource, in list() order: what changed since
+        a caller last read, without decoding any document."""
+        with self._lock:
+            return self._db.execute("SELECT kind, namespace, name, version FROM resources "
+                                    "ORDER BY kind, namespace, name").fetchall()
+
     # -- status and events --------------------------------------------------------------
 
     def set_status(self, key: tuple, status: dict) -> bool:

@@ -150,12 +150,25 @@ class LocalTarget(Target):
     def admin(self, proxy: str, path: str) -> Response:
         return request("127.0.0.1", self._admin_port(proxy), "GET", path, None, None, 10)
 
+    def _exec_target(self, proxy: str) -> str:
+        """What `kubectl exec` needs for a proxy given by pod, Deployment or resource name:
+        `-n <namespace> deploy/<deployment>` (the proxy string itself when no pod matches)."""
+        if not self.echo:
+            return f"deploy/{proxy}"
+        for p in self.pods():
+            if not p.get("proxy"):
+                continue
+            _, ns, name = p["proxy"].split("/", 2)
+            if proxy in (p["name"], p["owner"], name, f"{name}_{ns}", f"{ns}/{p['name']}"):
+                return f"-n {ns} deploy/{p['owner']}"
+        return f"deploy/{proxy}"
+
     def config_dump(self, proxy: str) -> dict:
-        self.say(f"kubectl exec deploy/{proxy} -c envoy -- curl -s localhost:9901/config_dump")
+        self.say(f"kubectl exec {self._exec_target(proxy)} -c envoy -- curl -s localhost:9901/config_dump")
         return self.admin(proxy, "/config_dump").json()
 
     def stats(self, proxy: str, filter: str | None = None) -> dict:
-        self.say(f"kubectl exec deploy/{proxy} -c envoy -- curl -s localhost:9901/stats"
+        self.say(f"kubectl exec {self._exec_target(proxy)} -c envoy -- curl -s localhost:9901/stats"
                  + (f"?filter={filter}" if filter else ""))
         text = self.admin(proxy, "/stats" + (f"?filter={filter}" if filter else "")).text
         out = {}

@@ -199,7 +199,11 @@ def hcm(stat_prefix: str, route_name: str, *, access_log=None, health_path=None,
         "http_filters": filters,
         # App Mesh turns on path normalisation for path and prefix matching (APPMESH-FACTS §1.3)
         "normalize_path": True, "merge_slashes": True,
-        "strip_any_host_port": True,
+        # virtual hosts are matched on the host name alone; the egress listener of a mesh that
+        # lets traffic out (ALLOW_ALL) keeps the port instead, because its forward proxy dials the
+        # host and port in the Host header (a stripped port would send the request to port 80),
+        # and its route configuration ignores the port when matching (ignore_port_in_host_matching)
+        "strip_any_host_port": not forward_proxy,
         "access_log": _access_logs(access_log),
     }
     if websocket:
@@ -311,7 +315,10 @@ def egress_route_config(ir: dict) -> dict:
             "name": "drop_all", "match": {"prefix": "/"},
             "direct_response": {"status": 404, "body": {"inline_string":
                                 "not a backend of this virtual node, and the mesh's egressFilter is DROP_ALL\n"}}}]})
-    return {"name": name, "virtual_hosts": vhosts}
+    out = {"name": name, "virtual_hosts": vhosts}
+    if eg["egress_filter"] == "ALLOW_ALL":
+        out["ignore_port_in_host_matching"] = True  # see hcm(): the Host header keeps its port here
+    return out
 
 
 def _allow_all_cluster(mesh: str) -> dict:

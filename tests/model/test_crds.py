@@ -1,5 +1,4 @@
 """The committed CRDs are what the model generates, and they accept what the upstream CRDs accept."""
-from pathlib import Path
 
 import pytest
 import yaml

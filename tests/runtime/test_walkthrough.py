@@ -1,7 +1,6 @@
 """The guide's walkthrough on the local lab, with real Envoy and real processes."""
 import pytest
 
-from lab.targets import TargetError
 
 pytestmark = pytest.mark.envoy
 

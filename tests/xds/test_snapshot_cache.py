@@ -1,0 +1,90 @@
+"""Snapshot.from_dicts with a cache: unchanged resources are not parsed again, and the result
+is the same snapshot as without the cache."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from google.protobuf import json_format
+
+from lab.xds import Snapshot, SnapshotError
+
+from .test_snapshot import full_dicts
+
+
+@pytest.fixture
+def parses(monkeypatch):
+    """Names of the resources ParseDict parsed."""
+    seen: list = []
+    real = json_format.ParseDict
+
+    def counting(item, message, *a, **kw):
+        seen.append(f"{type(message).__name__}:{item.get('name') or item.get('cluster_name') or ''}")
+        return real(item, message, *a, **kw)
+    monkeypatch.setattr(json_format, "ParseDict", counting)
+    return seen
+
+
+def test_only_changed_resources_are_parsed_again(res, parses):
+    cache: dict = {}
+    first = Snapshot.from_dicts("v1", **full_dicts(res), cache=cache)
+    assert sorted(parses) == ["Cluster:a", "Cluster:b", "ClusterLoadAssignment:a", "Listener:ingress",
+                              "Route:", "Route:", "RouteConfiguration:rc"]
+    assert len(cache) == 7  # five resources and the two routes of "rc"
+    parses.clear()
+    dicts = full_dicts(res)  # equal, but new objects (as a new translation makes them)
+    routes = dicts["routes"][0]["virtual_hosts"][0]["routes"]
+    routes.append(res.route("/b", "b", "/"))  # one route more: only it is parsed, the others are reused
+    second = Snapshot.from_dicts("v2", **dicts, cache=cache)
+    assert parses == ["RouteConfiguration:rc", "Route:"]
+    plain = Snapshot.from_dicts("v2", **copy.deepcopy(dicts))
+    assert second.digest == plain.digest and second.to_dicts() == plain.to_dicts()
+    assert first.digest != second.digest
+    assert len(cache) == 8
+
+
+def test_the_cache_holds_exactly_the_last_snapshot(res, parses):
+    cache: dict = {}
+    Snapshot.from_dicts("v1", **full_dicts(res), cache=cache)
+    dicts = full_dicts(res)
+    dicts["clusters"] = dicts["clusters"][:1]
+    dicts["routes"] = [res.route_config("rc", [res.route("/a", "a", "/")])]
+    Snapshot.from_dicts("v2", **dicts, cache=cache)
+    assert sorted(key[1] for key in cache if key[0] != "route") == ["a", "a", "ingress", "rc"]
+    assert len([key for key in cache if key[0] == "route"]) == 1
+
+
+def test_a_rejected_snapshot_leaves_the_cache_as_it_was(res):
+    cache: dict = {}
+    Snapshot.from_dicts("v1", **full_dicts(res), cache=cache)
+    before = dict(cache)
+    dicts = full_dicts(res)
+    dicts["clusters"].append(dict(dicts["clusters"][0], bogus_field=1))
+    with pytest.raises(SnapshotError):
+        Snapshot.from_dicts("v2", **dicts, cache=cache)
+    assert cache == before
+
+
+def test_the_snapshot_does_not_share_messages_with_the_cache(res):
+    cache: dict = {}
+    snap = Snapshot.from_dicts("v1", **full_dicts(res), cache=cache)
+    again = Snapshot.from_dicts("v2", **full_dicts(res), cache=cache)
+    assert again.digest == snap.digest
+    assert all(again.clusters[n] is not snap.clusters[n] for n in snap.clusters)
+
+
+def test_routes_moved_or_broken_give_the_same_result_as_without_the_cache(res):
+    cache: dict = {}
+    Snapshot.from_dicts("v1", **full_dicts(res), cache=cache)
+    dicts = full_dicts(res)
+    routes = dicts["routes"][0]["virtual_hosts"][0]["routes"]
+    routes.insert(0, res.route("/first", "b", "/"))  # every unnamed route moves to another index
+    with_cache = Snapshot.from_dicts("v2", **dicts, cache=cache)
+    plain = Snapshot.from_dicts("v2", **copy.deepcopy(dicts))
+    assert with_cache.digest == plain.digest
+    dicts = copy.deepcopy(dicts)  # new dicts, as a new translation makes them (the cache keeps the old ones)
+    routes = dicts["routes"][0]["virtual_hosts"][0]["routes"]
+    routes[1] = dict(routes[1], bogus_field=1)
+    with pytest.raises(SnapshotError, match="rc"):
+        Snapshot.from_dicts("v3", **dicts, cache=cache)
