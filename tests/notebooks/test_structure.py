@@ -1,0 +1,274 @@
+"""(a) The notebooks' shape: parameters, kernel metadata, the setup cell right after the
+parameters, and notebooks/build.py as their source (what it builds equals what is committed).
+Also the pure helpers in lab/notebook.py and the e2e harness on small fixture notebooks."""
+import ast
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from collections import Counter
+
+import nbformat
+import pytest
+
+from .conftest import NOTEBOOKS, ROOT
+
+NAMES = ["00-welcome", "01-cluster", "02-controller", "03-mesh-nodes-services", "04-applications",
+         "05-virtual-gateway", "06-gateway-routes", "07-test-and-verify", "08-traffic-management", "09-security",
+         "10-observability", "11-troubleshooting", "12-cleanup"]
+# the state each notebook starts from (lab.notebook.setup's stage)
+STAGE = {"00": "00", "01": "00", "02": "01", "03": "01", "04": "03", "05": "04", "06": "05", "07": "06",
+         "08": "06", "09": "06", "10": "06", "11": "06", "12": "01"}
+PARAMETERS = {"TARGET": "local", "NAMESPACE": "appmesh-demo", "CLUSTER_NAME": "appmesh-gateway-demo",
+              "REGION": "us-west-2", "LAB_HOME": None, "TIMEOUT_S": 30}
+
+
+def _load(name):
+    return nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+
+
+def test_there_are_exactly_the_thirteen_lessons():
+    assert sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]-*.ipynb")) == NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_notebook_has_kernel_metadata_and_a_parameters_cell_followed_by_setup(name):
+    nb = _load(name)
+    nbformat.validate(nb)
+    assert nb.metadata["kernelspec"]["name"] == "python3" and nb.metadata["kernelspec"]["language"] == "python"
+    assert nb.metadata["language_info"]["name"] == "python"
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith(f"# {name[:2]} · ")
+    tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell tagged parameters"
+    params = nb.cells[tagged[0]]
+    assert params.cell_type == "code"
+    values = {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(params.source).body
+              if isinstance(node, ast.Assign)}
+    assert values == PARAMETERS
+    first_code = next(c for c in nb.cells[tagged[0] + 1:] if c.cell_type == "code")
+    assert "nb.setup(TARGET" in first_code.source, "the first code cell after the parameters must call setup"
+    assert f'stage="{STAGE[name[:2]]}"' in first_code.source
+    assert "lab_home=LAB_HOME" in first_code.source and "timeout_s=TIMEOUT_S" in first_code.source
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_notebook_checks_with_asserts(name):
+    nb = _load(name)
+    asserts = sum(c.source.count("assert ") for c in nb.cells if c.cell_type == "code")
+    checks = sum(c.source.count(k) for c in nb.cells if c.cell_type == "code"
+                 for k in ("nb.expect(", "nb.check_split(", "wait_active(", "nb.wait_pods(", "eventually("))
+    assert asserts + checks >= 2, f"{name} has {asserts} asserts and {checks} checking helpers"
+
+
+def test_build_py_writes_exactly_the_committed_notebooks(tmp_path):
+    """notebooks/build.py is the source: what it writes equals the committed notebooks (cells,
+    ids, tags and metadata; outputs are compared by the regression test, not here)."""
+    proc = subprocess.run([sys.executable, str(NOTEBOOKS / "build.py"), "--out", str(tmp_path), "--clear"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    sys.path.insert(0, str(NOTEBOOKS))
+    try:
+        import build
+    finally:
+        sys.path.remove(str(NOTEBOOKS))
+    for name in NAMES:
+        fresh, committed = nbformat.read(tmp_path / f"{name}.ipynb", as_version=4), _load(name)
+        assert build.comparable(fresh) == build.comparable(committed), \
+            f"{name}.ipynb differs from notebooks/build.py: run `python notebooks/build.py` (then --execute)"
+    assert build.check(NOTEBOOKS) == 0   # what `python notebooks/build.py --check` runs
+
+
+def test_volatile_cells_are_listed_for_the_regression_diff():
+    for name in NAMES:
+        nb = _load(name)
+        volatile = [f"/cells/{i}/outputs" for i, c in enumerate(nb.cells) if "volatile" in c.metadata.get("tags", [])]
+        assert nb.metadata.get("nbreg", {}).get("diff_ignore", []) == volatile
+
+
+def test_committed_notebooks_carry_outputs_and_no_errors():
+    for name in NAMES:
+        nb = _load(name)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert any(c.outputs for c in code), f"{name} has no outputs: run python notebooks/build.py --execute"
+        errors = [o for c in code for o in c.outputs if o.output_type == "error"]
+        assert not errors, f"{name} was committed with an error output: {errors[0].ename}: {errors[0].evalue}"
+
+
+# ---- lab/notebook.py helpers -------------------------------------------------------------
+
+def test_split_tolerance_is_four_sigma_plus_two_points():
+    from lab.notebook import split_tolerance
+    assert split_tolerance(0.1, 200) == pytest.approx(4 * (0.1 * 0.9 / 200) ** 0.5 + 0.02)
+    assert split_tolerance(0.0, 200) == pytest.approx(0.02)
+
+
+def test_check_split_passes_a_fair_sample_and_fails_a_wrong_one():
+    from lab.notebook import check_split
+    rows = check_split(Counter(v1=181, v2=19), {"v1": 90, "v2": 10})
+    assert [r[-1] for r in rows] == ["ok", "ok"]
+    with pytest.raises(AssertionError, match="v1: measured 70.0%"):
+        check_split(Counter(v1=140, v2=60), {"v1": 90, "v2": 10})
+    with pytest.raises(AssertionError, match="unexpected versions"):
+        check_split(Counter(v1=199, v3=1), {"v1": 100})
+
+
+def test_setup_refuses_a_stage_that_is_not_a_notebook():
+    from lab.notebook import NotebookError, setup
+    with pytest.raises(NotebookError, match="use 00 to 12"):
+        setup("local", stage="13")
+    with pytest.raises(NotebookError, match="choose local, kind or eks"):
+        setup("minikube", stage="00")
+
+
+def test_walkthrough_files_by_stage_cover_the_walkthrough_in_order():
+    from lab.notebook import walkthrough_files
+    files = walkthrough_files("06")
+    assert files == sorted(f"manifests/walkthrough/{p.name}" for p in (ROOT / "manifests/walkthrough").glob("*.yaml"))
+    assert walkthrough_files("04")[-1].endswith("07-review-service-app.yaml")
+    assert walkthrough_files("01") == []
+
+
+def test_router_with_weights_changes_only_the_weights():
+    import yaml
+    from lab.notebook import manifest_doc, router_with_weights
+    path = "manifests/examples/canary/10-virtual-services.yaml"
+    doc = yaml.safe_load(router_with_weights(path, "reviews-router", "weighted", {"reviews-v1": 50, "reviews-v2": 50}))
+    before = manifest_doc(path, "VirtualRouter", "reviews-router")
+    weighted = next(r for r in doc["spec"]["routes"] if r["name"] == "weighted")
+    assert [w["weight"] for w in weighted["httpRoute"]["action"]["weightedTargets"]] == [50, 50]
+    assert doc["spec"]["routes"][0] == before["spec"]["routes"][0]
+
+
+def test_config_summary_reads_listeners_and_routes():
+    from lab.notebook import config_summary
+    dump = {"configs": [
+        {"@type": "type.googleapis.com/envoy.admin.v3.ListenersConfigDump", "dynamic_listeners": [
+            {"name": "lds_ingress_127.0.0.1_8088", "active_state": {"listener": {
+                "address": {"socket_address": {"address": "127.0.0.1", "port_value": 30080}},
+                "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
+                                                "typed_config": {"rds": {"route_config_name": "rds_ingress_8088"}}}]}]}}}]},
+        {"@type": "type.googleapis.com/envoy.admin.v3.RoutesConfigDump", "dynamic_route_configs": [
+            {"route_config": {"name": "rds_ingress_8088", "virtual_hosts": [{"routes": [
+                {"name": "r1", "match": {"prefix": "/products"},
+                 "route": {"cluster": "c1", "host_rewrite_literal": "product-service.ns",
+                           "regex_rewrite": {"pattern": {"regex": "^/products/*"}, "substitution": "/"}}}]}]}}]}]}
+    listeners, routes = config_summary(dump)
+    assert listeners == [["lds_ingress_127.0.0.1_8088", "127.0.0.1:30080", "rds_ingress_8088", "plain"]]
+    assert routes == [["rds_ingress_8088", "r1", "prefix /products", "c1", "product-service.ns path ^/products/* -> /"]]
+
+
+class _FakeTarget:
+    name = "fake"
+
+    def __init__(self, objects):
+        self.objects = objects
+
+    def get(self, kind, name=None, namespace=None):
+        return [o for o in self.objects if o["kind"] == kind and (namespace is None or kind == "Namespace"
+                                                                   or o["metadata"].get("namespace") == namespace)]
+
+
+def _obj(kind, name, ns="demo", spec=None, labels=None, active=True):
+    return {"kind": kind, "metadata": {"name": name, "namespace": ns, "labels": labels or {}}, "spec": spec or {},
+            "status": {"conditions": [{"type": f"{kind}Active", "status": "True" if active else "False"}]}}
+
+
+def test_topology_graph_follows_selectors_and_references():
+    from lab.notebook import draw_topology, topology_graph
+    objects = [
+        {"kind": "Namespace", "metadata": {"name": "demo", "labels": {"gw": "yes"}}},
+        _obj("VirtualGateway", "gw", spec={"namespaceSelector": {"matchLabels": {"gw": "yes"}}}),
+        _obj("VirtualGateway", "closed", spec={}),  # no namespaceSelector: no route attaches
+        _obj("GatewayRoute", "r", spec={"httpRoute": {"match": {"prefix": "/x"}, "action": {"target": {
+            "virtualService": {"virtualServiceRef": {"name": "svc"}}}}}}),
+        _obj("GatewayRoute", "dangling", spec={"priority": 5, "httpRoute": {"match": {"prefix": "/y"}, "action": {
+            "target": {"virtualService": {"virtualServiceRef": {"name": "nope"}}}}}}, active=False),
+        _obj("VirtualService", "svc", spec={"provider": {"virtualRouter": {"virtualRouterRef": {"name": "vr"}}}}),
+        _obj("VirtualRouter", "vr", spec={"routes": [{"name": "w", "httpRoute": {"action": {"weightedTargets": [
+            {"virtualNodeRef": {"name": "v1"}, "weight": 90}, {"virtualNodeRef": {"name": "v2"}, "weight": 10}]}}}]}),
+        _obj("VirtualNode", "v1"), _obj("VirtualNode", "v2"),
+    ]
+    g = topology_graph(_FakeTarget(objects), "demo")
+    edges = {(a, b): label for a, b, label in g["edges"]}
+    assert edges[("VirtualGateway/gw", "GatewayRoute/r")] == ""
+    assert edges[("VirtualGateway/gw", "GatewayRoute/dangling")] == "p5"
+    assert not any(a == "VirtualGateway/closed" for a, _ in edges)
+    assert edges[("GatewayRoute/r", "VirtualService/svc")] == "/x"
+    assert edges[("VirtualRouter/vr", "VirtualNode/v1")] == "w:90"
+    assert g["active"]["VirtualService/nope (missing)"] is False
+    assert draw_topology(g)._repr_png_().startswith(b"\x89PNG")
+
+
+def test_appmesh_api_guard_reports_a_missing_api_without_raising():
+    from lab.notebook import appmesh_api
+
+    class Local:
+        name = "local"
+
+        def status(self):
+            return {"endpoints": {"appmesh_api": "http://127.0.0.1:9"}}  # nothing listens on port 9
+    api = appmesh_api(Local())
+    assert not api.available and "no answer" in api.reason
+    assert not appmesh_api(_FakeTarget([])).available
+
+
+def test_charts_render_as_png():
+    from lab.notebook import latency_histogram, split_chart
+    assert split_chart([("90/10", {"v1": 90, "v2": 10}, Counter(v1=180, v2=20))])._repr_png_()[:4] == b"\x89PNG"
+    assert latency_histogram([1.0, 2.0, 2.5, 3.0, 10.0])._repr_png_()[:4] == b"\x89PNG"
+
+
+# ---- the e2e harness on fixture notebooks -------------------------------------------------------
+
+def _fixture_notebook(path, code):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
+    nb.cells = [nbformat.v4.new_code_cell('TARGET = "local"\nLAB_HOME = None', metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell(code)]
+    nbformat.write(nb, path)
+
+
+def test_e2e_runner_reports_a_failing_cell_in_junit_and_html(tmp_path, monkeypatch):
+    from lab import e2e
+    books = tmp_path / "books"
+    books.mkdir()
+    _fixture_notebook(books / "00-passes.ipynb", "assert TARGET == 'local'")
+    _fixture_notebook(books / "01-broken.ipynb", "print('before the failure')\nraise ValueError('the gateway said 503')")
+    lines = []
+    r = e2e.run("local", {"LAB_HOME": str(tmp_path / "lab")}, output_dir=tmp_path / "runs", log=lines.append,
+                directory=books)
+    assert [o.passed for o in r.outcomes] == [True, False]
+    assert r.teardown == "local lab stopped"
+    suite = ET.parse(r.directory / "junit.xml").getroot().find("testsuite")
+    assert suite.get("tests") == "2" and suite.get("failures") == "1"
+    failure = suite.findall("testcase")[1].find("failure")
+    assert failure.get("message") == "cell 2: ValueError: the gateway said 503"   # papermill adds the injected cell
+    report = (r.directory / "report.html").read_text()
+    assert report.index("First failure: 01-broken") < report.index("<h2>Notebooks</h2>")
+    assert "raise ValueError" in report and "before the failure" in report
+    assert (tmp_path / "runs" / "latest").resolve() == r.directory.resolve()
+    assert lines[-1] == f"report: {r.directory / 'report.html'}"
+    assert any("01-broken" in line and "FAILED" in line and "ValueError" in line for line in lines)
+
+
+def test_e2e_only_selects_by_number_and_rejects_unknown_ones():
+    from lab.e2e import E2EError, notebooks, parse_value
+    assert [p.stem for p in notebooks("3,06")] == ["03-mesh-nodes-services", "06-gateway-routes"]
+    with pytest.raises(E2EError, match="no notebook numbered 42"):
+        notebooks("42")
+    assert parse_value("60") == 60 and parse_value("null") is None and parse_value("eks") == "eks"
+    assert parse_value("true") is True and parse_value("a: b") == "a: b"
+
+
+def test_the_kernel_runs_this_python():
+    from lab.e2e import ensure_kernel
+    assert ensure_kernel(log=lambda *_: None) == sys.executable
+    assert ensure_kernel(log=lambda *_: None) == sys.executable   # idempotent
+
+
+def test_cli_has_e2e_and_jupyter_verbs():
+    from lab.cli import build_parser
+    parser = build_parser()
+    args = parser.parse_args(["e2e", "--target", "kind", "-p", "TIMEOUT_S", "60", "--only", "03,06", "--keep"])
+    assert (args.target, args.parameter, args.only, args.keep) == ("kind", [["TIMEOUT_S", "60"]], "03,06", True)
+    args = parser.parse_args(["jupyter", "--", "--no-browser"])
+    assert args.jupyter_args == ["--no-browser"]
