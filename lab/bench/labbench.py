@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -20,6 +19,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from .common import machine
 
 ROUTES = ("/products", "/reviews")
 
@@ -93,8 +94,8 @@ def _baseline(home: Path) -> dict:
     return {"envoy_start_s": envoy_s, "envoy_mb": envoy_mb, "app_start_s": app_s, "app_mb": app_mb}
 
 
-def run(quick: bool = False, out=sys.stdout) -> dict:
-    rounds = 2 if quick else 5
+def run(quick: bool = False, rounds: int | None = None, out=sys.stdout) -> dict:
+    rounds = rounds or (2 if quick else 5)
     results = []
     base = None
     for i in range(rounds):
@@ -123,10 +124,10 @@ def run(quick: bool = False, out=sys.stdout) -> dict:
         print(f"  {name.ljust(w)}  {value:>16}  {target}", file=out)
     ratio = summary["apply_to_answering_s"] / base["envoy_start_s"] if base["envoy_start_s"] else None
     print(f"  walkthrough time / one Envoy start = {ratio:.1f}x" if ratio else "", file=out)
-    record = {"bench": "lab", "rounds": rounds, "median": summary, "baseline": {k: round(v, 4) for k, v in base.items()},
+    record = {"bench": "lab", "quick": quick, "rounds": rounds, "median": summary, "baseline": {k: round(v, 4) for k, v in base.items()},
               "targets": {"up_s": 3, "apply_to_answering_s": 5, "total_mb": 400},
               "met": {"up_s": summary["up_s"] < 3, "apply_to_answering_s": summary["apply_to_answering_s"] < 5,
                       "total_mb": summary["total_mb"] < 400},
-              "machine": {"cores": os.cpu_count(), "python": platform.python_version()}}
+              "machine": machine()}
     print(json.dumps(record), file=out)
     return record

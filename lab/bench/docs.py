@@ -1,0 +1,296 @@
+"""docs/benchmarks.md from one run's results directory (runs/bench/<timestamp>/).
+
+`write(directory)` reads the <kind>.json records there, copies the PNG plots to
+docs/img/bench/ and writes the page: the machine, the command per table, the tables, the
+plots, and every target with its measured value, met or not, and what limits it.
+Refreshed by `appmesh-lab bench all --write-docs` (a full run), or from an earlier run's
+directory by `appmesh-lab bench docs runs/bench/<timestamp>`.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+from .common import memory_mb, repo_root
+
+ORDER = ("translate", "converge", "scale", "dataplane", "lab", "suite")
+
+
+def _md_table(rows: list) -> str:
+    head, *body = rows
+    lines = ["| " + " | ".join(str(c) for c in head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in body]
+    return "\n".join(lines)
+
+
+def _tool_version(argv) -> str | None:
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    text = (p.stdout + p.stderr).strip().splitlines()
+    return text[0] if text else None
+
+
+def _ms(x) -> str:
+    return "-" if x is None else f"{x:.1f}"
+
+
+def _yes(ok) -> str:
+    return "—" if ok is None else ("met" if ok else "**missed**")
+
+
+def _cmd(kind: str, rec: dict) -> str:
+    return f"`appmesh-lab bench {kind}{' --quick' if rec.get('quick') else ''}`"
+
+
+# ---- per part: (markdown section, [target rows]) ------------------------------------
+
+def translate(rec: dict) -> tuple:
+    rows = [["routes", "proxies", "model (once) ms", "ir ms", "envoy ms", "translate ms", "x/route", "snapshots ms",
+             "total ms", "gateway snapshot ms"]]
+    for r in rec["results"].values():
+        rows.append([r["routes"], r["proxies"], f"{r['validate_ms']:.0f}", _ms(r["ir_ms"]["median"]),
+                     _ms(r["envoy_ms"]["median"]), _ms(r["translate_ms"]["median"]),
+                     f"{r['translate_per_route_ratio']:.2f}", _ms(r["snapshot_ms"]["median"]),
+                     _ms(r["total_ms"]["median"]), _ms(r["gateway_snapshot_ms"]["median"])])
+    text = ("Translation of N gateway routes with N virtual services and N virtual nodes (N + 1 proxies), "
+            "in process, medians over the repeats; x/route is the per-route cost relative to the smallest N.\n\n"
+            + _md_table(rows))
+    targets = []
+    big = rec["results"].get("1000")
+    if big:
+        s = big["translate_ms"]["median"] / 1000
+        targets.append(["translate: 1,000 routes translated", "< 1 s", f"{s:.3f} s", _yes(rec["met"].get(
+            "translate_1000_routes")), "pure Python on one core; grows linearly with routes"])
+    return text, targets
+
+
+def converge(rec: dict) -> tuple:
+    rows = [["routes", "change", "measure", "p50 ms", "p90 ms", "p99 ms", "max ms", "n"]]
+    labels = (("route", "routed", "apply -> routed"), ("route", "push", "apply -> xDS push (control plane)"),
+              ("route", "push_ack", "push -> Envoy ACK (floor)"), ("route", "apply", "apply round trip"),
+              ("route", "removed", "delete -> 404 again"),
+              ("weights", "weights_routed", "apply -> traffic follows"),
+              ("weights", "weights_push", "apply -> xDS push (control plane)"),
+              ("weights", "weights_push_ack", "push -> Envoy ACK (floor)"))
+    for n, r in rec["results"].items():
+        for change, key, label in labels:
+            s = r[f"{key}_ms"]
+            rows.append([n, change, label, _ms(s.get("p50")), _ms(s.get("p90")), _ms(s.get("p99")), _ms(s.get("max")),
+                         s.get("n", 0)])
+    b = rec["daemon_apply_breakdown_ms"]
+    brows = [["stage", "ms"]] + [[("&nbsp;&nbsp;&nbsp;&nbsp;" if k.startswith(" ") else "") + k.strip(), f"{v:.1f}"]
+                                 for k, v in b.items() if k not in ("routes", "applies")]
+    per_size = "; ".join(f"{n} routes: {r['changes']} + {r['weight_changes']}" for n, r in rec["results"].items())
+    text = ("New gateway routes and VirtualRouter weight flips (100/0 -> 0/100 and back), one at a time, on a "
+            f"running lab (changes per size, routes + weights: {per_size}"
+            + ("; fewer at 1,000 routes, where each change takes about a second here"
+               if any(r["changes"] < rec["changes"] for r in rec["results"].values()) else "")
+            + "); times from the sending of the apply. *push* and *push -> ACK* are recorded by the daemon for the same change (`/v1/status`: "
+            "`proxies[].push`), so *push -> ACK* is the floor any control plane pays (xDS + Envoy) and "
+            "*apply -> xDS push* is this control plane's own share.\n\n" + _md_table(rows)
+            + f"\n\nWhere the daemon's apply time goes at {b['routes']} routes (in process, median of "
+              f"{b['applies']} applies; indented stages are parts of the one above):\n\n" + _md_table(brows))
+    targets = []
+    for n, r in rec["results"].items():
+        limit = rec["target"].get(f"routed_p99_{n}_ms")
+        if limit is None:
+            continue
+        for change, key in (("new gateway route", "routed"), ("router weights", "weights_routed")):
+            p99 = r[f"{key}_ms"].get("p99")
+            push = r[f"{key.replace('routed', 'push')}_ms"].get("p50")
+            floor = r[f"{key.replace('routed', 'push_ack')}_ms"].get("p50")
+            routed50 = r[f"{key}_ms"].get("p50")
+            if push is not None and floor is not None and push >= floor:
+                limits = (f"the control plane: at p50 {_ms(push)} of {_ms(routed50)} ms pass before the push "
+                          "(validation, store, translation of every proxy, snapshot), then "
+                          f"{_ms(floor)} ms push -> Envoy ACK")
+            else:
+                limits = (f"xDS and Envoy: at p50 {_ms(floor)} of {_ms(routed50)} ms are push -> Envoy ACK, "
+                          f"{_ms(push)} ms the control plane before it")
+            targets.append([f"converge: {change}, {n} routes, p99", f"< {limit:.0f} ms", f"{_ms(p99)} ms",
+                            _yes(rec["met"].get(f"{key}_p99_{n}")), limits])
+    return text, targets
+
+
+def scale(rec: dict) -> tuple:
+    rows = [["routes", "proxies", "translate ms", "x/route", "snapshots ms", "snapshot KB (all)", "gateway KB",
+             "apply ms", "all ACKed ms", "x/route", "daemon RSS MB", "gateway Envoy MB", "sidecar Envoy MB"]]
+    for r in rec["results"].values():
+        rows.append([r["routes"], r["proxies"], _ms(r["translate_ms"]), f"{r['translate_per_route_ratio']:.2f}",
+                     _ms(r["snapshot_ms"]), f"{r['snapshot_bytes'] / 1024:.0f}",
+                     f"{r['gateway_snapshot_bytes'] / 1024:.0f}", f"{r['apply_ms']:.0f}", f"{r['all_acked_ms']:.0f}",
+                     f"{r['all_acked_per_route_ratio']:.2f}" if r["all_acked_per_route_ratio"] is not None else "-",
+                     r["daemon_rss_mb"], r["gateway_envoy_rss_mb"], r["sidecar_envoy_rss_mb"]])
+    text = ("N gateway routes, N virtual services, N virtual nodes. Translation and snapshots in process (the "
+            "garbage collector tuned as the daemon tunes it); "
+            "apply, ACK and memory on one running lab where the sizes are applied one on top of the other "
+            "(vn0 has a pod, so the gateway and one sidecar are real Envoys; the other virtual nodes have no "
+            "pods, but the daemon still translates, snapshots and serves all N + 1 proxies). *all ACKed*: apply "
+            "sent -> every running Envoy ACKed its latest snapshot. x/route: per-route cost relative to 100 "
+            "routes (1.00 = linear, below = better).\n\n" + _md_table(rows))
+    m, targets = rec["met"], []
+    r1000 = rec["results"].get("1000")
+    if r1000:
+        targets.append(["scale: 1,000 routes translated", "< 1 s", f"{r1000['translate_ms'] / 1000:.3f} s",
+                        _yes(m.get("translate_1000_under_1s")), "pure Python, one core"])
+        targets.append(["scale: daemon RSS at 1,000 routes", "< 200 MB", f"{r1000['daemon_rss_mb']} MB",
+                        _yes(m.get("daemon_rss_1000_under_200mb")),
+                        "the daemon keeps every proxy's translated config and snapshot (N + 1 proxies)"])
+    largest = max(rec["results"].values(), key=lambda r: r["routes"])
+    targets.append(["scale: translation linear or better", f"x/route <= {rec['target']['per_route_ratio_max']}",
+                    f"{largest['translate_per_route_ratio']:.2f} at {largest['routes']}",
+                    _yes(m.get("translate_linear")),
+                    "—" if m.get("translate_linear") else "Python's cyclic garbage collector: its full collections rescan a heap that grows with the mesh "
+                    "(measured with the daemon's collector setting; the translation table's *no gc* column shows "
+                    "the collector's share)"])
+    targets.append(["scale: time to ACK linear or better", f"x/route <= {rec['target']['per_route_ratio_max']}",
+                    f"{largest['all_acked_per_route_ratio']:.2f} at {largest['routes']}",
+                    _yes(m.get("all_acked_linear")),
+                    "the daemon's one Python process: parsing the applied YAML (PyYAML's pure-Python parser, which "
+                    "keeps line numbers for error messages), validation, one store write and event per document, "
+                    "and snapshots of all N + 1 proxies"])
+    return text, targets
+
+
+def dataplane(rec: dict) -> tuple:
+    load = rec["load"]
+    rows = [["path", "requests/s", "x direct", "p50 ms", "+p50 ms", "p99 ms", "+p99 ms", "non-2xx", "errors"]]
+    for p in rec["paths"]:
+        rows.append([p["name"], f"{p['rps']:.0f}", f"{p['rps_ratio']:.2f}", f"{p['p50_ms']:.2f}",
+                     f"{p['added_p50_ms']:+.2f}", f"{p['p99_ms']:.2f}", f"{p['added_p99_ms']:+.2f}", p["non_2xx"],
+                     p["errors"]])
+    text = (f"`GET {load['path']}` with {load['tool']}, {load['connections']} keep-alive connections, "
+            f"{load['duration_s']:g} s per path after a {load['warmup_s']:g} s warm-up, {load['rounds']} round(s) "
+            "(median kept), all paths in one run against the same sample app process: *direct* is the app's "
+            "port, *sidecar* its sidecar Envoy's ingress listener, *gateway* the full path gateway Envoy -> "
+            "sidecar Envoy -> app, *nginx* nginx (one worker, keep-alive upstream) as a reverse proxy to the app."
+            + "".join(f"\n\nNote: {n}" for n in rec.get("notes") or [])
+            + "\n\nThe sample app is a Python threaded HTTP server sharing 2 cores with wrk and the Envoys, so "
+              "single runs vary: the direct and sidecar rows in particular can change order from one run to the "
+              "next (a sidecar row above direct has been measured); the gateway row is the one the target is about."
+            + "\n\n" + _md_table(rows))
+    gw = next(p for p in rec["paths"] if p["name"] == "gateway")
+    limit = ("2 cores shared by the load generator, two Envoys (one worker thread each) and the Python "
+             "sample app, so every proxy hop takes CPU from the app and the load generator; and the gateway "
+             "path has three proxy hops, not two: the gateway's route sends the request to its own egress "
+             "listener (a self-redirect cluster, where virtual-service routing happens), then to the sidecar")
+    targets = [["dataplane: gateway path adds at p50", "< 1 ms", f"{gw['added_p50_ms']:+.2f} ms",
+                _yes(rec["met"].get("gateway_added_p50_under_1ms")), limit],
+               ["dataplane: gateway path throughput", ">= 70% of direct", f"{gw['rps_ratio']:.0%}",
+                _yes(rec["met"].get("gateway_rps_ratio_at_least_70pct")), limit]]
+    return text, targets
+
+
+def lab(rec: dict) -> tuple:
+    m, b = rec["median"], rec["baseline"]
+    rows = [["measure", "median", "target"],
+            ["up -> daemon answers", f"{m['up_s']:.2f} s", "< 3 s"],
+            ["walkthrough applied -> every route answers", f"{m['apply_to_answering_s']:.2f} s", "< 5 s"],
+            ["RSS daemon", f"{m['daemon_mb']:.0f} MB", ""], ["RSS Envoys", f"{m['envoys_mb']:.0f} MB", ""],
+            ["RSS apps", f"{m['apps_mb']:.0f} MB", ""], ["RSS total", f"{m['total_mb']:.0f} MB", "< 400 MB"],
+            ["baseline: one bare Envoy to LIVE", f"{b['envoy_start_s']:.2f} s, {b['envoy_mb']:.0f} MB", ""],
+            ["baseline: one sample app answering", f"{b['app_start_s']:.2f} s, {b['app_mb']:.0f} MB", ""]]
+    text = f"{rec['rounds']} rounds, each on a fresh state directory.\n\n" + _md_table(rows)
+    met = rec["met"]
+    targets = [["lab: up", "< 3 s", f"{m['up_s']:.2f} s", _yes(met.get("up_s")), "Python start-up of the daemon"],
+               ["lab: walkthrough to answering", "< 5 s", f"{m['apply_to_answering_s']:.2f} s",
+                _yes(met.get("apply_to_answering_s")), "starting the Envoys (baseline above) and apps"],
+               ["lab: memory", "< 400 MB", f"{m['total_mb']:.0f} MB", _yes(met.get("total_mb")), "—"]]
+    return text, targets
+
+
+def suite(rec: dict) -> tuple:
+    """The record of lab/bench/suite.py: per notebook, the wall time and the kernel floor."""
+    rows = [["notebook", "seconds", "outcome"]]
+    rows += [[n["notebook"], f"{n['seconds']:.1f}", "ok" if n["passed"] else "**failed**"] for n in rec["notebooks"]]
+    k = rec["kernel"]
+    totals = [["measure", "value"],
+              ["suite wall time, stopped lab to teardown (median)", f"{rec['total_s']:.1f} s"],
+              ["rounds", ", ".join(f"{t:.1f} s" for t in rec["total_s_rounds"])],
+              ["of which in the notebooks", f"{rec['notebook_s_sum']:.1f} s"],
+              ["kernel start + stop, one notebook", f"{k['start_stop_s']:.2f} s"],
+              [f"floor: one kernel per notebook x {len(rec['notebooks'])}", f"{rec['kernel_floor_s']:.1f} s"],
+              ["above the floor (the lessons' own work)", f"{rec['above_floor_s']:.1f} s"]]
+    text = (f"{rec['rounds']} round(s) of every lesson notebook on the local target from a stopped lab "
+            "(`appmesh-lab e2e`, papermill), median kept; the kernel start per notebook measured separately "
+            "in the same run is the floor.\n\n" + _md_table(rows) + "\n\n" + _md_table(totals))
+    met = rec.get("met") or {}
+    targets = [["suite: wall time", f"<= {rec['target']['total_s']:.0f} s", f"{rec['total_s']:.1f} s",
+                _yes(met.get("total_s")),
+                f"a kernel start per notebook ({rec['kernel_floor_s']:.1f} s in all) and the lessons' own work "
+                f"({rec['above_floor_s']:.1f} s: lab start, Envoys, requests, the waits some lessons teach)"]]
+    if rec.get("failures"):
+        targets.append(["suite: every notebook passes", "all", f"{len(rec['failures'])} failed",
+                        _yes(False), "; ".join(rec["failures"])[:300]])
+    return text, targets
+
+
+SECTIONS = {"translate": ("Translation", translate), "converge": ("Convergence", converge),
+            "scale": ("Scale", scale), "dataplane": ("Data plane", dataplane), "lab": ("Lab start-up and memory", lab),
+            "suite": ("Notebook suite", suite)}
+
+
+def write(directory, page=None, images=None) -> Path:
+    directory = Path(directory)
+    root = repo_root()
+    page = Path(page) if page else root / "docs" / "benchmarks.md"
+    images = Path(images) if images else page.parent / "img" / "bench"
+    records = {}
+    for kind in ORDER:
+        f = directory / f"{kind}.json"
+        if f.exists():
+            records[kind] = json.loads(f.read_text())
+    if not records:
+        raise FileNotFoundError(f"no benchmark results (<kind>.json) in {directory}")
+    images.mkdir(parents=True, exist_ok=True)
+    for old in images.glob("*.png"):
+        old.unlink()
+    for png in sorted(directory.glob("*.png")):
+        shutil.copyfile(png, images / png.name)
+    machine = next(iter(records.values())).get("machine", {})
+    combined = json.loads((directory / "all.json").read_text()) if (directory / "all.json").exists() else {}
+    took = combined.get("seconds") or {}
+    quick = any(r.get("quick") for r in records.values())
+    lines = ["# Benchmarks", "",
+             "Measured numbers for the kit's control plane and data plane, each next to its baseline run in the "
+             "same process or the same lab (see `lab/bench/`). Refresh this page with one command:", "",
+             "```", "appmesh-lab bench all --write-docs", "```", "",
+             (f"(this run took {sum(took.values()) / 60:.0f} min: "
+              + ", ".join(f"{k} {v / 60:.1f} min" for k, v in took.items()) + "; " if took else "(")
+             + "`appmesh-lab bench docs runs/bench/<timestamp>` rewrites the page "
+             "from an earlier run's results). Every part also runs alone (`appmesh-lab bench KIND`, `--quick` for a "
+             "reduced run) and writes its JSON record and plots to `runs/bench/<timestamp>/`. "
+             "The data-plane part wants `wrk` and `nginx`: `scripts/install-bench-tools.sh` installs them "
+             "(Debian packages, as root), else it falls back to the kit's asyncio client and leaves out nginx. "
+             "Reliability has its own page, [reliability.md](reliability.md).", "",
+             "## Machine", "",
+             f"Results of `{directory.name}`{' (a --quick run)' if quick else ''}, measured on a **shared 2-core "
+             "machine**: other work ran at the same time, so every figure carries that noise (the load average "
+             "at the start of each part is in its JSON record).", "",
+             _md_table([["", ""],
+                        ["cores", machine.get("cores")], ["memory", f"{(memory_mb() or 0) / 1024:.0f} GiB"],
+                        ["Python", machine.get("python")], ["Envoy", machine.get("envoy")],
+                        ["platform", machine.get("platform")],
+                        ["wrk", _tool_version(["wrk", "--version"]) or "not installed"],
+                        ["nginx", _tool_version(["nginx", "-v"]) or _tool_version(["/usr/sbin/nginx", "-v"])
+                         or "not installed"],
+                        ["load average (1 min) at the start", ", ".join(
+                            f"{k} {r['machine'].get('loadavg_1m')}" for k, r in records.items()
+                            if isinstance(r.get("machine"), dict) and "loadavg_1m" in r["machine"])]]), ""]
+    target_rows = [["target", "wanted", "measured", "", "what limits it"]]
+    body = []
+    for kind, rec in records.items():
+        title, fn = SECTIONS[kind]
+        text, targets = fn(rec)
+        target_rows += targets
+        body += [f"## {title}", "", f"Command: {_cmd(kind, rec)}", "", text, ""]
+        for png in sorted(images.glob(f"{kind}*.png")):
+            body += [f"![{title}: {png.stem}](img/bench/{png.name})", ""]
+    lines += ["## Targets", "", _md_table(target_rows), ""] + body
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text("\n".join(lines).rstrip() + "\n")
+    return page

