@@ -178,14 +178,19 @@ class ApiKube:
 
     # -- App Mesh objects --------------------------------------------------------------
 
+    def _patch_custom(self, kind: str, namespace: str, name: str, body, content_type: str, status: bool = False):
+        """Patch an App Mesh object (or its status subresource), cluster-scoped or namespaced."""
+        suffix = "_status" if status else ""
+        if kind in CLUSTER_SCOPED:
+            return getattr(self.custom, f"patch_cluster_custom_object{suffix}")(
+                GROUP, VERSION, PLURALS[kind], name, body, _content_type=content_type)
+        return getattr(self.custom, f"patch_namespaced_custom_object{suffix}")(
+            GROUP, VERSION, namespace, PLURALS[kind], name, body, _content_type=content_type)
+
     def patch_status(self, kind: str, namespace: str, name: str, status: dict) -> dict:
-        body = {"status": status}
         try:
-            if kind in CLUSTER_SCOPED:
-                return self.custom.patch_cluster_custom_object_status(
-                    GROUP, VERSION, PLURALS[kind], name, body, _content_type="application/merge-patch+json")
-            return self.custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, namespace, PLURALS[kind], name, body, _content_type="application/merge-patch+json")
+            return self._patch_custom(kind, namespace, name, {"status": status}, "application/merge-patch+json",
+                                      status=True)
         except Exception as exc:
             raise _translate(exc, f"patch status of {kind} {namespace}/{name}") from exc
 
@@ -193,11 +198,7 @@ class ApiKube:
         patch = [{"op": "test", "path": "/metadata/resourceVersion", "value": resource_version},
                  {"op": "add", "path": "/metadata/finalizers", "value": list(finalizers)}]
         try:
-            if kind in CLUSTER_SCOPED:
-                return self.custom.patch_cluster_custom_object(
-                    GROUP, VERSION, PLURALS[kind], name, patch, _content_type="application/json-patch+json")
-            return self.custom.patch_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURALS[kind], name, patch, _content_type="application/json-patch+json")
+            return self._patch_custom(kind, namespace, name, patch, "application/json-patch+json")
         except Exception as exc:
             err = _translate(exc, f"set finalizers of {kind} {namespace}/{name}")
             if err.status == 422:  # the "test" op failed: the object changed since we read it

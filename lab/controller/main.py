@@ -10,7 +10,6 @@ SIGTERM stops the loops, releases the Lease and stops the servers.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
@@ -18,6 +17,8 @@ import socket
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from ..runtime.httpjson import send_json
 
 log = logging.getLogger("appmesh-lab.controller")
 
@@ -81,12 +82,7 @@ class _Health:
                     code, body = 200, state_ref()
                 else:
                     code, body = 404, {"error": "not found"}
-                data = json.dumps(body, default=str).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, code, body)
         self.httpd = ThreadingHTTPServer((host, port), Handler)
         self.httpd.daemon_threads = True
         threading.Thread(target=self.httpd.serve_forever, name="health", daemon=True).start()

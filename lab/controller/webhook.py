@@ -18,6 +18,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from ..runtime.httpjson import send_json
 from .inject import InjectConfig, decide
 from .kube import Conflict, Kube, KubeError
 
@@ -186,12 +187,7 @@ def _handler(server: WebhookServer):
             log.debug("webhook: " + fmt, *args)
 
         def _send(self, code: int, body: dict) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            send_json(self, code, body)
 
         def do_GET(self):  # noqa: N802 (http.server API)
             if self.path in ("/healthz", "/readyz"):

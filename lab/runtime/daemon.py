@@ -37,6 +37,7 @@ from ..xds.server import XdsServer
 from . import pods as podplan
 from .envoy import EnvoyProcess, find_envoy
 from .home import Paths, lab_home
+from .httpjson import send_json
 from .ports import Claims, Ports, holder_of, port_is_free
 from .supervisor import ProcSpec, Supervisor
 
@@ -506,12 +507,7 @@ def _handler(daemon: Daemon):
             return
 
         def _send(self, code: int, body) -> None:
-            data = json.dumps(body, default=str).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            send_json(self, code, body)
 
         def _length(self) -> int:
             try:
