@@ -7,6 +7,7 @@ too large, anchors that expand into a huge document — becomes a Problem, never
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
 
 import yaml
@@ -113,7 +114,6 @@ class _Converter:
 
 def load_text(text: str, file: str = "<input>") -> tuple[list[Document], list[Problem]]:
     """Parse every document of a multi-document YAML text."""
-    problems: list[Problem] = []
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         return [], [Problem(file, 0, "", f"the file is larger than {MAX_BYTES // (1024 * 1024)} MiB",
                             "split it into smaller manifest files", code="too-large")]
@@ -122,11 +122,28 @@ def load_text(text: str, file: str = "<input>") -> tuple[list[Document], list[Pr
         return [], [Problem(file, text.count("\n", 0, deep.start()) + 1, "",
                             f"the document nests deeper than {MAX_DEPTH} levels",
                             "manifests are small; this file is not a manifest", code="too-large")]
+    if _FAST_LOADER is not None:
+        try:
+            return _parse(text, file, _FAST_LOADER, raise_errors=True)
+        except (yaml.YAMLError, RecursionError):
+            pass  # malformed: read it again with the pure-Python parser, whose messages the hints are written for
+    return _parse(text, file, yaml.SafeLoader)
+
+
+# libyaml's parser (PyYAML's C extension) builds the same nodes, with the same line marks, several
+# times faster; where PyYAML was built without it, the pure-Python parser does everything
+_FAST_LOADER = getattr(yaml, "CSafeLoader", None) if getattr(yaml, "__with_libyaml__", False) else None
+
+
+def _parse(text: str, file: str, loader_class, raise_errors: bool = False) -> tuple[list[Document], list[Problem]]:
+    """Documents and problems of `text` read with `loader_class`; with raise_errors, a YAML error
+    is raised instead of becoming a problem (the caller then reads the text again)."""
+    problems: list[Problem] = []
     docs: list[Document] = []
     loader = None
     index = 0
     try:
-        loader = yaml.SafeLoader(text)  # raises ReaderError at once for a control character
+        loader = loader_class(text)  # raises ReaderError at once for a control character
         while loader.check_node():
             node = loader.get_node()
             if node is None:
@@ -147,23 +164,31 @@ def load_text(text: str, file: str = "<input>") -> tuple[list[Document], list[Pr
                 continue
             docs.append(Document(data, file, index, start, conv.lines))
             index += 1
-    except yaml.reader.ReaderError as exc:
+    except (yaml.YAMLError, RecursionError):
+        if raise_errors:
+            raise
+        _yaml_problem(sys.exc_info()[1], text, file, index, problems)
+    finally:
+        if loader is not None:
+            loader.dispose()
+    return docs, problems
+
+
+def _yaml_problem(exc, text: str, file: str, index: int, problems: list) -> None:
+    """A YAML error as one problem."""
+    if isinstance(exc, yaml.reader.ReaderError):
         line = text.count("\n", 0, exc.position) + 1
         problems.append(Problem(file, line, "", f"malformed YAML: the character U+{exc.character:04X} is not "
                                 "allowed (a control or invalid character)",
                                 "delete it; such characters often come with text pasted from a web page or a terminal",
                                 code="yaml", doc=index))
-    except yaml.YAMLError as exc:
+    elif isinstance(exc, yaml.YAMLError):
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = mark.line + 1 if mark else 0
         what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         problems.append(Problem(file, line, "", f"malformed YAML: {what}",
                                 "check the indentation and quoting around this line",
                                 code="yaml", doc=index))
-    except RecursionError:
+    else:  # RecursionError
         problems.append(Problem(file, 0, "", "the YAML nests too deeply to read",
                                 "manifests are small; this file is not a manifest", code="too-large"))
-    finally:
-        if loader is not None:
-            loader.dispose()
-    return docs, problems
