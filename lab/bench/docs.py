@@ -150,9 +150,9 @@ def scale(rec: dict) -> tuple:
     targets.append(["scale: time to ACK linear or better", f"x/route <= {rec['target']['per_route_ratio_max']}",
                     f"{largest['all_acked_per_route_ratio']:.2f} at {largest['routes']}",
                     _yes(m.get("all_acked_linear")),
-                    "the daemon's one Python process: parsing the applied YAML (PyYAML's pure-Python parser, which "
-                    "keeps line numbers for error messages), validation, one store write and event per document, "
-                    "and snapshots of all N + 1 proxies"])
+                    "the daemon's one Python process: validation of every applied document against the whole "
+                    "store, one store write and event per document, and translation and snapshots of all N + 1 "
+                    "proxies on every pass (translating only the proxies a change touches is the next step)"])
     return text, targets
 
 
