@@ -125,8 +125,11 @@ def load_text(text: str, file: str = "<input>") -> tuple[list[Document], list[Pr
     if _FAST_LOADER is not None:
         try:
             return _parse(text, file, _FAST_LOADER, raise_errors=True)
-        except (yaml.YAMLError, RecursionError):
-            pass  # malformed: read it again with the pure-Python parser, whose messages the hints are written for
+        except Exception:  # noqa: BLE001
+            # anything libyaml refuses (malformed YAML; a lone surrogate, which it cannot encode to
+            # UTF-8 first; ...) is read again by the pure-Python parser, which turns it into the problem
+            # the hints are written for — and raises again itself if the fault is not in the text
+            pass
     return _parse(text, file, yaml.SafeLoader)
 
 

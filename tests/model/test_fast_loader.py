@@ -32,3 +32,9 @@ def test_malformed_yaml_gets_the_pure_parsers_problem():
     assert docs == []
     assert problems and problems[0].code == "yaml" and problems[0].line >= 3
     assert [str(p) for p in problems] == [str(p) for p in loader._parse(text, "bad.yaml", yaml.SafeLoader)[1]]
+
+
+def test_a_lone_surrogate_is_a_problem_not_an_exception():
+    docs, problems = loader.load_text("kind: GatewayRoute\nx: \udc80", "a.yaml")
+    assert docs == [] and problems and problems[0].code == "yaml"
+    assert "U+DC80" in problems[0].message
