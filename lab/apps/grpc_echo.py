@@ -74,7 +74,7 @@ from typing import Mapping
 
 import grpc
 
-from .sample import ConfigError, _log, _parse_float, _parse_int, should_fail
+from .sample import ConfigError, _Counter, _log, common_settings, should_fail
 
 __all__ = [
     "SERVICE", "HEALTH_SERVICE", "Settings", "ConfigError", "make_server", "main",
@@ -104,22 +104,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
-
-        def get(name: str, default: str) -> str:
-            value = env.get(name, "")
-            return value if value.strip() else default
-
-        port = _parse_int("PORT", get("PORT", str(DEFAULT_PORT)), 0, 65535)
-        latency = _parse_float("LATENCY_MS", get("LATENCY_MS", "0"))
-        try:
-            rate = Fraction(get("ERROR_RATE", "0").strip())
-        except (ValueError, ZeroDivisionError):
-            raise ConfigError(
-                f"ERROR_RATE={env.get('ERROR_RATE')!r} is not a number; "
-                "use a fraction between 0 and 1, e.g. 0.5"
-            ) from None
-        if not 0 <= rate <= 1:
-            raise ConfigError(f"ERROR_RATE={env.get('ERROR_RATE')!r} must be between 0 and 1")
+        get, port, latency, rate = common_settings(env, DEFAULT_PORT)
         message = env.get("MESSAGE")
         return cls(
             host=get("HOST", "0.0.0.0"),
@@ -194,17 +179,6 @@ def encode_health_response(status: int) -> bytes:
 
 
 # -- the server --------------------------------------------------------------------------------
-
-class _Counter:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._n = 0
-
-    def next(self) -> int:
-        with self._lock:
-            self._n += 1
-            return self._n
-
 
 def _authority(context: grpc.ServicerContext) -> str:
     # grpcio has no public accessor for :authority; the call details it keeps carry it.

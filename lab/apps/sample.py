@@ -134,22 +134,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
-
-        def get(name: str, default: str) -> str:
-            value = env.get(name, "")
-            return value if value.strip() else default
-
-        port = _parse_int("PORT", get("PORT", "8080"), 0, 65535)
-        latency = _parse_float("LATENCY_MS", get("LATENCY_MS", "0"))
-        try:
-            rate = Fraction(get("ERROR_RATE", "0").strip())
-        except (ValueError, ZeroDivisionError):
-            raise ConfigError(
-                f"ERROR_RATE={env.get('ERROR_RATE')!r} is not a number; "
-                "use a fraction between 0 and 1, e.g. 0.5"
-            ) from None
-        if not 0 <= rate <= 1:
-            raise ConfigError(f"ERROR_RATE={env.get('ERROR_RATE')!r} must be between 0 and 1")
+        get, port, latency, rate = common_settings(env, 8080)
         code = _parse_int("ERROR_CODE", get("ERROR_CODE", "503"), 200, 599)
         timeout_ms = _parse_float("CALL_TIMEOUT_MS", get("CALL_TIMEOUT_MS", "10000"))
         if timeout_ms <= 0:
@@ -175,6 +160,27 @@ class Settings:
             egress_proxy=proxy,
             call_timeout_s=timeout_ms / 1000.0,
         )
+
+
+def common_settings(env: Mapping[str, str], default_port: int):
+    """What both of the kit's apps read from their environment: a getter that treats blank values
+    as unset, PORT, LATENCY_MS and ERROR_RATE (a fraction from 0 to 1), each checked."""
+    def get(name: str, default: str) -> str:
+        value = env.get(name, "")
+        return value if value.strip() else default
+
+    port = _parse_int("PORT", get("PORT", str(default_port)), 0, 65535)
+    latency = _parse_float("LATENCY_MS", get("LATENCY_MS", "0"))
+    try:
+        rate = Fraction(get("ERROR_RATE", "0").strip())
+    except (ValueError, ZeroDivisionError):
+        raise ConfigError(
+            f"ERROR_RATE={env.get('ERROR_RATE')!r} is not a number; "
+            "use a fraction between 0 and 1, e.g. 0.5"
+        ) from None
+    if not 0 <= rate <= 1:
+        raise ConfigError(f"ERROR_RATE={env.get('ERROR_RATE')!r} must be between 0 and 1")
+    return get, port, latency, rate
 
 
 def _parse_int(name: str, raw: str, low: int, high: int) -> int:

@@ -445,7 +445,7 @@ def test_an_api_created_resource_in_a_manifest_mesh_lives_in_the_meshs_api_names
 
 def test_the_aws_cli_talks_to_the_lab(lab, tmp_path):
     if not shutil.which("aws"):
-        pytest.skip("aws CLI not installed")
+        pytest.skip("the aws CLI is not installed (pip install awscli, or https://aws.amazon.com/cli/)")
     endpoint = lab.status()["endpoints"]["appmesh_api"]
     env = {**os.environ, "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
            "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"], "AWS_DEFAULT_REGION": "ap-south-1",
