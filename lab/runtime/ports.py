@@ -123,12 +123,18 @@ class Ports:
         self.store = store
         self.claims = claims
         self._taken = set(self.store.kv_items("port:").values())
+        # key -> port claimed by this process: while it lives no other lab takes the claim, so the
+        # reconcile loop's many calls for the same keys need no lock and no file
+        self._mine: dict = {}
 
     def get(self, key: str, preferred: int | None = None) -> int:
+        if key in self._mine:
+            return self._mine[key]
         with self.claims.locked():
             stored = self.store.kv_get(f"port:{key}")
             if stored is not None and not self.claims.other_holds(stored):
                 self.claims.claim(stored)
+                self._mine[key] = stored
                 return stored
             if stored is not None:  # another lab took it while this one was stopped: move
                 self._taken.discard(stored)
@@ -141,9 +147,11 @@ class Ports:
             self._taken.add(port)
             self.claims.claim(port)
             self.store.kv_set(f"port:{key}", port)
+            self._mine[key] = port
             return port
 
     def release(self, key: str) -> None:
+        self._mine.pop(key, None)
         p = self.store.kv_get(f"port:{key}")
         if p is not None:
             self._taken.discard(p)
@@ -153,6 +161,7 @@ class Ports:
 
     def unclaim_all(self) -> None:
         """Drop this lab's machine-wide claims (the daemon stops; its store keeps the ports)."""
+        self._mine.clear()
         with self.claims.locked():
             for port in self.store.kv_items("port:").values():
                 self.claims.release(port)
