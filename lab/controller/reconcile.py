@@ -35,7 +35,8 @@ from ..translate import translate
 from ..translate.status import conditions
 from ..xds.snapshot import Snapshot
 from .kube import APPMESH_KINDS, CLUSTER_SCOPED, Conflict, Kube, KubeError, NotFound, key_of
-from .world import build_world, placement, redirect_ingress
+from .pod_traffic import pod_envoy
+from .world import build_world, placement
 
 log = logging.getLogger("appmesh-lab.controller")
 
@@ -154,7 +155,7 @@ def compute(objects: dict[str, list[dict]], now: str | None = None) -> Decisions
     pl = placement(world, objects.get("EndpointSlice", []), objects.get("Pod", []))
     for nid, t in translate(world, pl).items():
         d.ir[nid] = t["ir"]
-        d.envoy[nid] = redirect_ingress(t["envoy"]) if t["ir"]["kind"] == "sidecar" else t["envoy"]
+        d.envoy[nid] = pod_envoy(t["envoy"], t["ir"])
 
     # statuses and events
     conds = conditions(world)

@@ -31,10 +31,7 @@ from ..translate import naming
 from ..translate.ir import Placement
 from .kube import APPMESH_KINDS, CLUSTER_SCOPED, GROUP, VERSION
 
-INGRESS_PORT = 15000
-EGRESS_PORT = 15001
-ORIGINAL_DST = {"name": "envoy.filters.listener.original_dst", "typed_config": {
-    "@type": "type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst"}}
+from .pod_traffic import EGRESS_PORT, INGRESS_PORT  # noqa: F401 (the ports proxy-init redirects to)
 
 
 def ref(kind: str, obj: dict) -> str:
@@ -173,34 +170,3 @@ def placement(world: World, slices: list[dict], pods: list[dict]) -> Placement:
             pl.listeners.setdefault(nid, {})[port] = port
         pl.egress[nid] = EGRESS_PORT
     return pl
-
-
-# ---- the sidecar's single ingress listener ---------------------------------------------
-
-def redirect_ingress(envoy: dict, port: int = INGRESS_PORT, address: str = "0.0.0.0") -> dict:
-    """A sidecar's per-port ingress listeners (as the translator makes them) -> one listener
-    on address:port with a filter chain per original destination port. Gateways and
-    sidecars without ingress are returned unchanged."""
-    listeners = envoy.get("listeners") or []
-    ingress = [lst for lst in listeners if lst["name"].startswith("lds_ingress_")]
-    if not ingress:
-        return envoy
-    chains, listener_filters = [], [copy.deepcopy(ORIGINAL_DST)]
-    for lst in ingress:
-        dport = lst["address"]["socket_address"]["port_value"]
-        for i, chain in enumerate(lst.get("filter_chains") or []):
-            c = copy.deepcopy(chain)
-            match = dict(c.get("filter_chain_match") or {})
-            transport = match.get("transport_protocol")
-            c["filter_chain_match"] = {"destination_port": dport, **match}
-            c["name"] = f"ingress_{dport}" + (f"_{transport}" if transport else ("" if i == 0 else f"_{i}"))
-            chains.append(c)
-        for lf in lst.get("listener_filters") or []:
-            if lf["name"] not in {x["name"] for x in listener_filters}:
-                listener_filters.append(copy.deepcopy(lf))
-    merged = {"name": naming.ingress_listener(address, port),
-              "address": {"socket_address": {"address": address, "port_value": port}},
-              "listener_filters": listener_filters, "filter_chains": chains}
-    out = dict(envoy)
-    out["listeners"] = [merged] + [lst for lst in listeners if not lst["name"].startswith("lds_ingress_")]
-    return out

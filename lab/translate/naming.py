@@ -58,3 +58,8 @@ def self_redirect_cluster(mesh: str, vg: str, protocol: str, port: int, listener
 
 def allow_all_cluster(mesh: str) -> str:
     return f"cds_egress_{mesh}_allow_all"
+
+
+def amazonaws_cluster(mesh: str) -> str:
+    """The cluster App Mesh lets AWS API traffic out through even with DROP_ALL (APPMESH-FACTS §7.4)."""
+    return f"cds_egress_{mesh}_amazonaws"
