@@ -7,11 +7,10 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .errors import UsageError
 from .runtime.client import LabError
 
 
-class UsageError(Exception):
-    pass
 
 
 def _print_problems(result, out) -> None:

@@ -165,7 +165,7 @@ def _measure_change(c, poll, apply_body: dict, path: str, want, headers=None) ->
 
 
 def _lab_changes(target, n: int, changes: int, weight_changes: int, warmup: int = 2) -> dict:
-    from ..labcli import gateway_address
+    from ..runtime.status import gateway_address
     c = target.client
     host, port = gateway_address(c)
     poll = Poller(host, port)

@@ -213,7 +213,7 @@ class Nginx:
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=open(self.dir / "stderr.log", "w"), **kwargs)
         from ..targets.base import TargetError
-        from ..targets.local import request
+        from ..targets.base import request
         deadline = time.time() + 10
         while True:
             try:
@@ -247,7 +247,7 @@ def _env_port(pid: int) -> int:
 
 def _ports(target) -> dict:
     """Ports of the app, its sidecar's ingress listener and the gateway on the running lab."""
-    from ..labcli import gateway_address
+    from ..runtime.status import gateway_address
     pod = next(p for p in target.pods() if p["role"] == "meshed" and p["owner"] == "vn0")
     app_pid = next(c["pid"] for c in pod["containers"] if c["name"] != "envoy")
     listeners = target.admin(pod["name"], "/listeners?format=json").json()["listener_statuses"]

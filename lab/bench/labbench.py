@@ -76,7 +76,7 @@ def _baseline(home: Path) -> dict:
     p = subprocess.Popen([sys.executable, "-m", "lab.apps.sample"], env=env, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
     try:
-        from ..targets.local import request
+        from ..targets.base import request
         deadline = time.time() + 10
         while True:
             try:

@@ -1958,7 +1958,7 @@ def run(quick: bool = False, scenarios: list[str] | None = None, out=sys.stdout)
     names = list(scenarios or SCENARIOS)
     unknown = [n for n in names if n not in RUNNERS]
     if unknown:
-        from ..cli import UsageError  # the CLI prints it as a usage error, without a traceback
+        from ..errors import UsageError  # the CLI prints it as a usage error, without a traceback
         raise UsageError(f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
     t0 = time.monotonic()
     results, errors = {}, {}

@@ -1,6 +1,7 @@
 """The target interface and what its calls return."""
 from __future__ import annotations
 
+import http.client
 import json
 import time
 from dataclasses import dataclass, field
@@ -83,3 +84,19 @@ class Target:
             assert c.get("status") == "True", f"{kind} {name}: {c.get('reason')}: {c.get('message')}"
             return c
         return self.eventually(check, timeout, what=f"{kind} {name} active")
+
+
+def request(host: str, port: int, method: str, path: str, headers, body, timeout: float) -> Response:
+    """One plain HTTP request, its answer as a Response (TargetError when it gets none)."""
+    t0 = time.perf_counter()
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        data = resp.read()
+        return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data,
+                        (time.perf_counter() - t0) * 1000)
+    except (OSError, http.client.HTTPException) as exc:
+        raise TargetError(f"request {method} {path} to {host}:{port} failed: {exc}") from exc
+    finally:
+        conn.close()

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from .base import Response, Target, TargetError
+from .base import Response, Target, TargetError, request
 
 ROOT = Path(__file__).resolve().parents[2]
 RELEASE = "appmesh-lab-controller"
@@ -504,7 +504,6 @@ class ClusterTarget(Target):
 
     def curl(self, path: str, headers: dict | None = None, method: str = "GET", body: bytes | None = None,
              timeout: float = 10.0, gateway: str | None = None, quiet: bool = False) -> Response:
-        from .local import request
         url = self.gateway_url(gateway)
         if not quiet:
             hs = " ".join(f"-H '{k}: {v}'" for k, v in (headers or {}).items())

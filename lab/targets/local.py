@@ -1,12 +1,11 @@
 """The `local` target: the lab daemon on this machine (no cluster)."""
 from __future__ import annotations
 
-import http.client
-import time
 from pathlib import Path
 
 from ..runtime.client import Client, LabError
-from .base import Response, Target, TargetError
+from ..runtime.status import gateway_address, wait_converged
+from .base import Response, Target, TargetError, request
 
 
 def _root() -> Path:
@@ -99,7 +98,6 @@ class LocalTarget(Target):
         return self._call("POST", "/v1/delete", {"keys": [[kind, ns, name]]})["results"]
 
     def converge(self, timeout: float = 30.0) -> dict:
-        from ..labcli import wait_converged
         try:
             return wait_converged(self.client, timeout)
         except LabError as exc:
@@ -124,7 +122,6 @@ class LocalTarget(Target):
 
     # traffic ----------------------------------------------------------------------------
     def gateway_url(self, gateway: str | None = None) -> str:
-        from ..labcli import gateway_address
         try:
             host, port = gateway_address(self.client, gateway)
         except LabError as exc:
@@ -200,17 +197,3 @@ class LocalTarget(Target):
         return self._call("POST", "/v1/kill", {"process": f"{p['namespace']}/{p['name']}/{container}",
                                                "signal": signal}, ok=(200, 404)).get("killed", False)
 
-
-def request(host: str, port: int, method: str, path: str, headers, body, timeout: float) -> Response:
-    t0 = time.perf_counter()
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        resp = conn.getresponse()
-        data = resp.read()
-        return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data,
-                        (time.perf_counter() - t0) * 1000)
-    except (OSError, http.client.HTTPException) as exc:
-        raise TargetError(f"request {method} {path} to {host}:{port} failed: {exc}") from exc
-    finally:
-        conn.close()

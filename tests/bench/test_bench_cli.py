@@ -59,7 +59,7 @@ def test_wrk_output_is_read_with_its_units():
 def test_the_asyncio_load_generator_against_the_sample_app(tmp_path):
     from lab.runtime.envoy import free_port
     from lab.targets.base import TargetError
-    from lab.targets.local import request
+    from lab.targets.base import request
     port = free_port()
     app = subprocess.Popen([sys.executable, "-m", "lab.apps.sample"], cwd=ROOT, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL,

@@ -27,7 +27,7 @@ class Load:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
-        from lab.targets.local import request
+        from lab.targets.base import request
         host, port = self.target.gateway_url().split("//")[1].split(":")
         end = time.time() + self.max_seconds
         while not self._stop.is_set() and time.time() < end:

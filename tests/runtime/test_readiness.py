@@ -53,7 +53,7 @@ def test_a_running_container_that_does_not_listen_is_not_ready(lab):
     pod = _pod(lab, "deaf")
     assert pod["status"] == "Running"
     assert pod["ready"] == "0/1" and pod["containers"][0]["ready"] is False
-    from lab.labcli import wait_converged
+    from lab.runtime.status import wait_converged
     with pytest.raises(LabError, match=r"readiness/deaf-.*/app runs but does not accept connections yet"):
         wait_converged(lab.client, 2)
     lab.client.call("POST", "/v1/delete", {"keys": [["Deployment", NS, "deaf"]]})
