@@ -71,7 +71,7 @@ import uuid
 
 import yaml
 
-from ..runtime.daemon import ACCOUNT, REGION
+from ..model.arns import ACCOUNT, REGION
 from ..store.sqlite import StoreError
 from . import quotas, service
 from .convert import kept_on_update, to_api, to_crd

@@ -15,6 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from ..model.arns import arn_of as arn
 from ..model.kinds import API_VERSION
 from ..model.resources import Resource, selector_matches
 from .convert import API_FIELDS, REF_KINDS, Refs, k8s_name, label_value, short_hash
@@ -98,10 +99,6 @@ class Item:
     @property
     def sort_key(self) -> list:
         return [self.name, "/".join(self.resource.key)]
-
-
-def arn(region: str, account: str, path: str) -> str:
-    return f"arn:aws:appmesh:{region}:{account}:{path}"
 
 
 def satisfy(selector) -> dict | None:

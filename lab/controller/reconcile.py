@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..model.resources import Resource
-from ..runtime.daemon import ARN_FIELD, arn  # the local lab's ARNs, so both targets report the same
+from ..model.arns import ARN_FIELD, arn  # the local lab's ARNs, so both targets report the same
 from ..translate import translate
 from ..translate.status import conditions
 from ..xds.snapshot import Snapshot

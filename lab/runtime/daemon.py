@@ -24,6 +24,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 from ..model import World, validate_texts
+from ..model.arns import ARN_FIELD, arn
 from ..model.loader import Document
 from ..model.problems import Problem
 from ..model.validate import check_document
@@ -40,12 +41,6 @@ from .home import Paths, lab_home
 from .httpjson import send_json
 from .ports import Claims, Ports, holder_of, port_is_free
 from .supervisor import ProcSpec, Supervisor
-
-REGION = os.environ.get("APPMESH_LAB_REGION", "us-west-2")
-ACCOUNT = "111122223333"  # the lab's fixed local account id
-ARN_FIELD = {"Mesh": "meshARN", "VirtualNode": "virtualNodeARN", "VirtualService": "virtualServiceARN",
-             "VirtualRouter": "virtualRouterARN", "VirtualGateway": "virtualGatewayARN",
-             "GatewayRoute": "gatewayRouteARN"}
 
 
 class DaemonError(Exception):
@@ -73,20 +68,6 @@ def resource_of(record) -> object | None:
     if r is not None:
         r.doc = None  # findings about stored objects point at the object, not a file
     return r
-
-
-def arn(world: World, r) -> str | None:
-    if r.kind == "Mesh":
-        return f"arn:aws:appmesh:{REGION}:{ACCOUNT}:mesh/{r.aws_name()}"
-    mesh = world.mesh_of(r)
-    if not mesh:
-        return None
-    base = f"arn:aws:appmesh:{REGION}:{ACCOUNT}:mesh/{mesh.aws_name()}"
-    if r.kind == "GatewayRoute":
-        vgs = world.gateways_for(r) or []
-        return f"{base}/virtualGateway/{vgs[0].aws_name()}/gatewayRoute/{r.aws_name()}" if len(vgs) == 1 else None
-    kind = r.kind[0].lower() + r.kind[1:]
-    return f"{base}/{kind}/{r.aws_name()}"
 
 
 class Daemon:
