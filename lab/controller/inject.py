@@ -10,7 +10,10 @@ The decision follows the AWS controller's injector (APPMESH-FACTS §9.4–9.7):
   * a VirtualNode and a VirtualGateway, several VirtualNodes or several VirtualGateways ->
     the pod is rejected. Nothing, with mode `enabled` -> rejected; unspecified -> left alone.
   * VirtualNode pod: an `envoy` container (unless one exists) and a `proxyinit` init container
-    (unless one exists) that redirects traffic with iptables.
+    (unless one exists) that redirects traffic with iptables. The pod annotation
+    `appmesh.k8s.aws/secretMounts: "<secret>:<directory>,..."` mounts those Secrets read-only
+    into the injected `envoy` container (a volume named like the Secret, as upstream does);
+    a malformed value rejects the pod with the format to write.
   * VirtualGateway pod: its own container named `envoy` becomes the gateway (image replaced
     unless `appmesh.k8s.aws/virtualGatewaySkipImageOverride: enabled`); without such a
     container nothing happens. No init container: the gateway listens itself.
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import dataclass, field
 
 from ..model import World, selector_matches
@@ -38,6 +42,7 @@ ANN_PORTS = "appmesh.k8s.aws/ports"
 ANN_EGRESS_PORTS = "appmesh.k8s.aws/egressIgnoredPorts"
 ANN_EGRESS_IPS = "appmesh.k8s.aws/egressIgnoredIPs"
 ANN_SKIP_IMAGE = "appmesh.k8s.aws/virtualGatewaySkipImageOverride"
+ANN_SECRET_MOUNTS = "appmesh.k8s.aws/secretMounts"
 ENVOY_UID = 1337
 ADMIN_PORT = 9901
 READY_PORT = 15021
@@ -66,6 +71,43 @@ class Decision:
     message: str = ""
     patch: list = field(default_factory=list)
     proxy: str | None = None  # the node id the pod's Envoy uses
+
+
+class BadAnnotation(ValueError):
+    """A pod annotation the injector cannot use; the message says what to write instead."""
+
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def secret_mounts(annotations: dict) -> list[tuple[str, str]]:
+    """[(secret, mount path)] from `appmesh.k8s.aws/secretMounts` ("name:/path,name2:/path2")."""
+    value = (annotations or {}).get(ANN_SECRET_MOUNTS)
+    if value is None:
+        return []
+    out: list[tuple[str, str]] = []
+    fmt = f'write {ANN_SECRET_MOUNTS}: "<secret name>:<absolute directory>,...", e.g. "my-tls:/certs/my"'
+    for segment in str(value).split(","):
+        if not segment.strip():
+            continue
+        pair = segment.split(":")
+        if len(pair) != 2:
+            raise BadAnnotation(f"malformed annotation {ANN_SECRET_MOUNTS}: {segment.strip()!r} is not "
+                                f"<secret name>:<mount path>; {fmt}")
+        name, path = pair[0].strip(), pair[1].strip()
+        if not _DNS_LABEL.match(name) or len(name) > 63:
+            raise BadAnnotation(f"malformed annotation {ANN_SECRET_MOUNTS}: {name!r} cannot name a Secret volume "
+                                "(lowercase letters, digits and '-', at most 63 characters); " + fmt)
+        if not path.startswith("/"):
+            raise BadAnnotation(f"malformed annotation {ANN_SECRET_MOUNTS}: the mount path of {name} must be "
+                                f"absolute, not {path!r}; " + fmt)
+        if name in {n for n, _ in out} or path in {p for _, p in out}:
+            raise BadAnnotation(f"malformed annotation {ANN_SECRET_MOUNTS}: {name}:{path} repeats a Secret or a "
+                                "mount path; name each Secret and each directory once")
+        out.append((name, path))
+    if not out:
+        raise BadAnnotation(f"annotation {ANN_SECRET_MOUNTS} is empty; {fmt}, or remove it")
+    return out
 
 
 def mode_of(ns_labels: dict, annotations: dict) -> str:
@@ -194,7 +236,10 @@ def decide(pod: dict, namespace: str, world: World, cfg: InjectConfig) -> Decisi
                         f"selects namespace {namespace}; create the Mesh (and label the namespace) first")
     kind = "virtualNode" if vns else "virtualGateway"
     nid = naming.node_id(mesh.aws_name(), kind, owner.aws_name())
-    patch = virtual_node_patch(pod, owner, nid, cfg) if vns else virtual_gateway_patch(pod, nid, owner, cfg)
+    try:
+        patch = virtual_node_patch(pod, owner, nid, cfg) if vns else virtual_gateway_patch(pod, nid, owner, cfg)
+    except BadAnnotation as exc:
+        return Decision(False, str(exc))
     if vgs and not patch:
         return Decision(True, f"VirtualGateway {owner.name} selects the pod, but no container is named envoy: "
                         "nothing injected", [], nid)
@@ -210,8 +255,23 @@ def virtual_node_patch(pod: dict, vn, nid: str, cfg: InjectConfig) -> list:
     annotations = (pod.get("metadata") or {}).get("annotations") or {}
     patch = []
     containers = spec.get("containers") or []
+    mounts = secret_mounts(annotations)
     if not any(c.get("name") == "envoy" for c in containers):
-        patch.append({"op": "add", "path": "/spec/containers/-", "value": envoy_container(nid, vn.aws_name(), cfg)})
+        envoy = envoy_container(nid, vn.aws_name(), cfg)
+        if mounts:
+            taken = {v.get("name") for v in spec.get("volumes") or []}
+            clash = sorted(taken & {n for n, _ in mounts})
+            if clash:
+                raise BadAnnotation(f"annotation {ANN_SECRET_MOUNTS}: the pod already has a volume named "
+                                    f"{', '.join(clash)}; rename that volume (the injector names each Secret's "
+                                    "volume after the Secret)")
+            envoy["volumeMounts"] = [{"name": n, "mountPath": p, "readOnly": True} for n, p in mounts]
+            volumes = [{"name": n, "secret": {"secretName": n}} for n, _ in mounts]
+            if spec.get("volumes") is None:
+                patch.append({"op": "add", "path": "/spec/volumes", "value": volumes})
+            else:
+                patch += [{"op": "add", "path": "/spec/volumes/-", "value": v} for v in volumes]
+        patch.append({"op": "add", "path": "/spec/containers/-", "value": envoy})
     inits = spec.get("initContainers")
     if not any(c.get("name") == "proxyinit" for c in inits or []):
         ports = _ports_from(annotations[ANN_PORTS]) if ANN_PORTS in annotations else ",".join(

@@ -275,3 +275,62 @@ def test_the_webhook_answers_over_https_with_the_certificate_it_made(walkthrough
             assert resp.status == 200
     finally:
         server.stop()
+
+
+def _with_annotation(case: str, name: str, value: str, volumes=None) -> dict:
+    review = copy.deepcopy(REVIEWS[case])
+    review["request"]["object"]["metadata"].setdefault("annotations", {})[name] = value
+    if volumes is not None:
+        review["request"]["object"]["spec"]["volumes"] = volumes
+    return review
+
+
+def test_secret_mounts_are_mounted_read_only_into_the_injected_envoy(walkthrough):
+    """The mTLS example's annotation: each Secret becomes a volume of the pod, mounted into the
+    sidecar only (the app container does not see the mesh's keys)."""
+    value = "accounts-tls:/etc/appmesh-lab/certs/accounts, mesh-ca:/etc/appmesh-lab/certs/ca"
+    review = _with_annotation("product-pod", "appmesh.k8s.aws/secretMounts", value)
+    out = review_response(review, lambda: world(walkthrough), CFG)["response"]
+    assert out["allowed"], out
+    pod = _json_patch(review["request"]["object"], json.loads(base64.b64decode(out["patch"])))
+    original = review["request"]["object"]["spec"]["volumes"]
+    assert pod["spec"]["volumes"] == original + [{"name": "accounts-tls", "secret": {"secretName": "accounts-tls"}},
+                                                 {"name": "mesh-ca", "secret": {"secretName": "mesh-ca"}}]
+    envoy = next(c for c in pod["spec"]["containers"] if c["name"] == "envoy")
+    assert envoy["volumeMounts"] == [
+        {"name": "accounts-tls", "mountPath": "/etc/appmesh-lab/certs/accounts", "readOnly": True},
+        {"name": "mesh-ca", "mountPath": "/etc/appmesh-lab/certs/ca", "readOnly": True}]
+    app = next(c for c in pod["spec"]["containers"] if c["name"] == "app")
+    assert not {"accounts-tls", "mesh-ca"} & {m["name"] for m in app.get("volumeMounts") or []}
+    assert k8s_schema.problems(pod) == []
+    # a pod without volumes gets the list
+    review = _with_annotation("product-pod", "appmesh.k8s.aws/secretMounts", "mesh-ca:/certs")
+    del review["request"]["object"]["spec"]["volumes"]
+    out = review_response(review, lambda: world(walkthrough), CFG)["response"]
+    pod = _json_patch(review["request"]["object"], json.loads(base64.b64decode(out["patch"])))
+    assert pod["spec"]["volumes"] == [{"name": "mesh-ca", "secret": {"secretName": "mesh-ca"}}]
+    assert k8s_schema.problems(pod) == []
+
+
+@pytest.mark.parametrize("value, says", [
+    ("accounts-tls", "is not <secret name>:<mount path>"),
+    ("accounts-tls:/a:/b", "is not <secret name>:<mount path>"),
+    ("Accounts_TLS:/certs", "cannot name a Secret volume"),
+    ("accounts-tls:certs", "must be absolute"),
+    ("a:/x,a:/y", "repeats a Secret or a mount path"),
+    (" , ", "is empty"),
+])
+def test_a_malformed_secret_mounts_annotation_rejects_the_pod_saying_what_to_write(walkthrough, value, says):
+    review = _with_annotation("product-pod", "appmesh.k8s.aws/secretMounts", value)
+    out = review_response(review, lambda: world(walkthrough), CFG)["response"]
+    assert out["allowed"] is False and out["status"]["code"] == 403
+    msg = out["status"]["message"]
+    assert "appmesh.k8s.aws/secretMounts" in msg and says in msg, msg
+    assert "<secret name>:<absolute directory>" in msg or "each Secret" in msg
+
+
+def test_a_secret_volume_that_clashes_with_a_pod_volume_is_refused(walkthrough):
+    review = _with_annotation("product-pod", "appmesh.k8s.aws/secretMounts", "data:/certs",
+                              volumes=[{"name": "data", "emptyDir": {}}])
+    out = review_response(review, lambda: world(walkthrough), CFG)["response"]
+    assert out["allowed"] is False and "already has a volume named data" in out["status"]["message"]
