@@ -209,10 +209,19 @@ def compute(objects: dict[str, list[dict]], now: str | None = None) -> Decisions
 
 # ---- the controller ----------------------------------------------------------------------
 
-def event_object(ev: Event, namespace_for_cluster_scoped: str, count: int = 1) -> tuple[str, dict]:
+# A core/v1 Event of a cluster-scoped object (a Mesh) without eventTime is accepted by the API
+# server in namespace "default" only (or none): its legacy validation wants the event's namespace
+# to agree with involvedObject.namespace, which is empty. Readers list them there.
+CLUSTER_SCOPED_EVENTS_NAMESPACE = "default"
+
+
+def event_object(ev: Event, count: int = 1) -> tuple[str, dict]:
+    """(namespace, core/v1 Event) for one decision: the object's own namespace, or `default`
+    for a cluster-scoped object. firstTimestamp/lastTimestamp/count, as `kubectl describe`
+    reads them (no eventTime: that would switch the API server to the events.k8s.io rules)."""
     kind, ns, name = ev.key
     meta = ev.obj.get("metadata") or {}
-    namespace = ns or namespace_for_cluster_scoped
+    namespace = ns or CLUSTER_SCOPED_EVENTS_NAMESPACE
     involved = {"apiVersion": ev.obj.get("apiVersion", "appmesh.k8s.aws/v1beta2"), "kind": kind, "name": name,
                 "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")}
     if kind not in CLUSTER_SCOPED:
@@ -319,7 +328,7 @@ class Controller:
             mark = (uid, ev.reason, ev.message)
             if mark in self._emitted:
                 continue
-            ns, body = event_object(ev, self.namespace)
+            ns, body = event_object(ev)
             try:
                 self.kube.create_event(ns, body)
                 self._emitted.add(mark)

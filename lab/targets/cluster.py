@@ -447,9 +447,9 @@ class ClusterTarget(Target):
     def events(self, kind: str, name: str, namespace: str = "") -> list:
         core = self._api("CoreV1Api")
         sel = f"involvedObject.kind={kind},involvedObject.name={name}"
-        ns = namespace or ("default" if kind in ("Mesh", "Namespace") else self.namespace)
-        if kind == "Mesh":
-            ns = CONTROLLER_NAMESPACE  # the controller records events of cluster-scoped objects there
+        # cluster-scoped objects (a Mesh, a Namespace) have their events in `default`, the only
+        # namespace the API server takes them in (lab.controller.reconcile.event_object)
+        ns = "default" if kind in ("Mesh", "Namespace") else (namespace or self.namespace)
         items = self._raw(core.list_namespaced_event, ns, field_selector=sel).get("items") or []
         items.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
         return [{"time": e.get("lastTimestamp") or e.get("eventTime"), "kind": kind, "namespace": namespace,

@@ -420,3 +420,11 @@ def test_the_notebooks_make_the_cluster_target_with_their_parameters():
     t = make_target("eks", echo=False, cluster_name="demo", region="us-west-2", namespace="appmesh-demo",
                     lab_home=None)
     assert isinstance(t, ClusterTarget) and (t.cluster_name, t.region, t.echo) == ("demo", "us-west-2", False)
+
+
+def test_events_of_the_cluster_scoped_mesh_are_read_from_default(api, runner):
+    """The controller writes a Mesh's events in `default` (the API server refuses them
+    elsewhere); the target reads them from there."""
+    t = kind_target(api, runner)
+    evs = t.events("Mesh", "my-app-mesh")
+    assert [(e["reason"], e["type"]) for e in evs] == [("Active", "Normal")]

@@ -7,13 +7,34 @@ from pathlib import Path
 
 import pytest
 
-from lab.controller.kube import CLUSTER_SCOPED, Conflict, Gone, NotFound, key_of
+from lab.controller.kube import CLUSTER_SCOPED, Conflict, Gone, KubeError, NotFound, key_of
 
 TESTDATA = Path(__file__).parent / "testdata"
 
 
 def load(name: str):
     return json.loads((TESTDATA / name).read_text())
+
+
+def event_rejection(namespace: str, event: dict) -> str:
+    """What the API server says to a core/v1 Event it refuses (its validation of events created
+    through the v1 API: pkg/apis/core/validation/events.go); "" when it takes it."""
+    meta, involved = event.get("metadata") or {}, event.get("involvedObject") or {}
+    if meta.get("namespace", namespace) != namespace:
+        return "the namespace of the provided object does not match the namespace sent on the request"
+    inv_ns = involved.get("namespace") or ""
+    if not event.get("eventTime"):
+        if not inv_ns and namespace not in ("", "default"):
+            return "involvedObject.namespace: Invalid value: \"\": does not match event.namespace"
+        if inv_ns and inv_ns != namespace:
+            return f"involvedObject.namespace: Invalid value: {inv_ns!r}: does not match event.namespace"
+        return ""
+    if not inv_ns and namespace not in ("default", "kube-system"):
+        return "involvedObject.namespace: Invalid value: \"\": does not match event.namespace"
+    for f in ("reportingComponent", "reportingInstance", "action"):
+        if not event.get(f):
+            return f"{f}: Required value"
+    return ""
 
 
 class FakeKube:
@@ -87,6 +108,9 @@ class FakeKube:
         return copy.deepcopy(self._bump(obj))
 
     def create_event(self, namespace, event):
+        problem = event_rejection(namespace, event)
+        if problem:
+            raise KubeError(f"create event in {namespace}: 422 {problem}")
         self.calls.append(("create_event", namespace, event["reason"]))
         self.events.append(copy.deepcopy(event))
 

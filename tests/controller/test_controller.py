@@ -39,9 +39,11 @@ def test_a_pass_publishes_every_proxy_and_writes_status_finalizers_and_events(fa
     vn = kube.objects["VirtualNode"][("VirtualNode", "appmesh-demo", "product-service-vn")]
     assert vn["status"]["conditions"][0]["status"] == "True"
     assert RESOURCES_FINALIZER in vn["metadata"]["finalizers"]
-    # the Mesh's events go to the controller's namespace; the others to their own
+    # the Mesh's events go to `default` (the only namespace the API server takes them in; the
+    # fake rejects them elsewhere, as it does); the others to their own
     mesh_ev = next(e for e in kube.events if e["involvedObject"]["kind"] == "Mesh")
-    assert mesh_ev["metadata"]["namespace"] == "appmesh-system" and "namespace" not in mesh_ev["involvedObject"]
+    assert mesh_ev["metadata"]["namespace"] == "default" and "namespace" not in mesh_ev["involvedObject"]
+    assert ("create_event", "default", "Active") in kube.calls
     vn_ev = next(e for e in kube.events if e["involvedObject"]["name"] == "product-service-vn")
     assert vn_ev["metadata"]["namespace"] == "appmesh-demo"
     assert vn_ev["involvedObject"]["uid"] == vn["metadata"]["uid"]
