@@ -1695,30 +1695,10 @@ def _lab_home_of(path: str) -> str | None:
 
 def _wrong_ca_pem() -> tuple:
     """A CA nobody trusts and a client certificate it signed (PEM bytes; nothing written)."""
-    import datetime as dt
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-    now = dt.datetime.now(dt.timezone.utc)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "not the lab CA")])
-    ca = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(ca_key.public_key())
-          .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-          .not_valid_after(now + dt.timedelta(days=1))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(ca_key, hashes.SHA256()))
-    key = ec.generate_private_key(ec.SECP256R1())
-    leaf = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gateway")]))
-            .issuer_name(name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("gateway.ex-mtls-mesh.svc.cluster.local")]),
-                           critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    pem = lambda c: c.public_bytes(serialization.Encoding.PEM)  # noqa: E731
-    return pem(ca), pem(leaf) + key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                   serialization.NoEncryption())
+    from ..runtime import pki
+    ca = pki.make_ca("not the lab CA", 1)
+    leaf, key = pki.make_leaf(ca, "gateway", 1, ["gateway.ex-mtls-mesh.svc.cluster.local"], role="client")
+    return pki.pem(ca[0]), pki.pem(leaf) + pki.key_pem(key)
 
 
 def _tls_get(port: int, ctx: ssl.SSLContext, server_hostname: str, path: str = "/") -> str:
@@ -1828,6 +1808,8 @@ def scenario_exposure(quick: bool = False, out=sys.stdout, sz: Sizes | None = No
         tls_port = _gateway(t, "gateway_ex-tls-gateway")[1]
         right = ssl.create_default_context(cafile=str(ca_file))
         wrong = ssl.create_default_context(cadata=wrong_ca.decode())
+        for ctx in (right, wrong):
+            ctx.verify_flags |= ssl.VERIFY_X509_STRICT  # as Python 3.13's default context does
         r_right = _tls_get(tls_port, right, "localhost")
         r_wrong = _tls_get(tls_port, wrong, "localhost")
         r_name = _tls_get(tls_port, right, "evil.example")

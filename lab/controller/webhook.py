@@ -24,7 +24,8 @@ from .kube import Conflict, Kube, KubeError
 
 log = logging.getLogger("appmesh-lab.controller")
 MUTATE_PATH = "/mutate-v1-pod"
-VALID_DAYS = 3650
+CA_DAYS = 3650
+VALID_DAYS = 3650  # the serving certificate; the Secret is remade RENEW_BEFORE_DAYS before its end
 RENEW_BEFORE_DAYS = 30
 
 
@@ -33,48 +34,31 @@ def dns_names(service: str, namespace: str) -> list[str]:
 
 
 def make_certificate(names: list[str], now: dt.datetime | None = None) -> dict:
-    """{"ca.crt", "tls.crt", "tls.key"} as PEM text: a CA and a serving certificate for names."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    """{"ca.crt", "tls.crt", "tls.key"} as PEM text: a CA and a serving certificate for names
+    (RFC 5280 extensions, see lab/runtime/pki.py: the API server may verify strictly)."""
+    from ..runtime import pki
 
-    now = now or dt.datetime.now(dt.timezone.utc)
-    until = now + dt.timedelta(days=VALID_DAYS)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "appmesh-lab-controller webhook CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-          .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-          .not_valid_after(until)
-          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                       content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                       key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-          .sign(ca_key, hashes.SHA256()))
-    key = ec.generate_private_key(ec.SECP256R1())
-    leaf = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[-1])]))
-            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(until)
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    pem = lambda c: c.public_bytes(serialization.Encoding.PEM).decode()  # noqa: E731
-    return {"ca.crt": pem(ca), "tls.crt": pem(leaf),
-            "tls.key": key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                         serialization.NoEncryption()).decode()}
+    ca = pki.make_ca("appmesh-lab-controller webhook CA", CA_DAYS, now=now)
+    leaf, key = pki.make_leaf(ca, names[-1], VALID_DAYS, names, role="server", now=now)
+    return {"ca.crt": pki.pem(ca[0]).decode(), "tls.crt": pki.pem(leaf).decode(), "tls.key": pki.key_pem(key).decode()}
 
 
 def certificate_usable(pems: dict, names: list[str], now: dt.datetime | None = None) -> bool:
+    """True when the Secret's certificate can keep serving: it names every DNS name, was issued
+    by the CA beside it with the extensions strict verifiers need (a Secret written by an older
+    controller lacks them and is replaced), and is not within RENEW_BEFORE_DAYS of its end."""
     from cryptography import x509
+
+    from ..runtime import pki
     try:
         cert = x509.load_pem_x509_certificate(pems["tls.crt"].encode())
+        ca = x509.load_pem_x509_certificate(pems["ca.crt"].encode())
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except Exception:  # missing or unreadable: make a new one
         return False
-    now = now or dt.datetime.now(dt.timezone.utc)
+    renew = dt.timedelta(days=RENEW_BEFORE_DAYS)
     return set(names) <= set(san.get_values_for_type(x509.DNSName)) and \
-        cert.not_valid_after_utc - now > dt.timedelta(days=RENEW_BEFORE_DAYS) and "ca.crt" in pems
+        not pki.problems(cert, ca, now, renew) and not pki.problems(ca, ca, now, renew)
 
 
 def _decode(secret: dict) -> dict:

@@ -11,20 +11,18 @@ with every name.
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import os
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
+
+from . import pki
 
 PREFIX = "/etc/appmesh-lab/certs/"
-
-
-def _key():
-    return ec.generate_private_key(ec.SECP256R1())
+CA_DAYS = 3650     # the lab CA: as long as a lab home may live
+LEAF_DAYS = 365    # a proxy's certificate; issued again when it nears its end
+RENEW_BEFORE = dt.timedelta(days=30)
 
 
 def _write(path: Path, data: bytes, private: bool = False) -> None:
@@ -36,20 +34,9 @@ def _write(path: Path, data: bytes, private: bool = False) -> None:
 
 
 def make_ca(directory: Path, common_name: str = "appmesh-lab CA") -> tuple:
-    key = _key()
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=365))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                         content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                         key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-            .sign(key, hashes.SHA256()))
-    _write(directory / "ca.crt", cert.public_bytes(serialization.Encoding.PEM))
-    _write(directory / "ca.key", key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                   serialization.NoEncryption()), private=True)
+    cert, key = pki.make_ca(common_name, CA_DAYS)
+    _write(directory / "ca.key", pki.key_pem(key), private=True)
+    _write(directory / "ca.crt", pki.pem(cert))
     return cert, key
 
 
@@ -60,52 +47,70 @@ def load_ca(directory: Path) -> tuple:
 
 
 def make_leaf(directory: Path, ca: tuple, common_name: str, dns_names: list[str]) -> None:
-    ca_cert, ca_key = ca
-    key = _key()
-    now = dt.datetime.now(dt.timezone.utc)
-    sans = [x509.DNSName(n) for n in dict.fromkeys(dns_names)] + [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
-            .issuer_name(ca_cert.subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=90))
-            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .sign(ca_key, hashes.SHA256()))
-    _write(directory / "tls.crt", cert.public_bytes(serialization.Encoding.PEM))
-    _write(directory / "tls.key", key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                    serialization.NoEncryption()), private=True)
+    """A proxy's certificate: it serves TLS and is also presented as a client certificate
+    (mTLS), so it is good for both (pki.ROLES["mesh"])."""
+    cert, key = pki.make_leaf(ca, common_name, LEAF_DAYS, dns_names, ["127.0.0.1"], role="mesh")
+    _write(directory / "tls.key", pki.key_pem(key), private=True)
+    _write(directory / "tls.crt", pki.pem(cert))
 
 
-def _leaf_names(crt: Path) -> list[str] | None:
-    """The DNS names of an existing leaf certificate, None when there is none (or it cannot be read)."""
+def _load(crt: Path) -> x509.Certificate | None:
     try:
-        cert = x509.load_pem_x509_certificate(crt.read_bytes())
-        return cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
-            x509.DNSName)
-    except (OSError, ValueError, x509.ExtensionNotFound):
+        return x509.load_pem_x509_certificate(crt.read_bytes())
+    except (OSError, ValueError):
         return None
 
 
-def ensure(certs_dir: Path, paths: set[str], sans: set[str]) -> dict:
-    """Make every certificate file `paths` names (under PREFIX) that does not exist yet.
+def _leaf_names(cert: x509.Certificate) -> list[str]:
+    try:
+        return cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+            x509.DNSName)
+    except x509.ExtensionNotFound:
+        return []
+
+
+def _usable_ca(ca_dir: Path) -> tuple | None:
+    """The lab CA, unless it is missing, unreadable, made by an older kit without the extensions
+    strict verifiers need (pki.problems), or near its end: then None (it is made again)."""
+    cert = _load(ca_dir / "ca.crt")
+    if cert is None or pki.problems(cert, cert, renew_before=RENEW_BEFORE):
+        return None
+    try:
+        return load_ca(ca_dir)
+    except (OSError, ValueError):
+        return None
+
+
+def ensure(certs_dir: Path, paths: set[str], sans: set[str], remade: list | None = None) -> dict:
+    """Make every certificate file `paths` names (under PREFIX) that does not exist yet, and
+    make again those that are not fit: issued by an older CA, lacking what RFC 5280 wants
+    (a lab home from an older kit), near their end, or missing a name a manifest asks for.
+    Certificates made again where one existed are appended to `remade` (their directories).
     Returns the mapping manifest path -> local file for every file under certs_dir."""
     ca_dir = certs_dir / "ca"
     wanted = {p[len(PREFIX):] for p in paths if p.startswith(PREFIX)}
-    if wanted and not (ca_dir / "ca.crt").exists():
-        make_ca(ca_dir)
-    ca = load_ca(ca_dir) if (ca_dir / "ca.crt").exists() else None
+    ca = None
+    if wanted:
+        ca = _usable_ca(ca_dir)
+        if ca is None:
+            if (ca_dir / "ca.crt").exists() and remade is not None:
+                remade.append(ca_dir)
+            ca = make_ca(ca_dir)
     for rel in sorted(wanted):
         parts = Path(rel).parts
         if len(parts) == 2 and parts[0] != "ca" and parts[1] in ("tls.crt", "tls.key") and ca is not None:
             leaf_dir = certs_dir / parts[0]
             name = parts[0]
             want = [s for s in sans if s.startswith(name + ".")] + [name, "localhost"]
-            have = _leaf_names(leaf_dir / "tls.crt")
-            if have is None:
+            cert = _load(leaf_dir / "tls.crt")
+            have = _leaf_names(cert) if cert is not None else []
+            if cert is None or not (leaf_dir / "tls.key").exists():
                 make_leaf(leaf_dir, ca, name, want)
-            elif not set(want) <= set(have):  # a later manifest asks for another name: issue it again, with both
-                make_leaf(leaf_dir, ca, name, have + want)
+            elif not set(want) <= set(have) or pki.problems(cert, ca[0], renew_before=RENEW_BEFORE):
+                # a later manifest asks for another name (issue it again, with both), or it is unfit
+                make_leaf(leaf_dir, ca, name, have + [w for w in want if w not in have])
+                if remade is not None:
+                    remade.append(leaf_dir)
     return {PREFIX + str(f.relative_to(certs_dir)): str(f) for f in certs_dir.rglob("*") if f.is_file()} \
         if certs_dir.is_dir() else {}
 

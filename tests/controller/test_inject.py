@@ -264,6 +264,7 @@ def test_the_webhook_answers_over_https_with_the_certificate_it_made(walkthrough
     server = WebhookServer(0, pems, lambda: world(walkthrough), CFG, host="127.0.0.1").start()
     try:
         ctx = ssl.create_default_context(cadata=pems["ca.crt"])
+        ctx.verify_flags |= ssl.VERIFY_X509_STRICT
         req = urllib.request.Request(f"https://localhost:{server.port}/mutate-v1-pod",
                                      data=json.dumps(REVIEWS["product-pod"]).encode(),
                                      headers={"Content-Type": "application/json"}, method="POST")

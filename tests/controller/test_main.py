@@ -67,6 +67,7 @@ def test_the_controller_comes_up_leads_reconciles_and_injects():
         import base64
         ca = base64.b64decode(secret["data"]["ca.crt"]).decode()
         ctx = ssl.create_default_context(cadata=ca)
+        ctx.verify_flags |= ssl.VERIFY_X509_STRICT
         ctx.check_hostname = False  # 127.0.0.1 is not among the Service names the certificate carries
         review = load("admission-reviews.json")["product-pod"]
         req = urllib.request.Request(f"https://127.0.0.1:{ports['webhook']}/mutate-v1-pod",

@@ -20,7 +20,6 @@ fails with probability about 1e-4, while 100/0, 50/50 or 80/20 (80 +- 8) fall ou
 """
 from __future__ import annotations
 
-import datetime
 import http.client
 import json
 import math
@@ -97,25 +96,15 @@ class Lab:
                 ctx = ssl.create_default_context(cafile=str(self._wrong_ca))
             else:  # none: what curl does without --cacert
                 ctx = ssl.create_default_context()
+            ctx.verify_flags |= ssl.VERIFY_X509_STRICT  # as Python 3.13's default context does
             self._contexts[ca] = ctx
         return self._contexts[ca]
 
 
 def _make_ca(path: Path) -> None:
     """A CA of its own, with the lab CA's name, that signed nothing the lab uses."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "appmesh-lab demo CA")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    from lab.runtime import pki
+    path.write_bytes(pki.pem(pki.make_ca("appmesh-lab demo CA", 1)[0]))
 
 
 # -- answers -------------------------------------------------------------------------------------
