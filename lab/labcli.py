@@ -449,6 +449,16 @@ def cmd_stats(args) -> int:
 # ---- doctor ----------------------------------------------------------------------------
 
 def cmd_doctor(args) -> int:
+    if args.target != "local":
+        from pathlib import Path
+
+        from .doctor import run
+        return run(args.target, out_dir=Path(args.output_dir) if args.output_dir else None,
+                   record=Path(args.record) if args.record else None)
+    if args.record:
+        print("appmesh-lab doctor: --record reads a cluster's API objects: use it with --target kind or eks",
+              file=sys.stderr)
+        return 2
     problems, ok = [], []
     try:
         from .runtime.envoy import find_envoy
@@ -561,7 +571,14 @@ def add_parsers(sub) -> None:
     stt.add_argument("proxy")
     stt.add_argument("--filter")
     stt.set_defaults(func=cmd_stats)
-    doc = sub.add_parser("doctor", help="check the lab and explain each problem in one line")
+    doc = sub.add_parser("doctor", help="check the lab (or with --target kind|eks a cluster) and explain each problem "
+                                        "in one line")
+    doc.add_argument("--target", choices=("local", "kind", "eks"), default="local",
+                     help="kind|eks: the cluster's first-run checklist (tools, RBAC, webhooks, injection, manifests, "
+                          "logs, Envoy, the gateway), stopping at the first failure, with a bundle in runs/")
+    doc.add_argument("--record", metavar="DIR", help="clusters: also save the API objects read into DIR/cluster.json, "
+                                                     "the form the cluster tests replay")
+    doc.add_argument("--output-dir", help="clusters: where the diagnostic bundle goes (default runs/)")
     doc.set_defaults(func=cmd_doctor)
     # notebooks: the papermill end-to-end runner and JupyterLab (defined in lab/e2e.py)
     from .e2e import add_e2e_parser, add_jupyter_parser
