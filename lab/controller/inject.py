@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from ..model import World, selector_matches
 from ..model.semantics import INJECT_LABEL
 from ..translate import naming
-from ..xds.bootstrap import make_bootstrap
+from ..xds.bootstrap import ENVOY_RUNTIME, make_bootstrap
 
 ANN_PORTS = "appmesh.k8s.aws/ports"
 ANN_EGRESS_PORTS = "appmesh.k8s.aws/egressIgnoredPorts"
@@ -118,7 +118,7 @@ def mode_of(ns_labels: dict, annotations: dict) -> str:
 def bootstrap(node_id: str, cluster: str, cfg: InjectConfig) -> dict:
     """The Envoy bootstrap of an injected proxy: make_bootstrap + a readiness listener."""
     boot = make_bootstrap(node_id, cluster=cluster, xds_host=cfg.xds_host, xds_port=cfg.xds_port,
-                          admin_port=ADMIN_PORT, initial_fetch_timeout_s=10.0)
+                          admin_port=ADMIN_PORT, initial_fetch_timeout_s=10.0, runtime=ENVOY_RUNTIME)
     hcm = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
     boot["static_resources"]["clusters"].append({
         "name": "appmesh_lab_admin", "type": "STATIC", "connect_timeout": "1s",

@@ -97,6 +97,14 @@ class Kube(Protocol):
     def patch_webhook_config(self, name: str, patch: list) -> None: ...
 
 
+class _HttpError(Exception):
+    """A non-2xx answer the client handed back unread (_preload_content=False)."""
+
+    def __init__(self, status: int, body):
+        super().__init__(status)
+        self.status, self.body = status, body
+
+
 def _translate(exc: Exception, what: str) -> KubeError:
     status = getattr(exc, "status", None)
     body = getattr(exc, "body", None) or getattr(exc, "reason", None) or str(exc)
@@ -156,16 +164,28 @@ class ApiKube:
         return data.get("items") or [], (data.get("metadata") or {}).get("resourceVersion", "")
 
     def watch(self, kind: str, resource_version: str, timeout_s: int) -> Iterator[tuple[str, dict]]:
-        from kubernetes import watch
+        """The watch stream read line by line as plain JSON. Nothing is turned into the client's
+        models: they are strict about types (pydantic), so a field a newer API server sends in
+        another shape would break the informer, and the controller reads dicts anyway."""
+        from kubernetes.watch.watch import iter_resp_lines
         func, args = self._list_call(kind)
-        w = watch.Watch()
         try:
-            for ev in w.stream(func, *args, resource_version=resource_version, timeout_seconds=timeout_s,
-                               allow_watch_bookmarks=True):
-                obj = ev.get("raw_object") or {}
+            resp = func(*args, watch=True, resource_version=resource_version, timeout_seconds=timeout_s,
+                        allow_watch_bookmarks=True, _preload_content=False)
+        except Exception as exc:
+            raise _translate(exc, f"watch {kind}") from exc
+        try:
+            status = getattr(resp, "status", 200)
+            if isinstance(status, int) and not 200 <= status <= 299:
+                err = _translate(_HttpError(status, resp.data), f"watch {kind}")
+                raise Gone(str(err)) if status == 410 else err
+            for line in iter_resp_lines(resp):
+                if not line or not line.strip():
+                    continue
+                ev = json.loads(line)
+                obj = ev.get("object") or {}
                 if ev.get("type") == "ERROR":
-                    code = obj.get("code")
-                    if code == 410:
+                    if obj.get("code") == 410:
                         raise Gone(f"watch {kind}: {obj.get('message', 'resource version too old')}")
                     raise KubeError(f"watch {kind}: {obj.get('message', obj)}")
                 yield ev["type"], obj
@@ -174,7 +194,8 @@ class ApiKube:
         except Exception as exc:
             raise _translate(exc, f"watch {kind}") from exc
         finally:
-            w.stop()
+            resp.close()
+            resp.release_conn()
 
     # -- App Mesh objects --------------------------------------------------------------
 

@@ -32,7 +32,7 @@ from ..store import Store
 from ..translate import naming, translate
 from ..translate.ir import Placement
 from ..translate.status import conditions
-from ..xds.bootstrap import make_bootstrap
+from ..xds.bootstrap import ENVOY_RUNTIME, make_bootstrap
 from ..xds.snapshot import Snapshot
 from ..xds.server import XdsServer
 from . import pods as podplan
@@ -52,10 +52,6 @@ class BadRequest(Exception):
 
 
 MAX_BODY = 64 * 1024 * 1024  # larger request bodies are refused (a manifest file is at most 4 MiB)
-# Envoy refuses a whole route configuration when one regex compiles to an RE2 program larger than
-# 100 instructions (its default), e.g. "(abc|def|…){3}"; App Mesh allows any regex of up to 255
-# characters, so the lab raises the limit instead of letting one route freeze a proxy's routes.
-ENVOY_RUNTIME = {"re2.max_program_size.error_level": 1_000_000}
 # Most of the daemon's objects live as long as the daemon; collect young objects less often
 # (translation of 1,000 routes spent most of its time in the collector).
 GC_THRESHOLD = (50_000, 20, 20)

@@ -14,6 +14,13 @@ from typing import Any
 
 XDS_CLUSTER_NAME = "xds_cluster"
 
+# The runtime every proxy of the kit gets, on every target (the local daemon's Envoys and the
+# injected ones in a cluster). Envoy refuses a whole route configuration when one regex compiles
+# to an RE2 program larger than 100 instructions (its default), e.g. "(abc|def|…){3}"; App Mesh
+# allows any regex of up to 255 characters, so the kit raises the limit instead of letting one
+# route freeze a proxy's routes.
+ENVOY_RUNTIME = {"re2.max_program_size.error_level": 1_000_000}
+
 _HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 _DOWNSTREAM_CONNECTIONS = (
     "envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig"

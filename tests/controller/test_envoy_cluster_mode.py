@@ -131,3 +131,26 @@ def test_a_cluster_mode_gateway_routes_to_the_endpoints_from_the_endpoint_slices
         for p in procs:
             p.terminate()
             p.wait(10)
+
+
+def test_an_injected_envoy_takes_a_regex_app_mesh_allows_but_envoy_caps_by_default(tmp_path, walkthrough):
+    """App Mesh allows any regex up to 255 characters; Envoy refuses one whose RE2 program passes
+    100 instructions unless the runtime raises the cap, as the local lab's proxies do. The
+    injected bootstrap carries the same runtime, so a cluster's gateway ACKs the route too."""
+    boot = bootstrap(GATEWAY, "test", InjectConfig())
+    layers = boot["layered_runtime"]["layers"]
+    static = next(layer["static_layer"] for layer in layers if "static_layer" in layer)
+    assert static["re2.max_program_size.error_level"] >= 1_000_000
+    envoy = _local(compute(walkthrough).envoy[GATEWAY])
+    big = "/(alpha|beta|gamma|delta|epsilon){3}/[a-z0-9]{4,12}"
+    vhost = next(rc for rc in envoy["routes"] if rc["name"].startswith("rds_ingress_"))["virtual_hosts"][0]
+    route = copy.deepcopy(vhost["routes"][0])
+    route["name"], route["match"] = "big-regex", {"safe_regex": {"regex": big}}
+    vhost["routes"].insert(0, route)
+    with XdsServer("127.0.0.1", 0) as xds:
+        xds.set_snapshot(GATEWAY, Snapshot.from_dicts("r-1", **envoy))
+        boot = bootstrap(GATEWAY, "test", InjectConfig(xds_host="127.0.0.1", xds_port=xds.port))
+        boot["admin"]["address"]["socket_address"]["port_value"] = free_port()
+        boot["static_resources"]["listeners"] = []
+        with EnvoyProcess(boot, tmp_path, envoy_path=ENVOY):
+            assert xds.wait_for_ack(GATEWAY, "r-1", timeout=20), xds.status(GATEWAY)

@@ -125,3 +125,55 @@ def test_an_informer_over_the_real_client_fills_the_cache(api):
                                                                                "review-service-vn"]
     watch = server.calls("GET", "/apis/appmesh.k8s.aws/v1beta2/virtualnodes")[-1]
     assert watch["query"].get("allowWatchBookmarks") in ("true", "True")
+
+
+def test_watched_objects_with_fields_this_client_does_not_know_still_arrive(api, walkthrough):
+    """A newer API server adds fields, or sends a field in a shape the client's (strictly typed,
+    pydantic) models do not take. The informers must get the objects anyway, as plain dicts,
+    for every watched kind."""
+    import copy
+    server, kube = api
+    pod = copy.deepcopy(walkthrough["Pod"][0])
+    pod["metadata"]["resourceVersion"] = "7001"
+    pod["spec"]["futureSchedulingHint"] = {"zone": "b"}
+    pod["status"]["resizeStatusV2"] = "Proposed"
+    pod["status"]["conditions"][0]["observedGeneration"] = "3"  # V1PodCondition wants an int here
+    pod["spec"]["containers"][0]["restartPolicyRules"] = [{"action": "Restart"}]
+    ns = copy.deepcopy(walkthrough["Namespace"][0])
+    ns["metadata"]["resourceVersion"] = "7002"
+    ns["status"] = {"phase": "Active", "newCondition": True}
+    eps = copy.deepcopy(walkthrough["EndpointSlice"][0])
+    eps["metadata"]["resourceVersion"] = "7003"
+    eps["endpoints"][0]["zoneHints"] = {"forRegions": ["x"]}
+    for plural, kind, obj in (("pods", "Pod", pod), ("namespaces", "Namespace", ns),
+                              ("endpointslices", "EndpointSlice", eps)):
+        server.watch_events[plural] = [("MODIFIED", obj)]
+        events = list(kube.watch(kind, "7000", 5))
+        assert events == [("MODIFIED", obj)], kind
+    # a watch that errors with something other than 410 is a KubeError naming the kind
+    server.watch_events["pods"] = [("ERROR", {"kind": "Status", "code": 500, "reason": "InternalError",
+                                              "message": "etcd is down"})]
+    from lab.controller.kube import KubeError
+    with pytest.raises(KubeError, match="watch Pod: .*etcd is down"):
+        list(kube.watch("Pod", "7000", 5))
+
+
+def test_the_kubernetes_floor_is_the_first_release_with_the_api_the_adapter_calls():
+    """ApiKube builds request bodies with the models' `from_dict` and patches with `_content_type`:
+    both arrived with the pydantic-based client, 37.0.0 (36.0.0's models have neither
+    `from_dict` nor pydantic; checked against its wheel). DESIGN.md caps it at 37.0.0."""
+    import tomllib
+    from pathlib import Path
+
+    from kubernetes import client
+    from packaging.requirements import Requirement
+
+    root = Path(__file__).resolve().parents[2]
+    deps = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    (req,) = [Requirement(d) for d in deps if Requirement(d).name == "kubernetes"]
+    assert not req.specifier.contains("36.0.0") and req.specifier.contains("37.0.0")
+    assert not req.specifier.contains("37.0.1")  # python-dateutil>=3 against botocore's <3
+    for line in (root / "lab/controller/requirements.txt").read_text().splitlines():
+        if line.startswith("kubernetes"):
+            assert Requirement(line).specifier == req.specifier
+    assert hasattr(client.CoreV1Event, "from_dict") and hasattr(client.V1Lease, "model_validate")
