@@ -32,7 +32,8 @@ PERMISSIONS = (
     ("", ("namespaces", "pods"), ("list", "watch"), "cluster"),
     ("discovery.k8s.io", ("endpointslices",), ("list", "watch"), "cluster"),
     ("", ("events",), ("create",), "cluster"),
-    ("admissionregistration.k8s.io", ("mutatingwebhookconfigurations",), ("get", "patch"), "cluster"),
+    ("admissionregistration.k8s.io", ("mutatingwebhookconfigurations", "validatingwebhookconfigurations"),
+     ("get", "patch"), "cluster"),
     ("coordination.k8s.io", ("leases",), ("create", "get", "update"), "namespace"),
     ("", ("secrets",), ("create", "get", "update"), "namespace"),
 )
@@ -92,9 +93,10 @@ class Kube(Protocol):
 
     def replace_secret(self, namespace: str, name: str, secret: dict) -> dict: ...
 
-    def get_webhook_config(self, name: str) -> dict | None: ...
+    def get_webhook_config(self, name: str, kind: str = "mutating") -> dict | None:
+        """The Mutating (kind "mutating") or Validating ("validating") WebhookConfiguration."""
 
-    def patch_webhook_config(self, name: str, patch: list) -> None: ...
+    def patch_webhook_config(self, name: str, patch: list, kind: str = "mutating") -> None: ...
 
 
 class _HttpError(Exception):
@@ -273,13 +275,13 @@ class ApiKube:
         return self._call(self.core.replace_namespaced_secret, f"update secret {namespace}/{name}",
                           name, namespace, self._client.V1Secret.from_dict(secret))
 
-    def get_webhook_config(self, name):
-        return self._get(self.admission.read_mutating_webhook_configuration,
-                         f"get mutatingwebhookconfiguration {name}", name)
+    def get_webhook_config(self, name, kind="mutating"):
+        return self._get(getattr(self.admission, f"read_{kind}_webhook_configuration"),
+                         f"get {kind}webhookconfiguration {name}", name)
 
-    def patch_webhook_config(self, name, patch):
+    def patch_webhook_config(self, name, patch, kind="mutating"):
         try:
-            self.admission.patch_mutating_webhook_configuration(name, patch, _content_type="application/json-patch+json",
-                                                                _preload_content=False)
+            getattr(self.admission, f"patch_{kind}_webhook_configuration")(
+                name, patch, _content_type="application/json-patch+json", _preload_content=False)
         except Exception as exc:
-            raise _translate(exc, f"patch mutatingwebhookconfiguration {name}") from exc
+            raise _translate(exc, f"patch {kind}webhookconfiguration {name}") from exc

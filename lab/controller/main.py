@@ -32,7 +32,8 @@ OPTIONS = [
     ("--bind-address", "APPMESH_LAB_BIND_ADDRESS", "0.0.0.0", "address the xDS, webhook and health servers bind"),
     ("--xds-service", "APPMESH_LAB_XDS_SERVICE", "appmesh-lab-controller-xds", "Service the proxies dial"),
     ("--webhook-service", "APPMESH_LAB_WEBHOOK_SERVICE", "appmesh-lab-controller-webhook", "Service the API server calls"),
-    ("--webhook-config", "APPMESH_LAB_WEBHOOK_CONFIG", "appmesh-lab-controller", "MutatingWebhookConfiguration name"),
+    ("--webhook-config", "APPMESH_LAB_WEBHOOK_CONFIG", "appmesh-lab-controller",
+     "name of the Mutating and the Validating WebhookConfiguration"),
     ("--webhook-secret", "APPMESH_LAB_WEBHOOK_SECRET", "appmesh-lab-controller-webhook-tls", "Secret for the certificate"),
     ("--lease-name", "APPMESH_LAB_LEASE", "appmesh-lab-controller-leader", "Lease for leader election"),
     ("--cluster-domain", "APPMESH_LAB_CLUSTER_DOMAIN", "cluster.local", "the cluster's DNS domain"),
@@ -114,7 +115,8 @@ def run(args, kube=None, stop: threading.Event | None = None) -> int:
         return build_world({k: objects[k] for k in ("Namespace",) + APPMESH_KINDS})[0]
 
     pems = ensure_certificate(kube, args.namespace, args.webhook_secret, args.webhook_service)
-    webhook = WebhookServer(int(args.webhook_port), pems, world, inject_config(args), host=args.bind_address).start()
+    webhook = WebhookServer(int(args.webhook_port), pems, world, inject_config(args), host=args.bind_address,
+                            objects_fn=cache.snapshot).start()
     try:
         ensure_ca_bundle(kube, args.webhook_config, pems["ca.crt"])
     except Exception as exc:  # retried every minute below

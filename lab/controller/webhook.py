@@ -1,9 +1,10 @@
-"""The mutating admission webhook: an HTTPS server answering AdmissionReviews for Pod CREATE.
+"""The admission webhooks' HTTPS server: Pod CREATE (sidecar injection, lab.controller.inject) and
+the six App Mesh kinds (defaulting and validation, lab.controller.admission).
 
 The serving certificate is made by the controller with `cryptography`: a CA and a leaf for the
 webhook Service's DNS names. It is kept in a Secret so every replica serves the same one (the
 first replica to start creates it; creation is atomic, the others read it), and the CA goes
-into the MutatingWebhookConfiguration's `caBundle` — re-checked periodically, because
+into the Mutating and Validating WebhookConfigurations' `caBundle` — re-checked periodically, because
 `helm upgrade` re-renders the configuration without it.
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from ..runtime.httpjson import send_json
+from . import admission
 from .inject import InjectConfig, decide
 from .kube import Conflict, Kube, KubeError
 
@@ -97,16 +99,21 @@ def ca_bundle_patch(config: dict, ca_pem: str) -> list:
 
 
 def ensure_ca_bundle(kube: Kube, config_name: str, ca_pem: str) -> bool:
-    """Patch the MutatingWebhookConfiguration's caBundle; True when it had to change."""
-    config = kube.get_webhook_config(config_name)
-    if config is None:
-        log.warning("MutatingWebhookConfiguration %s does not exist; pods will not be injected", config_name)
-        return False
-    patch = ca_bundle_patch(config, ca_pem)
-    if patch:
-        kube.patch_webhook_config(config_name, patch)
-        log.info("caBundle of MutatingWebhookConfiguration %s updated", config_name)
-    return bool(patch)
+    """Patch the caBundle of the Mutating and the Validating WebhookConfiguration (both named
+    config_name); True when one had to change."""
+    changed = False
+    for kind, what in (("mutating", "pods will not be injected and App Mesh objects not defaulted"),
+                       ("validating", "App Mesh objects are not validated on apply")):
+        config = kube.get_webhook_config(config_name, kind=kind)
+        if config is None:
+            log.warning("%s webhook configuration %s does not exist; %s", kind.capitalize(), config_name, what)
+            continue
+        patch = ca_bundle_patch(config, ca_pem)
+        if patch:
+            kube.patch_webhook_config(config_name, patch, kind=kind)
+            log.info("caBundle of %s webhook configuration %s updated", kind, config_name)
+            changed = True
+    return changed
 
 
 # ---- admission -----------------------------------------------------------------------------
@@ -134,10 +141,13 @@ def review_response(review: dict, world_fn, cfg: InjectConfig) -> dict:
 
 
 class WebhookServer:
-    """HTTPS on `port`: POST /mutate-v1-pod; GET /healthz."""
+    """HTTPS on `port`: POST /mutate-v1-pod (pods), POST /mutate-appmesh-k8s-aws-v1beta2-<kind> and
+    /validate-appmesh-k8s-aws-v1beta2-<kind> (App Mesh objects, lab.controller.admission); GET /healthz.
+    `objects_fn` returns the cached API objects by kind (what the App Mesh webhooks check against)."""
 
-    def __init__(self, port: int, pems: dict, world_fn, cfg: InjectConfig, host: str = "0.0.0.0"):
+    def __init__(self, port: int, pems: dict, world_fn, cfg: InjectConfig, host: str = "0.0.0.0", objects_fn=None):
         self.world_fn, self.cfg = world_fn, cfg
+        self.objects_fn = objects_fn or (lambda: {})
         handler = _handler(self)
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
@@ -180,7 +190,8 @@ def _handler(server: WebhookServer):
                 self._send(404, {"error": "not found"})
 
         def do_POST(self):  # noqa: N802
-            if self.path.split("?")[0] != MUTATE_PATH:
+            path = self.path.split("?")[0]
+            if path != MUTATE_PATH and admission.route(path) is None:
                 self._send(404, {"error": f"no such path: {self.path}"})
                 return
             try:
@@ -189,5 +200,8 @@ def _handler(server: WebhookServer):
             except ValueError as exc:
                 self._send(400, {"error": f"the body is not an AdmissionReview: {exc}"})
                 return
-            self._send(200, review_response(review, server.world_fn, server.cfg))
+            if path == MUTATE_PATH:
+                self._send(200, review_response(review, server.world_fn, server.cfg))
+            else:
+                self._send(200, admission.review(review, path, server.objects_fn))
     return Handler

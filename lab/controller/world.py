@@ -53,8 +53,9 @@ def document_of(kind: str, obj: dict) -> dict:
         return {"apiVersion": "v1", "kind": "Namespace", "metadata": keep}
     doc = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": keep}
     spec = copy.deepcopy(obj.get("spec") or {})
-    # read-only references filled in by the AWS controller's webhook; this controller decides
-    # membership from the selectors every time, as the local lab does
+    # read-only references the mutating webhook fills in on create (lab/controller/admission.py,
+    # as the AWS controller's did); the model refuses them in a manifest, and the controller
+    # decides membership from the selectors every time, as the local lab does
     spec.pop("meshRef", None)
     spec.pop("virtualGatewayRef", None)
     doc["spec"] = spec

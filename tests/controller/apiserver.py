@@ -21,13 +21,14 @@ KINDS = {
     "Deployment": ("apps/v1", "deployments"),
     "Lease": ("coordination.k8s.io/v1", "leases"),
     "MutatingWebhookConfiguration": ("admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations"),
+    "ValidatingWebhookConfiguration": ("admissionregistration.k8s.io/v1", "validatingwebhookconfigurations"),
     "Mesh": ("appmesh.k8s.aws/v1beta2", "meshes"), "VirtualNode": ("appmesh.k8s.aws/v1beta2", "virtualnodes"),
     "VirtualService": ("appmesh.k8s.aws/v1beta2", "virtualservices"),
     "VirtualRouter": ("appmesh.k8s.aws/v1beta2", "virtualrouters"),
     "VirtualGateway": ("appmesh.k8s.aws/v1beta2", "virtualgateways"),
     "GatewayRoute": ("appmesh.k8s.aws/v1beta2", "gatewayroutes"),
 }
-CLUSTER_SCOPED = {"namespaces", "meshes", "mutatingwebhookconfigurations"}
+CLUSTER_SCOPED = {"namespaces", "meshes", "mutatingwebhookconfigurations", "validatingwebhookconfigurations"}
 
 
 def _json_patch(obj: dict, patch: list) -> dict:

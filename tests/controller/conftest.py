@@ -150,13 +150,15 @@ class FakeKube:
         self.secrets[(namespace, name)] = self._bump(copy.deepcopy(secret))
         return copy.deepcopy(self.secrets[(namespace, name)])
 
-    def get_webhook_config(self, name):
-        return copy.deepcopy(self.webhooks.get(name))
+    def get_webhook_config(self, name, kind="mutating"):
+        return copy.deepcopy(self.webhooks.get(name if kind == "mutating" else (kind, name)))
 
-    def patch_webhook_config(self, name, patch):
+    def patch_webhook_config(self, name, patch, kind="mutating"):
         from tests.controller.apiserver import _json_patch
-        self.calls.append(("patch_webhook_config", name, patch))
-        self.webhooks[name] = _json_patch(self.webhooks[name], patch)
+        key = name if kind == "mutating" else (kind, name)
+        self.calls.append(("patch_webhook_config", name, patch) if kind == "mutating"
+                          else ("patch_webhook_config", name, patch, kind))
+        self.webhooks[key] = _json_patch(self.webhooks[key], patch)
 
 
 @pytest.fixture

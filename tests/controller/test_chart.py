@@ -65,7 +65,7 @@ def test_the_rendered_release_has_every_object_the_controller_needs():
     kinds = by_kind(render())
     assert {k: len(v) for k, v in kinds.items()} == {
         "ServiceAccount": 1, "ClusterRole": 1, "ClusterRoleBinding": 1, "Role": 1, "RoleBinding": 1,
-        "Service": 2, "Deployment": 1, "MutatingWebhookConfiguration": 1}
+        "Service": 2, "Deployment": 1, "MutatingWebhookConfiguration": 1, "ValidatingWebhookConfiguration": 1}
 
 
 @needs_helm
@@ -86,7 +86,8 @@ def test_selectors_ports_and_names_are_consistent():
     assert env["APPMESH_LAB_XDS_SERVICE"] in services and env["APPMESH_LAB_WEBHOOK_SERVICE"] in services
     (hook_cfg,) = k["MutatingWebhookConfiguration"]
     assert env["APPMESH_LAB_WEBHOOK_CONFIG"] == hook_cfg["metadata"]["name"]
-    (hook,) = hook_cfg["webhooks"]
+    assert env["APPMESH_LAB_WEBHOOK_CONFIG"] == k["ValidatingWebhookConfiguration"][0]["metadata"]["name"]
+    hook = next(h for h in hook_cfg["webhooks"] if h["name"] == "sidecar-injector.appmesh-lab.k8s.aws")
     svc = hook["clientConfig"]["service"]
     assert svc["name"] == env["APPMESH_LAB_WEBHOOK_SERVICE"] and svc["namespace"] == "appmesh-system"
     assert svc["path"] == "/mutate-v1-pod"
@@ -124,6 +125,7 @@ def test_rbac_grants_exactly_what_the_controller_uses():
     assert not any(v in ("*", "delete", "deletecollection", "escalate", "bind", "impersonate") for _, _, v, _ in granted)
     hook_rule = next(r for r in k["ClusterRole"][0]["rules"] if "mutatingwebhookconfigurations" in r["resources"])
     assert hook_rule["resourceNames"] == ["appmesh-lab-controller"]
+    assert "validatingwebhookconfigurations" in hook_rule["resources"]
 
 
 @needs_helm
@@ -140,7 +142,8 @@ def test_values_set_images_replicas_failure_policy_and_resources():
     assert env["APPMESH_LAB_LOG_LEVEL"] == "debug"
     assert deploy["spec"]["replicas"] == 2
     assert container["resources"]["limits"]["memory"] == "1Gi"
-    assert k["MutatingWebhookConfiguration"][0]["webhooks"][0]["failurePolicy"] == "Ignore"
+    hooks = k["MutatingWebhookConfiguration"][0]["webhooks"] + k["ValidatingWebhookConfiguration"][0]["webhooks"]
+    assert len(hooks) == 13 and {h["failurePolicy"] for h in hooks} == {"Ignore"}
 
 
 def test_the_default_values_match_the_controllers_defaults():
@@ -167,7 +170,7 @@ VALUE_SETS = [
 @pytest.mark.parametrize("sets", VALUE_SETS, ids=["defaults", "eks-values"])
 def test_every_rendered_object_is_a_valid_kubernetes_object(sets):
     docs = render(*sets, crds=True)
-    assert len(docs) == 9 + 6  # the release (see the test above) and the six CRDs
+    assert len(docs) == 10 + 6  # the release (see the test above) and the six CRDs
     for d in docs:
         assert k8s_schema.problems(d) == [], f"{d['kind']} {d['metadata']['name']}"
 
@@ -222,3 +225,26 @@ def test_the_rendered_crds_are_the_kit_models():
         assert doc == generated[name], name
         (version,) = doc["spec"]["versions"]
         assert version["name"] == "v1beta2" and version["subresources"] == {"status": {}}
+
+
+@needs_helm
+def test_mutating_and_validating_webhooks_for_the_six_app_mesh_kinds_reach_the_controllers_handlers():
+    """Upstream's paths, one webhook per kind in each configuration, CREATE and UPDATE of the
+    kind's resource; every path is one the controller's webhook server answers."""
+    from lab.controller.admission import mutate_path, route, validate_path
+    from lab.controller.kube import APPMESH_KINDS, PLURALS
+    k = by_kind(render())
+    mutating = {h["name"]: h for h in k["MutatingWebhookConfiguration"][0]["webhooks"]}
+    validating = {h["name"]: h for h in k["ValidatingWebhookConfiguration"][0]["webhooks"]}
+    assert len(mutating) == 7 and len(validating) == 6
+    for kind in APPMESH_KINDS:
+        for hooks, prefix, path, action in ((mutating, "m", mutate_path(kind), "mutate"),
+                                            (validating, "v", validate_path(kind), "validate")):
+            hook = hooks[f"{prefix}{kind.lower()}.appmesh-lab.k8s.aws"]
+            assert hook["clientConfig"]["service"] == {"name": "appmesh-lab-controller-webhook",
+                                                       "namespace": "appmesh-system", "path": path, "port": 443}
+            assert route(path) == (action, kind)
+            assert hook["rules"] == [{"apiGroups": ["appmesh.k8s.aws"], "apiVersions": ["v1beta2"],
+                                      "operations": ["CREATE", "UPDATE"], "resources": [PLURALS[kind]]}]
+            assert hook["sideEffects"] == "None" and hook["admissionReviewVersions"] == ["v1"]
+            assert hook["failurePolicy"] == "Fail" and "namespaceSelector" not in hook

@@ -108,6 +108,13 @@ def test_events_leases_secrets_and_the_webhook_configuration(api):
     kube.patch_webhook_config("cfg", [{"op": "add", "path": "/webhooks/0/clientConfig/caBundle", "value": "Q0E="}])
     assert kube.get_webhook_config("cfg")["webhooks"][0]["clientConfig"]["caBundle"] == "Q0E="
     assert server.calls("PATCH")[-1]["content_type"] == "application/json-patch+json"
+    server.put("ValidatingWebhookConfiguration", {"metadata": {"name": "cfg"}, "webhooks": [
+        {"name": "vmesh", "clientConfig": {}, "admissionReviewVersions": ["v1"], "sideEffects": "None"}]})
+    kube.patch_webhook_config("cfg", [{"op": "add", "path": "/webhooks/0/clientConfig/caBundle", "value": "Q0E="}],
+                              kind="validating")
+    assert kube.get_webhook_config("cfg", kind="validating")["webhooks"][0]["clientConfig"]["caBundle"] == "Q0E="
+    assert server.calls("PATCH")[-1]["path"] == "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/cfg"
+    assert kube.get_webhook_config("missing", kind="validating") is None
 
 
 def test_an_informer_over_the_real_client_fills_the_cache(api):
