@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import re
 
-from .schema import Arr, Bool, Finding, Int, Obj, ReadOnly, Str, StrMap, valid_re2ish
+from . import limits
+from .schema import (AnnotationMap, Arr, Bool, Finding, Int, LabelMap, Obj, ReadOnly, Str, StrMap,
+                     valid_re2ish)
 
 GROUP = "appmesh.k8s.aws"
 VERSION = "v1beta2"
@@ -49,7 +51,7 @@ def duration() -> Obj:
 
 def label_selector(desc: str) -> Obj:
     return Obj(description=desc, props={
-        "matchLabels": StrMap(),
+        "matchLabels": LabelMap(),
         "matchExpressions": Arr(items=Obj(props={
             "key": Str(),
             "operator": Str(enum=("In", "NotIn", "Exists", "DoesNotExist")),
@@ -60,6 +62,13 @@ def label_selector(desc: str) -> Obj:
 
 def _selector_expression(v: dict) -> list:
     op, values = v.get("operator"), v.get("values") or []
+    bad = limits.qualified_name(v["key"]) if isinstance(v.get("key"), str) else None
+    if bad:
+        return [Finding("key", bad[0], bad[1], "label")]
+    for i, x in enumerate(values if isinstance(values, list) else []):
+        bad = limits.label_value(x)
+        if bad:
+            return [Finding(f"values[{i}]", bad[0], bad[1], "label")]
     if op in ("In", "NotIn") and not values:
         return [Finding("values", f"operator {op} needs at least one value", "add values: [...]")]
     if op in ("Exists", "DoesNotExist") and values:
@@ -719,7 +728,7 @@ POD_SPEC = Obj(open=True, props={
     "initContainers": Arr(items=CONTAINER),
 }, required=("containers",))
 
-OBJECT_META = Obj(open=True, props={"labels": StrMap(), "annotations": StrMap()})
+OBJECT_META = Obj(open=True, props={"labels": LabelMap(), "annotations": AnnotationMap()})
 
 DEPLOYMENT_SPEC = Obj(open=True, props={
     "replicas": Int(minimum=0, maximum=50),
@@ -742,9 +751,10 @@ def _selector_matches_template(v: dict) -> list:
 
 SERVICE_SPEC = Obj(open=True, props={
     "type": Str(enum=("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")),
-    "selector": StrMap(),
+    "selector": LabelMap(),
     "ports": Arr(items=Obj(open=True, props={
-        "name": Str(), "port": port(), "nodePort": Int(minimum=1, maximum=65535),
+        # the API server's default node port range (--service-node-port-range)
+        "name": Str(), "port": port(), "nodePort": Int(minimum=30000, maximum=32767),
         "protocol": Str(enum=("TCP", "UDP", "SCTP")),
         # targetPort is int-or-string in Kubernetes; checked by a rule below
     }, required=("port",), rules=(lambda v: _target_port(v),))),

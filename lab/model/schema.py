@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+from . import limits
 from .problems import join_path
 
 # A rule gets the object's value and returns findings as (relative path, message, hint).
@@ -208,6 +209,39 @@ class StrMap(Node):
 
     def openapi(self):
         return self._doc({"type": "object", "additionalProperties": {"type": "string"}})
+
+
+@dataclass
+class LabelMap(StrMap):
+    """Labels (and the label selectors that match them): Kubernetes' rules for keys and values."""
+
+    def check(self, value, path, out):
+        super().check(value, path, out)
+        if not isinstance(value, dict):
+            return
+        for k, v in value.items():
+            bad = limits.qualified_name(k) or limits.label_value(v)
+            if bad:
+                out.append(Finding(join_path(path, k), bad[0], bad[1], "label"))
+
+
+@dataclass
+class AnnotationMap(StrMap):
+    """Annotations: keys as label keys, values free, at most 256 KiB in all per object."""
+
+    def check(self, value, path, out):
+        super().check(value, path, out)
+        if not isinstance(value, dict):
+            return
+        for k in value:
+            bad = limits.qualified_name(k.lower() if isinstance(k, str) else k)
+            if bad:
+                out.append(Finding(join_path(path, k), bad[0], bad[1], "annotation"))
+        size = limits.annotations_size(value)
+        if size > limits.ANNOTATIONS_TOTAL_MAX:
+            out.append(Finding(path, f"annotations take {size} bytes in all; at most {limits.ANNOTATIONS_TOTAL_MAX} "
+                                     "(256 KiB) are allowed per object", "keep large data out of annotations "
+                                     "(in a ConfigMap, or a file the container reads)", "size"))
 
 
 @dataclass

@@ -7,11 +7,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from . import kinds as K
+from . import limits
 from .hints import annotation_hint, api_version_hint, unknown_field_hint, unknown_field_stands_in
 from .loader import Document
 from .problems import Problem, join_path
 from .resources import Resource
-from .schema import Finding, Obj, StrMap
+from .schema import AnnotationMap, Finding, LabelMap, Obj
 
 TOP_LEVEL = ("apiVersion", "kind", "metadata", "spec", "status")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -101,7 +102,12 @@ def check_document(doc: Document) -> DocResult:
         problems.append(_p(doc, "metadata", "metadata is missing or not a mapping",
                            "add metadata: {name: ..., namespace: ...}", "required"))
         return DocResult(None, problems)
-    problems += _check_name(doc, "metadata.name", meta.get("name"), "name", label=(kind == "Namespace"))
+    named = _check_name(doc, "metadata.name", meta.get("name"), "name", label=(kind == "Namespace"))
+    problems += named
+    if kind == "Service" and not named:
+        bad = limits.dns1035_label(meta["name"], "Service name")
+        if bad:  # it becomes a DNS name: <service>.<namespace>.svc.cluster.local
+            problems.append(_p(doc, "metadata.name", bad[0], bad[1], "name"))
     ns = meta.get("namespace")
     if namespaced:
         if ns is None:
@@ -113,9 +119,10 @@ def check_document(doc: Document) -> DocResult:
                            "remove metadata.namespace", "ignored", "warning"))
         ns = None
     out: list[Finding] = []
-    for key in ("labels", "annotations"):
-        if key in meta:
-            StrMap().check(meta[key], f"metadata.{key}", out)
+    if "labels" in meta:
+        LabelMap().check(meta["labels"], "metadata.labels", out)
+    if "annotations" in meta:
+        AnnotationMap().check(meta["annotations"], "metadata.annotations", out)
     problems += _findings(doc, out)
 
     spec = data.get("spec")

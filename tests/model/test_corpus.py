@@ -57,6 +57,11 @@ OTHER_MISTAKES = [
     "target-port-missing-two-listeners", "match-port-not-on-gateway", "route-namespace-matches-no-gateway",
     "route-matches-two-gateways", "namespace-in-two-meshes", "namespace-in-no-mesh", "httproute-on-grpc-gateway",
     "pod-matches-two-virtualnodes", "injection-enabled-nothing-matches", "virtualservice-provider-missing",
+    # Kubernetes' limits on metadata
+    "label-value-too-long", "label-value-with-space", "label-key-prefix-upper-case", "label-key-name-too-long",
+    "selector-label-value-invalid", "annotations-over-256kib", "annotation-key-with-space", "nodeport-out-of-range",
+    "service-name-starts-with-digit", "namespace-name-too-long", "name-too-long", "name-with-escape-sequence",
+    "selector-expression-key-invalid",
 ]
 
 
