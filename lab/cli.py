@@ -9,22 +9,23 @@ from pathlib import Path
 from . import __version__
 from .errors import UsageError
 from .runtime.client import LabError
+from .terminal import out
 
 
 
 
-def _print_problems(result, out) -> None:
+def _print_problems(result, stream) -> None:
     by_file: dict = {}
     for p in result.problems:
         by_file.setdefault(p.file, []).append(p)
     for file, problems in by_file.items():
-        print(f"{file}", file=out)
+        out(f"{file}", file=stream)
         for p in problems:
             field = f"{p.path}: " if p.path else ""
             line = f"line {p.line}" if p.line else "file"
-            print(f"  {line}: {p.severity}: {field}{p.message}", file=out)
+            out(f"  {line}: {p.severity}: {field}{p.message}", file=stream)
             if p.hint:
-                print(f"      hint: {p.hint}", file=out)
+                out(f"      hint: {p.hint}", file=stream)
 
 
 def cmd_validate(args) -> int:
@@ -55,16 +56,16 @@ def cmd_validate(args) -> int:
             "errors": len(errors), "warnings": len(warnings),
             "problems": [p.to_dict() for p in result.problems],
         }, sys.stdout, indent=2)
-        print()
+        out()
     else:
         _print_problems(result, sys.stdout)
         summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "no resources"
-        print(f"checked {result.documents} document(s) in {len(texts)} file(s): {summary}")
+        out(f"checked {result.documents} document(s) in {len(texts)} file(s): {summary}")
         if result.skipped:
-            print("not checked (the lab passes over these kinds): "
+            out("not checked (the lab passes over these kinds): "
                   + ", ".join(f"{n} {k}" for k, n in sorted(result.skipped.items())))
         verdict = "OK" if not errors else "FAILED"
-        print(f"{verdict}: {len(errors)} error(s), {len(warnings)} warning(s)")
+        out(f"{verdict}: {len(errors)} error(s), {len(warnings)} warning(s)")
     return 1 if errors or (not texts and read_problems) else 0
 
 
@@ -80,19 +81,19 @@ def cmd_crds(args) -> int:
                 old.unlink()
         for name, text in docs.items():
             (target / name).write_text(text)
-        print(f"wrote {len(docs)} CRDs to {target}/")
+        out(f"wrote {len(docs)} CRDs to {target}/")
         return 0
     if args.check:
         stale = [n for n, t in docs.items() if not (target / n).is_file() or (target / n).read_text() != t]
         extra = [p.name for p in target.glob("*.yaml") if p.name not in docs]
         if stale or extra:
-            print("out of date: " + ", ".join(stale + extra) + "\nrun: appmesh-lab crds --write", file=sys.stderr)
+            out("out of date: " + ", ".join(stale + extra) + "\nrun: appmesh-lab crds --write", file=sys.stderr)
             return 1
-        print(f"{len(docs)} CRDs in {target}/ match the model")
+        out(f"{len(docs)} CRDs in {target}/ match the model")
         return 0
     for text in docs.values():
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
-        print("---")
+        out("---")
     return 0
 
 
@@ -174,10 +175,10 @@ def _main(argv=None) -> int:
     try:
         return args.func(args)
     except UsageError as exc:
-        print(f"appmesh-lab: {exc}", file=sys.stderr)
+        out(f"appmesh-lab: {exc}", file=sys.stderr)
         return 2
     except LabError as exc:
-        print(f"appmesh-lab: {exc}", file=sys.stderr)
+        out(f"appmesh-lab: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

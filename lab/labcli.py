@@ -6,11 +6,14 @@ import json
 import re
 import sys
 import time
+from pathlib import Path
+from urllib.parse import quote
 
 import yaml
 
 from .runtime.client import Client, LabError
 from .runtime.status import gateway_address, wait_converged
+from .terminal import escape, out
 
 KINDS = {
     "mesh": "Mesh", "meshes": "Mesh",
@@ -46,12 +49,13 @@ def _age(t: float) -> str:
     return f"{s}s" if s < 120 else f"{s // 60}m" if s < 7200 else f"{s // 3600}h"
 
 
-def _table(rows: list[list[str]], out=sys.stdout) -> None:
+def _table(rows: list[list[str]], stream=None) -> None:
     if not rows:
         return
-    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    rows = [[escape(c) for c in r] for r in rows]  # one cell, one line: even a newline is shown escaped
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
-        print("   ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip(), file=out)
+        out("   ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip(), file=stream)
 
 
 def _condition(item: dict) -> dict:
@@ -68,41 +72,50 @@ def cmd_up(args) -> int:
     def progress():
         dots["n"] += 1
         if dots["n"] % 10 == 0:
-            print(".", end="", flush=True, file=sys.stderr)
+            out(".", end="", flush=True, file=sys.stderr)
     info = c.up(timeout=args.timeout, progress=progress)
     if dots["n"] >= 10:
-        print(file=sys.stderr)
+        out(file=sys.stderr)
     if info["already"]:
-        print(f"the lab is already running (pid {info['pid']}, api 127.0.0.1:{info['api_port']})")
+        out(f"the lab is already running (pid {info['pid']}, api 127.0.0.1:{info['api_port']})")
     else:
-        print(f"lab is up in {time.time() - t0:.1f}s: daemon pid {info['pid']}, api 127.0.0.1:{info['api_port']}, "
-              f"xds 127.0.0.1:{info['xds_port']}, state in {c.paths.home}")
+        out(f"lab is up in {time.time() - t0:.1f}s: daemon pid {info['pid']}, api 127.0.0.1:{info['api_port']}, "
+            f"xds 127.0.0.1:{info['xds_port']}, state in {c.paths.home}")
+    for line in info.get("waiting", []):
+        out(f"warning: {line}; see `appmesh-lab logs POD`", file=sys.stderr)
     return 0
 
 
 def cmd_down(args) -> int:
     c = Client()
     was = c.down()
-    print("lab stopped" if was else "the lab was not running")
+    out("lab stopped" if was else "the lab was not running")
     if args.purge:
-        import shutil
-        shutil.rmtree(c.paths.home, ignore_errors=True)
-        print(f"removed {c.paths.home}")
+        removed, kept = c.purge()
+        home = str(c.paths.home)
+        if home in removed or str(c.paths.home.resolve()) in removed:
+            out(f"removed {home}")
+        else:
+            out(f"removed the lab's state from {home} ({len(removed)} entries)")
+        others = [k for k in kept if k not in (home, str(c.paths.home.resolve()))]
+        if others:
+            out(f"kept {len(others)} entries the lab did not create: "
+                + ", ".join(escape(Path(k).name) for k in others[:10]) + (", …" if len(others) > 10 else ""))
     return 0
 
 
 def cmd_status(args) -> int:
     st = Client().call("GET", "/v1/status")
     if args.output == "json":
-        print(json.dumps(st, indent=2, default=str))
+        out(json.dumps(st, indent=2, default=str))
         return 0
     d = st["daemon"]
-    print(f"daemon     pid {d['pid']}, up {d['uptime_s']}s, state in {d['home']}")
-    print(f"api        {st['endpoints']['api']}   (App Mesh API for boto3: endpoint_url={st['endpoints']['appmesh_api']})")
-    print(f"xds        {st['endpoints']['xds']}")
-    print(f"envoy      {st['envoy']}")
+    out(f"daemon     pid {d['pid']}, up {d['uptime_s']}s, state in {d['home']}")
+    out(f"api        {st['endpoints']['api']}   (App Mesh API for boto3: endpoint_url={st['endpoints']['appmesh_api']})")
+    out(f"xds        {st['endpoints']['xds']}")
+    out(f"envoy      {st['envoy']}")
     for g in st["gateways"]:
-        print(f"gateway    {g['node_id']}: " + ", ".join(f"listener {k} at {v}" for k, v in g["listeners"].items()))
+        out(f"gateway    {g['node_id']}: " + ", ".join(f"listener {k} at {v}" for k, v in g["listeners"].items()))
     rows = [["PROXY", "CONNECTED", "VERSION", "ACKED", "NACK"]]
     for p in st["proxies"]:
         types = p.get("types", {})
@@ -110,9 +123,9 @@ def cmd_status(args) -> int:
         nack = next((t["nack"]["message"][:60] for t in types.values() if t.get("nack")), "")
         rows.append([p["node_id"], "yes" if p["connected"] else "no", p.get("snapshot_version") or "-",
                      "yes" if acked else "no", nack])
-    print()
+    out()
     _table(rows)
-    print()
+    out()
     _print_pods(st["pods"])
     return 0
 
@@ -132,7 +145,7 @@ def _texts(paths, recursive=False):
     texts, problems = read_texts(paths, recursive)
     if problems:
         for p in problems:
-            print(p, file=sys.stderr)
+            out(p, file=sys.stderr)
         raise LabError("cannot read the manifests above")
     return texts
 
@@ -140,7 +153,7 @@ def _texts(paths, recursive=False):
 def _print_problems(problems) -> None:
     from .model.problems import Problem
     for p in problems:
-        print(Problem(**p), file=sys.stderr)
+        out(Problem(**p), file=sys.stderr)
 
 
 def cmd_apply(args) -> int:
@@ -154,17 +167,17 @@ def cmd_apply(args) -> int:
         out = c.call("POST", "/v1/apply", {"texts": batch, "dry_run": args.dry_run}, ok=(200, 422))
         _print_problems(out.get("problems", []))
         if out.get("rejected"):
-            print("apply rejected: nothing was changed" + (" by this folder" if len(batches) > 1 else ""),
-                  file=sys.stderr)
+            out("apply rejected: nothing was changed" + (" by this folder" if len(batches) > 1 else ""),
+                file=sys.stderr)
             return 1
         if "results" not in out:
             raise LabError(f"the lab daemon failed to apply: {out.get('error', out)}")
         results += out["results"]
     for r in results:
-        ref = f"{r['kind'].lower()}/{r['name']}"
-        print(f"{ref} {r['action']}" + (f" (namespace {r['namespace']})" if r["namespace"] else ""))
+        ref = f"{r['kind'].lower()}/{escape(r['name'])}"
+        out(f"{ref} {r['action']}" + (f" (namespace {escape(r['namespace'])})" if r["namespace"] else ""))
     if args.dry_run:
-        print("(dry run: nothing was changed)")
+        out("(dry run: nothing was changed)")
     elif args.wait:
         wait_converged(c, args.timeout)
     return 0
@@ -185,7 +198,7 @@ def cmd_delete(args) -> int:
     out = c.call("POST", "/v1/delete", {"keys": keys})
     code = 0
     for r in out["results"]:
-        print(f"{r['kind'].lower()}/{r['name']} {r['action']}")
+        out(f"{r['kind'].lower()}/{escape(r['name'])} {r['action']}")
         code = 1 if r["action"] == "not found" and not args.filename else code
     return code
 
@@ -193,7 +206,8 @@ def cmd_delete(args) -> int:
 # ---- get / describe --------------------------------------------------------------------
 
 def _items(c: Client, kind: str, namespace, name=None):
-    q = f"/v1/resources?kind={kind}" + (f"&namespace={namespace}" if namespace is not None and kind not in CLUSTER_SCOPED else "")
+    q = f"/v1/resources?kind={kind}" + (f"&namespace={quote(namespace, safe='')}"
+                                         if namespace is not None and kind not in CLUSTER_SCOPED else "")
     items = c.call("GET", q)["items"]
     return [i for i in items if name is None or i["name"] == name]
 
@@ -220,22 +234,22 @@ def cmd_get(args) -> int:
         if not items:
             continue
         if len(kind_of(args.kind)) > 1:
-            print(f"# {kind}")
+            out(f"# {kind}")
         rows = [_header(kind, args.output == "wide", ns is None)]
         rows += [_row(kind, i, args.output == "wide", ns is None) for i in items]
         _table(rows)
     if not found_any:
         where = "" if ns is None else f" in namespace {ns}"
-        print(f"No resources found{where}.", file=sys.stderr)
+        out(f"No resources found{where}.", file=sys.stderr)
         return 1 if args.name else 0
     return 0
 
 
 def _dump(obj, fmt) -> None:
     if fmt == "json":
-        print(json.dumps(obj if len(obj) != 1 else obj[0], indent=2, default=str))
+        out(json.dumps(obj if len(obj) != 1 else obj[0], indent=2, default=str))
     else:
-        print(yaml.safe_dump(obj if len(obj) != 1 else obj[0], sort_keys=False), end="")
+        out(yaml.safe_dump(obj if len(obj) != 1 else obj[0], sort_keys=False), end="")
 
 
 def _header(kind, wide, all_ns):
@@ -275,42 +289,42 @@ def cmd_describe(args) -> int:
             for p in c.call("GET", "/v1/pods")["pods"]:
                 if p["name"] == args.name or (args.name is None and p["namespace"] == args.namespace):
                     code = 0
-                    print(yaml.safe_dump(p, sort_keys=False))
+                    out(yaml.safe_dump(p, sort_keys=False))
                     _events(c, "Pod", p["namespace"], p["name"])
             continue
         for i in _items(c, kind, args.namespace, args.name):
             code = 0
-            print(f"Name:         {i['name']}")
+            out(f"Name:         {escape(i['name'])}")
             if i["namespace"]:
-                print(f"Namespace:    {i['namespace']}")
-            print(f"Kind:         {kind}")
-            print(f"UID:          {i['uid']}")
-            print(f"Generation:   {i['generation']}")
+                out(f"Namespace:    {escape(i['namespace'])}")
+            out(f"Kind:         {kind}")
+            out(f"UID:          {i['uid']}")
+            out(f"Generation:   {i['generation']}")
             meta = i["doc"].get("metadata", {})
             if meta.get("labels"):
-                print("Labels:       " + ", ".join(f"{k}={v}" for k, v in meta["labels"].items()))
-            print("Spec:")
-            print("  " + yaml.safe_dump(i["doc"].get("spec", {}), sort_keys=False).replace("\n", "\n  ").rstrip())
-            print("Status:")
+                out("Labels:       " + escape(", ".join(f"{k}={v}" for k, v in meta["labels"].items())))
+            out("Spec:")
+            out("  " + yaml.safe_dump(i["doc"].get("spec", {}), sort_keys=False).replace("\n", "\n  ").rstrip())
+            out("Status:")
             st = i["status"] or {}
             for cond in st.get("conditions", []):
-                print(f"  Condition {cond['type']}={cond['status']} reason={cond.get('reason')} "
-                      f"since {cond.get('lastTransitionTime')}")
-                print(f"    {cond.get('message', '')}")
+                out(f"  Condition {cond['type']}={cond['status']} reason={cond.get('reason')} "
+                    f"since {cond.get('lastTransitionTime')}")
+                out(f"    {cond.get('message', '')}")
             for k, v in st.items():
                 if k != "conditions":
-                    print(f"  {k}: {v}")
+                    out(f"  {k}: {v}")
             _events(c, kind, i["namespace"], i["name"])
-            print()
+            out()
     if code:
-        print(f"no {args.kind} named {args.name!r}" + (f" in namespace {args.namespace}" if args.namespace else ""),
-              file=sys.stderr)
+        out(f"no {args.kind} named {args.name!r}" + (f" in namespace {args.namespace}" if args.namespace else ""),
+            file=sys.stderr)
     return code
 
 
 def _events(c, kind, ns, name) -> None:
-    events = c.call("GET", f"/v1/events?kind={kind}&namespace={ns}&name={name}")["events"]
-    print("Events:" + ("  <none>" if not events else ""))
+    events = c.call("GET", f"/v1/events?kind={kind}&namespace={quote(ns, safe='')}&name={quote(name, safe='')}")["events"]
+    out("Events:" + ("  <none>" if not events else ""))
     rows = [["TYPE", "REASON", "AGE", "MESSAGE"]] + [[e["type"], e["reason"], _age(e["time"]), e["message"]]
                                                      for e in events]
     if events:
@@ -333,13 +347,12 @@ def cmd_logs(args) -> int:
     log = cont.get("log")
     if not log:
         raise LabError(f"container {container} of {pod['name']} has not started")
-    from pathlib import Path
     lines = []
     for f in ([Path(log).with_name("envoy.log")] if container == "envoy" else []) + [Path(log)]:
         if f.exists():
             lines += f.read_text(errors="replace").splitlines()
     for line in lines[-args.tail:] if args.tail else lines:
-        print(line)
+        out(line)
     return 0
 
 
@@ -365,10 +378,10 @@ def cmd_wait(args) -> int:
                 if not cond or cond["status"] != want:
                     pending.append(f"{kind.lower()}/{i['name']} ({cond['reason'] + ': ' + cond['message'] if cond else 'no condition yet'})")
         if not pending:
-            print(f"condition met: {cond_type}={want} for {args.target}")
+            out(f"condition met: {cond_type}={want} for {args.target}")
             return 0
         if time.time() > deadline:
-            print(f"timed out after {timeout:.0f}s waiting for {cond_type}={want} on: " + "; ".join(pending), file=sys.stderr)
+            out(f"timed out after {timeout:.0f}s waiting for {cond_type}={want} on: " + "; ".join(pending), file=sys.stderr)
             return 1
         time.sleep(0.2)
 
@@ -412,14 +425,14 @@ def cmd_curl(args) -> int:
             if time.time() >= deadline:
                 raise LabError(f"cannot connect to the gateway at {host}:{port}: {exc}") from exc
             time.sleep(0.2)
-    print(f"HTTP/1.1 {status} {reason}")
+    out(f"HTTP/1.1 {status} {reason}")
     if not args.silent_headers:
         for k, v in hdrs:
-            print(f"{k}: {v}")
-    print()
+            out(f"{k}: {v}")
+    out()
     sys.stdout.write(body.decode(errors="replace"))
     if not body.endswith(b"\n"):
-        print()
+        out()
     return 22 if args.fail and status >= 400 else 0
 
 
@@ -434,15 +447,15 @@ def _admin(c: Client, proxy: str, path: str) -> str:
 def cmd_config_dump(args) -> int:
     text = _admin(Client(), args.proxy, "/config_dump" + ("?include_eds" if args.include_eds else ""))
     if args.output == "yaml":
-        print(yaml.safe_dump(json.loads(text), sort_keys=False))
+        out(yaml.safe_dump(json.loads(text), sort_keys=False))
     else:
-        print(text)
+        out(text)
     return 0
 
 
 def cmd_stats(args) -> int:
     path = "/stats" + (f"?filter={args.filter}" if args.filter else "")
-    print(_admin(Client(), args.proxy, path), end="")
+    out(_admin(Client(), args.proxy, path), end="")
     return 0
 
 
@@ -450,14 +463,12 @@ def cmd_stats(args) -> int:
 
 def cmd_doctor(args) -> int:
     if args.target != "local":
-        from pathlib import Path
-
         from .doctor import run
         return run(args.target, out_dir=Path(args.output_dir) if args.output_dir else None,
                    record=Path(args.record) if args.record else None)
     if args.record:
-        print("appmesh-lab doctor: --record reads a cluster's API objects: use it with --target kind or eks",
-              file=sys.stderr)
+        out("appmesh-lab doctor: --record reads a cluster's API objects: use it with --target kind or eks",
+            file=sys.stderr)
         return 2
     problems, ok = [], []
     try:
@@ -499,10 +510,10 @@ def cmd_doctor(args) -> int:
 
 def _report(ok, problems) -> None:
     for line in ok:
-        print(f"ok      {line}")
+        out(f"ok      {line}")
     for line in problems:
-        print(f"PROBLEM {line}")
-    print(f"{len(problems)} problem(s) found" if problems else "no problems found")
+        out(f"PROBLEM {line}")
+    out(f"{len(problems)} problem(s) found" if problems else "no problems found")
 
 
 def add_parsers(sub) -> None:

@@ -12,8 +12,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .home import Paths, lab_home
-from .supervisor import pid_alive
+from . import procs
+from .home import Paths, UnsafeHome, lab_home
+from .procs import Identity
 
 
 class LabError(Exception):
@@ -28,7 +29,16 @@ class Client:
     def __init__(self, home: Path | None = None):
         self.paths = Paths(home or lab_home())
 
+    def check_home(self) -> None:
+        """Refuse a lab home another user could change (its daemon.json could send the owner's
+        requests anywhere; its store could name any process)."""
+        try:
+            self.paths.check()
+        except UnsafeHome as exc:
+            raise LabError(str(exc)) from exc
+
     def info(self) -> dict | None:
+        self.check_home()
         try:
             return json.loads(self.paths.daemon_info.read_text())
         except (OSError, ValueError):
@@ -68,10 +78,18 @@ class Client:
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    def up(self, timeout: float = 30, progress=None) -> dict:
+    def up(self, timeout: float = 30, progress=None, restore_timeout: float = 60) -> dict:
+        """Start the daemon (unless it runs) and return once it answers and has restored what the
+        store holds: every stored pod running and every Envoy of them connected with its
+        configuration ACKed (a daemon that was killed left them behind; a stopped lab starts them
+        again). Returns daemon.json's content (the new daemon's pid), "already", and "waiting":
+        pods that crash-loop (they are restored as far as they can be)."""
         if self.running():
-            return {"already": True, **self.info()}
-        self.paths.ensure()
+            return {"already": True, **self.info(), "waiting": []}
+        try:
+            self.paths.ensure()
+        except UnsafeHome as exc:
+            raise LabError(str(exc)) from exc
         log = open(os.open(self.paths.daemon_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
         env = dict(os.environ)
         root = str(Path(__file__).resolve().parents[2])
@@ -80,15 +98,31 @@ class Client:
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, env=env)
         deadline = time.time() + timeout
-        while time.time() < deadline:
+        while True:
             if proc.poll() is not None:
                 raise LabError("the lab daemon exited at start:\n" + self.log_tail())
-            if self.info() and self.running():
-                return {"already": False, **self.info()}
+            info = self.info()
+            # daemon.json of a daemon killed earlier stays until the new one replaces it (after its
+            # first reconcile): only the new daemon's own counts
+            if info and info.get("pid") == proc.pid and self.running():
+                break
+            if time.time() >= deadline:
+                raise LabError(f"the lab daemon did not answer within {timeout:.0f}s; its log:\n" + self.log_tail())
             if progress:
                 progress()
             time.sleep(0.1)
-        raise LabError(f"the lab daemon did not answer within {timeout:.0f}s; its log:\n" + self.log_tail())
+        deadline = time.time() + restore_timeout
+        while True:
+            waiting, settled = restore_pending(self.call("GET", "/v1/status"))
+            if not waiting:
+                return {"already": False, **info, "waiting": settled}
+            if time.time() >= deadline:
+                raise LabError(f"the lab daemon runs (pid {proc.pid}), but restoring what it stores did not complete "
+                               f"within {restore_timeout:.0f}s: " + "; ".join(waiting[:5])
+                               + "\nsee `appmesh-lab doctor` and `appmesh-lab logs POD -c envoy`")
+            if progress:
+                progress()
+            time.sleep(0.1)
 
     def log_tail(self, n: int = 20) -> str:
         try:
@@ -97,45 +131,69 @@ class Client:
             return "(no daemon log)"
 
     def down(self, timeout: float = 20) -> bool:
-        """Stop the daemon and everything it runs. Returns whether anything was running."""
+        """Stop the daemon and everything it runs. Returns whether anything was running.
+
+        Only processes proven to be the lab's are signalled (procs.py): the daemon as daemon.json
+        describes it, and the processes the store lists, each by pid, start time and command line.
+        A pid that now belongs to another process is left alone."""
         from ..store import Store
         info = self.info()
         was = False
         if info:
+            daemon = Identity.from_dict(info.get("ident"))
             try:
                 self.call("POST", "/v1/shutdown", {}, timeout=5)
                 was = True
             except LabError:
-                was = False  # it does not answer: it is stopped with a signal below
-            pid = info.get("pid")
+                was = False  # it does not answer: it is stopped with a signal below, if it still runs
             deadline = time.time() + timeout
-            while pid and pid_alive(pid) and time.time() < deadline:
+            while procs.is_running(daemon) and time.time() < deadline:
                 time.sleep(0.05)
-            if pid and pid_alive(pid):
-                os.kill(pid, signal.SIGKILL)
+            if procs.signal_process(daemon, signal.SIGKILL, group=False):
                 was = True
             self.paths.daemon_info.unlink(missing_ok=True)
         # processes a killed daemon left behind
         if self.paths.db.exists():
             store = Store(self.paths.db)
-            for key, proc in store.kv_items("proc:").items():
-                pid = proc.get("pid")
-                if pid and pid_alive(pid):
-                    _stop_group(pid)
-                    was = True
-                store.kv_delete(key)
-            store.close()
+            try:
+                for key, proc in store.kv_items("proc:").items():
+                    if isinstance(proc, dict) and procs.stop(Identity.from_dict(proc.get("ident"))):
+                        was = True
+                    store.kv_delete(key)
+            finally:
+                store.close()
         return was
 
 
-def _stop_group(pid: int) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+    def purge(self) -> tuple[list[str], list[str]]:
+        """Remove what the lab created in its home (after `down`): (removed, kept)."""
         try:
-            os.killpg(pid, sig)
-        except OSError:
-            return
-        deadline = time.time() + 3
-        while pid_alive(pid) and time.time() < deadline:
-            time.sleep(0.05)
-        if not pid_alive(pid):
-            return
+            return self.paths.purge()
+        except UnsafeHome as exc:
+            raise LabError(f"{exc}; nothing was removed") from exc
+
+
+def restore_pending(status: dict) -> tuple[list, list]:
+    """What a lab's status says is not back yet: (waiting, settled). `waiting` names pods that are not
+    running (or whose app does not accept connections yet) and proxies that have not ACKed their
+    configuration; `settled` names pods that crash-loop, which no waiting brings back."""
+    waiting, settled = [], []
+    for p in status["pods"]:
+        if p["status"] in ("CrashLoopBackOff", "Error"):
+            settled.append(f"pod {p['namespace']}/{p['name']} is {p['status']}")
+        elif p["status"] != "Running":
+            waiting.append(f"pod {p['namespace']}/{p['name']} is {p['status']}")
+        else:
+            waiting += [f"container {p['namespace']}/{p['name']}/{k['name']} runs but does not accept connections yet"
+                        for k in p["containers"] if not k.get("ready", True)]
+    # only proxies some pod runs can connect (a virtual node without pods has nobody to ACK)
+    bad = {p.get("node_id") for p in status["pods"] if p["status"] in ("CrashLoopBackOff", "Error")}
+    running = {p.get("node_id") for p in status["pods"]} - bad
+    for x in status["proxies"]:
+        if not x.get("snapshot_version") or x["node_id"] not in running:
+            continue
+        if not x["connected"]:
+            waiting.append(f"proxy {x['node_id']} is not connected")
+        elif not all(t["acked_version"] == t["last_sent_version"] for t in x["types"].values() if t["last_sent_version"]):
+            waiting.append(f"proxy {x['node_id']} has not ACKed version {x.get('snapshot_version')}")
+    return waiting, settled

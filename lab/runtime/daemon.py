@@ -37,9 +37,10 @@ from ..xds.snapshot import Snapshot
 from ..xds.server import XdsServer
 from . import pods as podplan
 from .envoy import EnvoyProcess, find_envoy
-from .home import Paths, lab_home
+from .home import Paths, UnsafeHome, lab_home
 from .httpjson import send_json
 from .ports import Claims, Ports, holder_of, port_is_free
+from .procs import identify
 from .supervisor import ProcSpec, Supervisor
 
 
@@ -68,7 +69,10 @@ def resource_of(record) -> object | None:
 
 class Daemon:
     def __init__(self, home: Path):
-        self.paths = Paths(home).ensure()
+        try:
+            self.paths = Paths(home).ensure()
+        except UnsafeHome as exc:
+            raise DaemonError(str(exc)) from exc
         self._lock_file = open(self.paths.lock, "a+")
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -196,7 +200,7 @@ class Daemon:
         made on first use."""
         from . import certs
         paths, sans = certs.tls_paths(world)
-        return certs.ensure(self.paths.home / "certs", paths, sans)
+        return certs.ensure(self.paths.certs, paths, sans)
 
     def _place(self, world: World, pods: list) -> tuple[Placement, dict]:
         pl = Placement(bind_address="127.0.0.1")
@@ -442,8 +446,10 @@ class Daemon:
         threading.Thread(target=server.serve_forever, name="api", daemon=True).start()
         self.supervisor.start_monitor()
         self.reconcile()
-        info = {"pid": os.getpid(), "api_port": self.api_port, "xds_port": self.xds.port, "started": self.started}
-        tmp = self.paths.daemon_info.with_suffix(".tmp")
+        me = identify(os.getpid())
+        info = {"pid": os.getpid(), "api_port": self.api_port, "xds_port": self.xds.port, "started": self.started,
+                "ident": me.to_dict() if me else None}  # so `down` can prove a pid is still this daemon
+        tmp = self.paths.daemon_info_tmp
         tmp.write_text(json.dumps(info))
         os.replace(tmp, self.paths.daemon_info)
         signal.signal(signal.SIGTERM, lambda *_: self._stop.set())

@@ -1,8 +1,9 @@
 """One supervisor for every process the lab runs: apps and Envoys.
 
 Processes run in their own session (so a daemon killed with SIGKILL leaves them serving);
-their pid and a fingerprint of their spec are kept in the store, so a restarted daemon adopts
-them instead of starting them twice. A process that exits is restarted with backoff, and the
+their identity (pid, start time and command line: procs.py) and a fingerprint of their spec are
+kept in the store, so a restarted daemon adopts them instead of starting them twice, and never
+mistakes an unrelated process that got a recycled pid for one of them. A process that exits is restarted with backoff, and the
 restart is counted (shown in `get pods`) and reported through `on_event`.
 """
 from __future__ import annotations
@@ -17,6 +18,9 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from . import procs
+from .procs import Identity
 
 BACKOFF = (0.2, 0.5, 1, 2, 5, 10)
 
@@ -37,7 +41,8 @@ class ProcSpec:
 class _Proc:
     spec: ProcSpec
     pid: int | None = None
-    popen: subprocess.Popen | None = None
+    popen: subprocess.Popen | None = None  # set when this daemon started it (an adopted process has none)
+    ident: Identity | None = None
     restarts: int = 0
     started: float = 0.0
     next_start: float = 0.0
@@ -59,13 +64,6 @@ def pid_alive(pid: int) -> bool:
             return False
 
 
-def _cmdline(pid: int) -> list[str]:
-    try:
-        return open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace").split("\0")[:-1]
-    except OSError:
-        return []
-
-
 class Supervisor:
     def __init__(self, store, on_event=None, on_change=None):
         self.store = store
@@ -81,7 +79,8 @@ class Supervisor:
 
     def _save(self, p: _Proc) -> None:
         self.store.kv_set(f"proc:{p.spec.name}", {"pid": p.pid, "fp": p.spec.fingerprint(), "restarts": p.restarts,
-                                                  "started": p.started, "argv0": p.spec.argv[0]})
+                                                  "started": p.started, "argv0": p.spec.argv[0],
+                                                  "ident": p.ident.to_dict() if p.ident else None})
 
     def _adopt(self) -> None:
         """Remember processes a previous daemon started; `ensure` adopts those that still run."""
@@ -103,18 +102,19 @@ class Supervisor:
                     p = None
                 if p is None:
                     p = _Proc(spec)
-                    old = self._orphans.pop(f"proc:{name}", None)
-                    if old and old.get("pid") and old.get("fp") == spec.fingerprint() and pid_alive(old["pid"]) \
-                            and (_cmdline(old["pid"])[:1] == [spec.argv[0]]):
-                        p.pid, p.restarts, p.started, p.state = old["pid"], old.get("restarts", 0), old.get("started", 0), "Running"
+                    old = self._orphans.pop(f"proc:{name}", None) or {}
+                    ident = Identity.from_dict(old.get("ident"))
+                    if ident and old.get("fp") == spec.fingerprint() and procs.is_running(ident):
+                        p.pid, p.ident, p.state = ident.pid, ident, "Running"
+                        p.restarts, p.started = old.get("restarts", 0), old.get("started", 0)
                     self.procs[name] = p
                     if p.pid is None:
                         self._start(p)
             # processes of a previous daemon that nothing wants any more
+            # (only those still proven to be what it started: a recycled pid is somebody else's)
             for key, old in list(self._orphans.items()):
-                if key[len("proc:"):] not in specs and old.get("pid") and pid_alive(old["pid"]) \
-                        and _cmdline(old["pid"])[:1] == [old.get("argv0")]:
-                    _kill_group(old["pid"], 3.0)
+                if key[len("proc:"):] not in specs and isinstance(old, dict):
+                    procs.stop(Identity.from_dict(old.get("ident")), 3.0)
                 self.store.kv_delete(key)
                 self._orphans.pop(key, None)
 
@@ -125,16 +125,16 @@ class Supervisor:
     def stop_all(self, grace: float = 5.0) -> None:
         self._stop.set()
         with self._lock:
-            procs = list(self.procs.values())
-            for p in procs:
+            running = list(self.procs.values())
+            for p in running:
                 if p.pid:
-                    _signal_group(p.pid, signal.SIGTERM)
+                    _signal(p, signal.SIGTERM)
             deadline = time.time() + grace
-            for p in procs:
+            for p in running:
                 while p.pid and _alive_or_reap(p) and time.time() < deadline:
                     time.sleep(0.05)
                 if p.pid and _alive_or_reap(p):
-                    _signal_group(p.pid, signal.SIGKILL)
+                    _signal(p, signal.SIGKILL)
                     _wait_gone(p, 2.0)
                 self.store.kv_delete(f"proc:{p.spec.name}")
             self.procs.clear()
@@ -144,8 +144,7 @@ class Supervisor:
         with self._lock:
             p = self.procs.get(name)
             if p and p.pid:
-                os.kill(p.pid, sig)
-                return True
+                return _signal(p, sig, group=False)
         return False
 
     def status(self) -> dict:
@@ -170,12 +169,15 @@ class Supervisor:
             self.on_event(p.spec.name, "Warning", "FailedStart", p.error)
             return
         p.pid, p.started, p.state, p.error = p.popen.pid, time.time(), "Running", ""
+        p.ident = _identify_started(p.popen)
         self._save(p)
 
     def _stop_proc(self, p: _Proc) -> None:
-        if p.pid:
+        if p.pid and p.popen is not None:
             _kill_group(p.pid, 5.0, p.popen)
-        p.pid = None
+        elif p.pid:
+            procs.stop(p.ident, 5.0)
+        p.pid, p.ident = None, None
 
     def _run(self) -> None:
         while not self._stop.wait(0.1):
@@ -185,7 +187,7 @@ class Supervisor:
                 for p in self.procs.values():
                     if p.pid and not _alive_or_reap(p):
                         code = p.popen.returncode if p.popen else None
-                        p.last_exit, p.pid, p.popen = code, None, None
+                        p.last_exit, p.pid, p.popen, p.ident = code, None, None, None
                         p.restarts += 1
                         delay = BACKOFF[min(p.restarts - 1, len(BACKOFF) - 1)] if now - p.started < 10 else BACKOFF[0]
                         p.next_start = now + delay
@@ -203,10 +205,38 @@ class Supervisor:
                 self.on_change()
 
 
+def _identify_started(popen: subprocess.Popen, timeout: float = 1.0) -> Identity | None:
+    """The identity of a process just started. Popen (with vfork) returns while the kernel is still
+    setting up the new program, when /proc shows no command line yet: it is read again until it
+    does. None when the process has exited already (the monitor sees that): a later daemon then
+    never adopts or signals its pid."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ident = procs.identify(popen.pid)
+        if ident is not None or popen.poll() is not None or time.monotonic() > deadline:
+            return ident
+        time.sleep(0.001)
+
+
 def _alive_or_reap(p: _Proc) -> bool:
     if p.popen is not None:
         return p.popen.poll() is None
-    return p.pid is not None and pid_alive(p.pid)
+    return p.pid is not None and procs.is_running(p.ident)
+
+
+def _signal(p: _Proc, sig, group: bool = True) -> bool:
+    """Signal a supervised process: a child of this daemon by its pid (not reaped yet, so the pid
+    is still its own), an adopted one only while its identity still matches."""
+    if p.popen is not None:
+        if p.popen.poll() is not None:
+            return False
+        if group:
+            _signal_group(p.pid, sig)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p.pid, sig)
+        return True
+    return procs.signal_process(p.ident, sig, group)
 
 
 def _signal_group(pid: int, sig) -> None:
@@ -223,17 +253,14 @@ def _wait_gone(p: _Proc, timeout: float) -> None:
         time.sleep(0.02)
 
 
-def _kill_group(pid: int, grace: float, popen=None) -> None:
+def _kill_group(pid: int, grace: float, popen: subprocess.Popen) -> None:
+    """Stop a child of this daemon and its group (its pid stays its own until it is reaped)."""
     _signal_group(pid, signal.SIGTERM)
     deadline = time.time() + grace
     while time.time() < deadline:
-        if popen is not None:
-            if popen.poll() is not None:
-                return
-        elif not pid_alive(pid):
+        if popen.poll() is not None:
             return
         time.sleep(0.02)
     _signal_group(pid, signal.SIGKILL)
-    if popen is not None:
-        with contextlib.suppress(subprocess.TimeoutExpired):  # SIGKILLed: reaped when the kernel can
-            popen.wait(2)
+    with contextlib.suppress(subprocess.TimeoutExpired):  # SIGKILLed: reaped when the kernel can
+        popen.wait(2)

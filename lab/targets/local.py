@@ -43,10 +43,12 @@ class LocalTarget(Target):
 
     def down(self, purge: bool = False) -> None:
         self.say("appmesh-lab down" + (" --purge" if purge else ""))
-        self.client.down()
-        if purge:
-            import shutil
-            shutil.rmtree(self.client.paths.home, ignore_errors=True)
+        try:
+            self.client.down()
+            if purge:
+                self.client.purge()  # only what the lab created
+        except LabError as exc:
+            raise TargetError(str(exc)) from exc
 
     def status(self) -> dict:
         return self._call("GET", "/v1/status")

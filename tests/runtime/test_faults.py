@@ -7,6 +7,8 @@ import time
 
 import pytest
 
+from lab.runtime.client import restore_pending
+
 pytestmark = pytest.mark.envoy
 
 
@@ -94,9 +96,13 @@ def test_the_daemon_killed_with_sigkill_loses_nothing_and_traffic_keeps_flowing(
         os.kill(info["pid"], signal.SIGKILL)
         time.sleep(2.0)  # the Envoys serve their last configuration meanwhile
         served_while_down = load.ok
-        mesh.client.paths.daemon_info.unlink()
-        mesh.up()
-        mesh.eventually(lambda: _all_connected(mesh), timeout=15, what="proxies reconnected")
+        # daemon.json still names the killed daemon: `up` must report the new one, and return only
+        # once everything stored is back (pods running, every proxy connected and ACKed)
+        up = mesh.up()
+        st = mesh.status()
+        assert up["pid"] != info["pid"] and up["pid"] == st["daemon"]["pid"], (up, info)
+        assert restore_pending(st) == ([], []), restore_pending(st)
+        _all_connected(mesh)
         time.sleep(0.5)
     assert load.failed == 0, f"{load.failed} failed requests: {load.errors[:5]}"
     assert served_while_down > 20
