@@ -33,15 +33,15 @@ CLUSTER_SCOPED = ("Mesh", "Namespace")
 
 def kind_of(word: str) -> list[str]:
     words = word.lower().split(",")
-    out = []
+    kinds = []
     for w in words:
         if w == "all":
-            out += list(APPMESH) + ["Deployment", "Service", "Pod"]
+            kinds += list(APPMESH) + ["Deployment", "Service", "Pod"]
         elif w in KINDS:
-            out.append(KINDS[w])
+            kinds.append(KINDS[w])
         else:
             raise LabError(f"unknown resource type {w!r}; known: mesh, vn, vs, vr, vg, gr, deploy, svc, ns, pod, all")
-    return out
+    return kinds
 
 
 def _age(t: float) -> str:
@@ -164,15 +164,15 @@ def cmd_apply(args) -> int:
     batches = [own for _, own, _ in folder_groups(texts)] if args.recursive else [texts]
     results = []
     for batch in batches:
-        out = c.call("POST", "/v1/apply", {"texts": batch, "dry_run": args.dry_run}, ok=(200, 422))
-        _print_problems(out.get("problems", []))
-        if out.get("rejected"):
+        answer = c.call("POST", "/v1/apply", {"texts": batch, "dry_run": args.dry_run}, ok=(200, 422))
+        _print_problems(answer.get("problems", []))
+        if answer.get("rejected"):
             out("apply rejected: nothing was changed" + (" by this folder" if len(batches) > 1 else ""),
                 file=sys.stderr)
             return 1
-        if "results" not in out:
-            raise LabError(f"the lab daemon failed to apply: {out.get('error', out)}")
-        results += out["results"]
+        if "results" not in answer:
+            raise LabError(f"the lab daemon failed to apply: {answer.get('error', answer)}")
+        results += answer["results"]
     for r in results:
         ref = f"{r['kind'].lower()}/{escape(r['name'])}"
         out(f"{ref} {r['action']}" + (f" (namespace {escape(r['namespace'])})" if r["namespace"] else ""))
@@ -195,9 +195,9 @@ def cmd_delete(args) -> int:
             keys.append([kind, "" if kind in CLUSTER_SCOPED else args.namespace, args.name])
     else:
         raise LabError("say what to delete: -f FILE, or KIND NAME")
-    out = c.call("POST", "/v1/delete", {"keys": keys})
+    answer = c.call("POST", "/v1/delete", {"keys": keys})
     code = 0
-    for r in out["results"]:
+    for r in answer["results"]:
         out(f"{r['kind'].lower()}/{escape(r['name'])} {r['action']}")
         code = 1 if r["action"] == "not found" and not args.filename else code
     return code
@@ -437,10 +437,10 @@ def cmd_curl(args) -> int:
 
 
 def _admin(c: Client, proxy: str, path: str) -> str:
-    out = c.call("GET", f"/v1/proxy?proxy={proxy}", ok=(200, 404))
-    if "admin_port" not in out:
-        raise LabError(out.get("error", f"no running Envoy for {proxy}"))
-    status, _, _, body = http_request("127.0.0.1", out["admin_port"], "GET", path, {})
+    answer = c.call("GET", f"/v1/proxy?proxy={proxy}", ok=(200, 404))
+    if "admin_port" not in answer:
+        raise LabError(answer.get("error", f"no running Envoy for {proxy}"))
+    status, _, _, body = http_request("127.0.0.1", answer["admin_port"], "GET", path, {})
     return body.decode(errors="replace")
 
 
