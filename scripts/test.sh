@@ -5,5 +5,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/scripts/bootstrap.sh"
 # Chromium for the JupyterLab UI test; never fatal (without it that one test skips, naming it)
 "$root/scripts/install-browser.sh" || echo "chromium could not be installed; the JupyterLab UI test will skip" >&2
+# iptables (nf_tables), ip, setpriv for the pod-network test; never fatal (without them, or without
+# root, that test skips, naming what is missing)
+"$root/scripts/install-netns-tools.sh" || echo "the pod-network test's tools could not be installed; it will skip" >&2
 cd "$root"
 exec .venv/bin/python -m pytest "$@"

@@ -1,7 +1,8 @@
 """Real Envoy 1.40 accepts what the controller makes: the injected bootstrap (validate mode) and
 the cluster-mode snapshots (ACKed over ADS). Addresses are moved to 127.0.0.1 and free ports for
 the ACK test; the structure (original_dst, filter chains per destination port) is unchanged.
-What cannot run here: the iptables redirect itself (no pod network namespace)."""
+The iptables redirect itself runs in tests/netns/test_pod_network.py (root only: network
+namespaces)."""
 from __future__ import annotations
 
 import copy
