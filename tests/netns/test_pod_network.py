@@ -59,6 +59,7 @@ ENVOY_UID, APP_UID = 1337, 10001
 XDS_PORT = 15010
 EXTERNAL_NAME = "external.test"
 BANNER = b"220 external.test ready\n"
+AWS_API_NAME = "sts.us-west-2.amazonaws.com"  # DROP_ALL still lets TLS to *.amazonaws.com out
 
 
 def _prerequisites() -> str | None:
@@ -364,7 +365,7 @@ class MeshedPod:
                 self.proxy_init(init)
 
     def proxy_init(self, init: dict) -> None:
-        if self.app_ports is not None:  # a new pod starts with an empty nat table
+        if self.app_ports is not None:  # a pod created now has a fresh network namespace: empty nat table
             for args in (("-t", "nat", "-F"), ("-t", "nat", "-X")):
                 out = self.pod.sh(self.iptables, *args)
                 assert out.returncode == 0, out.stderr
@@ -426,6 +427,7 @@ def meshed_pod():
         from lab.runtime.certs import make_ca, make_leaf
         ca = make_ca(workdir / "ca")
         make_leaf(workdir / "external", ca, EXTERNAL_NAME, [EXTERNAL_NAME])
+        make_leaf(workdir / "aws", ca, AWS_API_NAME, [AWS_API_NAME])
         shutil.copy(workdir / "ca" / "ca.crt", workdir / "ca.crt")
         os.chmod(workdir / "ca.crt", 0o644)
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -434,7 +436,10 @@ def meshed_pod():
         mp.tcp_external = EchoServer(cli, EXTERNAL_IP, 7000)
         mp.tls_external = EchoServer(cli, EXTERNAL_IP, 8443, tls)
         mp.banner_external = EchoServer(cli, EXTERNAL_IP, 2525, banner=BANNER)
-        servers += [mp.http_external, mp.tcp_external, mp.tls_external, mp.banner_external]
+        aws_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        aws_tls.load_cert_chain(workdir / "aws" / "tls.crt", workdir / "aws" / "tls.key")
+        mp.aws_external = EchoServer(cli, EXTERNAL_IP, 443, aws_tls)
+        servers += [mp.http_external, mp.tcp_external, mp.tls_external, mp.banner_external, mp.aws_external]
         app = app_image(workdir)
         app_env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(app), "PYTHONDONTWRITEBYTECODE": "1",
                    "PYTHONUNBUFFERED": "1"}
@@ -538,11 +543,9 @@ def test_allow_all_passes_undeclared_http(meshed_pod):
     assert "x-envoy-expected-rq-timeout-ms" in req["headers"], "the request went through Envoy"
 
 
-DEFECT_8 = ("issue 13 defect 8: the outbound listener 15001 has only an HTTP connection manager, so non-HTTP "
-            "TCP redirected to it is answered with HTTP 400 instead of passing through under ALLOW_ALL")
-
-
-@pytest.mark.xfail(strict=True, reason=DEFECT_8)
+# issue 13 defect 8: before its fix the outbound listener 15001 had only an HTTP connection
+# manager, which answered every non-HTTP connection with HTTP 400 (or, for a server that speaks
+# first, nothing), whatever the egressFilter. The next three tests failed then.
 def test_allow_all_passes_undeclared_raw_tcp(meshed_pod):
     p = meshed_pod
     p.configure("ALLOW_ALL")
@@ -552,7 +555,6 @@ def test_allow_all_passes_undeclared_raw_tcp(meshed_pod):
     assert p.tcp_external.accepted == accepted + 1
 
 
-@pytest.mark.xfail(strict=True, reason=DEFECT_8)
 def test_allow_all_passes_a_protocol_whose_server_speaks_first(meshed_pod):
     """SMTP, MySQL: the client waits for the server's greeting before it sends anything, so
     nothing can be learned from its first bytes; the greeting must still arrive (here within
@@ -563,7 +565,6 @@ def test_allow_all_passes_a_protocol_whose_server_speaks_first(meshed_pod):
     assert result.get("banner") == BANNER.decode() and result.get("reply") == "echo: ping\n", result
 
 
-@pytest.mark.xfail(strict=True, reason=DEFECT_8)
 def test_allow_all_passes_undeclared_tls(meshed_pod):
     p = meshed_pod
     p.configure("ALLOW_ALL")
@@ -588,6 +589,9 @@ def test_drop_all_blocks_undeclared_destinations(meshed_pod):
     banner = p.from_app("banner", EXTERNAL_IP, "2525")
     assert not banner.get("banner"), banner
     assert counts() == before, "nothing reached the outside host"
+    # except TLS to an AWS API name (App Mesh's DROP_ALL lets *.amazonaws.com out)
+    aws = p.from_app("tls", EXTERNAL_IP, "443", str(p.dir / "ca.crt"), AWS_API_NAME)
+    assert aws.get("peer") == AWS_API_NAME and aws.get("reply") == "echo: ping\n", aws
     # the declared backend still works
     called = p.call_via_app(f"{REVIEW_HOST}:{APP_PORT}/reviews")
     assert called["status"] == 200 and called["body"]["service"] == "review-service", called
