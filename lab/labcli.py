@@ -162,9 +162,10 @@ def cmd_apply(args) -> int:
     texts = _texts(args.filename, args.recursive)
     # like kubectl apply -R: folder by folder, parents first
     batches = [own for _, own, _ in folder_groups(texts)] if args.recursive else [texts]
-    results = []
+    results, versions = [], {}
     for batch in batches:
         answer = c.call("POST", "/v1/apply", {"texts": batch, "dry_run": args.dry_run}, ok=(200, 422))
+        versions.update(answer.get("versions") or {})
         _print_problems(answer.get("problems", []))
         if answer.get("rejected"):
             out("apply rejected: nothing was changed" + (" by this folder" if len(batches) > 1 else ""),
@@ -178,8 +179,8 @@ def cmd_apply(args) -> int:
         out(f"{ref} {r['action']}" + (f" (namespace {escape(r['namespace'])})" if r["namespace"] else ""))
     if args.dry_run:
         out("(dry run: nothing was changed)")
-    elif args.wait:
-        wait_converged(c, args.timeout)
+    elif args.wait:  # until every proxy has ACKed the version this apply made, or a newer one
+        wait_converged(c, args.timeout, versions if versions else None)
     return 0
 
 
@@ -200,6 +201,9 @@ def cmd_delete(args) -> int:
     for r in answer["results"]:
         out(f"{r['kind'].lower()}/{escape(r['name'])} {r['action']}")
         code = 1 if r["action"] == "not found" and not args.filename else code
+    if args.wait and any(r["action"] != "not found" for r in answer["results"]):
+        # until the proxies that remain have ACKed a configuration without what was deleted
+        wait_converged(c, args.timeout, answer.get("versions"), pods=False)
     return code
 
 
@@ -530,7 +534,8 @@ def add_parsers(sub) -> None:
     a.add_argument("-f", "--filename", action="append", required=True)
     a.add_argument("-R", "--recursive", action="store_true", help="also apply subfolders (parents first)")
     a.add_argument("--dry-run", action="store_true")
-    a.add_argument("--no-wait", dest="wait", action="store_false", help="do not wait for the proxies to converge")
+    a.add_argument("--no-wait", dest="wait", action="store_false",
+                   help="do not wait until every proxy has ACKed the configuration this apply made")
     a.add_argument("--timeout", type=float, default=30)
     a.set_defaults(func=cmd_apply)
     x = sub.add_parser("delete", help="delete resources (by file, or KIND NAME)")
@@ -538,6 +543,9 @@ def add_parsers(sub) -> None:
     x.add_argument("name", nargs="?")
     x.add_argument("-f", "--filename", action="append")
     x.add_argument("-n", "--namespace", default="default")
+    x.add_argument("--no-wait", dest="wait", action="store_false",
+                   help="do not wait for the proxies to stop using what was deleted")
+    x.add_argument("--timeout", type=float, default=30)
     x.set_defaults(func=cmd_delete)
     g = sub.add_parser("get", help="list resources, like kubectl get")
     g.add_argument("kind")

@@ -34,7 +34,7 @@ from ..translate.ir import Placement
 from ..translate.status import conditions
 from ..xds.bootstrap import ENVOY_RUNTIME, make_bootstrap
 from ..xds.snapshot import Snapshot
-from ..xds.server import XdsServer
+from ..xds.server import SHORT_NAMES, XdsServer
 from . import pods as podplan
 from .envoy import EnvoyProcess, find_envoy
 from .home import Paths, UnsafeHome, lab_home
@@ -301,7 +301,8 @@ class Daemon:
             snap = Snapshot.from_dicts(f"{int(self.started)}-{self.version}", **t["envoy"],
                                        cache=self._parsed.setdefault(nid, {}))
             self._unacked[nid] = set(snap.expected_types())
-            self.pushes[nid] = {"version": snap.version, "pushed": time.time(), "acked": None}
+            self.pushes[nid] = {"version": snap.version, "pushed": time.time(), "acked": None,
+                                "types": [SHORT_NAMES[t] for t in snap.expected_types()]}
             self.xds.set_snapshot(nid, snap)
             self._pushed[nid] = t["envoy"]
         for nid in [n for n in self._pushed if n not in out]:
@@ -368,6 +369,7 @@ class Daemon:
                     self.store.add_event(key, "Normal", action.capitalize(), f"{key[0]} {key[2]} {action}")
             out["results"] = [{"kind": k[0], "namespace": k[1], "name": k[2], "action": a} for k, a in results]
             self.reconcile()
+            out["versions"] = self.pushed_versions()
             return out
 
     def delete(self, keys: list) -> dict:
@@ -377,7 +379,14 @@ class Daemon:
                 if kind == "Deployment" and action == "deleted":
                     self.store.kv_delete(f"pods:{ns}/{name}")
             self.reconcile()
-            return {"results": [{"kind": k[0], "namespace": k[1], "name": k[2], "action": a} for k, a in results]}
+            return {"results": [{"kind": k[0], "namespace": k[1], "name": k[2], "action": a} for k, a in results],
+                    "versions": self.pushed_versions()}
+
+    def pushed_versions(self) -> dict:
+        """node id -> the configuration version pushed to it last. Returned by apply and delete:
+        the change is in effect at a proxy once it has ACKed this version or a newer one
+        (lab/runtime/status.py waits for that)."""
+        return {nid: p["version"] for nid, p in self.pushes.items()}
 
     # -- views --------------------------------------------------------------------------
 

@@ -7,32 +7,86 @@ import time
 from .client import Client, LabError
 
 
-def wait_converged(c: Client, timeout: float) -> dict:
-    """Wait until every pod runs and every proxy has ACKed its latest configuration."""
+def _order(version: str | None):
+    """The daemon's versions are "<daemon start>-<push counter>": comparable as a pair."""
+    try:
+        started, n = str(version).rsplit("-", 1)
+        return int(started), int(n)
+    except ValueError:
+        return None
+
+
+def _at_least(version: str | None, wanted: str) -> bool:
+    have, want = _order(version), _order(wanted)
+    return version == wanted if have is None or want is None else have >= want
+
+
+def proxy_waiting(p: dict, wanted: str | None) -> str | None:
+    """Why proxy status `p` (an item of /v1/status proxies) does not run configuration version
+    `wanted` or a newer one yet; None when it does. A proxy runs a version once it has ACKed every
+    resource type of that push on its current connection (a restarted Envoy ACKs anew)."""
+    push = p.get("push") or {}
+    version = push.get("version") or p.get("snapshot_version")
+    if not version:
+        return None   # nothing to run
+    if not p.get("connected"):
+        return f"proxy {p['node_id']} is not connected to the control plane"
+    if wanted and not _at_least(version, wanted):
+        return f"proxy {p['node_id']} has not been sent version {wanted} yet"
+    types = p.get("types") or {}
+    names = push.get("types") or [t for t, s in types.items() if s.get("last_sent_version")]
+    late = [t for t in names if (types.get(t) or {}).get("acked_version") != version]
+    if late:
+        return f"proxy {p['node_id']} has not ACKed version {version} ({', '.join(late)})"
+    return None
+
+
+def proxy_rejected(p: dict) -> str | None:
+    """The proxy's NACK of its current version, as a sentence; None when it has none."""
+    version = (p.get("push") or {}).get("version") or p.get("snapshot_version")
+    for t, s in (p.get("types") or {}).items():
+        nack = s.get("nack")
+        if nack and nack.get("version") == version:
+            return f"proxy {p['node_id']} rejected version {version} ({t}): {nack.get('message', '')[:300]}"
+    return None
+
+
+def wait_converged(c: Client, timeout: float, versions: dict | None = None, pods: bool = True) -> dict:
+    """Wait until every pod runs (unless pods=False) and every proxy a pod runs has ACKed the
+    configuration version in `versions` (node id -> version, what apply and delete answer) or a
+    newer one, so that a request sent next is served with the change; without `versions`, the
+    version each proxy is given now. Fails at once when a proxy rejects (NACKs) that version."""
     deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        st = c.call("GET", "/v1/status")
-        pods_ok = all(p["status"] == "Running" and all(k.get("ready", True) for k in p["containers"])
-                      for p in st["pods"])
+    st = c.call("GET", "/v1/status")
+    wanted = dict(versions) if versions is not None else {
+        p["node_id"]: (p.get("push") or {}).get("version") or p.get("snapshot_version") for p in st["proxies"]}
+    while True:
+        waiting = []
+        if pods:
+            waiting += [f"pod {p['namespace']}/{p['name']} is {p['status']}" for p in st["pods"]
+                        if p["status"] != "Running"]
+            waiting += [f"container {p['namespace']}/{p['name']}/{k['name']} runs but does not accept connections yet"
+                        for p in st["pods"] if p["status"] == "Running" for k in p["containers"]
+                        if not k.get("ready", True)]
         # only proxies some pod runs can connect (a virtual node without pods has nobody to ACK)
         running = {p.get("node_id") for p in st["pods"]}
-        proxies_ok = all(p["connected"] and all(t["acked_version"] == t["last_sent_version"]
-                                                for t in p["types"].values() if t["last_sent_version"])
-                         for p in st["proxies"] if p.get("snapshot_version") and p["node_id"] in running)
-        if pods_ok and proxies_ok:
+        for p in st["proxies"]:
+            if p["node_id"] not in running:
+                continue
+            why = proxy_waiting(p, wanted.get(p["node_id"]))
+            if why:
+                rejected = proxy_rejected(p)
+                if rejected:
+                    raise LabError(rejected + "\nsee `appmesh-lab describe` of its resource and "
+                                   "`appmesh-lab logs POD -c envoy`")
+                waiting.append(why)
+        if not waiting:
             return st
-        last = st
-        time.sleep(0.1)
-    waiting = [f"pod {p['namespace']}/{p['name']} is {p['status']}" for p in last["pods"] if p["status"] != "Running"]
-    waiting += [f"container {p['namespace']}/{p['name']}/{k['name']} runs but does not accept connections yet"
-                for p in last["pods"] if p["status"] == "Running" for k in p["containers"] if not k.get("ready", True)]
-    running = {p.get("node_id") for p in last["pods"]}
-    waiting += [f"proxy {p['node_id']} has not ACKed version {p.get('snapshot_version')}" for p in last["proxies"]
-                if p.get("snapshot_version") and p["node_id"] in running and not all(
-                    t["acked_version"] == t["last_sent_version"] for t in p["types"].values() if t["last_sent_version"])]
-    raise LabError(f"the lab did not converge within {timeout:.0f}s: " + "; ".join(waiting[:5])
-                   + "\nsee `appmesh-lab doctor` and `appmesh-lab logs POD -c envoy`")
+        if time.time() >= deadline:
+            raise LabError(f"the lab did not converge within {timeout:.0f}s: " + "; ".join(waiting[:5])
+                           + "\nsee `appmesh-lab doctor` and `appmesh-lab logs POD -c envoy`")
+        time.sleep(0.05)
+        st = c.call("GET", "/v1/status")
 
 
 def gateway_address(c: Client, gateway: str | None = None) -> tuple[str, int]:

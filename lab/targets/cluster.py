@@ -34,6 +34,7 @@ from .base import Response, Target, TargetError, request
 ROOT = Path(__file__).resolve().parents[2]
 RELEASE = "appmesh-lab-controller"
 CONTROLLER_NAMESPACE = "appmesh-system"
+HEALTH_PORT = 8081  # the chart's healthPort: the controller's /healthz, /readyz and /status
 CHART = "manifests/charts/appmesh-lab-controller"
 KIND_CONFIG = "manifests/kind/cluster.yaml"
 EKS_CONFIG = "manifests/eks/cluster.yaml"
@@ -130,7 +131,7 @@ def check_prerequisites(name: str, **kw) -> None:
 class ClusterTarget(Target):
     def __init__(self, name: str = "kind", cluster_name: str | None = None, region: str | None = None,
                  echo: bool = True, namespace: str = "appmesh-demo", runner=None, kube=None, aws=None,
-                 admin=None):
+                 admin=None, controller_status=None):
         if name not in DEFAULTS:
             raise TargetError(f"unknown cluster target {name!r}: choose kind or eks")
         self.name = name
@@ -142,6 +143,7 @@ class ClusterTarget(Target):
         self._kube = kube  # an ApiClient-like object (tests pass a fake)
         self._aws = aws  # a boto3.Session (tests use moto)
         self._admin = admin  # (namespace, pod, path) -> bytes; tests pass a fake
+        self._controller_status = controller_status  # (namespace, pod) -> the replica's /status; tests pass a fake
         self._registry: str | None = None
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -414,8 +416,40 @@ class ClusterTarget(Target):
                 for o in self._raw(custom.list_cluster_custom_object, "appmesh.k8s.aws", "v1beta2", plural).get("items") or []:
                     if (o.get("status") or {}).get("observedGeneration") != o["metadata"].get("generation"):
                         waiting.append(f"{kind} {o['metadata'].get('namespace', '')}/{o['metadata']['name']} not reconciled")
+            if not waiting:  # reconciled: the controller pushed it before writing the status
+                waiting += self.proxies_waiting()
             assert not waiting, "; ".join(waiting[:5])
-        self.eventually(check, timeout, 2.0, what="the cluster to converge")
+        self.eventually(check, timeout, 1.0, what="the cluster to converge")
+
+    def proxies_waiting(self) -> list[str]:
+        """Proxies that have not ACKed the configuration their controller replica serves now, from
+        each running replica's /status (its health port, through the API server's port-forward).
+        Every replica publishes every change before the leader writes `observedGeneration`, so
+        after that, a proxy that has ACKed its replica's current version runs the change (a replica
+        whose informers lag the leader's by more than that is the one case this cannot see).
+        A NACK of the current version is reported with Envoy's message."""
+        from ..runtime.status import proxy_rejected, proxy_waiting
+        waiting = []
+        for pod in self.get("Pod", None, CONTROLLER_NAMESPACE):
+            meta = pod.get("metadata") or {}
+            if (meta.get("labels") or {}).get("app.kubernetes.io/name") != RELEASE or \
+                    (pod.get("status") or {}).get("phase") != "Running":
+                continue
+            name = meta["name"]
+            if self._controller_status is not None:
+                status = self._controller_status(CONTROLLER_NAMESPACE, name)
+            else:
+                status = json.loads(port_forward_get(self.kube, CONTROLLER_NAMESPACE, name, HEALTH_PORT, "/status"))
+            for proxy in (status.get("proxies") or {}).values():
+                if not proxy.get("connected"):
+                    continue   # connected to another replica
+                rejected = proxy_rejected(proxy)
+                if rejected:
+                    raise TargetError(f"{rejected} (controller {name}); see `kubectl describe` of its resource")
+                why = proxy_waiting(proxy, None)
+                if why:
+                    waiting.append(f"{why} (controller {name})")
+        return waiting
 
     def get(self, kind: str, name: str | None = None, namespace: str | None = None) -> list:
         # a read, not a step: not echoed (waits call it many times), like the local target

@@ -66,10 +66,10 @@ class LocalTarget(Target):
             raise TargetError("apply rejected, nothing changed:\n" + "\n".join(str(Problem(**p)) for p in out["problems"]
                                                                              if p["severity"] == "error"))
         if wait:
-            self.converge(timeout)
+            self.converge(timeout, out.get("versions"))
         return out["results"]
 
-    def apply_text(self, text: str, name: str = "<notebook>", wait: bool = True) -> list:
+    def apply_text(self, text: str, name: str = "<notebook>", wait: bool = True, timeout: float = 30.0) -> list:
         self.say(f"kubectl apply -f - <<'EOF'\n{text.rstrip()}\nEOF")
         out = self._call("POST", "/v1/apply", {"texts": [[name, text]]}, ok=(200, 422))
         if out.get("rejected"):
@@ -77,7 +77,7 @@ class LocalTarget(Target):
             raise TargetError("apply rejected, nothing changed:\n" + "\n".join(str(Problem(**p)) for p in out["problems"]
                                                                              if p["severity"] == "error"))
         if wait:
-            self.converge()
+            self.converge(timeout, out.get("versions"))
         return out["results"]
 
     def try_apply(self, path_or_text: str, is_text: bool = False) -> dict:
@@ -86,22 +86,33 @@ class LocalTarget(Target):
         texts = [["<notebook>", path_or_text]] if is_text else read_texts([self._path(path_or_text)], False)[0]
         return self._call("POST", "/v1/apply", {"texts": texts}, ok=(200, 422))
 
-    def delete(self, path: str) -> list:
+    def delete(self, path: str, wait: bool = True, timeout: float = 30.0) -> list:
         from ..files import read_texts
         from ..model import validate_texts
         self.say(f"kubectl delete -f {path}")
         texts, _ = read_texts([self._path(path)], recursive=False)
         keys = [[r.kind, r.namespace or "", r.name] for r in validate_texts(texts).resources]
-        return self._call("POST", "/v1/delete", {"keys": keys})["results"]
+        return self._deleted(self._call("POST", "/v1/delete", {"keys": keys}), wait, timeout)
 
-    def delete_resource(self, kind: str, name: str, namespace: str | None = None) -> list:
+    def delete_resource(self, kind: str, name: str, namespace: str | None = None, wait: bool = True,
+                        timeout: float = 30.0) -> list:
         ns = "" if kind in ("Mesh", "Namespace") else (namespace or self.namespace)
         self.say(f"kubectl delete {kind.lower()} {name}" + (f" -n {ns}" if ns else ""))
-        return self._call("POST", "/v1/delete", {"keys": [[kind, ns, name]]})["results"]
+        return self._deleted(self._call("POST", "/v1/delete", {"keys": [[kind, ns, name]]}), wait, timeout)
 
-    def converge(self, timeout: float = 30.0) -> dict:
+    def _deleted(self, out: dict, wait: bool, timeout: float) -> list:
+        """After a delete: wait until the proxies that remain run without what was deleted (the
+        pods that go away are not waited for)."""
+        if wait:
+            self.converge(timeout, out.get("versions"), pods=False)
+        return out["results"]
+
+    def converge(self, timeout: float = 30.0, versions: dict | None = None, pods: bool = True) -> dict:
+        """Wait until the change that answered `versions` (apply, delete) is in effect at every
+        proxy a pod runs: each has ACKed that configuration version or a newer one; and, unless
+        pods=False, every pod runs and is ready. Without versions: what the proxies are given now."""
         try:
-            return wait_converged(self.client, timeout)
+            return wait_converged(self.client, timeout, versions, pods)
         except LabError as exc:
             raise TargetError(str(exc)) from exc
 

@@ -428,3 +428,54 @@ def test_events_of_the_cluster_scoped_mesh_are_read_from_default(api, runner):
     t = kind_target(api, runner)
     evs = t.events("Mesh", "my-app-mesh")
     assert [(e["reason"], e["type"]) for e in evs] == [("Active", "Normal")]
+
+
+# ---- convergence waits for the proxies' ACK, as each controller replica reports it --------------
+
+def _controller_pod(api, name="appmesh-lab-controller-7f9c-abcde"):
+    api.put("Pod", {"apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": name, "namespace": "appmesh-system",
+                                 "labels": {"app.kubernetes.io/name": "appmesh-lab-controller"}},
+                    "spec": {"containers": [{"name": "controller"}]}, "status": {"phase": "Running"}})
+    return name
+
+
+def _replica_status(version, acked, connected=True, nack=None):
+    types = {t: {"acked_version": acked, "last_sent_version": version,
+                 "nack": {"version": nack, "message": "invalid route"} if nack and t == "rds" else None}
+             for t in ("cds", "eds", "lds", "rds")}
+    nid = "mesh/my-app-mesh/virtualGateway/appmesh-gateway_appmesh-demo"
+    return {"proxies": {nid: {"node_id": nid, "connected": connected, "snapshot_version": version, "types": types}}}
+
+
+def test_convergence_waits_until_every_connected_proxy_acked_its_replicas_version(api, runner):
+    pod = _controller_pod(api)
+    answers = [_replica_status("7-3", "7-2"), _replica_status("7-3", "7-3")]
+    asked = []
+
+    def status(ns, name):
+        asked.append((ns, name))
+        return answers[min(len(asked) - 1, len(answers) - 1)]
+    t = kind_target(api, runner, controller_status=status)
+    t.converge(timeout=10)
+    assert asked == [("appmesh-system", pod)] * 2
+
+
+def test_convergence_names_the_proxy_that_has_not_acked(api, runner):
+    _controller_pod(api)
+    t = kind_target(api, runner, controller_status=lambda ns, name: _replica_status("7-3", "7-2"))
+    with pytest.raises(AssertionError, match=r"appmesh-gateway_appmesh-demo has not ACKed version 7-3 .*controller "):
+        t.converge(timeout=0.1)
+
+
+def test_a_proxy_connected_to_another_replica_is_that_replicas_to_report(api, runner):
+    _controller_pod(api)
+    t = kind_target(api, runner, controller_status=lambda ns, name: _replica_status("7-3", None, connected=False))
+    t.converge(timeout=5)
+
+
+def test_convergence_reports_a_nack_with_envoys_message(api, runner):
+    _controller_pod(api)
+    t = kind_target(api, runner, controller_status=lambda ns, name: _replica_status("7-3", "7-2", nack="7-3"))
+    with pytest.raises(AssertionError, match=r"rejected version 7-3 \(rds\): invalid route"):
+        t.converge(timeout=0.1)
