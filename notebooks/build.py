@@ -144,8 +144,11 @@ The notebooks run the same code on every target.
   the lab performs the same step. `$GW` stands for the gateway's address.
 * Every check is an `assert`. If the mesh answers differently from what the lesson says, the
   cell fails, and so does a headless run of the notebooks.
-* Configuration takes a moment to reach Envoy, so checks that depend on it retry for up to
-  `TIMEOUT_S` seconds before they fail (`t.eventually(...)`, `nb.expect(...)`).
+* Configuration takes a moment to reach Envoy. `apply` and `delete` return only once every
+  proxy has acknowledged (ACKed) the configuration version that contains the change, so a
+  measurement right after them sees it. Checks that wait for something else (a pod starting, a
+  counter rising) retry for up to `TIMEOUT_S` seconds before they fail (`t.eventually(...)`,
+  `nb.expect(...)`).
 
 | notebook | lesson |
 |---|---|
