@@ -1817,18 +1817,20 @@ if TARGET == "local":
     M("""
 ## 6. A configuration Envoy rejects
 
-The validator checks what can be checked from the manifest. It cannot know which files exist
-inside the Envoy container. Here the gateway listener gets TLS with a certificate path that has
-a typo (`cert/` instead of `certs/`). The control plane accepts it and sends it; Envoy cannot
-load the key and **NACKs** the listener update. **Symptom**: nothing breaks — Envoy keeps
-serving its last good configuration, plain HTTP. The change simply never happens.
+The validator checks what can be checked from the manifest: a certificate path outside
+`/etc/appmesh-lab/certs/` (a typo such as `cert/`, or a `..` step) is refused at apply. It cannot
+know which files exist inside the Envoy container. Here the gateway listener gets TLS with a
+private key path that has a typo (`tsl.key` instead of `tls.key`). The control plane accepts it
+and sends it; Envoy cannot load the key and **NACKs** the listener update. **Symptom**: nothing
+breaks — Envoy keeps serving its last good configuration, plain HTTP. The change simply never
+happens.
 """),
     C('''
 VG_FILE = "manifests/walkthrough/08-virtual-gateway.yaml"
 vg = nb.manifest_doc(VG_FILE, "VirtualGateway", "appmesh-gateway")
 vg["spec"]["listeners"][0]["tls"] = {"mode": "STRICT", "certificate": {"file": {
-    "certificateChain": "/etc/appmesh-lab/cert/gateway/tls.crt",     # typo: cert/ instead of certs/
-    "privateKey": "/etc/appmesh-lab/cert/gateway/tls.key"}}}
+    "certificateChain": "/etc/appmesh-lab/certs/gateway/tls.crt",
+    "privateKey": "/etc/appmesh-lab/certs/gateway/tsl.key"}}}     # typo: tsl.key instead of tls.key
 nb.command("kubectl apply -f virtual-gateway-with-tls.yaml")
 answer = t.try_apply(nb.to_yaml(vg), is_text=True) if hasattr(t, "try_apply") else {"rejected": False}
 assert not answer["rejected"], "the validator cannot know which files exist where Envoy runs"
@@ -1847,7 +1849,7 @@ if TARGET == "local":
         return rows
     rows = t.eventually(nacked, TIMEOUT_S, what="the gateway's NACK")
     nb.table(rows, ["proxy", "connected", "ACKed", "last NACK"])
-    assert "/etc/appmesh-lab/cert/gateway/tls.key" in rows[0][3], rows
+    assert "/etc/appmesh-lab/certs/gateway/tsl.key" in rows[0][3], rows
     assert nb.condition(t.get("VirtualGateway", "appmesh-gateway", NAMESPACE)[0])["status"] == "True"
     report = doctor()
     assert report.returncode == 1 and "rejected" in report.stdout
@@ -1858,8 +1860,7 @@ client trusting the lab's CA gets its answer. Then put the walkthrough's plain-H
 """),
     C('''
 tls = vg["spec"]["listeners"][0]["tls"]["certificate"]["file"]
-for key in tls:
-    tls[key] = tls[key].replace("/cert/", "/certs/")
+tls["privateKey"] = tls["privateKey"].replace("/tsl.key", "/tls.key")
 nb.apply_text(t, nb.to_yaml(vg))
 if TARGET == "local":
     gw_host, gw_port = nb.gateway_address(t)

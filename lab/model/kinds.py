@@ -11,6 +11,8 @@ Constraints come from three places, each marked where it is not obvious:
 """
 from __future__ import annotations
 
+import difflib
+import posixpath
 import re
 
 from . import limits
@@ -114,10 +116,51 @@ def status(arn_field: str, extra: dict | None = None) -> Obj:
     return Obj(props=props)
 
 
+# Where certificate files live on a proxy: the lab makes them there on the local target, and the
+# kit's manifests mount Secrets there on a cluster (appmesh.k8s.aws/secretMounts).
+CERTS_DIR = "/etc/appmesh-lab/certs/"
+_CERT_EXAMPLE = f"{CERTS_DIR}<name>/tls.crt, {CERTS_DIR}<name>/tls.key or {CERTS_DIR}ca/ca.crt"
+
+
+def cert_path_problem(path: str) -> tuple[str, str] | None:
+    """A certificate file path must name a file inside CERTS_DIR, written plainly: absolute, no '.'
+    or '..' steps, no empty steps, no control characters (None when it does)."""
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7f for ch in path):
+        return f"certificate file {path[:80]!r} holds a control character", f"write {_CERT_EXAMPLE}"
+    steps = path.split("/")
+    if ".." in steps:
+        return f"certificate file {path[:80]!r} climbs out of its folder with '..'", \
+            f"name a file inside {CERTS_DIR}: {_CERT_EXAMPLE}"
+    if path.startswith(CERTS_DIR) and posixpath.normpath(path) == path:
+        return None
+    if path.startswith(CERTS_DIR):
+        return f"certificate file {path[:80]!r} is not written plainly (an empty or '.' step, or a trailing '/')", \
+            f"write {posixpath.normpath(path)!r}" if posixpath.normpath(path).startswith(CERTS_DIR) \
+            else f"write {_CERT_EXAMPLE}"
+    rest = path.lstrip("/").split("/")
+    # /etc/appmesh-lab/cert/gateway/tls.crt: one letter off the folder
+    if len(rest) > 3 and rest[:2] == ["etc", "appmesh-lab"] and difflib.get_close_matches(rest[2], ["certs"], 1, 0.6):
+        hint = f"did you mean {CERTS_DIR + '/'.join(rest[3:])!r}?"
+    else:
+        hint = f"put the file in {CERTS_DIR}: {_CERT_EXAMPLE}"
+    return f"certificate file {path[:80]!r} is outside {CERTS_DIR}, the folder the lab keeps certificates in", hint
+
+
+def _cert_files(*keys):
+    def check(v: dict) -> list:
+        out = []
+        for k in keys:
+            bad = cert_path_problem(v[k]) if isinstance(v.get(k), str) and v[k] else None
+            if bad:
+                out.append(Finding(k, bad[0], bad[1], "cert-path"))
+        return out
+    return check
+
+
 def tls_file_cert() -> Obj:
     return Obj(description="Certificate chain and private key from files on the proxy.",
                props={"certificateChain": Str(min_len=1, max_len=255), "privateKey": Str(min_len=1, max_len=255)},
-               required=("certificateChain", "privateKey"))
+               required=("certificateChain", "privateKey"), rules=(_cert_files("certificateChain", "privateKey"),))
 
 
 def sds() -> Obj:
@@ -125,7 +168,8 @@ def sds() -> Obj:
 
 
 def tls_validation(with_acm: bool) -> Obj:
-    trust = {"file": Obj(props={"certificateChain": Str(min_len=1, max_len=255)}, required=("certificateChain",)),
+    trust = {"file": Obj(props={"certificateChain": Str(min_len=1, max_len=255)}, required=("certificateChain",),
+                         rules=(_cert_files("certificateChain"),)),
              "sds": sds()}
     if with_acm:
         trust["acm"] = Obj(props={"certificateAuthorityARNs": Arr(items=Str(), min_items=1, max_items=3)},

@@ -17,9 +17,10 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from ..model.kinds import CERTS_DIR, cert_path_problem
 from . import pki
 
-PREFIX = "/etc/appmesh-lab/certs/"
+PREFIX = CERTS_DIR
 CA_DAYS = 3650     # the lab CA: as long as a lab home may live
 LEAF_DAYS = 365    # a proxy's certificate; issued again when it nears its end
 RENEW_BEFORE = dt.timedelta(days=30)
@@ -88,7 +89,9 @@ def ensure(certs_dir: Path, paths: set[str], sans: set[str], remade: list | None
     Certificates made again where one existed are appended to `remade` (their directories).
     Returns the mapping manifest path -> local file for every file under certs_dir."""
     ca_dir = certs_dir / "ca"
-    wanted = {p[len(PREFIX):] for p in paths if p.startswith(PREFIX)}
+    # validation refuses any other path; this keeps a path that slipped through (a stored object from
+    # an older lab, a bug) from making the lab write a key anywhere but inside certs_dir
+    wanted = {p[len(PREFIX):] for p in paths if p.startswith(PREFIX) and cert_path_problem(p) is None}
     ca = None
     if wanted:
         ca = _usable_ca(ca_dir)
@@ -101,6 +104,8 @@ def ensure(certs_dir: Path, paths: set[str], sans: set[str], remade: list | None
         if len(parts) == 2 and parts[0] != "ca" and parts[1] in ("tls.crt", "tls.key") and ca is not None:
             leaf_dir = certs_dir / parts[0]
             name = parts[0]
+            if not inside(certs_dir, leaf_dir):
+                continue
             want = [s for s in sans if s.startswith(name + ".")] + [name, "localhost"]
             cert = _load(leaf_dir / "tls.crt")
             have = _leaf_names(cert) if cert is not None else []
@@ -113,6 +118,12 @@ def ensure(certs_dir: Path, paths: set[str], sans: set[str], remade: list | None
                     remade.append(leaf_dir)
     return {PREFIX + str(f.relative_to(certs_dir)): str(f) for f in certs_dir.rglob("*") if f.is_file()} \
         if certs_dir.is_dir() else {}
+
+
+def inside(root: Path, path: Path) -> bool:
+    """Whether `path`, with every link resolved, lies strictly inside the folder `root`."""
+    base, target = os.path.realpath(root), os.path.realpath(path)
+    return target != base and os.path.commonpath([base, target]) == base
 
 
 def tls_paths(world) -> tuple[set[str], set[str]]:

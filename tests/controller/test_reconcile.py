@@ -139,8 +139,8 @@ def _multi_port(walkthrough):
     vn["spec"]["listeners"] = [
         {"portMapping": {"port": 8080, "protocol": "http"}},
         {"portMapping": {"port": 9090, "protocol": "http2"},
-         "tls": {"mode": "PERMISSIVE", "certificate": {"file": {"certificateChain": "/certs/tls.crt",
-                                                                "privateKey": "/certs/tls.key"}}}},
+         "tls": {"mode": "PERMISSIVE", "certificate": {"file": {"certificateChain": "/etc/appmesh-lab/certs/x/tls.crt",
+                                                                "privateKey": "/etc/appmesh-lab/certs/x/tls.key"}}}},
         {"portMapping": {"port": 5432, "protocol": "tcp"}},
     ]
     return walkthrough

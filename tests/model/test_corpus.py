@@ -62,6 +62,8 @@ OTHER_MISTAKES = [
     "selector-label-value-invalid", "annotations-over-256kib", "annotation-key-with-space", "nodeport-out-of-range",
     "service-name-starts-with-digit", "namespace-name-too-long", "name-too-long", "name-with-escape-sequence",
     "selector-expression-key-invalid",
+    # certificate files stay inside the lab's certificate folder
+    "certificate-path-dotdot", "certificate-path-outside-certs",
 ]
 
 
