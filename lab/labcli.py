@@ -469,7 +469,7 @@ def cmd_doctor(args) -> int:
     if args.target != "local":
         from .doctor import run
         return run(args.target, out_dir=Path(args.output_dir) if args.output_dir else None,
-                   record=Path(args.record) if args.record else None)
+                   record=Path(args.record) if args.record else None, say=out)  # a cluster's names, escaped
     if args.record:
         out("appmesh-lab doctor: --record reads a cluster's API objects: use it with --target kind or eks",
             file=sys.stderr)
