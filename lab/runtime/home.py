@@ -66,6 +66,8 @@ def _check_above(folder: Path, home: Path, me: int) -> None:
         st = os.lstat(folder)
     except FileNotFoundError:
         return  # made by the lab (as the user) when it creates the home
+    except OSError as exc:
+        raise UnsafeHome(f"cannot check {folder}, above the lab home {home}: {exc.strerror}: {_ELSEWHERE}") from exc
     if stat.S_ISLNK(st.st_mode):
         if st.st_uid not in (0, me):
             raise UnsafeHome(f"the lab home {home} lies under {folder}, a symbolic link owned by {_who(st.st_uid)}, "
@@ -88,6 +90,8 @@ def check_home(home: Path) -> None:
         link = os.lstat(home)
     except FileNotFoundError:
         link = None
+    except OSError as exc:  # e.g. a folder above it that only its owner may enter
+        raise UnsafeHome(f"cannot check the lab home {home}: {exc.strerror}: {_ELSEWHERE}") from exc
     if link is not None and stat.S_ISLNK(link.st_mode) and link.st_uid not in (0, me):
         raise UnsafeHome(f"the lab home {home} is a symbolic link owned by {_who(link.st_uid)}, not by you "
                          f"({_who(me)}): remove it, or {_ELSEWHERE}")
@@ -98,6 +102,8 @@ def check_home(home: Path) -> None:
         st = os.stat(real)
     except FileNotFoundError:
         return
+    except OSError as exc:
+        raise UnsafeHome(f"cannot check the lab home {home}: {exc.strerror}: {_ELSEWHERE}") from exc
     if not stat.S_ISDIR(st.st_mode):
         raise UnsafeHome(f"the lab home {home} is not a folder: {_ELSEWHERE}")
     if st.st_uid != me:

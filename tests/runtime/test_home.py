@@ -4,6 +4,7 @@ the daemon; `down --purge` removes what the lab created and nothing else, and ne
 mode of a folder it did not create."""
 import os
 import pwd
+import shutil
 import stat
 import subprocess
 import sys
@@ -159,3 +160,45 @@ def test_up_then_down_purge_in_a_folder_with_a_users_file_keeps_the_file_and_the
     assert os.listdir(home) == ["homework.ipynb"], os.listdir(home)
     assert _mode(home) == 0o755
     assert "kept 1 entries the lab did not create: homework.ipynb" in down.stdout, down.stdout
+
+
+def _python_for_nobody() -> list:
+    """An interpreter `nobody` may run, with this checkout and its environment's packages (the
+    environment's own python may live in a folder only root can enter)."""
+    import sysconfig
+    site = sysconfig.get_paths()["purelib"]
+    for exe in (sys.executable, shutil.which("python3") or "", "/usr/bin/python3"):
+        if not exe:
+            continue
+        probe = subprocess.run(["runuser", "-u", "nobody", "--", exe, "-c",
+                                f"import sys; sys.path[:0] = [{str(ROOT)!r}, {site!r}]; import lab.cli; "
+                                f"assert sys.version_info[:2] == {tuple(sys.version_info[:2])!r}"],
+                               capture_output=True, text=True, cwd="/", timeout=60)
+        if probe.returncode == 0:
+            return [exe, "-c", f"import sys; sys.path[:0] = [{str(ROOT)!r}, {site!r}]; sys.argv[0] = 'appmesh-lab'; "
+                               "from lab.cli import main; sys.exit(main())"]
+    pytest.skip(f"no Python {sys.version_info[0]}.{sys.version_info[1]} that the user nobody may run")
+
+
+@needs_root
+@pytest.mark.skipif(not shutil.which("runuser"), reason="needs runuser (util-linux)")
+def test_another_user_pointing_at_the_owners_home_gets_a_clear_refusal(tmp_path):
+    """`runuser -u nobody`: a learner who sets APPMESH_LAB_HOME to someone else's lab home is told
+    it is not theirs (or that they cannot even look), never handed its daemon.json."""
+    python = _python_for_nobody()
+    home = tmp_path / "owners-lab"
+    Paths(home).ensure()
+    (home / "daemon.json").write_text('{"pid": 1, "api_port": 9}')
+    above = tmp_path.parent
+    os.chmod(tmp_path, 0o755)  # let nobody reach the home itself, so the ownership check speaks
+    try:
+        for args in (["status"], ["down"], ["up"], ["down", "--purge"]):
+            proc = subprocess.run(["runuser", "-u", "nobody", "--", *python, *args], capture_output=True, text=True,
+                                  cwd="/", timeout=60, env=dict(os.environ, APPMESH_LAB_HOME=str(home)))
+            assert proc.returncode == 1 and "Traceback" not in proc.stderr, (args, proc.stderr)
+            assert str(home) in proc.stderr and ("owned by root" in proc.stderr or "cannot check" in proc.stderr), \
+                (args, proc.stderr)
+    finally:
+        os.chmod(tmp_path, 0o700)
+    assert sorted(os.listdir(home)) == ["daemon.json", "lab-home.json", "pods"], "another user changed the home"
+    assert above.exists()
