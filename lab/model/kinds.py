@@ -755,7 +755,9 @@ CONTAINER = Obj(open=True, props={
     "ports": Arr(items=Obj(open=True, props={"containerPort": port(), "name": Str(),
                                               "protocol": Str(enum=("TCP", "UDP", "SCTP"))},
                            required=("containerPort",))),
-}, required=("name", "image"), rules=(lambda v: _container_name(v),))
+}, required=("name",), rules=(lambda v: _container_name(v),))
+# `image` may be left out of a pod template (Kubernetes allows it; App Mesh's injector sets the
+# image of a gateway pod's envoy container): lab.model.semantics checks which containers need one.
 
 
 def _container_name(v: dict) -> list:

@@ -19,6 +19,8 @@ from .problems import Problem
 from .resources import Resource, selector_matches
 
 INJECT_LABEL = "appmesh.k8s.aws/sidecarInjectorWebhook"
+SKIP_IMAGE_ANNOTATION = "appmesh.k8s.aws/virtualGatewaySkipImageOverride"
+DEFAULT_ENVOY_IMAGE = "envoyproxy/envoy:v1.40.0"
 ADMISSION = {"duplicate", "mesh-membership", "gateway-attachment", "injection", "protocol", "port"}
 
 
@@ -275,12 +277,14 @@ class _Checker:
         else:
             labels, annotations, pod_spec, base = r.labels, r.annotations, r.spec, ""
         ns_labels = self.world.namespace_labels(r.namespace)
-        if ns_labels is None:
-            return
-        mode = str(annotations.get(INJECT_LABEL) or ns_labels.get(INJECT_LABEL) or "").lower()
-        if INJECT_LABEL not in ns_labels:
+        mode = str(annotations.get(INJECT_LABEL) or (ns_labels or {}).get(INJECT_LABEL) or "").lower()
+        if ns_labels is None or INJECT_LABEL not in ns_labels:
             mode = "off"  # the webhook never sees pods of unlabeled namespaces
         vns, vgs = self.world.pod_owners(r.namespace, labels)
+        self.images(r, pod_spec, base, annotations, gateway=mode not in ("off", "disabled") and len(vgs) == 1
+                    and not vns, namespace_known=ns_labels is not None)
+        if ns_labels is None:
+            return
         where = f"{base}.metadata.labels" if base else "metadata.labels"
         if mode in ("off", "disabled"):
             if vgs and mode == "off":
@@ -310,6 +314,26 @@ class _Checker:
                          f"VirtualGateway {vgs[0].name} selects these pods, but no container is named envoy, so nothing "
                          f"becomes the gateway (containers: {', '.join(map(str, names))})",
                          "name the gateway container envoy", "injection")
+
+    def images(self, r: Resource, pod_spec: dict, base: str, annotations: dict, gateway: bool, namespace_known: bool):
+        """Kubernetes lets a pod template's container leave out `image` (the pod that is made from
+        it must have one): App Mesh's injector sets the image of a gateway pod's `envoy`
+        container, unless the pod opts out with virtualGatewaySkipImageOverride. Any other
+        container without an image can never run."""
+        skip = str(annotations.get(SKIP_IMAGE_ANNOTATION, "")).lower() == "enabled"
+        for group in ("initContainers", "containers"):
+            for i, c in enumerate(pod_spec.get(group) or []):
+                if not isinstance(c, dict) or c.get("image") is not None:
+                    continue
+                if group == "containers" and c.get("name") == "envoy" and (gateway and not skip or not namespace_known):
+                    continue  # the injector fills it in (or the namespace is not known yet to tell)
+                path = f"{base}.spec.{group}[{i}].image" if base else f"spec.{group}[{i}].image"
+                why = (f"pod annotation {SKIP_IMAGE_ANNOTATION}: enabled tells the injector to keep the gateway's image"
+                       if gateway and skip and c.get("name") == "envoy" else
+                       "only App Mesh's injector fills in an image, for the envoy container of a VirtualGateway's pods")
+                self.add(r, path, f"container {c.get('name')!r} has no image, so its pods cannot be created ({why})",
+                         f"add image: <the image to run>, e.g. image: {DEFAULT_ENVOY_IMAGE}" if c.get("name") == "envoy"
+                         else "add image: <the image to run>", "required")
 
     def run(self, resources, subjects):
         self.duplicates(resources)

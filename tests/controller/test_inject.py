@@ -335,3 +335,15 @@ def test_a_secret_volume_that_clashes_with_a_pod_volume_is_refused(walkthrough):
                               volumes=[{"name": "data", "emptyDir": {}}])
     out = review_response(review, lambda: world(walkthrough), CFG)["response"]
     assert out["allowed"] is False and "already has a volume named data" in out["status"]["message"]
+
+
+def test_a_gateway_pod_whose_envoy_container_has_no_image_gets_the_envoy_image(walkthrough):
+    review = copy.deepcopy(REVIEWS["gateway-pod"])
+    pod = review["request"]["object"]
+    envoy = next(c for c in pod["spec"]["containers"] if c["name"] == "envoy")
+    del envoy["image"]
+    out = review_response(review, lambda: world(walkthrough), CFG)["response"]
+    assert out["allowed"] and out.get("patch")
+    pod = _json_patch(pod, json.loads(base64.b64decode(out["patch"])))
+    assert next(c for c in pod["spec"]["containers"] if c["name"] == "envoy")["image"] == CFG.envoy_image
+    assert k8s_schema.problems(pod) == []

@@ -516,3 +516,44 @@ def test_cli_exits_2_on_a_usage_error(args):
 def test_cli_exits_1_when_a_path_does_not_exist(tmp_path):
     run = _cli("validate", str(tmp_path / "missing.yaml"))
     assert run.returncode == 1 and "no such file or folder" in run.stdout
+
+
+def _walkthrough_with_gateway(containers: list, annotations: dict | None = None) -> list:
+    """The walkthrough's texts with the gateway Deployment's containers replaced."""
+    import yaml
+
+    from lab.files import read_texts
+    texts, _ = read_texts([ROOT / "manifests" / "walkthrough"])
+    out = []
+    for name, text in texts:
+        if name.endswith("09-gateway-deployment.yaml"):
+            text = yaml.safe_dump({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "appmesh-gateway", "namespace": "appmesh-demo"},
+                "spec": {"selector": {"matchLabels": {"app": "appmesh-gateway"}}, "template": {
+                    "metadata": {"labels": {"app": "appmesh-gateway"}, "annotations": annotations or {}},
+                    "spec": {"containers": containers}}}})
+        out.append((name, text))
+    return out
+
+
+def test_a_gateway_envoy_container_without_image_is_valid_because_the_injector_sets_it():
+    """Kubernetes allows a pod template's container without image; App Mesh's injector sets the
+    gateway's. The kit says nothing about it (every target: the model is the same)."""
+    result = validate_texts(_walkthrough_with_gateway([{"name": "envoy", "ports": [{"containerPort": 8088}]}]),
+                            complete=True)
+    assert result.errors == [], show(result.errors)
+
+
+@pytest.mark.parametrize("containers, annotations, path, says", [
+    # another container of the gateway pod: nobody sets its image
+    ([{"name": "envoy"}, {"name": "helper"}], {}, "spec.template.spec.containers[1].image",
+     "only App Mesh's injector fills in an image"),
+    # the pod asks the injector to keep the image, and there is none
+    ([{"name": "envoy"}], {"appmesh.k8s.aws/virtualGatewaySkipImageOverride": "enabled"},
+     "spec.template.spec.containers[0].image", "virtualGatewaySkipImageOverride: enabled tells the injector to keep"),
+])
+def test_a_container_without_image_that_nobody_fills_in_is_an_error(containers, annotations, path, says):
+    result = validate_texts(_walkthrough_with_gateway(containers, annotations), complete=True)
+    found = errors_at(result, path)
+    assert len(found) == 1 and says in found[0].message and found[0].hint.startswith("add image:"), show(result.errors)
