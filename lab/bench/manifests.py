@@ -18,9 +18,15 @@ INJECT = "appmesh.k8s.aws/sidecarInjectorWebhook"
 
 
 def text(*docs) -> str:
-    flat = []
-    for d in docs:
-        flat += d if isinstance(d, list) else [d]
+    flat: list = []
+
+    def add(d):
+        if isinstance(d, list):
+            for x in d:
+                add(x)
+        else:
+            flat.append(d)
+    add(list(docs))
     return "---\n".join(yaml.safe_dump(d, sort_keys=False) for d in flat)
 
 
@@ -49,9 +55,21 @@ def virtual_node(name: str, ns: str, port: int = 8080, tls: dict | None = None, 
     return {"apiVersion": APPMESH, "kind": "VirtualNode", "metadata": {"name": name, "namespace": ns}, "spec": spec}
 
 
-def app(name: str, ns: str, port: int = 8080, replicas: int = 1, **env) -> dict:
-    """A Deployment of the kit's sample app (lab/apps/sample.py) with pods labelled app=<name>.
+def app(name: str, ns: str, port: int = 8080, replicas: int = 1, **env) -> list:
+    """A Deployment of the kit's sample app (lab/apps/sample.py) with pods labelled app=<name>, and
+    the Service <name> the virtual node's DNS name (vs_host) names: [Deployment, Service].
     env: SERVICE_NAME, VERSION, LATENCY_MS, ERROR_RATE, ERROR_CODE, ..."""
+    return [deployment(name, ns, port, replicas, **env), service(name, ns, port)]
+
+
+def service(name: str, ns: str, port: int = 8080) -> dict:
+    """The Service in front of the pods labelled app=<name>: what the DNS name <name>.<ns>.svc.cluster.local
+    resolves to (without it, a virtual node with that hostname has no endpoints)."""
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns},
+            "spec": {"selector": {"app": name}, "ports": [{"port": port, "targetPort": port}]}}
+
+
+def deployment(name: str, ns: str, port: int = 8080, replicas: int = 1, **env) -> dict:
     env = {"SERVICE_NAME": name, "VERSION": "v1", **{k: str(v) for k, v in env.items()}}
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns},
             "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
@@ -139,5 +157,5 @@ def scale(n: int, ns: str = "bench", live: int = 0) -> list:
         docs += [virtual_node(f"vn{i}", ns), virtual_service(f"vs{i}", ns, node=f"vn{i}"),
                  gateway_route(f"r{i}", ns, {"prefix": f"/r{i}/"}, f"vs{i}")]
         if i < live:
-            docs.append(app(f"vn{i}", ns))
+            docs += app(f"vn{i}", ns)
     return docs

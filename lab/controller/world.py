@@ -16,15 +16,19 @@ Where things are in a cluster (what `lab.translate.Placement` says for cluster m
     dials; iptables on the far side hands it to that pod's Envoy).
 
 Endpoints come from the EndpointSlices of the Service named by `serviceDiscovery.dns.hostname`
-(`<svc>.<ns>.svc.cluster.local`, `<svc>.<ns>.svc`, `<svc>.<ns>` or `<svc>`), keeping ready
-endpoints whose pod the node's podSelector selects. A node without DNS discovery, or whose
-Service does not exist, gets the ready pods its podSelector selects instead.
+(`<svc>.<ns>.svc.cluster.local`, `<svc>.<ns>.svc`, `<svc>.<ns>` or `<svc>`, lab.model.discovery),
+keeping ready endpoints whose pod the node's podSelector selects. A Service that does not exist
+(no EndpointSlice names it; the API server makes one, empty if need be, for every Service with a
+selector) resolves to nothing: the node has no endpoints and its callers get 503, as the DNS
+lookup would fail on a pod. A node without DNS discovery, or whose hostname is not a cluster
+name, gets the ready pods its podSelector selects.
 """
 from __future__ import annotations
 
 import copy
 
 from ..model import World, selector_matches
+from ..model.discovery import service_of
 from ..model.loader import Document
 from ..model.validate import check_document
 from ..translate import naming
@@ -95,17 +99,6 @@ def r_ns(kind: str, obj: dict) -> str:
 
 # ---- endpoints --------------------------------------------------------------------------
 
-def service_of(hostname: str, default_ns: str) -> tuple[str, str] | None:
-    parts = hostname.rstrip(".").split(".")
-    if not parts or not parts[0]:
-        return None
-    if len(parts) == 1:
-        return parts[0], default_ns
-    if len(parts) == 2 or (len(parts) >= 3 and parts[2] == "svc"):
-        return parts[0], parts[1]
-    return None  # not a cluster Service name (an external host)
-
-
 def _pod_ready(pod: dict) -> bool:
     st = pod.get("status") or {}
     if st.get("phase") != "Running" or not st.get("podIP") or (pod.get("metadata") or {}).get("deletionTimestamp"):
@@ -113,12 +106,11 @@ def _pod_ready(pod: dict) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in st.get("conditions") or [])
 
 
-def node_ips(vn, slices: list[dict], pods: list[dict]) -> list[str]:
+def node_ips(vn, slices: list[dict], pods: list[dict], world: World) -> list[str]:
     """The ready pod IPs of a virtual node (see the module docstring for the rule)."""
     selector = vn.spec.get("podSelector")
     by_name = {(p["metadata"].get("namespace"), p["metadata"]["name"]): p for p in pods}
-    hostname = ((vn.spec.get("serviceDiscovery") or {}).get("dns") or {}).get("hostname")
-    svc = service_of(hostname, vn.namespace) if hostname else None
+    svc = service_of(world, vn)
     if svc is not None:
         mine = [s for s in slices if (s.get("metadata") or {}).get("namespace") == svc[1]
                 and ((s.get("metadata") or {}).get("labels") or {}).get("kubernetes.io/service-name") == svc[0]]
@@ -139,6 +131,7 @@ def node_ips(vn, slices: list[dict], pods: list[dict]) -> list[str]:
                             continue
                     ips.update(ep.get("addresses") or [])
             return sorted(ips)
+        return []  # the hostname names no Service: it resolves to nothing
     return sorted(p["status"]["podIP"] for p in pods
                   if (p.get("metadata") or {}).get("namespace") == vn.namespace and _pod_ready(p)
                   and selector_matches(selector, (p.get("metadata") or {}).get("labels") or {}))
@@ -156,7 +149,7 @@ def placement(world: World, slices: list[dict], pods: list[dict]) -> Placement:
         if mesh is None:
             continue
         nid = naming.node_id(mesh.aws_name(), "virtualNode", vn.aws_name())
-        ips = node_ips(vn, slices, pods)
+        ips = node_ips(vn, slices, pods, world)
         for port in _ports(vn):
             pl.listeners.setdefault(nid, {})[port] = port
             pl.apps.setdefault(nid, {})[port] = ["127.0.0.1", port]

@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlparse
 
 from ..model import World, validate_texts
 from ..model.arns import ARN_FIELD, arn
+from ..model.discovery import reaches
 from ..model.loader import Document
 from ..model.problems import Problem
 from ..model.validate import check_document
@@ -225,7 +226,11 @@ class Daemon:
                     pl.listeners.setdefault(nid, {})[lp] = self.ports.get(f"ingress:{nid}:{lp}")
                     app_ports[lp] = self.ports.get(f"app:{nid}:{lp}")
                     pl.apps.setdefault(nid, {})[lp] = ["127.0.0.1", app_ports[lp]]
-                    pl.endpoints.setdefault(nid, {})[lp] = [["127.0.0.1", pl.listeners[nid][lp]]]
+                    # the pod is an endpoint only where the node's DNS name resolves to it (a
+                    # hostname naming no Service resolves to nothing: 503 for its callers)
+                    eps = pl.endpoints.setdefault(nid, {}).setdefault(lp, [])
+                    if not eps and reaches(world, pod.proxy, pod.namespace, pod.labels):
+                        eps.append(["127.0.0.1", pl.listeners[nid][lp]])
                 pl.egress[nid] = self.ports.get(f"egress:{nid}")
             elif pod.role == "gateway":
                 for lst in pod.proxy.spec.get("listeners") or []:

@@ -101,7 +101,26 @@ def test_a_pod_becoming_ready_joins_the_endpoints(walkthrough):
         ["10.244.1.5:8080", "10.244.1.9:8080"]
 
 
-def test_without_a_service_the_ready_pods_of_the_pod_selector_are_used(walkthrough):
+def test_a_dns_hostname_that_names_no_service_gives_no_endpoints(walkthrough):
+    """review-service.appmesh-demo.svc.cluster.local resolves to nothing without the Service (no
+    EndpointSlice names it): no endpoints, so callers get 503, as on a pod; the podSelector's
+    ready pod is not used instead."""
+    walkthrough["EndpointSlice"] = [s for s in walkthrough["EndpointSlice"]
+                                    if s["metadata"]["labels"]["kubernetes.io/service-name"] != "review-service"]
+    d = compute(walkthrough, NOW)
+    assert endpoints(d.envoy[PRODUCT], "cds_egress_my-app-mesh_review-service-vn_appmesh-demo_http_8080") == []
+    assert endpoints(d.envoy[GATEWAY], "cds_egress_my-app-mesh_product-service-vn_appmesh-demo_http_8080") == \
+        ["10.244.1.5:8080"]
+
+
+@pytest.mark.parametrize("hostname", [None, "review.example.com", "review-service.nowhere"])
+def test_without_dns_discovery_or_with_an_outside_name_the_ready_pods_of_the_pod_selector_are_used(
+        walkthrough, hostname):
+    vn = find(walkthrough, "VirtualNode", "review-service-vn")
+    if hostname is None:
+        vn["spec"]["serviceDiscovery"] = {"awsCloudMap": {"namespaceName": "lab", "serviceName": "review"}}
+    else:
+        vn["spec"]["serviceDiscovery"]["dns"]["hostname"] = hostname  # "nowhere" is no namespace: outside
     walkthrough["EndpointSlice"] = [s for s in walkthrough["EndpointSlice"]
                                     if s["metadata"]["labels"]["kubernetes.io/service-name"] != "review-service"]
     d = compute(walkthrough, NOW)
