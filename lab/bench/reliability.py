@@ -135,6 +135,21 @@ def _lab_pids(home: Path) -> set:
     return pids
 
 
+def _lab_processes(home: Path) -> set:
+    """The identities (pid, start time, command line) of every process the lab of `home` runs, as
+    daemon.json and the store record them: a pid alone may belong to somebody else by teardown."""
+    from ..runtime.procs import Identity
+    found = set()
+    try:
+        found.add(Identity.from_dict(json.loads((home / "daemon.json").read_text()).get("ident")))
+    except (OSError, ValueError, AttributeError):
+        pass  # no daemon.json: the daemon never started or is gone
+    for proc in _kv(home, "proc:").values():
+        if isinstance(proc, dict):
+            found.add(Identity.from_dict(proc.get("ident")))
+    return found - {None}
+
+
 def _kv(home: Path, prefix: str) -> dict:
     """The store's kv entries under a prefix, read without writing (the daemon may be running)."""
     db = home / "state.db"
@@ -175,33 +190,25 @@ class Lab:
 
     def remember(self) -> None:
         """Note the lab's current processes (checked for leftovers at teardown)."""
-        self.seen |= _lab_pids(self.home)
+        self.seen |= _lab_processes(self.home)
 
     def __exit__(self, *exc) -> bool:
+        from ..runtime import procs
         try:
             self.remember()
-            for pid in self.seen:
-                if pid_alive(pid):
-                    try:
-                        os.kill(pid, signal.SIGCONT)  # a paused daemon cannot shut down
-                    except OSError:
-                        pass  # already gone
+            for ident in self.seen:
+                procs.signal_process(ident, signal.SIGCONT, group=False)  # a paused daemon cannot shut down
             try:
                 self.t.down()
-            except Exception:  # the daemon may be dead: its processes are stopped by pid below
+            except Exception:  # the daemon may be dead: its processes are stopped below
                 traceback.print_exc()
             deadline = time.time() + 5
-            while time.time() < deadline and any(pid_alive(p) for p in self.seen):
+            while time.time() < deadline and any(procs.is_running(p) for p in self.seen):
                 time.sleep(0.05)
-            self.leftovers = [p for p in self.seen if pid_alive(p)]
-            for pid in self.leftovers:
-                try:
-                    os.killpg(pid, signal.SIGKILL)
-                except OSError:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except OSError:
-                        pass  # already gone
+            # still the lab's own (same pid, start time and command line): a recycled pid is not
+            self.leftovers = [p.pid for p in self.seen if procs.is_running(p)]
+            for ident in self.seen:
+                procs.signal_process(ident, signal.SIGKILL)
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
         return False
