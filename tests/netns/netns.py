@@ -94,6 +94,10 @@ class Netns:
         if uid is not None:
             prefix += ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
         with open(log, "ab") as out:
+            if uid is not None:
+                # as runc does for a container's stdio (fixStdioPermissions): owned by the
+                # container's user, so it can reopen /dev/stdout (an access log's path)
+                os.fchown(out.fileno(), uid, uid)
             proc = subprocess.Popen(prefix + argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd,
                                     start_new_session=True)
         self.procs.append(proc)

@@ -8,13 +8,15 @@ the product pod's IP, 10.244.1.0/24, exists only inside these namespaces):
     namespace "pod"  (the product-service pod)        namespace "cli" (node, other pods, outside)
       eth0 10.244.1.5  <------------ veth ----------->  eth0 10.244.1.1    kubelet/client, xDS server :15010
       proxy-init (root, the injector's env)                  10.244.1.6    review-service pod (sample app)
-      envoy (UID 1337), admin 127.0.0.1:9901                 10.244.1.200  a host outside the mesh:
-      sample app (UID 10001) on 0.0.0.0:8080                               HTTP :8080, TCP echo :7000, TLS echo :8443
-      /etc/hosts: review-service.appmesh-demo.svc.cluster.local -> 10.96.0.50 (a ClusterIP nobody owns)
+      envoy (UID 1337), admin 127.0.0.1:9901                 10.244.1.7    gateway pod: Envoy (UID 1337) :8088
+      sample app (UID 10001) on 0.0.0.0:8080                 10.244.1.200  a host outside the mesh: HTTP :8080,
+      /etc/hosts: review-service.appmesh-demo.svc.cluster.local    TCP echo :7000, TLS echo :8443 and :443,
+                  -> 10.96.0.50 (a ClusterIP nobody owns)           a server that speaks first :2525
 
-The controller's pieces run unmodified: `lab.controller.inject.decide` makes the pod's
-`envoy` and `proxyinit` containers from the recorded Pod, and they are run here the way the
-kubelet would (env as given, `$(VAR)` expanded in args); `lab.controller.reconcile.compute`
+The controller's pieces run unmodified: `lab.controller.inject.decide` makes the pod's `envoy`
+and `proxyinit` containers (and the gateway pod's `envoy`) from the recorded Pods, and they are
+run here the way the kubelet would (env as given, `$(VAR)` expanded in args, stdout owned by
+the container's user as runc makes it); `lab.controller.reconcile.compute`
 makes the Envoy resources, served over ADS by `lab.xds.XdsServer` listening in "cli" on the
 address the bootstrap names. Two deliberate differences from a pod: Envoy gets
 `--disable-hot-restart` (a container has its own /dev/shm; this machine's is shared with other
@@ -29,14 +31,10 @@ import json
 import os
 import re
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
 import tempfile
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -47,12 +45,14 @@ from lab.controller.world import build_world
 from lab.runtime.envoy import EnvoyNotFound, find_envoy
 from lab.xds import Snapshot, XdsServer
 from tests.netns.netns import Netns, ip, run_id, sweep_stale, veth
+from tests.netns.traffic import PROBE, EchoServer, ExternalHttp, http_get, outcome, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 PROXY_INIT = ROOT / "lab" / "controller" / "proxy_init" / "proxy-init.sh"
 WALKTHROUGH = json.loads((ROOT / "tests" / "controller" / "testdata" / "walkthrough.json").read_text())
 NAMESPACE = "appmesh-demo"
 PRODUCT = "mesh/my-app-mesh/virtualNode/product-service-vn_appmesh-demo"
+GATEWAY = "mesh/my-app-mesh/virtualGateway/appmesh-gateway_appmesh-demo"
 REVIEW_HOST = "review-service.appmesh-demo.svc.cluster.local"
 CLUSTER_IP = "10.96.0.50"  # what the pod's /etc/hosts says the review Service is; never dialled
 ENVOY_UID, APP_UID = 1337, 10001
@@ -91,8 +91,9 @@ def _pod(app: str) -> dict:
     return pods[0]
 
 
-PRODUCT_POD, REVIEW_POD = _pod("product-service"), _pod("review-service")
-POD_IP, REVIEW_IP = PRODUCT_POD["status"]["podIP"], REVIEW_POD["status"]["podIP"]
+PRODUCT_POD, REVIEW_POD, GATEWAY_POD = _pod("product-service"), _pod("review-service"), _pod("appmesh-gateway")
+POD_IP, REVIEW_IP, GATEWAY_IP = (p["status"]["podIP"] for p in (PRODUCT_POD, REVIEW_POD, GATEWAY_POD))
+GATEWAY_PORT = GATEWAY_POD["spec"]["containers"][0]["ports"][0]["containerPort"]  # 8088
 SUBNET = ipaddress.ip_network(f"{POD_IP}/24", strict=False)
 NODE_IP, EXTERNAL_IP = str(SUBNET[1]), str(SUBNET[200])
 APP_PORT = PRODUCT_POD["spec"]["containers"][0]["ports"][0]["containerPort"]  # 8080
@@ -107,18 +108,19 @@ def objects(egress: str, vn_port: int) -> dict:
     return objs
 
 
-def injected(objs: dict) -> dict:
-    """The containers the injector adds to the product pod: {"envoy": ..., "proxyinit": ...}."""
+def injected(objs: dict, pod: dict = PRODUCT_POD, proxy: str = PRODUCT) -> dict:
+    """The containers the injector adds or replaces in a pod: the product pod gets
+    {"envoy": ..., "proxyinit": ...}, the gateway pod {"envoy": ...}."""
     world, invalid = build_world(objs)
     assert not invalid, invalid
     cfg = InjectConfig(xds_host=NODE_IP, xds_port=XDS_PORT)
-    d = decide(copy.deepcopy(PRODUCT_POD), NAMESPACE, world, cfg)
-    assert d.allowed and d.proxy == PRODUCT, d.message
+    d = decide(copy.deepcopy(pod), NAMESPACE, world, cfg)
+    assert d.allowed and d.proxy == proxy, d.message
     out = {}
     for op in d.patch:
         for c in op["value"] if isinstance(op["value"], list) else [op["value"]]:
             out[c["name"]] = c
-    assert set(out) == {"envoy", "proxyinit"}, out
+    assert set(out) == ({"envoy", "proxyinit"} if proxy == PRODUCT else {"envoy"}), out
     return out
 
 
@@ -130,113 +132,6 @@ def expand(arg: str, env: dict) -> str:
     """The kubelet's $(VAR) expansion in command and args ($$ escapes; unknown names stay)."""
     return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
                   lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)), arg)
-
-
-# ---- small network clients and servers --------------------------------------------------
-
-def http_get(host: str, port: int, path: str, timeout: float = 10.0) -> tuple[int, dict, bytes]:
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
-    try:
-        conn.request("GET", path, headers={"Accept": "application/json"})
-        resp = conn.getresponse()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-    finally:
-        conn.close()
-
-
-def outcome(fn, *args):
-    """fn(*args), or the exception it raised, as a value (for asserting on failures)."""
-    try:
-        return fn(*args)
-    except OSError as exc:
-        return exc
-
-
-PROBE = r'''
-import json, socket, ssl, sys
-kind, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-out = {"uid": __import__("os").getuid()}
-try:
-    s = socket.create_connection((host, port), timeout=5)
-    if kind == "tls":
-        ctx = ssl.create_default_context(cafile=sys.argv[4])
-        s = ctx.wrap_socket(s, server_hostname=sys.argv[5])
-        out["peer"] = dict(x[0] for x in s.getpeercert()["subject"])["commonName"]
-    f = s.makefile("rb")
-    if kind == "banner":  # the server speaks first (SMTP, MySQL)
-        out["banner"] = f.readline().decode("utf-8", "replace")
-    s.sendall(b"ping\n")
-    out["reply"] = f.readline().decode("utf-8", "replace")
-except (OSError, ssl.SSLError) as exc:
-    out["error"] = f"{type(exc).__name__}: {exc}"
-print(json.dumps(out))
-'''
-
-
-class EchoServer:
-    """A line echo server (TCP, or TLS when given a context) listening in a namespace; counts
-    the connections it accepted. With a banner, it speaks first, as SMTP and MySQL servers do."""
-
-    def __init__(self, ns, host: str, port: int, tls: ssl.SSLContext | None = None, banner: bytes = b""):
-        self.tls, self.banner, self.accepted, self._stop = tls, banner, 0, threading.Event()
-        self.sock = ns.call(socket.create_server, (host, port))
-        self.sock.settimeout(0.2)
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.accepted += 1
-            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
-
-    def _echo(self, conn):
-        with conn:
-            try:
-                conn.settimeout(5)
-                if self.tls is not None:
-                    conn = self.tls.wrap_socket(conn, server_side=True)
-                if self.banner:
-                    conn.sendall(self.banner)
-                line = conn.makefile("rb").readline()
-                conn.sendall(b"echo: " + line)
-            except (OSError, ssl.SSLError):
-                return  # the client went away or was not TLS: what the test looks at is the client's side
-
-    def close(self):
-        self._stop.set()
-        self.sock.close()
-
-
-class ExternalHttp:
-    """An HTTP server outside the mesh; records the headers of every request it gets."""
-
-    def __init__(self, ns, host: str, port: int):
-        seen = self.seen = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (http.server's name)
-                seen.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}})
-                body = json.dumps({"service": "external", "path": self.path}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                return
-
-        self.server = ns.call(ThreadingHTTPServer, (host, port), Handler)
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def runnable_as(uid: int, argv: list[str]) -> bool:
@@ -277,21 +172,6 @@ def app_image(workdir: Path) -> Path:
     return app
 
 
-def wait_until(what: str, check, timeout: float, interval: float = 0.1, detail=lambda: ""):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-            if value:
-                return value
-            last = value
-        except (OSError, http.client.HTTPException) as exc:
-            last = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r}) {detail()}")
-
-
 # ---- the pod ------------------------------------------------------------------------------
 
 class MeshedPod:
@@ -307,14 +187,16 @@ class MeshedPod:
         text = path.read_text(errors="replace") if path.exists() else "(no log)"
         return f"\n--- {name}.log (last {lines} lines) ---\n" + "\n".join(text.splitlines()[-lines:])
 
-    def admin(self, path: str) -> bytes:
-        status, _, body = self.pod.call(http_get, "127.0.0.1", 9901, path)
+    def admin(self, path: str, proxy: str = PRODUCT, method: str = "GET") -> bytes:
+        """Envoy's admin interface (127.0.0.1:9901 in the proxy's own namespace)."""
+        ns = self.pod if proxy == PRODUCT else self.cli
+        status, _, body = ns.call(http_get, "127.0.0.1", 9901, path, 10.0, method)
         assert status == 200, (path, status, body[:300])
         return body
 
-    def stats(self) -> dict[str, int]:
+    def stats(self, proxy: str = PRODUCT) -> dict[str, int]:
         out = {}
-        for line in self.admin("/stats").decode().splitlines():
+        for line in self.admin("/stats", proxy).decode().splitlines():
             name, _, value = line.partition(": ")
             if value.isdigit():
                 out[name] = int(value)
@@ -324,9 +206,23 @@ class MeshedPod:
         """The sum of the counters whose name matches `pattern` (0 when none does)."""
         return sum(v for k, v in stats.items() if re.search(pattern, k))
 
-    def from_client(self, port: int, path: str):
+    def from_client(self, port: int, path: str, host: str = POD_IP):
         """GET http://<pod IP>:port/path from the "cli" namespace (the node, another pod)."""
-        return self.cli.call(outcome, http_get, POD_IP, port, path)
+        return self.cli.call(outcome, http_get, host, port, path)
+
+    def via_gateway(self, path: str):
+        """GET path through the gateway pod's Envoy (its listener on the gateway's pod IP)."""
+        return self.from_client(GATEWAY_PORT, path, GATEWAY_IP)
+
+    def gateway_access_log(self, path: str) -> str:
+        """The gateway's access log line for `path` (the walkthrough's gateway logs to
+        /dev/stdout; Envoy writes access logs out every 10 s, or when asked to reopen them)."""
+        self.admin("/reopen_logs", GATEWAY, "POST")
+
+        def line():
+            text = (self.dir / "gateway.log").read_text(errors="replace")
+            return next((ln for ln in text.splitlines() if f'"GET {path} HTTP/1.1"' in ln), None)
+        return wait_until(f"the gateway's access log line for {path}", line, 10)
 
     def from_app(self, kind: str, host: str, port: int, *extra: str) -> dict:
         """A TCP or TLS line exchange made inside the pod by a process with the app's UID."""
@@ -355,7 +251,9 @@ class MeshedPod:
         if self.served != (egress, vn_port):
             self.version += 1
             version = f"netns-{self.version}"
-            self.xds.set_snapshot(PRODUCT, Snapshot.from_dicts(version, **compute(objs).envoy[PRODUCT]))
+            envoy = compute(objs).envoy
+            for proxy in (PRODUCT, GATEWAY):
+                self.xds.set_snapshot(proxy, Snapshot.from_dicts(version, **envoy[proxy]))
             if self.served is not None:
                 self.wait_applied(version)
             self.served = (egress, vn_port)
@@ -376,22 +274,25 @@ class MeshedPod:
         self.app_ports = env_of(init)["APPMESH_APP_PORTS"]
 
     def wait_applied(self, version: str, timeout: float = 20) -> None:
-        assert self.xds.wait_for_ack(PRODUCT, version, timeout=timeout), \
-            f"Envoy did not ACK {version}: {self.xds.status(PRODUCT)}{self.log('envoy')}"
+        for proxy, log in ((PRODUCT, "envoy"), (GATEWAY, "gateway")):
+            assert self.xds.wait_for_ack(proxy, version, timeout=timeout), \
+                f"{proxy} did not ACK {version}: {self.xds.status(proxy)}{self.log(log)}"
 
-        def settled():  # an unchanged listener or cluster keeps its older version_info; none may be warming
-            listeners = json.loads(self.admin("/config_dump?resource=dynamic_listeners")).get("configs", [])
-            clusters = json.loads(self.admin("/config_dump?resource=dynamic_warming_clusters")).get("configs", [])
-            return bool(listeners) and not clusters and all("warming_state" not in c for c in listeners)
-        wait_until(f"Envoy to finish warming the listeners and clusters of {version}", settled, timeout)
+            def settled():  # an unchanged listener or cluster keeps its older version_info; none may be warming
+                listeners = json.loads(self.admin("/config_dump?resource=dynamic_listeners", proxy)).get("configs", [])
+                warming = json.loads(self.admin("/config_dump?resource=dynamic_warming_clusters", proxy)).get("configs")
+                return bool(listeners) and not warming and all("warming_state" not in c for c in listeners)
+            wait_until(f"{proxy} to finish warming the listeners and clusters of {version}", settled, timeout)
 
-    def start_envoy(self, envoy: dict, envoy_bin: str) -> None:
+    def start_envoy(self, ns, envoy: dict, envoy_bin: str, log: str) -> None:
+        """Run an injected `envoy` container as the kubelet would: its command and args with
+        $(VAR) expanded from its env, as its runAsUser."""
         env = env_of(envoy)
         assert envoy["command"] == ["envoy"]
         argv = [envoy_bin] + [expand(a, env) for a in envoy["args"]] + ["--disable-hot-restart"]
         sc = envoy["securityContext"]
         assert sc["runAsUser"] == sc["runAsGroup"] == ENVOY_UID
-        self.pod.popen(argv, uid=sc["runAsUser"], env=env, log=self.dir / "envoy.log", cwd=str(self.dir))
+        ns.popen(argv, uid=sc["runAsUser"], env=env, log=self.dir / f"{log}.log", cwd=str(self.dir))
 
 
 @pytest.fixture(scope="module")
@@ -412,7 +313,7 @@ def meshed_pod():
         veth(pod, cli)
         ip("-n", pod.name, "addr", "add", f"{POD_IP}/{SUBNET.prefixlen}", "dev", "eth0")
         ip("-n", pod.name, "route", "add", "default", "via", NODE_IP)
-        for addr in (NODE_IP, REVIEW_IP, EXTERNAL_IP):
+        for addr in (NODE_IP, REVIEW_IP, GATEWAY_IP, EXTERNAL_IP):
             ip("-n", cli.name, "addr", "add", f"{addr}/{SUBNET.prefixlen}", "dev", "eth0")
 
         # the controller's xDS server, listening in "cli" on the address the bootstrap names
@@ -451,7 +352,11 @@ def meshed_pod():
         pod.popen([python, "-m", "lab.apps.sample"], uid=APP_UID, log=workdir / "app.log", cwd=str(app),
                   env={**app_env, "PORT": str(APP_PORT), "SERVICE_NAME": "product-service",
                        "POD_NAME": PRODUCT_POD["metadata"]["name"]})
-        mp.start_envoy(containers["envoy"], envoy_for(ENVOY_UID, workdir))
+        envoy_bin = envoy_for(ENVOY_UID, workdir)
+        mp.start_envoy(pod, containers["envoy"], envoy_bin, "envoy")
+        # the gateway pod (no iptables: App Mesh gateways listen themselves), in "cli" beside the node
+        mp.start_envoy(cli, injected(objects("ALLOW_ALL", APP_PORT), GATEWAY_POD, GATEWAY)["envoy"], envoy_bin,
+                       "gateway")
 
         wait_until("the product app to answer /ping on 127.0.0.1:8080 inside the pod",
                    lambda: pod.call(http_get, "127.0.0.1", APP_PORT, "/ping", 2)[0] == 200, 20,
@@ -461,9 +366,12 @@ def meshed_pod():
                    detail=lambda: mp.log("review"))
         wait_until("Envoy (UID 1337) to connect to the xDS server through the veth (its own traffic is not "
                    "redirected)", lambda: xds.status(PRODUCT)["connected"], 20, detail=lambda: mp.log("envoy"))
+        wait_until("the gateway's Envoy to connect to the xDS server", lambda: xds.status(GATEWAY)["connected"], 20,
+                   detail=lambda: mp.log("gateway"))
         mp.wait_applied(f"netns-{mp.version}")
-        wait_until("Envoy's /ready to answer LIVE", lambda: mp.admin("/ready").strip() == b"LIVE", 20,
-                   detail=lambda: mp.log("envoy"))
+        for proxy, log in ((PRODUCT, "envoy"), (GATEWAY, "gateway")):
+            wait_until(f"{proxy}'s /ready to answer LIVE", lambda: mp.admin("/ready", proxy).strip() == b"LIVE", 20,
+                       detail=lambda: mp.log(log))
         yield mp
     finally:
         for s in servers:
@@ -498,6 +406,26 @@ def test_inbound_traffic_to_the_app_port_is_redirected_to_the_sidecar(meshed_pod
     # and the request the app got carries what Envoy adds
     assert "x-request-id" in answer["request"]["headers"] and "x-envoy-expected-rq-timeout-ms" in answer["request"]["headers"]
     assert headers.get("server") == "envoy"
+
+
+def test_the_gateway_reaches_the_meshed_pod_through_its_sidecar(meshed_pod):
+    """The walkthrough's path: client -> gateway Envoy -> <pod IP>:8080 (the endpoint from the
+    EndpointSlice) -> iptables -> the pod's sidecar -> the app; /reviews to the review pod."""
+    p = meshed_pod
+    p.configure()
+    ingress = INGRESS_RQ.format(port=APP_PORT)
+    to_product = r"^cluster\.cds_egress_[^.]*product-service-vn[^.]*_8080\.upstream_rq_completed$"
+    before, gw_before = p.stat(p.stats(), ingress), p.stat(p.stats(GATEWAY), to_product)
+    r = p.via_gateway("/products")
+    assert not isinstance(r, Exception), f"{r!r}{p.log('gateway')}"
+    status, _, body = r
+    answer = json.loads(body)
+    assert status == 200 and answer["service"] == "product-service", body
+    assert (answer["request"]["path"], answer["request"]["host"]) == ("/", "product-service.appmesh-demo.svc.cluster.local")
+    assert p.stat(p.stats(), ingress) == before + 1, "the pod's sidecar took the gateway's connection"
+    assert p.stat(p.stats(GATEWAY), to_product) == gw_before + 1
+    status, _, body = p.via_gateway("/reviews")
+    assert status == 200 and json.loads(body)["service"] == "review-service", body
 
 
 def test_probe_paths_as_proxy_init_leaves_them(meshed_pod):
@@ -609,12 +537,23 @@ def test_port_mismatch_in_a_pod_created_with_it(meshed_pod):
     p = meshed_pod
     p.configure("ALLOW_ALL", MISMATCH)
     fails = r"^cluster\.cds_ingress_[^.]*_9090\.upstream_cx_connect_fail$"  # notebook 11's stat
+    gw_fails = r"^cluster\.cds_egress_[^.]*product-service-vn[^.]*\.upstream_cx_connect_fail$"
     before = p.stat(p.stats(), fails)
     status, headers, body = p.from_client(MISMATCH, "/products")
     assert status == 503 and headers.get("server") == "envoy", (status, body)
     assert body.startswith(b"upstream connect error or disconnect/reset before headers") and \
         b"connection failure" in body, body
-    assert p.stat(p.stats(), fails) > before
+    after = p.stat(p.stats(), fails)
+    assert after > before
+    # through the gateway: the sidecar's 503 comes back (the gateway's route retries it twice)
+    gw_before = p.stat(p.stats(GATEWAY), gw_fails)
+    status, _, body = p.via_gateway("/products?case=new-pod")
+    assert status == 503 and body.startswith(b"upstream connect error"), (status, body)
+    assert p.stat(p.stats(), fails) >= after + 1
+    assert p.stat(p.stats(GATEWAY), gw_fails) == gw_before, "the gateway itself connected fine"
+    # the gateway's access log (its ingress listener; its hop to the pod goes through its own
+    # 127.0.0.1:15001) shows the 503 with no response flag
+    assert '" 503 - ' in p.gateway_access_log("/products?case=new-pod")
     status, _, body = p.from_client(APP_PORT, "/products")
     assert status == 200 and "x-request-id" not in json.loads(body)["request"]["headers"], body
 
@@ -633,12 +572,20 @@ def test_port_mismatch_on_a_running_pod(meshed_pod):
     endpoints = compute(objects("ALLOW_ALL", MISMATCH)).envoy
     assert any(f'"address": "{POD_IP}", "port_value": {MISMATCH}' in json.dumps(e) for e in endpoints.values()), \
         "the controller tells clients to dial the pod on the new port"
-    fails = r"^cluster\.cds_ingress_.*\.upstream_cx_connect_fail$"
+    fails = r"^cluster\.cds_ingress_[^.]*\.upstream_cx_connect_fail$"
+    gw_fails = r"^cluster\.cds_egress_[^.]*product-service-vn[^.]*_9090\.upstream_cx_connect_fail$"
     no_chain = r"^listener\.0\.0\.0\.0_15000\.no_filter_chain_match$"
-    before = p.stats()
+    before, gw_before = p.stats(), p.stats(GATEWAY)
     assert isinstance(p.from_client(MISMATCH, "/products"), ConnectionRefusedError)
     r = p.from_client(APP_PORT, "/products")
     assert isinstance(r, (ConnectionResetError, http.client.RemoteDisconnected)), r
-    after = p.stats()
-    assert p.stat(after, fails) == p.stat(before, fails)
+    # through the gateway: its own connection to <pod IP>:9090 is refused -> its 503 (flag UF)
+    status, headers, body = p.via_gateway("/products?case=running-pod")
+    assert status == 503 and headers.get("server") == "envoy", (status, body)
+    assert body == b"upstream connect error or disconnect/reset before headers. retried and the latest reset " \
+        b"reason: remote connection failure", body
+    assert '" 503 - ' in p.gateway_access_log("/products?case=running-pod")
+    after, gw_after = p.stats(), p.stats(GATEWAY)
+    assert p.stat(gw_after, gw_fails) > p.stat(gw_before, gw_fails)
+    assert p.stat(after, fails) == p.stat(before, fails), "the pod's sidecar saw nothing"
     assert p.stat(after, no_chain) == p.stat(before, no_chain) + 1
