@@ -145,8 +145,27 @@ def check_document(doc: Document) -> DocResult:
     annotations = meta.get("annotations") if isinstance(meta.get("annotations"), dict) else {}
     resource = Resource(api, kind, str(meta.get("name")), ns, dict(labels), dict(annotations),
                         spec if isinstance(spec, dict) else {}, doc, data)
+    if kind in K.APPMESH_KINDS and not problems:
+        problems += _aws_name_problems(doc, resource)
     return DocResult(resource if not any(p.severity == "error" for p in problems) else None, problems) \
         if problems else DocResult(resource, [])
+
+
+AWS_NAME_MAX = 255  # App Mesh's limit on every resource name (meshName, virtualNodeName, …)
+
+
+def _aws_name_problems(doc: Document, r: Resource) -> list[Problem]:
+    """The name the resource has in App Mesh (awsName, or the controller's <name>_<namespace>)
+    must fit App Mesh's 255 characters."""
+    name = r.aws_name()
+    if not isinstance(name, str) or len(name) <= AWS_NAME_MAX:
+        return []
+    if isinstance(r.spec.get("awsName"), str) and r.spec.get("awsName"):
+        return [_p(doc, "spec.awsName", f"awsName is {len(name)} characters long; App Mesh allows at most "
+                   f"{AWS_NAME_MAX}", "shorten it", "length")]
+    return [_p(doc, "metadata.name", f"the App Mesh name made from it, {name[:40]!r}… ({len(name)} characters: name "
+               f"and namespace), is longer than App Mesh's {AWS_NAME_MAX}",
+               "shorten the name, or set spec.awsName to a name of at most 255 characters", "length")]
 
 
 def _kind_hint(kind: str, known: list[str]) -> str:

@@ -64,6 +64,8 @@ OTHER_MISTAKES = [
     "selector-expression-key-invalid",
     # certificate files stay inside the lab's certificate folder
     "certificate-path-dotdot", "certificate-path-outside-certs",
+    # App Mesh's limit on names
+    "appmesh-name-too-long",
 ]
 
 
