@@ -104,6 +104,18 @@ def cmd_down(args) -> int:
     return 0
 
 
+def _print_appmesh_api(st: dict) -> None:
+    """How to point boto3 and the aws CLI at the App Mesh API: the lab's profile (lab/api/credentials.py)."""
+    from pathlib import Path
+
+    from .api.credentials import load_profile
+    p = load_profile(Path(st["daemon"]["home"]))
+    out(f"appmesh    {st['endpoints']['appmesh_api']}   (App Mesh API; SigV4 with the lab's profile {p.name})")
+    out(f"           export AWS_CONFIG_FILE={p.config_file} AWS_SHARED_CREDENTIALS_FILE={p.credentials_file}")
+    out(f"           then: aws appmesh list-meshes --profile {p.name}   |   "
+        f"boto3.Session(profile_name=\"{p.name}\").client(\"appmesh\")")
+
+
 def cmd_status(args) -> int:
     st = Client().call("GET", "/v1/status")
     if args.output == "json":
@@ -111,7 +123,8 @@ def cmd_status(args) -> int:
         return 0
     d = st["daemon"]
     out(f"daemon     pid {d['pid']}, up {d['uptime_s']}s, state in {d['home']}")
-    out(f"api        {st['endpoints']['api']}   (App Mesh API for boto3: endpoint_url={st['endpoints']['appmesh_api']})")
+    out(f"api        {st['endpoints']['api']}")
+    _print_appmesh_api(st)
     out(f"xds        {st['endpoints']['xds']}")
     out(f"envoy      {st['envoy']}")
     for g in st["gateways"]:

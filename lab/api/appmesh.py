@@ -1,8 +1,8 @@
 """The App Mesh REST-JSON API (2019-01-25), served by the lab daemon over its own store.
 
-    boto3.client("appmesh", endpoint_url=<appmesh-lab status -o json: endpoints.appmesh_api>,
-                 region_name="us-west-2", aws_access_key_id="x", aws_secret_access_key="x")
-    aws appmesh list-meshes --endpoint-url <same>
+    export AWS_CONFIG_FILE=<lab home>/aws/config AWS_SHARED_CREDENTIALS_FILE=<lab home>/aws/credentials
+    boto3.Session(profile_name="appmesh-lab").client("appmesh")      (`appmesh-lab status` prints these)
+    aws appmesh list-meshes --profile appmesh-lab
 
 The daemon routes every request under /v20190125/ to `handle`. All 38 operations of the
 service model are served: Create/Describe/Update/Delete/List for meshes, virtual nodes, virtual
@@ -10,9 +10,10 @@ services, virtual routers, routes, virtual gateways and gateway routes, and
 ListTagsForResource/TagResource/UntagResource. The wire format (routes, member locations,
 validation, response shapes) comes from botocore's service model (service.py).
 
-Security: requests are accepted with any SigV4 credentials; the signature is not checked (only the
-region is read from the `Authorization` header's credential scope, for ARNs). The daemon binds
-127.0.0.1 only, so only local processes can reach the API.
+Security: every request must carry a SigV4 signature made with the credentials the lab wrote to its
+home at `up` (credentials.py; profile appmesh-lab); sigv4.py verifies it with botocore's signer and
+answers 403 UnrecognizedClientException / InvalidSignatureException otherwise. The region of the
+signature's credential scope is the region of the ARNs the answer shows.
 
 ONE STORE: an API resource IS a Kubernetes-style resource in the daemon's store
 ----------------------------------------------------------------------------------
@@ -50,11 +51,13 @@ by the API at once, and the reverse.
 
 API metadata (mapping.Index.metadata): version (1 at create, +1 per update), uid, createdAt,
 lastUpdatedAt, tags and clientToken history live in the store's kv table under `api:<ARN resource
-part>` (`api:mesh/m/virtualGateway/g/gatewayRoute/r`) and `api-token:<clientToken>`. Resources
+part>` (`api:mesh/m/virtualGateway/g/gatewayRoute/r`) and `api-token:<clientToken>` (idempotency.py:
+records expire after 24 hours). Resources
 that only came as manifests take uid and times from their record and version from its generation.
 ARNs: arn:aws:appmesh:<the region the client signed for>:111122223333:mesh/<m>/… .
 
-Limits and choices: quotas (quotas.py; APPMESH_LAB_API_QUOTAS=off lifts them); pagination tokens
+Limits and choices: input limits (limits.py: clientToken, names); quotas (quotas.py;
+APPMESH_LAB_API_QUOTAS=off lifts them); pagination tokens
 are opaque, checked, and resume after the last name returned; `meshOwner` other than the lab's
 account is NotFound (no mesh sharing); references to resources that do not exist yet are accepted
 (the referrer stays INACTIVE until they do), as the Kubernetes controller does.
@@ -73,17 +76,18 @@ import yaml
 
 from ..model.arns import ACCOUNT, REGION
 from ..store.sqlite import StoreError
-from . import quotas, service
+from . import credentials, limits, quotas, service, sigv4
 from .convert import kept_on_update, to_api, to_crd
 from .errors import ApiError, BadRequest, Conflict, NotFound, ResourceInUse, TooManyTags, error_response
+from .idempotency import Tokens
 from .mapping import (BY_MEMBER, CHILD_KINDS, FAMILIES, GATEWAY_LABEL, MANAGED_BY, MESH_LABEL, Family, Index,
                       Item, MeshRefs, api_fields, arn, crd_doc, label_value, meta_key, with_api_fields)
 
 _LOCK = threading.RLock()  # API calls are read-check-write sequences: one at a time
-_CREDENTIAL = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/,\s]+)/[^/,\s]+/aws4_request")
 _ARN = re.compile(r"arn:aws[a-z-]*:appmesh(?:-preview)?:([^:]*):([^:]*):(mesh/.+)")
 _TOKEN_CHECK = "appmesh-lab-page"  # tokens carry a checksum, so a damaged one is refused
 MAX_TAGS = 50
+MAX_TOKENS_LISTED = 100  # the newest clientTokens a resource's metadata lists (older records expire)
 
 # operation name → (verb, family), for the seven resource families
 VERBS = {}
@@ -95,12 +99,18 @@ TAG_OPERATIONS = {"TagResource": "tag", "UntagResource": "untag", "ListTagsForRe
 
 
 def handle(daemon, method: str, path: str, query: dict, raw_body: bytes, headers: dict):
-    """One API request → (HTTP status, JSON body, extra headers)."""
+    """One API request → (HTTP status, JSON body, extra headers). `daemon` is the lab daemon (its
+    home holds the credentials; apply, delete, store and world are what the operations use);
+    `query` is the parsed query string ({name: [values]}), `path` the path as sent (not decoded)."""
     try:
+        # authentication first, as AWS does: an unsigned request learns nothing, not even a route
+        region = sigv4.verify(method, path, query or {}, raw_body or b"", headers or {},
+                              credentials.known_keys(daemon.paths.home))
         op, uri_params = service.match(method, path)
         params = service.parse_input(op, uri_params, query or {}, raw_body or b"", headers or {})
+        limits.check(op, params)
         with _LOCK:
-            out = Api(daemon, region_of(headers or {})).call(op, params)
+            out = Api(daemon, region).call(op, params)
         return op.status, service.output_body(op, out), {"x-amzn-RequestId": str(uuid.uuid4())}
     except ApiError as exc:
         return error_response(exc, service.SHAPES)
@@ -108,20 +118,14 @@ def handle(daemon, method: str, path: str, query: dict, raw_body: bytes, headers
         return error_response(ApiError(f"the lab's store failed: {exc}"), service.SHAPES)
 
 
-def region_of(headers: dict) -> str:
-    """The region in a SigV4 Authorization header's credential scope, else the daemon's."""
-    auth = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
-    m = _CREDENTIAL.search(auth or "")
-    return m[1] if m else REGION
-
-
 class Api:
     """The operations, over one snapshot of the store (refreshed after each write)."""
 
-    def __init__(self, daemon, region: str):
+    def __init__(self, daemon, region: str, clock=None):
         self.daemon = daemon
         self.region = region
         self.index = Index(daemon)
+        self.tokens = Tokens(daemon.store, clock)
 
     def call(self, op: service.Operation, p: dict) -> dict:
         if op.name in TAG_OPERATIONS:
@@ -242,7 +246,7 @@ class Api:
                 if empty:
                     self.daemon.delete([list(k) for k in empty])
         for token in entry.get("tokens") or []:
-            self.daemon.store.kv_delete(f"api-token:{token}")
+            self.tokens.drop(token)
         self.daemon.store.kv_delete(meta_key(item))
         return {family.member: data}
 
@@ -347,7 +351,7 @@ class Api:
         token = p.get("clientToken")
         if not token:
             return None
-        seen = self.daemon.store.kv_get(f"api-token:{token}")
+        seen = self.tokens.get(token)
         if not seen:
             return None
         if seen.get("operation") != op.name or seen.get("digest") != digest(p, "clientToken"):
@@ -362,13 +366,13 @@ class Api:
     def _remember(self, op, p: dict, item: Item, entry: dict) -> dict:
         """Store the API metadata of a write (and its clientToken with the answer); return the answer."""
         token = p.get("clientToken")
-        if token:
-            entry = {**entry, "tokens": list(entry.get("tokens") or []) + [token]}
+        if token:  # the resource lists its recent tokens, so deleting it drops their records
+            entry = {**entry, "tokens": (list(entry.get("tokens") or []) + [token])[-MAX_TOKENS_LISTED:]}
         self.index.save_metadata(item, entry)
         answer = service.serialize(f"{item.family.kind}Data", self.data(item))
         if token:
-            self.daemon.store.kv_set(f"api-token:{token}", {"operation": op.name, "digest": digest(p, "clientToken"),
-                                                            "path": item.path, "response": answer})
+            self.tokens.put(token, {"operation": op.name, "digest": digest(p, "clientToken"), "path": item.path,
+                                    "response": answer})
         return answer
 
     # -- tags ---------------------------------------------------------------------------------

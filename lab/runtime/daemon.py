@@ -24,7 +24,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 from ..model import World, validate_texts
-from ..model.arns import ARN_FIELD, arn
+from ..model.arns import ARN_FIELD, REGION, arn
 from ..model.discovery import reaches
 from ..model.loader import Document
 from ..model.problems import Problem
@@ -454,6 +454,7 @@ class Daemon:
 
     def run(self) -> None:
         gc.set_threshold(*GC_THRESHOLD)
+        self._write_aws_profile()
         self.xds.start()
         server = ThreadingHTTPServer(("127.0.0.1", self.api_port), _handler(self))
         server.daemon_threads = True
@@ -485,6 +486,15 @@ class Daemon:
 
     def shutdown(self) -> None:
         self._stop.set()
+
+    def _write_aws_profile(self) -> None:
+        """The App Mesh API's credentials and profile in the lab's home (lab/api/credentials.py):
+        made once, the endpoint rewritten at each start."""
+        from ..api.credentials import CredentialsError, ensure_profile
+        try:
+            ensure_profile(self.paths.home, f"http://127.0.0.1:{self.api_port}", REGION)
+        except (CredentialsError, OSError) as exc:
+            raise DaemonError(f"cannot write the App Mesh API's credentials: {exc}") from exc
 
 
 def _accepts(host: str, port: int) -> bool:

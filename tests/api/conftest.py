@@ -1,14 +1,14 @@
 """Fixtures for the App Mesh API tests: a real lab daemon and real boto3 clients against it."""
 import os
 import time
+from pathlib import Path
 
 import boto3
 import pytest
 from botocore.config import Config
 
+from lab.api.credentials import Profile, load_profile
 from lab.runtime.envoy import EnvoyNotFound, find_envoy
-
-CREDENTIALS = dict(aws_access_key_id="AKIDLAB", aws_secret_access_key="lab-secret")
 
 
 def start_lab(home, env: dict | None = None):
@@ -32,10 +32,19 @@ def start_lab(home, env: dict | None = None):
     return t
 
 
+def lab_profile(lab) -> Profile:
+    """The profile the lab wrote at `up` (<home>/aws/config and credentials)."""
+    profile = load_profile(Path(lab.status()["daemon"]["home"]))
+    assert profile.access_key_id and profile.endpoint, f"the lab wrote no usable profile under {profile.folder}"
+    return profile
+
+
 def make_client(lab, region: str = "us-west-2", **config):
-    endpoint = lab.status()["endpoints"]["appmesh_api"]
-    return boto3.client("appmesh", endpoint_url=endpoint, region_name=region,
-                        config=Config(retries={"max_attempts": 1}, **config), **CREDENTIALS)
+    """A boto3 client signing with the lab's credentials, for `region` (the API's ARNs follow it)."""
+    profile = lab_profile(lab)
+    return boto3.client("appmesh", endpoint_url=profile.endpoint, region_name=region,
+                        config=Config(retries={"max_attempts": 1}, **config),
+                        aws_access_key_id=profile.access_key_id, aws_secret_access_key=profile.secret_access_key)
 
 
 @pytest.fixture(scope="module")

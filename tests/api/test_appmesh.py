@@ -11,7 +11,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.api.conftest import CREDENTIALS, eventually, make_client
+from tests.api.conftest import eventually, lab_profile, make_client
 from tests.api.support import build, gr_spec, purge, route_spec, unique, vg_spec, vn_spec
 
 pytestmark = pytest.mark.envoy
@@ -443,41 +443,34 @@ def test_an_api_created_resource_in_a_manifest_mesh_lives_in_the_meshs_api_names
 
 # ---- the aws CLI ---------------------------------------------------------------------------
 
-def test_the_aws_cli_talks_to_the_lab(lab, tmp_path):
+def test_the_aws_cli_talks_to_the_lab_with_its_profile(lab):
     if not shutil.which("aws"):
         pytest.skip("the aws CLI is not installed (pip install awscli, or https://aws.amazon.com/cli/)")
-    endpoint = lab.status()["endpoints"]["appmesh_api"]
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
-           "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"], "AWS_DEFAULT_REGION": "ap-south-1",
-           "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}
+    profile = lab_profile(lab)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env = {**clean, "AWS_CONFIG_FILE": str(profile.config_file),
+           "AWS_SHARED_CREDENTIALS_FILE": str(profile.credentials_file), "AWS_EC2_METADATA_DISABLED": "true"}
     name = unique("cli-mesh")
 
-    def aws(*args):
-        out = subprocess.run(["aws", "appmesh", *args, "--endpoint-url", endpoint, "--output", "json"],
+    def aws(*args, profile_args=("--profile", "appmesh-lab")):
+        # no --endpoint-url, no --region: both come from the lab's profile
+        out = subprocess.run(["aws", "appmesh", *args, *profile_args, "--output", "json"],
                              capture_output=True, text=True, env=env, timeout=60)
         return out.returncode, json.loads(out.stdout) if out.stdout.strip() else None, out.stderr
 
     code, created, err = aws("create-mesh", "--mesh-name", name)
     assert code == 0, err
-    assert created["mesh"]["metadata"]["arn"] == f"arn:aws:appmesh:ap-south-1:{ACCOUNT}:mesh/{name}"
+    assert created["mesh"]["metadata"]["arn"] == f"arn:aws:appmesh:{profile.region}:{ACCOUNT}:mesh/{name}"
     code, _, err = aws("describe-mesh", "--mesh-name", "no-such-mesh")
     assert code != 0 and "NotFoundException" in err
     code, deleted, err = aws("delete-mesh", "--mesh-name", name)
     assert code == 0 and deleted["mesh"]["status"]["status"] == "DELETED", err
-
-
-def test_requests_without_valid_signatures_are_accepted_on_loopback(lab):
-    import urllib.request
-    endpoint = lab.status()["endpoints"]["appmesh_api"]
-    with urllib.request.urlopen(f"{endpoint}/v20190125/meshes") as resp:  # no Authorization at all
-        assert resp.status == 200 and "meshes" in json.loads(resp.read())
-    assert endpoint.startswith("http://127.0.0.1:")
-    try:
-        urllib.request.urlopen(f"{endpoint}/v20190125/meshes/none")
-    except urllib.error.HTTPError as exc:
-        assert exc.code == 404 and exc.headers["x-amzn-ErrorType"] == "NotFoundException"
-    else:
-        raise AssertionError("expected a 404")
+    # the same command with credentials of its own (not the lab's) is refused by the lab
+    env.update(AWS_ACCESS_KEY_ID="AKIAIOSFODNN7EXAMPLE", AWS_SECRET_ACCESS_KEY="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+    code, _, err = aws("create-mesh", "--mesh-name", name, profile_args=("--endpoint-url", profile.endpoint,
+                                                                         "--region", "us-west-2"))
+    assert code != 0 and "UnrecognizedClientException" in err, err
+    assert not lab.get("Mesh", name)
 
 
 def test_client_errors_are_botocore_client_errors_with_http_status(client):

@@ -148,14 +148,6 @@ def test_paginate_walks_every_item_once_in_pages_of_limit():
     assert appmesh.paginate(op, items, lambda x: x, {})[1] is None  # default page size: 100
 
 
-def test_the_region_comes_from_the_sigv4_credential_scope():
-    auth = ("AWS4-HMAC-SHA256 Credential=AKIDLAB/20260101/eu-central-1/appmesh/aws4_request, "
-            "SignedHeaders=host;x-amz-date, Signature=abc")
-    assert appmesh.region_of({"Authorization": auth}) == "eu-central-1"
-    assert appmesh.region_of({"authorization": auth}) == "eu-central-1"
-    assert appmesh.region_of({}) == appmesh.REGION
-
-
 def test_quotas_default_to_aws_and_the_environment_lifts_or_raises_them():
     assert quotas.limits({})["gatewayRoutesPerVirtualGateway"] == 10
     assert set(quotas.limits({"APPMESH_LAB_API_QUOTAS": "off"}).values()) == {None}

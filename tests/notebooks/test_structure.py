@@ -198,16 +198,23 @@ def test_topology_graph_follows_selectors_and_references():
     assert draw_topology(g)._repr_png_().startswith(b"\x89PNG")
 
 
-def test_appmesh_api_guard_reports_a_missing_api_without_raising():
+def test_appmesh_api_guard_reports_a_missing_api_without_raising(tmp_path):
+    from lab.api.credentials import ensure_profile
     from lab.notebook import appmesh_api
+    ensure_profile(tmp_path, "http://127.0.0.1:9", "us-west-2")  # the lab's profile; nothing listens on port 9
 
     class Local:
         name = "local"
 
+        def __init__(self, home):
+            self.home = home
+
         def status(self):
-            return {"endpoints": {"appmesh_api": "http://127.0.0.1:9"}}  # nothing listens on port 9
-    api = appmesh_api(Local())
+            return {"endpoints": {"appmesh_api": "http://127.0.0.1:9"}, "daemon": {"home": str(self.home)}}
+    api = appmesh_api(Local(tmp_path))
     assert not api.available and "no answer" in api.reason
+    api = appmesh_api(Local(tmp_path / "elsewhere"))
+    assert not api.available and "no credentials" in api.reason
     assert not appmesh_api(_FakeTarget([])).available
 
 
