@@ -71,6 +71,7 @@ import re
 import threading
 import time
 import uuid
+from urllib.parse import parse_qs
 
 import yaml
 
@@ -98,16 +99,18 @@ for _f in FAMILIES.values():
 TAG_OPERATIONS = {"TagResource": "tag", "UntagResource": "untag", "ListTagsForResource": "list_tags"}
 
 
-def handle(daemon, method: str, path: str, query: dict, raw_body: bytes, headers: dict):
+def handle(daemon, method: str, path: str, query, raw_body: bytes, headers: dict):
     """One API request → (HTTP status, JSON body, extra headers). `daemon` is the lab daemon (its
     home holds the credentials; apply, delete, store and world are what the operations use);
-    `query` is the parsed query string ({name: [values]}), `path` the path as sent (not decoded)."""
+    `path` is the path as sent (not decoded); `query` the raw query string as sent (preferred: the
+    signature is checked on it exactly) or already parsed ({name: [values]})."""
     try:
         # authentication first, as AWS does: an unsigned request learns nothing, not even a route
         region = sigv4.verify(method, path, query or {}, raw_body or b"", headers or {},
                               credentials.known_keys(daemon.paths.home))
+        parsed = parse_qs(query) if isinstance(query, str) else (query or {})
         op, uri_params = service.match(method, path)
-        params = service.parse_input(op, uri_params, query or {}, raw_body or b"", headers or {})
+        params = service.parse_input(op, uri_params, parsed, raw_body or b"", headers or {})
         limits.check(op, params)
         with _LOCK:
             out = Api(daemon, region).call(op, params)

@@ -58,15 +58,21 @@ def _epoch(amz_date: str) -> float:
     return float(calendar.timegm(time.strptime(amz_date, "%Y%m%dT%H%M%SZ")))
 
 
-def canonical_query(query: dict) -> str:
-    """The query string as SigV4 signs it: each key and value percent-encoded (unreserved kept), sorted."""
-    pairs = sorted((quote(k, safe="-_.~"), quote(v, safe="-_.~")) for k, vs in (query or {}).items() for v in vs)
+def canonical_query(query) -> str:
+    """The query string as SigV4 signs it. From the raw query string (as sent): its key=value pairs
+    sorted, as botocore canonicalizes what it sends; from a parsed {key: [values]}: each key and
+    value percent-encoded (unreserved characters kept), sorted."""
+    if isinstance(query, str):
+        pairs = sorted(tuple(p.partition("=")[::2]) for p in query.split("&") if p) if query else []
+    else:
+        pairs = sorted((quote(k, safe="-_.~"), quote(v, safe="-_.~")) for k, vs in (query or {}).items() for v in vs)
     return "&".join(f"{k}={v}" for k, v in pairs)
 
 
-def verify(method: str, path: str, query: dict, body: bytes, headers: dict, keys: dict, now: float | None = None) -> str:
+def verify(method: str, path: str, query, body: bytes, headers: dict, keys: dict, now: float | None = None) -> str:
     """Check a request's SigV4 signature against `keys` ({access key id: secret}); return its
-    region, or raise UnrecognizedClient / InvalidSignature."""
+    region, or raise UnrecognizedClient / InvalidSignature. `query` is the raw query string (best:
+    canonicalized exactly as botocore does) or the parsed {key: [values]}."""
     h = {k.lower(): v for k, v in (headers or {}).items()}
     auth = h.get("authorization") or ""
     if not auth:

@@ -556,7 +556,7 @@ def _handler(daemon: Daemon):
                     from ..api.appmesh import handle
                     n = self._length()
                     raw = self.rfile.read(n) if n else b""
-                    code, body, headers = handle(daemon, method, url.path, parse_qs(url.query), raw, dict(self.headers))
+                    code, body, headers = handle(daemon, method, url.path, url.query, raw, dict(self.headers))
                 except BadRequest as exc:
                     code, body, headers = 400, {"message": str(exc)}, {"x-amzn-ErrorType": "BadRequestException"}
                 except Exception as exc:  # reported as the API's InternalServerErrorException

@@ -4,7 +4,7 @@ processes start): every request goes through `appmesh.handle`, signed with the l
 Each bad input answers App Mesh's BadRequestException naming the field, and stores nothing."""
 import json
 import os
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 
@@ -37,7 +37,7 @@ def call(d, method: str, path: str, body=None, when=None):
     headers = sigv4.sign(d.profile.access_key_id, d.profile.secret_access_key, "us-west-2", method, ENDPOINT + path,
                          raw, {"Content-Type": "application/json"} if raw else {}, when=when)
     url = urlsplit(path)
-    status, answer, extra = appmesh.handle(d, method, url.path, parse_qs(url.query), raw, headers)
+    status, answer, extra = appmesh.handle(d, method, url.path, url.query, raw, headers)
     return status, answer, extra.get("x-amzn-ErrorType")
 
 

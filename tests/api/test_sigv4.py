@@ -44,7 +44,7 @@ def captured(call, key=KEY, secret=SECRET, region="us-west-2", **kwargs) -> dict
     headers = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in r.headers.items()}
     headers["Host"] = url.netloc  # what the HTTP client adds on the wire
     body = r.body if isinstance(r.body, bytes) else (r.body or "").encode()
-    return {"method": r.method, "path": url.path, "query": parse_qs(url.query), "body": body, "headers": headers}
+    return {"method": r.method, "path": url.path, "query": url.query, "body": body, "headers": headers}
 
 
 def check(req, keys=KEYS, now=None, **change):
@@ -66,7 +66,8 @@ CALLS = [  # (operation, arguments): paths with odd names, query strings, bodies
 @pytest.mark.parametrize("call,kwargs", CALLS, ids=[c[0] for c in CALLS])
 def test_what_boto3_signs_with_the_labs_key_verifies_and_gives_its_region(call, kwargs):
     req = captured(call, region="eu-central-1", **kwargs)
-    assert check(req) == "eu-central-1"
+    assert check(req) == "eu-central-1"  # the raw query string, as the daemon passes it
+    assert check(req, query=parse_qs(req["query"])) == "eu-central-1"  # or the parsed one
 
 
 def test_no_authorization_or_an_unknown_key_is_unrecognized():
@@ -89,7 +90,7 @@ def test_a_wrong_secret_or_any_change_to_a_signed_request_is_an_invalid_signatur
     req = captured("create_mesh", meshName="m", clientToken="t-1")
     assert check(req) == "us-west-2"
     tampered = [dict(body=req["body"].replace(b'"m"', b'"n"')), dict(path="/v20190125/meshes/x"),
-                dict(method="POST"), dict(query={"limit": ["1"]}),
+                dict(method="POST"), dict(query="limit=1"), dict(query={"limit": ["1"]}),
                 dict(headers={**req["headers"], "Host": "evil.example:80"})]
     for change in tampered:
         with pytest.raises(InvalidSignature):
@@ -131,11 +132,18 @@ def test_scope_and_header_rules():
         sigv4.verify("PUT", "/v20190125/meshes", {}, b'{"meshName": "m"}', put, KEYS)
 
 
+def test_a_hand_made_query_verifies_as_it_was_sent():
+    for query in ["nextToken=%FF%FE%00garbage", "limit=1+2", "b=2&a=1&a=0", "flag"]:
+        headers = sigv4.sign(KEY, SECRET, "us-west-2", "GET", f"{ENDPOINT}/v20190125/meshes?{query}")
+        assert sigv4.verify("GET", "/v20190125/meshes", query, b"", headers, KEYS) == "us-west-2", query
+
+
 def test_sign_at_a_chosen_time_is_what_verify_expects():
     t = time.time() - 20 * 60
     headers = sigv4.sign(KEY, SECRET, "ap-south-1", "GET", ENDPOINT + "/v20190125/meshes?limit=3", when=t)
     assert headers["Host"] == "127.0.0.1:4567"
     assert sigv4.verify("GET", "/v20190125/meshes", {"limit": ["3"]}, b"", headers, KEYS, now=t + 1) == "ap-south-1"
+    assert sigv4.verify("GET", "/v20190125/meshes", "limit=3", b"", headers, KEYS, now=t + 1) == "ap-south-1"
     with pytest.raises(InvalidSignature, match="Signature expired"):
         sigv4.verify("GET", "/v20190125/meshes", {"limit": ["3"]}, b"", headers, KEYS)
 
