@@ -1079,8 +1079,10 @@ class Hostile:
         return status == 200
 
     def request(self, name: str, method: str, path: str, headers=None, body: bytes | None = None,
-                raw: bytes | None = None, expect: str = "rejected", texts=None) -> dict:
-        """One hostile request; returns its record (crash, partial, clear, status)."""
+                raw: bytes | None = None, expect: str = "rejected", texts=None, signed: bool = False) -> dict:
+        """One hostile request; returns its record (crash, partial, clear, status). An App Mesh API
+        request is signed with the lab's credentials (so what is tested is the input, not the
+        missing signature) unless `signed` says it carries its own Authorization (or none, on purpose)."""
         before, tb0 = _snapshot(self.t), self._tracebacks()
         t0 = time.monotonic()
         if raw is not None:
@@ -1090,6 +1092,8 @@ class Hostile:
             status, rheaders, rbody = (int(m.group(1)) if m else None), {}, answer.split(b"\r\n\r\n", 1)[-1]
             dropped = not answer
         else:
+            if path.startswith("/v20190125/") and not signed:
+                headers = self._signed(method, path, headers, body)
             status, rheaders, rbody = _send(self.port, method, path, headers, body)
             dropped = status is None
         seconds = time.monotonic() - t0
@@ -1136,6 +1140,19 @@ class Hostile:
             self.restore()
         self.results.append(rec)
         return rec
+
+    def _signed(self, method: str, path: str, headers, body) -> dict:
+        """`headers` plus a SigV4 signature made with the lab's profile (lab/api/credentials.py)."""
+        from ..api.credentials import load_profile
+        from ..api.sigv4 import sign
+        p = load_profile(self.lab.home)
+        try:
+            out = sign(p.access_key_id, p.secret_access_key, p.region or "us-west-2", method,
+                       f"http://127.0.0.1:{self.port}{path}", body or b"", headers)
+        except ValueError:
+            return dict(headers or {})  # a path botocore cannot sign goes unsigned (and is refused)
+        out.pop("Host", None)  # the HTTP client sends the same Host itself
+        return out
 
     def _applied_whole(self, texts, payload) -> bool:
         """An accepted apply: every document of it is stored as applied."""
@@ -1201,7 +1218,8 @@ def _case_request(case: Case) -> dict:
         raw = spec["raw"].encode("utf-8", "surrogatepass")
     return {"method": spec.get("method", "POST"), "path": spec.get("path", "/v1/apply"),
             "headers": spec.get("headers") or {}, "body": body, "raw": raw,
-            "target": spec.get("target", "v1"), "texts": (spec.get("body") or {}).get("texts")
+            "target": spec.get("target", "v1"), "unsigned": bool(spec.get("unsigned")),
+            "texts": (spec.get("body") or {}).get("texts")
             if isinstance(spec.get("body"), dict) else None}
 
 
@@ -1520,7 +1538,7 @@ def scenario_hostile(quick: bool = False, out=sys.stdout, lab: Lab | None = None
                     skipped += 1
                     continue
                 h.request(case.name, rq["method"], rq["path"], rq["headers"], rq["body"], rq["raw"], case.expect,
-                          texts=rq["texts"])
+                          texts=rq["texts"], signed=rq["unsigned"])
         corpus_recs = list(h.results)
         # conflicting concurrent applies
         for case in cases:
