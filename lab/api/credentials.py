@@ -156,7 +156,8 @@ def ensure_profile(home: Path, endpoint: str, region: str) -> Profile:
                    "# The lab's App Mesh API profile (rewritten by each `appmesh-lab up`: the port can change).\n"
                    f"[profile {PROFILE}]\nregion = {region}\noutput = json\nservices = {PROFILE}\n\n"
                    f"[services {PROFILE}]\napp_mesh =\n    endpoint_url = {endpoint}\n")
-    _CACHE.clear()
+    with _CACHE_LOCK:
+        _CACHE.clear()
     return profile
 
 
