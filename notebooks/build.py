@@ -1006,15 +1006,26 @@ if TARGET == "local":
 ## The App Mesh API's view
 
 App Mesh also had a REST API (`aws appmesh ...`, `boto3.client("appmesh")`). The lab serves the
-same API shape (version 2019-01-25) on its API port, so the same scripts can read the lab. The
-next cell checks whether this build of the lab answers it; if not, it prints the commands for
-reference and skips the API checks.
+same API shape (version 2019-01-25) on its own endpoint, over the same resources, so the same
+scripts can read the lab. Like AWS, it answers only requests signed (SigV4) with credentials it
+knows: at `up` the lab made a key pair of its own and wrote it, with a profile `appmesh-lab` that
+also names the endpoint, to two files in its home, in the aws CLI's `credentials` and `config`
+format (readable by you only). Point boto3 and the aws CLI at the two files and pick the profile;
+`appmesh-lab status` prints the same. Requests signed with any other credentials answer 403
+`UnrecognizedClientException`, as AWS did.
 """),
     C('''
+import os
+
+import boto3
+from botocore.exceptions import ClientError
+
 api = nb.appmesh_api(t, region=REGION)
 MESH, VG = "my-app-mesh", "appmesh-gateway_appmesh-demo"
 if api.available:
-    appmesh = api.client()
+    os.environ.update(api.env)   # AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE, AWS_PROFILE: the lab's files
+    appmesh = boto3.Session(profile_name="appmesh-lab").client("appmesh", region_name=REGION)
+    print("endpoint from the profile:", appmesh.meta.endpoint_url)
     listed = appmesh.list_gateway_routes(meshName=MESH, virtualGatewayName=VG)["gatewayRoutes"]
     names = sorted(r["gatewayRouteName"] for r in listed)
     print("list-gateway-routes:", names)
@@ -1024,14 +1035,24 @@ if api.available:
     print("describe-gateway-route: status", d["status"]["status"], "| match", d["spec"]["httpRoute"]["match"])
     assert d["status"]["status"] == "ACTIVE"
     assert d["spec"]["httpRoute"]["match"]["prefix"] == "/products"
+    # someone else's credentials (AWS's documentation example key): refused, and nothing is read
+    stranger = boto3.client("appmesh", endpoint_url=appmesh.meta.endpoint_url, region_name=REGION,
+                            aws_access_key_id="AKIAIOSFODNN7EXAMPLE",
+                            aws_secret_access_key="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+    try:
+        stranger.list_gateway_routes(meshName=MESH, virtualGatewayName=VG)
+        raise AssertionError("the lab answered a request signed with credentials it did not issue")
+    except ClientError as exc:
+        print("with other credentials:", exc.response["ResponseMetadata"]["HTTPStatusCode"], exc.response["Error"]["Code"])
+        assert exc.response["Error"]["Code"] == "UnrecognizedClientException"
 else:
     print(f"The App Mesh API is not available here ({api.reason}); the API checks are skipped.")
     print("With it, these commands show the same routes:")
-endpoint = api.endpoint or "http://127.0.0.1:<api port>"
-nb.command(f"aws appmesh list-gateway-routes --mesh-name {MESH} --virtual-gateway-name {VG} "
-           f"--endpoint-url {endpoint} --region {REGION}")
+files = api.env or {"AWS_CONFIG_FILE": "<lab home>/aws/config", "AWS_SHARED_CREDENTIALS_FILE": "<lab home>/aws/credentials"}
+nb.command(f"export AWS_CONFIG_FILE={files['AWS_CONFIG_FILE']} AWS_SHARED_CREDENTIALS_FILE={files['AWS_SHARED_CREDENTIALS_FILE']}")
+nb.command(f"aws appmesh list-gateway-routes --mesh-name {MESH} --virtual-gateway-name {VG} --profile appmesh-lab")
 nb.command(f"aws appmesh describe-gateway-route --mesh-name {MESH} --virtual-gateway-name {VG} "
-           f"--gateway-route-name product-gateway-route_appmesh-demo --endpoint-url {endpoint} --region {REGION}")
+           f"--gateway-route-name product-gateway-route_appmesh-demo --profile appmesh-lab")
 '''),
     M("""
 The walkthrough works and the mesh agrees about it. Next, **08-traffic-management**.
