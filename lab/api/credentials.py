@@ -30,6 +30,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..runtime.home import Paths
+
 PROFILE = "appmesh-lab"
 KEY_ID = re.compile(r"AKIA[A-Z2-7]{16}")  # the shape of an IAM user's access key id
 SECRET = re.compile(r"[A-Za-z0-9+/]{40}")
@@ -54,7 +56,7 @@ class Profile:
 
     @property
     def folder(self) -> Path:
-        return self.home / "aws"
+        return Paths(self.home).aws  # an entry of the lab home: `down --purge` removes it
 
     @property
     def config_file(self) -> Path:

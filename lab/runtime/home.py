@@ -148,6 +148,10 @@ class Paths:
         return self.home / "certs"
 
     @property
+    def aws(self) -> Path:
+        return self.home / "aws"  # the App Mesh API's credentials and profile (lab/api/credentials.py)
+
+    @property
     def marker(self) -> Path:
         return self.home / MARKER
 

@@ -202,3 +202,11 @@ def test_another_local_user_cannot_read_the_credentials(tmp_path):
     for f in (profile.credentials_file, profile.config_file):
         out = subprocess.run(["runuser", "-u", "nobody", "--", "cat", str(f)], capture_output=True, text=True)
         assert out.returncode != 0 and profile.secret_access_key not in out.stdout, out.stdout
+
+
+def test_down_purge_removes_the_credentials_with_the_rest_of_the_lab(tmp_path):
+    from lab.runtime.home import Paths
+    paths = Paths(tmp_path / "lab").ensure()  # a home the lab made
+    profile = credentials.ensure_profile(paths.home, "http://127.0.0.1:1", "us-west-2")
+    removed, kept = paths.purge()
+    assert str(profile.folder) in removed and not kept and not paths.home.exists()
