@@ -712,14 +712,14 @@ assert [c["name"] for c in pods[0]["containers"]] == ["envoy"] and pods[0]["read
 * **local**: the Service's port is exposed on 127.0.0.1 (port 80 becomes 30080 when that port
   is free); `appmesh-lab status` lists every gateway's address.
 * **kind**: a LoadBalancer Service stays `<pending>` without a load-balancer helper, so forward
-  a port: `kubectl -n appmesh-demo port-forward svc/appmesh-gateway 8080:80`.
+  a port: `kubectl -n appmesh-demo port-forward svc/appmesh-gateway 9080:80`.
 * **eks**: AWS provisions a load balancer; its DNS name appears in the Service's status (allow
   a few minutes).
 
 In the lessons, `$GW` stands for that address.
 """),
     C('''
-nb.command("kubectl -n appmesh-demo port-forward svc/appmesh-gateway 8080:80 &      # kind: GW=http://127.0.0.1:8080")
+nb.command("kubectl -n appmesh-demo port-forward svc/appmesh-gateway 9080:80 &      # kind: GW=http://127.0.0.1:9080")
 nb.command("kubectl -n appmesh-demo get svc appmesh-gateway "
            "-o jsonpath='{.status.loadBalancer.ingress[0].hostname}'      # eks: GW=http://<that name>")
 GW = t.gateway_url()
