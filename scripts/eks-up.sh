@@ -14,6 +14,9 @@ NAMESPACE=appmesh-system
 CHART=manifests/charts/appmesh-lab-controller
 
 source "$root/scripts/lib/cluster.sh"
+PY="${PYTHON:-$root/.venv/bin/python}"
+[ -x "$PY" ] || PY="$(command -v python3)"
+source "$root/scripts/lib/images.sh"
 require eksctl aws kubectl helm docker
 if ! aws sts get-caller-identity >/dev/null 2>&1; then
   echo "eks-up.sh: the aws CLI has no working credentials (aws configure, or AWS_PROFILE)" >&2
@@ -32,9 +35,14 @@ else
 fi
 step aws eks update-kubeconfig --name "$CLUSTER_NAME" --region "$REGION"
 registry="$(scripts/build-images.sh --ecr "$REGION" | tee /dev/stderr | tail -n 1)"
+platform="$(image_platform --ecr)"  # the images' content tags (the pods roll after a code change)
+controller_tag="$(image_tag appmesh-lab/controller "$platform")"
+proxy_init_tag="$(image_tag appmesh-lab/proxy-init "$platform")"
 step helm upgrade --install "$RELEASE" "$CHART" --namespace "$NAMESPACE" --create-namespace \
   --set "images.controller.repository=$registry/appmesh-lab/controller" \
+  --set "images.controller.tag=$controller_tag" \
   --set "images.proxyInit.repository=$registry/appmesh-lab/proxy-init" \
+  --set "images.proxyInit.tag=$proxy_init_tag" \
   --set "region=$REGION" --wait --timeout 10m
 step kubectl -n "$NAMESPACE" rollout status "deployment/$RELEASE" --timeout=300s
 echo "EKS cluster $CLUSTER_NAME is ready; sample app image: $registry/appmesh-lab/sample-app:0.1.0"

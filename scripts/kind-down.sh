@@ -12,10 +12,13 @@ else
   echo "no kind cluster named $CLUSTER_NAME"
 fi
 if [ "${KEEP_IMAGES:-0}" != "1" ]; then
+  # every tag build-images.sh gave them: $TAG and the content tags ($TAG-<hash>)
   for name in appmesh-lab/controller appmesh-lab/proxy-init appmesh-lab/sample-app appmesh-lab/grpc-echo; do
-    if docker image inspect "$name:$TAG" >/dev/null 2>&1; then
-      step docker image rm "$name:$TAG"
-    fi
+    for ref in $(docker image ls --format '{{.Repository}}:{{.Tag}}' "$name"); do
+      case "$ref" in
+        "$name:$TAG"|"$name:$TAG-"*) step docker image rm "$ref" ;;
+      esac
+    done
   done
 fi
 echo "kind target removed"

@@ -12,6 +12,9 @@ NAMESPACE=appmesh-system
 CHART=manifests/charts/appmesh-lab-controller
 
 source "$root/scripts/lib/cluster.sh"
+PY="${PYTHON:-$root/.venv/bin/python}"
+[ -x "$PY" ] || PY="$(command -v python3)"
+source "$root/scripts/lib/images.sh"
 require docker kind kubectl helm
 if ! docker info >/dev/null 2>&1; then
   echo "kind-up.sh: docker is installed but its daemon does not answer (start Docker, or check DOCKER_HOST)" >&2
@@ -26,6 +29,12 @@ else
 fi
 step kubectl config use-context "kind-$CLUSTER_NAME"
 step scripts/build-images.sh --kind "$CLUSTER_NAME"
-step helm upgrade --install "$RELEASE" "$CHART" --namespace "$NAMESPACE" --create-namespace --wait --timeout 5m
+# the images' content tags: after a code change the pod template changes, so the pods roll
+platform="$(image_platform --kind)"
+controller_tag="$(image_tag appmesh-lab/controller "$platform")"
+proxy_init_tag="$(image_tag appmesh-lab/proxy-init "$platform")"
+step helm upgrade --install "$RELEASE" "$CHART" --namespace "$NAMESPACE" --create-namespace \
+  --set "images.controller.tag=$controller_tag" \
+  --set "images.proxyInit.tag=$proxy_init_tag" --wait --timeout 5m
 step kubectl -n "$NAMESPACE" rollout status "deployment/$RELEASE" --timeout=180s
 echo "kind cluster $CLUSTER_NAME is ready: controller $RELEASE in $NAMESPACE"

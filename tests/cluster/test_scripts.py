@@ -15,12 +15,17 @@ import pytest
 from tests.conftest import ROOT
 
 UTILS = ["bash", "dirname", "grep", "sed", "tr", "mktemp", "tee", "tail", "cat", "basename", "rm"]
+CT = "0.1.0-0123456789ab"  # the content tag the stub python answers
 STUB = """#!/bin/sh
 echo "{name} $*" >> "$STUB_LOG"
 case "{name} $*" in
   "kind get clusters"*) [ -n "$STUB_KIND_CLUSTERS" ] && echo "$STUB_KIND_CLUSTERS"; exit 0 ;;
   "docker info"*) [ "$STUB_DOCKER_DOWN" = 1 ] && exit 1; exit 0 ;;
   "docker image inspect"*) exit 0 ;;
+  "docker image ls"*) for r in "$@"; do :; done; printf '%s:0.1.0\n%s:0.1.0-0123456789ab\nother/%s:0.1.0\n' "$r" "$r" "$r" ;;
+  "kind load docker-image"*) [ "$STUB_KIND_LOAD_FAILS" = 1 ] && {{ echo "ctr: content digest sha256:1: not found" >&2; exit 1; }}; exit 0 ;;
+  "python -m lab.targets.images tag"*) echo "0.1.0-0123456789ab" ;;
+  "python -m lab.targets.images platform"*) echo "linux/amd64" ;;
   "docker login"*) cat >/dev/null ;;
   "eksctl get cluster"*) exit "${{STUB_EKS_EXISTS:-1}}" ;;
   "aws ecr get-login-password"*) echo token ;;
@@ -62,6 +67,10 @@ def sandbox(tmp_path):
     return run
 
 
+DOCKERFILES = [("lab/controller/Dockerfile", "."), ("lab/controller/proxy_init/Dockerfile", "lab/controller/proxy_init"),
+               ("lab/apps/Dockerfile", "."), ("lab/apps/grpc-echo.Dockerfile", ".")]
+
+
 def test_kind_up_creates_the_cluster_builds_loads_and_installs(sandbox):
     out, lines = sandbox("kind-up.sh")
     assert out.returncode == 0, out.stderr
@@ -71,16 +80,19 @@ def test_kind_up_creates_the_cluster_builds_loads_and_installs(sandbox):
         "kind create cluster --name appmesh-gateway-demo --config manifests/kind/cluster.yaml --wait 120s",
         "kubectl config use-context kind-appmesh-gateway-demo",
         "docker info",
-        "docker build -f lab/controller/Dockerfile -t appmesh-lab/controller:0.1.0 .",
-        "docker build -f lab/controller/proxy_init/Dockerfile -t appmesh-lab/proxy-init:0.1.0 lab/controller/proxy_init",
-        "docker build -f lab/apps/Dockerfile -t appmesh-lab/sample-app:0.1.0 .",
-        "docker build -f lab/apps/grpc-echo.Dockerfile -t appmesh-lab/grpc-echo:0.1.0 .",
-        "kind load docker-image appmesh-lab/controller:0.1.0 --name appmesh-gateway-demo",
-        "kind load docker-image appmesh-lab/proxy-init:0.1.0 --name appmesh-gateway-demo",
-        "kind load docker-image appmesh-lab/sample-app:0.1.0 --name appmesh-gateway-demo",
-        "kind load docker-image appmesh-lab/grpc-echo:0.1.0 --name appmesh-gateway-demo",
+        *[line for (d, c), name in zip(DOCKERFILES, ("controller", "proxy-init", "sample-app", "grpc-echo"))
+          for line in (f"python -m lab.targets.images tag --dockerfile {d} --context {c} --version 0.1.0 --platform",
+                       f"docker build -f {d} -t appmesh-lab/{name}:0.1.0 -t appmesh-lab/{name}:{CT} {c}")],
+        f"kind load docker-image appmesh-lab/controller:0.1.0 appmesh-lab/controller:{CT} --name appmesh-gateway-demo",
+        f"kind load docker-image appmesh-lab/proxy-init:0.1.0 appmesh-lab/proxy-init:{CT} --name appmesh-gateway-demo",
+        f"kind load docker-image appmesh-lab/sample-app:0.1.0 appmesh-lab/sample-app:{CT} --name appmesh-gateway-demo",
+        f"kind load docker-image appmesh-lab/grpc-echo:0.1.0 appmesh-lab/grpc-echo:{CT} --name appmesh-gateway-demo",
+        "python -m lab.targets.images tag --dockerfile lab/controller/Dockerfile --context . --version 0.1.0 --platform",
+        "python -m lab.targets.images tag --dockerfile lab/controller/proxy_init/Dockerfile --context "
+        "lab/controller/proxy_init --version 0.1.0 --platform",
         "helm upgrade --install appmesh-lab-controller manifests/charts/appmesh-lab-controller --namespace "
-        "appmesh-system --create-namespace --wait --timeout 5m",
+        f"appmesh-system --create-namespace --set images.controller.tag={CT} --set images.proxyInit.tag={CT} "
+        "--wait --timeout 5m",
         "kubectl -n appmesh-system rollout status deployment/appmesh-lab-controller --timeout=180s",
     ]
     assert "+ kind create cluster" in out.stdout
@@ -96,9 +108,10 @@ def test_kind_down_deletes_the_cluster_and_the_images(sandbox):
     out, lines = sandbox("kind-down.sh", STUB_KIND_CLUSTERS="appmesh-gateway-demo")
     assert out.returncode == 0, out.stderr
     assert lines[:2] == ["kind get clusters", "kind delete cluster --name appmesh-gateway-demo"]
+    # the version tag and the content tags build-images.sh gave, and nothing of another repository
     assert [line for line in lines if line.startswith("docker image rm")] == [
-        "docker image rm appmesh-lab/controller:0.1.0", "docker image rm appmesh-lab/proxy-init:0.1.0",
-        "docker image rm appmesh-lab/sample-app:0.1.0", "docker image rm appmesh-lab/grpc-echo:0.1.0"]
+        f"docker image rm appmesh-lab/{n}:{t}" for n in ("controller", "proxy-init", "sample-app", "grpc-echo")
+        for t in ("0.1.0", CT)]
 
 
 @pytest.mark.parametrize("script,tools", [
@@ -132,9 +145,17 @@ def test_eks_up_creates_the_cluster_pushes_to_ecr_and_installs_with_those_images
     assert "aws ecr get-login-password --region us-west-2" in lines
     assert f"docker login --username AWS --password-stdin {reg}" in lines
     assert f"docker push {reg}/appmesh-lab/sample-app:0.1.0" in lines
+    assert f"docker push {reg}/appmesh-lab/controller:{CT}" in lines
+    # built for the nodes (m5.large: linux/amd64), whatever this machine is
+    assert "python -m lab.targets.images platform --eks-config manifests/eks/cluster.yaml" in lines
+    assert f"docker buildx build --platform linux/amd64 --load -f lab/controller/Dockerfile -t " \
+           f"appmesh-lab/controller:0.1.0 -t appmesh-lab/controller:{CT} ." in lines
+    assert not any(line.startswith("docker build ") for line in lines)
+    assert "python -m lab.targets.images tag --dockerfile lab/controller/Dockerfile --context . --version 0.1.0 " \
+           "--platform linux/amd64" in lines
     helm = next(line for line in lines if line.startswith("helm upgrade"))
-    assert f"--set images.controller.repository={reg}/appmesh-lab/controller" in helm
-    assert f"--set images.proxyInit.repository={reg}/appmesh-lab/proxy-init" in helm
+    assert f"--set images.controller.repository={reg}/appmesh-lab/controller --set images.controller.tag={CT}" in helm
+    assert f"--set images.proxyInit.repository={reg}/appmesh-lab/proxy-init --set images.proxyInit.tag={CT}" in helm
     assert "--set region=us-west-2" in helm
     assert lines.index(f"docker push {reg}/appmesh-lab/controller:0.1.0") < lines.index(helm)
 
@@ -184,3 +205,43 @@ def test_every_script_is_valid_bash_and_executable():
         assert os.access(path, os.X_OK), f"chmod +x scripts/{name}"
         out = subprocess.run([shutil.which("bash"), "-n", str(path)], capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
+
+
+def test_eks_images_follow_a_platform_override(sandbox):
+    out, lines = sandbox("build-images.sh", "--ecr", "us-west-2", PLATFORM="linux/arm64")
+    assert out.returncode == 0, out.stderr
+    assert not any("lab.targets.images platform" in line for line in lines)
+    builds = [line for line in lines if line.startswith("docker buildx build")]
+    assert len(builds) == 4 and all("--platform linux/arm64 --load" in b for b in builds)
+
+
+def test_kind_load_falls_back_to_an_archive_under_dockers_containerd_image_store(sandbox):
+    """kind issue #3795: with Docker's containerd image store `kind load docker-image` fails;
+    `docker save` + `kind load image-archive` works either way."""
+    out, lines = sandbox("build-images.sh", "--kind", "appmesh-gateway-demo", STUB_KIND_LOAD_FAILS="1")
+    assert out.returncode == 0, out.stderr
+    saves = [line for line in lines if line.startswith("docker save -o ")]
+    archives = [line for line in lines if line.startswith("kind load image-archive ")]
+    assert len(saves) == len(archives) == 4
+    assert saves[0].endswith(f"appmesh-lab/controller:0.1.0 appmesh-lab/controller:{CT}")
+    archive = saves[0].split()[3]
+    assert archives[0] == f"kind load image-archive {archive} --name appmesh-gateway-demo"
+    assert lines.index(saves[0]) < lines.index(archives[0])
+
+
+def test_the_content_tags_are_the_real_hashes_of_what_the_images_copy(sandbox):
+    """With the real Python: build-images.sh and kind-up.sh tag and install what
+    lab.targets.images computes for the checked-out files."""
+    import sys
+    from pathlib import Path
+
+    from lab.targets.images import content_tag
+    want = {name: content_tag(ROOT / d, ROOT / c, "0.1.0") for name, (d, c) in zip(
+        ("controller", "proxy-init", "sample-app", "grpc-echo"), DOCKERFILES)}
+    out, lines = sandbox("kind-up.sh", PYTHON=sys.executable)
+    assert out.returncode == 0, out.stderr
+    for name, tag in want.items():
+        assert any(f"-t appmesh-lab/{name}:{tag} " in line for line in lines if line.startswith("docker build")), name
+    helm = next(line for line in lines if line.startswith("helm upgrade"))
+    assert f"--set images.controller.tag={want['controller']} --set images.proxyInit.tag={want['proxy-init']}" in helm
+    assert Path(sys.executable).exists()

@@ -248,3 +248,20 @@ def test_mutating_and_validating_webhooks_for_the_six_app_mesh_kinds_reach_the_c
                                       "operations": ["CREATE", "UPDATE"], "resources": [PLURALS[kind]]}]
             assert hook["sideEffects"] == "None" and hook["admissionReviewVersions"] == ["v1"]
             assert hook["failurePolicy"] == "Fail" and "namespaceSelector" not in hook
+
+
+@needs_helm
+def test_a_new_content_tag_changes_the_pod_template_so_helm_upgrade_rolls_the_pods():
+    """scripts/kind-up.sh and eks-up.sh install with the images' content tags
+    (lab/targets/images.py): after a code change the Deployment's pod template differs, which
+    is what makes Kubernetes replace the controller's pods (the same tag with
+    imagePullPolicy IfNotPresent would keep the old image)."""
+    def template(tag):
+        (deploy,) = by_kind(render(f"images.controller.tag={tag}", f"images.proxyInit.tag={tag}"))["Deployment"]
+        return deploy["spec"]["template"]
+    old, new = template("0.1.0-aaaaaaaaaaaa"), template("0.1.0-bbbbbbbbbbbb")
+    assert old != new
+    container = new["spec"]["containers"][0]
+    assert container["image"] == "appmesh-lab/controller:0.1.0-bbbbbbbbbbbb"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["APPMESH_LAB_PROXY_INIT_IMAGE"] == "appmesh-lab/proxy-init:0.1.0-bbbbbbbbbbbb"

@@ -95,7 +95,7 @@ def test_proxy_init_is_the_one_image_that_runs_as_root_and_says_why():
 
 
 def test_the_build_scripts_and_the_chart_name_the_same_images():
-    build = (ROOT / "scripts" / "build-images.sh").read_text()
+    build = (ROOT / "scripts" / "lib" / "images.sh").read_text()  # the list build-images.sh and kind-up.sh use
     for spec in ("appmesh-lab/controller:lab/controller/Dockerfile:.",
                  "appmesh-lab/proxy-init:lab/controller/proxy_init/Dockerfile:lab/controller/proxy_init",
                  "appmesh-lab/sample-app:lab/apps/Dockerfile:.",
