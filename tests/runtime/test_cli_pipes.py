@@ -37,7 +37,7 @@ VERBS = [
     ["up"],
     ["validate", "manifests/"],
     ["crds"],
-    ["--help"],        # argparse drops what it cannot write and exits 0 itself
+    ["--help"],        # argparse (3.11 and newer) drops what it cannot write and exits 0 itself
     ["get", "--help"],
 ]
 
@@ -73,8 +73,8 @@ def test_a_verb_whose_reader_closed_ends_quietly_with_sigpipe(walkthrough, args)
     r = run_into_closed_pipe(args, _env(walkthrough))
     assert "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr and "Exception ignored" not in r.stderr, \
         r.stderr
-    want = 0 if "--help" in args else -signal.SIGPIPE
-    assert r.returncode == want, (r.returncode, r.stderr)
+    want = (0, -signal.SIGPIPE) if "--help" in args else (-signal.SIGPIPE,)
+    assert r.returncode in want, (r.returncode, r.stderr)
 
 
 @pytest.mark.parametrize("command", ["appmesh-lab curl /products", "appmesh-lab config-dump appmesh-gateway"])
