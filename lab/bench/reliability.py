@@ -1698,7 +1698,8 @@ def _key_files(roots, limit: int = 200_000) -> dict:
     found, seen = {}, 0
     for root in roots:
         for d, dirs, files in os.walk(root, onerror=lambda e: None):
-            dirs[:] = [x for x in dirs if x not in (".venv", ".git", "node_modules", "__pycache__")]
+            dirs[:] = [x for x in dirs if x not in (".venv", ".git", "node_modules", "__pycache__")
+                       and not x.startswith(".venv-")]   # the version matrix's environments
             seen += len(files) + len(dirs)
             if seen > limit:
                 return found
