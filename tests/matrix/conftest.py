@@ -39,7 +39,7 @@ UNIT_TESTS = [
 
 SCRIPT = """
 cd {root}
-flock {lock} env PYTHON={python} VENV={venv} scripts/bootstrap.sh > {d}/bootstrap.log 2>&1
+{lock}env PYTHON={python} VENV={venv} scripts/bootstrap.sh > {d}/bootstrap.log 2>&1
 echo $? > {d}/bootstrap.rc
 [ "$(cat {d}/bootstrap.rc)" = 0 ] || exit 0
 env APPMESH_LAB_HOME={d}/lab {venv}/bin/python -m lab.cli e2e --output-dir {d}/runs > {d}/e2e.log 2>&1
@@ -132,7 +132,9 @@ def pytest_collection_modifyitems(session, config, items):
             continue
         d = m.folder / p.name
         d.mkdir()
-        script = SCRIPT.format(root=shlex.quote(str(ROOT)), lock=shlex.quote(str(m.folder / "bootstrap.lock")),
+        # one bootstrap at a time: each installs the kit in editable mode from the same checkout
+        lock = f"flock {shlex.quote(str(m.folder / 'bootstrap.lock'))} " if shutil.which("flock") else ""
+        script = SCRIPT.format(root=shlex.quote(str(ROOT)), lock=lock,
                                python=shlex.quote(p.path), venv=shlex.quote(str(venv_dir(ROOT, p))),
                                d=shlex.quote(str(d)), tests=" ".join(UNIT_TESTS))
         env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONHOME", "APPMESH_LAB_HOME")}
