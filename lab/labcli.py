@@ -93,13 +93,15 @@ def cmd_down(args) -> int:
     if args.purge:
         removed, kept = c.purge()
         home = str(c.paths.home)
-        if home in removed or str(c.paths.home.resolve()) in removed:
+        if not removed and not kept:
+            out(f"nothing to remove: {home} does not exist")
+        elif home in removed or str(c.paths.home.resolve()) in removed:
             out(f"removed {home}")
         else:
-            out(f"removed the lab's state from {home} ({len(removed)} entries)")
+            out(f"removed the lab's state from {home} ({len(removed)} {'entry' if len(removed) == 1 else 'entries'})")
         others = [k for k in kept if k not in (home, str(c.paths.home.resolve()))]
         if others:
-            out(f"kept {len(others)} entries the lab did not create: "
+            out(f"kept {len(others)} {'entry' if len(others) == 1 else 'entries'} the lab did not create: "
                 + ", ".join(escape(Path(k).name) for k in others[:10]) + (", …" if len(others) > 10 else ""))
     return 0
 

@@ -159,7 +159,7 @@ def test_up_then_down_purge_in_a_folder_with_a_users_file_keeps_the_file_and_the
     assert down.returncode == 0, down.stderr
     assert os.listdir(home) == ["homework.ipynb"], os.listdir(home)
     assert _mode(home) == 0o755
-    assert "kept 1 entries the lab did not create: homework.ipynb" in down.stdout, down.stdout
+    assert "kept 1 entry the lab did not create: homework.ipynb" in down.stdout, down.stdout
 
 
 def _python_for_nobody() -> list:
