@@ -254,3 +254,24 @@ def test_the_ca_bundle_goes_into_the_validating_configuration_too(fake_kube):
     assert {w["clientConfig"]["caBundle"] for w in kube.webhooks[("validating", "cfg")]["webhooks"]} == {want}
     assert kube.webhooks["cfg"]["webhooks"][0]["clientConfig"]["caBundle"] == want
     assert ensure_ca_bundle(kube, "cfg", pems["ca.crt"]) is False
+
+
+def test_the_controllers_finalizer_writes_pass_even_on_an_object_the_validator_refuses(walkthrough):
+    """An object stored while the webhook was absent (or failurePolicy Ignore) may be invalid;
+    the controller must still set and remove its finalizers, or its deletion never ends."""
+    bad = copy.deepcopy(walkthrough["GatewayRoute"][0])
+    bad["spec"]["httpRoute"]["match"] = {"prefix": "products"}
+    assert answer(review(bad), "validate", "GatewayRoute", walkthrough)["allowed"] is False
+    with_finalizer = copy.deepcopy(bad)
+    with_finalizer["metadata"]["finalizers"] = ["finalizers.appmesh.k8s.aws/aws-appmesh-resources"]
+    assert answer(review(with_finalizer, "UPDATE", old=bad), "validate", "GatewayRoute", walkthrough)["allowed"]
+    deleting = copy.deepcopy(with_finalizer)
+    deleting["metadata"]["deletionTimestamp"] = "2026-10-05T10:00:00Z"
+    released = copy.deepcopy(deleting)
+    released["metadata"]["finalizers"] = []
+    assert answer(review(released, "UPDATE", old=deleting), "validate", "GatewayRoute", walkthrough)["allowed"]
+    # a change of the spec is checked again
+    still_bad = copy.deepcopy(with_finalizer)
+    still_bad["spec"]["httpRoute"]["match"] = {"prefix": "items"}
+    assert answer(review(still_bad, "UPDATE", old=with_finalizer), "validate", "GatewayRoute",
+                  walkthrough)["allowed"] is False
