@@ -77,10 +77,10 @@ def cmd_up(args) -> int:
     if dots["n"] >= 10:
         out(file=sys.stderr)
     if info["already"]:
-        out(f"the lab is already running (pid {info['pid']}, api 127.0.0.1:{info['api_port']})")
+        out(f"the lab is already running (pid {info['pid']}, App Mesh API http://127.0.0.1:{info['appmesh_api_port']})")
     else:
-        out(f"lab is up in {time.time() - t0:.1f}s: daemon pid {info['pid']}, api 127.0.0.1:{info['api_port']}, "
-            f"xds 127.0.0.1:{info['xds_port']}, state in {c.paths.home}")
+        out(f"lab is up in {time.time() - t0:.1f}s: daemon pid {info['pid']}, App Mesh API "
+            f"http://127.0.0.1:{info['appmesh_api_port']}, state in {c.paths.home}")
     for line in info.get("waiting", []):
         out(f"warning: {line}; see `appmesh-lab logs POD`", file=sys.stderr)
     return 0
@@ -125,9 +125,9 @@ def cmd_status(args) -> int:
         return 0
     d = st["daemon"]
     out(f"daemon     pid {d['pid']}, up {d['uptime_s']}s, state in {d['home']}")
-    out(f"api        {st['endpoints']['api']}")
+    out(f"control    {st['endpoints']['control']}   (Unix socket, yours only: appmesh-lab talks to the daemon there)")
     _print_appmesh_api(st)
-    out(f"xds        {st['endpoints']['xds']}")
+    out(f"xds        {st['endpoints']['xds']}   (Unix socket: the lab's Envoys get their configuration there)")
     out(f"envoy      {st['envoy']}")
     for g in st["gateways"]:
         out(f"gateway    {g['node_id']}: " + ", ".join(f"listener {k} at {v}" for k, v in g["listeners"].items()))
@@ -456,10 +456,15 @@ def cmd_curl(args) -> int:
 
 
 def _admin(c: Client, proxy: str, path: str) -> str:
-    answer = c.call("GET", f"/v1/proxy?proxy={proxy}", ok=(200, 404))
-    if "admin_port" not in answer:
+    from .runtime.envoy import admin_request
+    answer = c.call("GET", f"/v1/proxy?proxy={quote(proxy, safe='')}", ok=(200, 404))
+    if "admin_socket" not in answer:
         raise LabError(answer.get("error", f"no running Envoy for {proxy}"))
-    status, _, _, body = http_request("127.0.0.1", answer["admin_port"], "GET", path, {})
+    try:
+        _, body = admin_request(answer["admin_socket"], "GET", path)
+    except (OSError, http.client.HTTPException) as exc:
+        raise LabError(f"the Envoy of {proxy} does not answer on its admin socket {answer['admin_socket']}: "
+                       f"{exc}") from exc
     return body.decode(errors="replace")
 
 

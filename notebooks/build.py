@@ -253,23 +253,29 @@ For EKS, the guide passes its settings as flags. The same settings as an `eksctl
     M("""
 ## Is it up?
 
-On `local`, the daemon answers on a loopback port, and the control plane's xDS server (the
-address every Envoy connects to for its configuration) listens on another. testinfra checks
-that both really listen, and only on 127.0.0.1. On a cluster, `kubectl get nodes` shows the
-nodes.
+On `local`, the daemon answers the `appmesh-lab` command on a Unix socket, and the control
+plane's xDS server (where every Envoy gets its configuration) listens on another, both in a
+folder only you can enter: another user of this machine can reach neither. The App Mesh API
+(for boto3 and the aws CLI) listens on a loopback port; testinfra checks that it listens on
+127.0.0.1 only. On a cluster, `kubectl get nodes` shows the nodes.
 """),
     C('''
 if TARGET == "local":
+    import os
+    import stat
     st = t.status()
     assert t.running(), "the lab daemon does not answer; see its log: appmesh-lab status"
-    for name in ("api", "xds"):
-        port = int(st["endpoints"][name].rsplit(":", 1)[1])
-        sockets = nb.listening(port)
-        assert sockets, f"nothing listens on the {name} port {port}"
-        # a gRPC server on 127.0.0.1 may show as the IPv4-mapped ::ffff:127.0.0.1 - the same address
-        addresses = {s[len("tcp://"):].rsplit(":", 1)[0] for s in sockets}
-        assert addresses <= {"127.0.0.1", "::ffff:127.0.0.1"}, f"the {name} port listens beyond loopback: {sockets}"
-    print("the lab daemon answers; its API and xDS server listen on 127.0.0.1 only")
+    for name, path in (("control", st["endpoints"]["control"]), ("xds", st["endpoints"]["xds"].removeprefix("unix:"))):
+        mode = os.stat(path).st_mode
+        assert stat.S_ISSOCK(mode) and mode & 0o777 == 0o600, f"the {name} socket {path}: mode {oct(mode)}"
+        assert os.stat(os.path.dirname(path)).st_mode & 0o777 == 0o700, f"the folder of {path} is not yours only"
+    port = int(st["endpoints"]["appmesh_api"].rsplit(":", 1)[1])
+    sockets = nb.listening(port)
+    assert sockets, f"nothing listens on the App Mesh API port {port}"
+    addresses = {s[len("tcp://"):].rsplit(":", 1)[0] for s in sockets}
+    assert addresses <= {"127.0.0.1"}, f"the App Mesh API listens beyond loopback: {sockets}"
+    print("the lab daemon answers on its Unix socket; control and xDS sockets are 0600 in a 0700 folder; "
+          "the App Mesh API listens on 127.0.0.1 only")
 else:
     nb.cluster_step(t, "kubectl get nodes -o wide")
 '''),
@@ -382,7 +388,7 @@ appear when you deploy applications in notebook 04.
     C('''
 if TARGET == "local":
     st = t.status()
-    assert st["endpoints"]["xds"].startswith("127.0.0.1:"), st["endpoints"]
+    assert st["endpoints"]["xds"].startswith("unix:"), st["endpoints"]
     print("xDS (ADS over gRPC) at", st["endpoints"]["xds"], "| Envoy binary:", st["envoy"])
     rows = nb.proxy_rows(t)
     nb.table(rows or [["(none yet)", "-", "-", "-"]], ["proxy (Envoy node id)", "connected", "ACKed", "last NACK"])
@@ -1983,11 +1989,13 @@ nb.command("helm uninstall appmesh-lab-controller -n appmesh-system      # kind,
 nb.command(f"kind delete cluster --name {CLUSTER_NAME}      # kind")
 nb.command("eksctl delete cluster -f manifests/eks/cluster.yaml      # eks")
 if TARGET == "local":
+    import os
     import testinfra
     host = testinfra.get_host("local://")
     st = t.status()
     daemon = st["daemon"]["pid"]
-    ports = [int(st["endpoints"][k].rsplit(":", 1)[1]) for k in ("api", "xds")]
+    ports = [int(st["endpoints"]["appmesh_api"].rsplit(":", 1)[1])]
+    sockets = [st["endpoints"]["control"], st["endpoints"]["xds"].removeprefix("unix:")]
 t.down()
 '''),
     C('''
@@ -1999,6 +2007,8 @@ if TARGET == "local":
     t.eventually(exited, TIMEOUT_S, what="the daemon to exit")
     for port in ports:
         assert not nb.listening(port), f"port {port} is still listening: {nb.listening(port)}"
+    for path in sockets:
+        assert not os.path.exists(path), f"the socket {path} is still there"
     print("the lab is down: no daemon, no processes, nothing listening")
 '''),
     M("""

@@ -220,7 +220,9 @@ class Floor:
         self.app_port, self.gw_port = free_port(), free_port()
         self.placement = Placement(bind_address="127.0.0.1", listeners={self.gw: {8088: self.gw_port}},
                                    egress={self.gw: free_port()}, endpoints={vn0: {8080: [["127.0.0.1", self.app_port]]}})
-        self.xds = XdsServer("127.0.0.1", 0)
+        # xDS and Envoy admin on Unix sockets in a 0700 folder of a short path, as in the lab
+        self.sockets = Path(tempfile.mkdtemp(prefix="lab-floor-"))
+        self.xds = XdsServer(unix_socket=str(self.sockets / "xds.sock"))
         self.envoy = None
         self.app = None
         self.version = 0
@@ -232,7 +234,8 @@ class Floor:
         env = dict(os.environ, PORT=str(self.app_port), HOST="127.0.0.1", SERVICE_NAME="vs0")
         self.app = subprocess.Popen([sys.executable, "-m", "lab.apps.sample"], env=env, stdin=subprocess.DEVNULL,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        boot = make_bootstrap(self.gw, cluster="gateway", xds_host="127.0.0.1", xds_port=self.xds.port, admin_port=0)
+        boot = make_bootstrap(self.gw, cluster="gateway", xds_socket=self.xds.unix_socket,
+                              admin_socket=str(self.sockets / "admin.sock"))
         self.envoy = EnvoyProcess(boot, self.workdir, name="gateway")
         self.envoy.start()  # it goes LIVE once the first snapshot is pushed
         return self
@@ -249,6 +252,7 @@ class Floor:
                 self.app.kill()
                 self.app.wait()
         self.xds.stop(0)
+        shutil.rmtree(self.sockets, ignore_errors=True)
 
     def snapshot_for(self, resources) -> tuple:
         """(snapshot, translate seconds, snapshot seconds) of the gateway for a list of resources."""

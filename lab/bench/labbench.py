@@ -65,11 +65,14 @@ def _baseline(home: Path) -> dict:
     from ..runtime.envoy import EnvoyProcess, free_port
     from ..xds.bootstrap import make_bootstrap
     t0 = time.perf_counter()
-    with EnvoyProcess(make_bootstrap("bench", xds_host="127.0.0.1", xds_port=free_port(), admin_port=0,
-                                     initial_fetch_timeout_s=0.1), home / "envoy", name="bare") as e:
+    sockets = Path(tempfile.mkdtemp(prefix="lab-bare-"))  # short and 0700, as the lab's socket folder
+    with EnvoyProcess(make_bootstrap("bench", xds_socket=str(sockets / "xds.sock"),
+                                     admin_socket=str(sockets / "admin.sock"), initial_fetch_timeout_s=0.1),
+                      home / "envoy", name="bare") as e:
         e.wait_ready(15)
         envoy_s = time.perf_counter() - t0
         envoy_mb = _rss_kb(e.pid) / 1024
+    shutil.rmtree(sockets, ignore_errors=True)
     port = free_port()
     env = dict(os.environ, PORT=str(port), HOST="127.0.0.1")
     t0 = time.perf_counter()

@@ -990,10 +990,13 @@ def _clear(problems: list) -> bool:
     return bool(errs) and all(str(p.get("message", "")).strip() and str(p.get("hint", "")).strip() for p in errs)
 
 
-def _send(port: int, method: str, path: str, headers: dict | None = None, body: bytes | None = None,
+def _send(port: int | str | Path, method: str, path: str, headers: dict | None = None, body: bytes | None = None,
           timeout: float = 60) -> tuple:
-    """(status or None, headers, body or error text), over a fresh connection."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    """(status or None, headers, body or error text), over a fresh connection to 127.0.0.1:`port`, or
+    to a Unix socket when `port` is its path."""
+    from ..runtime.sockets import UnixHTTPConnection
+    conn = (http.client.HTTPConnection("127.0.0.1", port, timeout=timeout) if isinstance(port, int)
+            else UnixHTTPConnection(port, timeout=timeout))
     try:
         conn.putrequest(method, path, skip_accept_encoding=True)
         hs = {k.lower(): v for k, v in (headers or {}).items()}
@@ -1001,9 +1004,12 @@ def _send(port: int, method: str, path: str, headers: dict | None = None, body: 
             hs["content-length"] = str(len(body))
         for k, v in hs.items():
             conn.putheader(k, v)
-        conn.endheaders()
-        if body:
-            conn.send(body)
+        try:
+            conn.endheaders()
+            if body:
+                conn.send(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered (a refusal) before taking the whole request: read that answer
         resp = conn.getresponse()
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
     except (OSError, http.client.HTTPException) as exc:
@@ -1012,12 +1018,18 @@ def _send(port: int, method: str, path: str, headers: dict | None = None, body: 
         conn.close()
 
 
-def _raw(port: int, data: bytes, timeout: float = 10, half_close: bool = True) -> bytes:
+def _raw(port: int | str | Path, data: bytes, timeout: float = 10, half_close: bool = True) -> bytes:
     """Send bytes as they are (no HTTP client in between) and return what comes back until the server
     closes. `half_close` shuts the sending side after the bytes (a server waiting for more then sees
     the end); Envoy takes that for the client going away and answers nothing, so requests to Envoy
     go without it and ask for `Connection: close` instead."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+    if isinstance(port, int):
+        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    else:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        s.connect(str(port))
+    with s:
         chunks = []
         try:
             s.sendall(data)
@@ -1046,7 +1058,8 @@ class Hostile:
 
     def __init__(self, lab: Lab):
         self.lab, self.t = lab, lab.t
-        self.port = lab.t.client.info()["api_port"]
+        self.control = lab.t.client.sockets.api  # the lab's own API: its Unix socket
+        self.api_port = lab.t.client.info()["appmesh_api_port"]  # the App Mesh API: TCP
         self.log = lab.home / "daemon.log"
         self.results: list = []
         self.baseline = self._docs()
@@ -1075,7 +1088,7 @@ class Hostile:
             return 0
 
     def alive(self) -> bool:
-        status, _, _ = _send(self.port, "GET", "/v1/status", timeout=30)
+        status, _, _ = _send(self.control, "GET", "/v1/status", timeout=30)
         return status == 200
 
     def request(self, name: str, method: str, path: str, headers=None, body: bytes | None = None,
@@ -1087,7 +1100,7 @@ class Hostile:
         t0 = time.monotonic()
         lab_signed = False
         if raw is not None:
-            answer = _raw(self.port, raw)
+            answer = _raw(self.api_port if b" /v20190125/" in raw[:200] else self.control, raw)
             # http.server answers a request line it cannot read HTTP/0.9 style: the error page, no status line
             m = re.match(rb"HTTP/1\.[01] (\d{3})", answer) or re.search(rb"<p>Error code: (\d{3})</p>", answer)
             status, rheaders, rbody = (int(m.group(1)) if m else None), {}, answer.split(b"\r\n\r\n", 1)[-1]
@@ -1096,7 +1109,8 @@ class Hostile:
             if path.startswith("/v20190125/") and not signed:
                 headers = self._signed(method, path, headers, body)
                 lab_signed = any(k.lower() == "authorization" for k in headers)
-            status, rheaders, rbody = _send(self.port, method, path, headers, body)
+            status, rheaders, rbody = _send(self.api_port if path.startswith("/v20190125/") else self.control,
+                                            method, path, headers, body)
             dropped = status is None
         seconds = time.monotonic() - t0
         alive = self.alive()
@@ -1152,7 +1166,7 @@ class Hostile:
         p = load_profile(self.lab.home)
         try:
             out = sign(p.access_key_id, p.secret_access_key, p.region or "us-west-2", method,
-                       f"http://127.0.0.1:{self.port}{path}", body or b"", headers)
+                       f"http://127.0.0.1:{self.api_port}{path}", body or b"", headers)
         except ValueError:
             return dict(headers or {})  # a path botocore cannot sign goes unsigned (and is refused)
         out.pop("Host", None)  # the HTTP client sends the same Host itself
@@ -1791,9 +1805,10 @@ def scenario_exposure(quick: bool = False, out=sys.stdout, sz: Sizes | None = No
         # -- admin through the gateway ------------------------------------------------------------
         gw = _pod(t, "appmesh-gateway")
         envoy = _container(gw, "envoy")
-        admin = gw["admin_port"]
+        admin_sock = t.admin_socket(gw["name"])
+        admin = 9901  # Envoy's admin port in a pod: what a request smuggled through the gateway would name
         host, gport = _gateway(t)
-        assert _send(admin, "GET", "/ready")[0] == 200  # the admin answers on its own port
+        assert _send(admin_sock, "GET", "/ready")[0] == 200  # the admin answers on its own socket
         paths = ["/config_dump", "/stats", "/stats/prometheus", "/server_info", "/clusters", "/listeners", "/ready",
                  "/certs", "/memory", "/runtime", "/runtime_modify?re2.max_program_size.error_level=1",
                  "/logging?level=trace", "/healthcheck/fail", "/drain_listeners", "/reset_counters",

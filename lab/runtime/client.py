@@ -1,4 +1,5 @@
-"""The CLI's (and the notebooks') way to talk to the lab daemon: JSON over loopback HTTP."""
+"""The CLI's (and the notebooks') way to talk to the lab daemon: JSON over HTTP on the daemon's Unix
+socket (lab/runtime/sockets.py), which only the lab's owner can connect to."""
 from __future__ import annotations
 
 import http.client
@@ -8,13 +9,12 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from . import procs
 from .home import Paths, UnsafeHome, lab_home
 from .procs import Identity
+from .sockets import Sockets, UnsafeFolder, unix_request
 
 
 class LabError(Exception):
@@ -28,6 +28,7 @@ class NotRunning(LabError):
 class Client:
     def __init__(self, home: Path | None = None):
         self.paths = Paths(home or lab_home())
+        self.sockets = Sockets(self.paths.home)
 
     def check_home(self) -> None:
         """Refuse a lab home another user could change (its daemon.json could send the owner's
@@ -59,22 +60,21 @@ class Client:
         if not info:
             raise NotRunning(f"the lab is not running (no daemon in {self.paths.home}); start it with: appmesh-lab up")
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(f"http://127.0.0.1:{info['api_port']}{path}", data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+        sock = self.sockets.api
         try:
-            try:
-                with urllib.request.urlopen(req, timeout=timeout) as resp:
-                    return json.loads(resp.read() or b"{}")
-            except urllib.error.HTTPError as exc:
-                payload, code = json.loads(exc.read() or b"{}"), exc.code
-            if code in ok:
-                return payload
-            payload["_status"] = code
-            return payload
-        except (urllib.error.URLError, ConnectionError, TimeoutError, http.client.HTTPException) as exc:
+            code, _, raw = unix_request(sock, method, path, data, {"Content-Type": "application/json"}, timeout)
+        except (OSError, http.client.HTTPException) as exc:
             # HTTPException: the daemon went away in the middle of its answer (IncompleteRead)
-            raise NotRunning(f"the lab daemon does not answer on 127.0.0.1:{info['api_port']} ({exc}); "
+            raise NotRunning(f"the lab daemon does not answer on {sock} ({exc}); "
                              f"see {self.paths.daemon_log}, or restart with: appmesh-lab down && appmesh-lab up") from exc
+        try:
+            payload = json.loads(raw or b"{}")
+        except ValueError as exc:
+            raise LabError(f"the lab daemon answered {code} with something that is not JSON: {raw[:200]!r}") from exc
+        if code in ok or 200 <= code < 300:
+            return payload
+        payload["_status"] = code
+        return payload
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -88,7 +88,8 @@ class Client:
             return {"already": True, **self.info(), "waiting": []}
         try:
             self.paths.ensure()
-        except UnsafeHome as exc:
+            self.sockets.ensure()  # refused here, with what to do, before a daemon is started
+        except (UnsafeHome, UnsafeFolder) as exc:
             raise LabError(str(exc)) from exc
         log = open(os.open(self.paths.daemon_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
         env = dict(os.environ)

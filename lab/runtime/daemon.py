@@ -1,14 +1,16 @@
 """The local lab daemon: store -> model -> translate -> xDS, and the processes that make the mesh.
 
 Run in the background by `appmesh-lab up` (python -m lab.runtime.daemon). It holds an exclusive
-lock on its state directory, keeps everything in SQLite, serves xDS to the Envoys it runs, and
-answers the CLI on a loopback HTTP port (JSON). Stopping it with SIGTERM stops every process it
+lock on its state directory, keeps everything in SQLite, serves xDS to the Envoys it runs on a Unix
+socket, answers the CLI on another (HTTP, JSON; lab/runtime/listeners.py) and serves the App Mesh
+API on a loopback port. Stopping it with SIGTERM stops every process it
 started; killing it with SIGKILL leaves the Envoys serving their last configuration, and a new
 daemon adopts them.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import gc
 import json
@@ -19,9 +21,7 @@ import sys
 import threading
 import time
 import traceback
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
 
 from ..model import World, validate_texts
 from ..model.arns import ARN_FIELD, REGION, arn
@@ -39,9 +39,11 @@ from ..xds.server import SHORT_NAMES, XdsServer
 from . import pods as podplan
 from .envoy import EnvoyProcess, find_envoy
 from .home import Paths, UnsafeHome, lab_home
-from .httpjson import send_json
+from .httpjson import BadRequest
+from .listeners import appmesh_api_server, control_server
 from .ports import Claims, Ports, holder_of, port_is_free
 from .procs import identify
+from .sockets import Sockets, UnsafeFolder
 from .supervisor import ProcSpec, Supervisor
 
 
@@ -49,11 +51,7 @@ class DaemonError(Exception):
     """The daemon cannot start or run (a system problem, explained in one sentence)."""
 
 
-class BadRequest(Exception):
-    """A request to the daemon's API is malformed (not JSON, wrong shape); answered with 400."""
-
-
-MAX_BODY = 64 * 1024 * 1024  # larger request bodies are refused (a manifest file is at most 4 MiB)
+MAX_BODY = 64 * 1024 * 1024  # larger control requests are refused (a manifest file is at most 4 MiB)
 # Most of the daemon's objects live as long as the daemon; collect young objects less often
 # (translation of 1,000 routes spent most of its time in the collector).
 GC_THRESHOLD = (50_000, 20, 20)
@@ -80,8 +78,17 @@ class Daemon:
         except OSError as exc:
             raise DaemonError(f"another lab daemon already runs on {self.paths.home} "
                               f"(lock {self.paths.lock}); use `appmesh-lab status` or `appmesh-lab down`") from exc
+        self.sockets = Sockets(self.paths.home)
+        try:
+            self.sockets.ensure()
+            claims = Claims(str(self.paths.home))
+        except UnsafeFolder as exc:
+            raise DaemonError(str(exc)) from exc
         self.store = Store(self.paths.db)
-        self.ports = Ports(self.store, Claims(str(self.paths.home)))
+        self.ports = Ports(self.store, claims)
+        for key in self.ports.all():  # admin and xDS were TCP ports before they were Unix sockets
+            if key == "xds" or key.startswith("admin:"):
+                self.ports.release(key)
         self.envoy = str(find_envoy())
         self.version = 0
         self._pushed: dict = {}
@@ -101,8 +108,9 @@ class Daemon:
         self.ready_ports: dict = {}  # process key -> the port its readiness is probed on (_place)
         self.placement = Placement()
         self.supervisor = Supervisor(self.store, on_event=self._process_event, on_change=self._wake.set)
-        self.xds = XdsServer("127.0.0.1", self._stable_port("xds"), callbacks=[self])
-        self.api_port = self._stable_port("api")
+        # only the lab's own Envoys reach the xDS server: a Unix socket in the owner-only folder
+        self.xds = XdsServer(unix_socket=str(self.sockets.xds), callbacks=[self])
+        self.api_port = self._stable_port("api")  # the App Mesh API, for boto3 and the aws CLI
 
     def _stable_port(self, key: str) -> int:
         port = self.ports.get(key)
@@ -260,9 +268,9 @@ class Daemon:
                 specs[f"{pod.namespace}/{pod.name}/{c.name}"] = ProcSpec(
                     f"{pod.namespace}/{pod.name}/{c.name}", list(c.argv), env, pod_dir / f"{c.name}.log", str(pod_dir))
             if nid is not None:
-                admin = self.ports.get(f"admin:{pod.namespace}/{pod.name}")
-                boot = make_bootstrap(nid, cluster=pod.name, xds_host="127.0.0.1", xds_port=self.xds.port,
-                                      admin_port=admin, runtime=ENVOY_RUNTIME)
+                boot = make_bootstrap(nid, cluster=pod.name, xds_socket=str(self.sockets.xds),
+                                      admin_socket=str(self.sockets.admin(pod.namespace, pod.name)),
+                                      runtime=ENVOY_RUNTIME)
                 # access logs reach their file within 250 ms (Envoy's default is every 10 s)
                 proc = EnvoyProcess(boot, pod_dir, name="envoy", envoy_path=self.envoy,
                                     extra_args=("--file-flush-interval-msec", "250"))
@@ -416,8 +424,7 @@ class Daemon:
                         "ready": f"{ready}/{len(containers)}",
                         "status": "Running" if all(c["state"] == "Running" for c in containers) else next(
                             (c["state"] for c in containers if c["state"] != "Running"), "Pending"),
-                        "restarts": sum(c["restarts"] for c in containers), "containers": containers,
-                        "admin_port": self.ports.all().get(f"admin:{p.namespace}/{p.name}")})
+                        "restarts": sum(c["restarts"] for c in containers), "containers": containers})
         return out
 
     def status(self) -> dict:
@@ -432,14 +439,13 @@ class Daemon:
                 gateways.append({"node_id": nid, "listeners": {str(k): f"http://127.0.0.1:{v}" for k, v in listeners.items()}})
         return {"daemon": {"pid": os.getpid(), "home": str(self.paths.home), "started": self.started,
                            "uptime_s": round(time.time() - self.started, 1)},
-                "endpoints": {"api": f"http://127.0.0.1:{self.api_port}", "xds": f"127.0.0.1:{self.xds.port}",
+                "endpoints": {"control": str(self.sockets.api), "xds": f"unix:{self.sockets.xds}",
                               "appmesh_api": f"http://127.0.0.1:{self.api_port}"},
                 "envoy": self.envoy, "gateways": gateways, "proxies": proxies, "pods": self.pod_views(),
                 "reconcile": self.last_reconcile}
 
-    def admin_port_for(self, node_or_pod: str) -> int | None:
-        """A running Envoy's admin port, by pod name or by proxy (node id, or resource name)."""
-        ports = self.ports.all()
+    def admin_socket_for(self, node_or_pod: str) -> Path | None:
+        """A running Envoy's admin socket, by pod name or by proxy (node id, or resource name)."""
         procs = self.supervisor.status()
         for p in self.pods:
             if p.proxy is None:
@@ -447,7 +453,7 @@ class Daemon:
             nid = next((n for n in self.placement.listeners if n.endswith("/" + p.proxy.aws_name())), None)
             match = node_or_pod in (p.name, p.proxy.name, p.proxy.aws_name(), nid, f"{p.namespace}/{p.name}")
             if match and procs.get(f"{p.namespace}/{p.name}/envoy", {}).get("state") == "Running":
-                return ports.get(f"admin:{p.namespace}/{p.name}")
+                return self.sockets.admin(p.namespace, p.name)
         return None
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -455,21 +461,25 @@ class Daemon:
     def run(self) -> None:
         gc.set_threshold(*GC_THRESHOLD)
         self._write_aws_profile()
+        from ..api.appmesh import handle
         self.xds.start()
-        server = ThreadingHTTPServer(("127.0.0.1", self.api_port), _handler(self))
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, name="api", daemon=True).start()
+        control = control_server(self.sockets.api, lambda *a: route(self, *a), MAX_BODY)
+        api = appmesh_api_server(self.api_port, lambda *a: handle(self, *a))
+        for name, server in (("control", control), ("api", api)):
+            threading.Thread(target=server.serve_forever, name=name, daemon=True).start()
         self.supervisor.start_monitor()
         self.reconcile()
         me = identify(os.getpid())
-        info = {"pid": os.getpid(), "api_port": self.api_port, "xds_port": self.xds.port, "started": self.started,
+        info = {"pid": os.getpid(), "socket": str(self.sockets.api), "appmesh_api_port": self.api_port,
+                "xds": str(self.sockets.xds), "started": self.started,
                 "ident": me.to_dict() if me else None}  # so `down` can prove a pid is still this daemon
         tmp = self.paths.daemon_info_tmp
         tmp.write_text(json.dumps(info))
         os.replace(tmp, self.paths.daemon_info)
         signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
         signal.signal(signal.SIGINT, lambda *_: self._stop.set())
-        print(f"appmesh-lab daemon ready: api 127.0.0.1:{self.api_port}, xds 127.0.0.1:{self.xds.port}", flush=True)
+        print(f"appmesh-lab daemon ready: control {self.sockets.api}, App Mesh API 127.0.0.1:{self.api_port}, "
+              f"xds {self.sockets.xds}", flush=True)
         while not self._stop.is_set():
             if self._wake.wait(1.0):
                 self._wake.clear()
@@ -477,9 +487,17 @@ class Daemon:
                 self.reconcile()
             except Exception:  # a bug in one pass must not take the lab down; it is logged and retried
                 traceback.print_exc()
-        server.shutdown()
+        for server in (control, api):
+            server.shutdown()
+            server.server_close()
+        self.sockets.api.unlink(missing_ok=True)
         self.supervisor.stop_all()
         self.xds.stop(0.5)
+        for sock in self.sockets.dir.glob("admin.*.sock"):  # Envoy leaves its admin socket behind
+            sock.unlink(missing_ok=True)
+        if self.sockets.dir.parent != self.paths.home:  # a folder in the user's runtime folder: remove it
+            with contextlib.suppress(OSError):
+                self.sockets.dir.rmdir()
         self.ports.unclaim_all()  # the ports stay this lab's in its store; others may use them meanwhile
         self.paths.daemon_info.unlink(missing_ok=True)
         print("appmesh-lab daemon stopped", flush=True)
@@ -504,82 +522,6 @@ def _accepts(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def _handler(daemon: Daemon):
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, fmt, *args):  # quiet: the daemon log is for events
-            return
-
-        def _send(self, code: int, body) -> None:
-            send_json(self, code, body)
-
-        def _length(self) -> int:
-            try:
-                n = int(self.headers.get("Content-Length") or 0)
-            except ValueError:
-                n = -1
-            if not 0 <= n <= MAX_BODY:
-                self.close_connection = True  # the body cannot be skipped: the connection ends here
-                raise BadRequest(f"Content-Length must be a number from 0 to {MAX_BODY}")
-            return n
-
-        def _body(self) -> dict:
-            try:
-                body = json.loads(self.rfile.read(self._length()) or b"{}")
-            except (ValueError, RecursionError) as exc:
-                raise BadRequest(f"the request body is not JSON: {exc}") from exc
-            if not isinstance(body, dict):
-                raise BadRequest("the request body must be a JSON object")
-            return body
-
-        def do_GET(self):
-            self._dispatch("GET")
-
-        def do_POST(self):
-            self._dispatch("POST")
-
-        def do_PUT(self):
-            self._dispatch("PUT")
-
-        def do_DELETE(self):
-            self._dispatch("DELETE")
-
-        def _dispatch(self, method):
-            url = urlparse(self.path)
-            q = {k: v[0] for k, v in parse_qs(url.query).items()}
-            if url.path.startswith("/v20190125/"):
-                # the App Mesh REST API (boto3, aws appmesh): lab/api/appmesh.py
-                try:
-                    from ..api.appmesh import handle
-                    n = self._length()
-                    raw = self.rfile.read(n) if n else b""
-                    code, body, headers = handle(daemon, method, url.path, url.query, raw, dict(self.headers))
-                except BadRequest as exc:
-                    code, body, headers = 400, {"message": str(exc)}, {"x-amzn-ErrorType": "BadRequestException"}
-                except Exception as exc:  # reported as the API's InternalServerErrorException
-                    traceback.print_exc()
-                    code, body, headers = 500, {"message": f"internal error: {exc}"}, {
-                        "x-amzn-ErrorType": "InternalServerErrorException"}
-                data = json.dumps(body, default=str).encode()
-                self.send_response(code)
-                for k, v in {"Content-Type": "application/json", **headers}.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-                return
-            try:
-                code, body = route(daemon, method, url.path, q, self._body() if method == "POST" else {})
-            except BadRequest as exc:
-                code, body = 400, {"error": str(exc)}
-            except Exception as exc:  # the API reports a daemon bug as 500 instead of dropping the connection
-                traceback.print_exc()
-                code, body = 500, {"error": f"{type(exc).__name__}: {exc}"}
-            self._send(code, body)
-    return Handler
 
 
 def route(d: Daemon, method: str, path: str, q: dict, body: dict):
@@ -613,10 +555,10 @@ def route(d: Daemon, method: str, path: str, q: dict, body: dict):
     if path == "/v1/pods":
         return 200, {"pods": d.pod_views()}
     if path == "/v1/proxy":
-        port = d.admin_port_for(q.get("proxy", ""))
-        if port is None:
+        sock = d.admin_socket_for(q.get("proxy", ""))
+        if sock is None:
             return 404, {"error": f"no running Envoy for {q.get('proxy')!r}"}
-        return 200, {"admin_port": port}
+        return 200, {"admin_socket": str(sock)}
     if path == "/v1/kill" and method == "POST":
         sig = body.get("signal", 9)
         if not isinstance(body.get("process"), str) or type(sig) is not int or sig not in set(signal.valid_signals()):
@@ -639,7 +581,7 @@ def main(argv=None) -> int:
     try:
         d = Daemon(Path(args.home) if args.home else lab_home())
         d.run()
-    except DaemonError as exc:
+    except (DaemonError, UnsafeFolder) as exc:
         print(f"appmesh-lab daemon: {exc}", file=sys.stderr, flush=True)
         return 1
     return 0

@@ -8,6 +8,7 @@ Only the standard library is used here.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -15,12 +16,12 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections import deque
 from pathlib import Path
 from typing import Any
+
+from .sockets import UnixHTTPConnection
 
 ENV_OVERRIDE = "APPMESH_LAB_ENVOY"
 
@@ -89,8 +90,19 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-# Admin calls go straight to loopback, whatever *_proxy variables say.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+def admin_request(address: tuple[str, int] | str, method: str, path: str, timeout: float = 10.0) -> tuple[int, bytes]:
+    """One request to an Envoy admin interface: a Unix socket path (the local lab's Envoys) or a
+    (host, port); straight there, whatever *_proxy variables say. Returns (status, body)."""
+    if isinstance(address, str):
+        conn: http.client.HTTPConnection = UnixHTTPConnection(address, timeout=timeout)
+    else:
+        conn = http.client.HTTPConnection(address[0], address[1], timeout=timeout)
+    try:
+        conn.request(method, path)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
 
 
 def _tail(path: Path, lines: int) -> list[str]:
@@ -255,13 +267,16 @@ class EnvoyProcess:
 
     # -- admin -----------------------------------------------------------------
     @property
-    def admin_address(self) -> tuple[str, int]:
-        """(host, port) of the admin interface, as bound by Envoy."""
+    def admin_address(self) -> tuple[str, int] | str:
+        """(host, port) of the admin interface, as bound by Envoy; its path when it is a Unix socket."""
         if self._admin is None:
             try:
                 text = self.admin_address_path.read_text(encoding="utf-8").strip()
             except FileNotFoundError:
                 raise EnvoyAdminError(f"{self.name}: admin address not published yet") from None
+            if text.startswith("/"):
+                self._admin = text
+                return text
             host, _, port = text.rpartition(":")
             if not host or not port.isdigit():
                 raise EnvoyAdminError(f"{self.name}: unexpected admin address {text!r}")
@@ -354,15 +369,12 @@ class EnvoyProcess:
 
     def _request(self, method: str, path: str, timeout: float) -> tuple[int, str]:
         self._require_started()
-        host, port = self.admin_address
+        address = self.admin_address
         if not path.startswith("/"):
             path = "/" + path
-        url = f"http://{host}:{port}{path}"
-        req = urllib.request.Request(url, method=method)
+        where = address if isinstance(address, str) else f"{address[0]}:{address[1]}"
         try:
-            with _OPENER.open(req, timeout=timeout) as resp:
-                return resp.status, resp.read().decode("utf-8", errors="replace")
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode("utf-8", errors="replace")
-        except (urllib.error.URLError, OSError) as exc:
-            raise EnvoyAdminError(f"{self.name}: {method} {url} failed: {exc}") from exc
+            status, body = admin_request(address, method, path, timeout)
+        except (OSError, http.client.HTTPException) as exc:
+            raise EnvoyAdminError(f"{self.name}: {method} {path} at {where} failed: {exc}") from exc
+        return status, body.decode("utf-8", errors="replace")

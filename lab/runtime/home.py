@@ -152,6 +152,11 @@ class Paths:
         return self.home / "aws"  # the App Mesh API's credentials and profile (lab/api/credentials.py)
 
     @property
+    def run(self) -> Path:
+        """The daemon's, xDS and Envoy admin sockets, when their paths fit (lab/runtime/sockets.py)."""
+        return self.home / "run"
+
+    @property
     def marker(self) -> Path:
         return self.home / MARKER
 

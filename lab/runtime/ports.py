@@ -5,7 +5,9 @@ keep the same port: Envoy binds its listeners with SO_REUSEPORT, so two gateways
 bind and the kernel splits the connections between them. A port is therefore also *claimed*
 machine-wide, in a folder of one file per port holding "<daemon pid> <lab home>" (see Claims);
 a port claimed by another lab whose daemon is alive is never taken, and a lab whose stored port
-was claimed by another lab while it was stopped moves to a new port.
+was claimed by another lab while it was stopped moves to a new port. The folder is checked as the
+user's own (lab/runtime/sockets.py: private_dir), and its files are opened without following
+symbolic links: a link planted there makes the claim fail, it never writes through.
 """
 from __future__ import annotations
 
@@ -14,8 +16,9 @@ import errno
 import fcntl
 import os
 import socket
-import tempfile
 from pathlib import Path
+
+from .sockets import UnsafeFolder, private_dir, user_runtime_dir
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -72,19 +75,30 @@ def _pid_alive(pid: int) -> bool:
 
 class Claims:
     """Which lab holds which port, machine-wide, for this user: $APPMESH_LAB_PORT_CLAIMS, else
-    <runtime dir or temp dir>/appmesh-lab-<uid>/ports (owner-only)."""
+    <runtime dir or temp dir>/appmesh-lab-<uid>/ports (owner-only; UnsafeFolder when it is not)."""
 
     def __init__(self, home: str, pid: int | None = None, directory: str | None = None):
         self.home = str(Path(home).resolve())
         self.pid = pid if pid is not None else os.getpid()
-        base = directory or os.environ.get("APPMESH_LAB_PORT_CLAIMS") or str(
-            Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / f"appmesh-lab-{os.getuid()}" / "ports")
-        self.dir = Path(base)
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        base = directory or os.environ.get("APPMESH_LAB_PORT_CLAIMS")
+        if base:
+            Path(base).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.dir = private_dir(base)
+        else:
+            self.dir = private_dir(user_runtime_dir() / "ports")
+
+    def _open(self, name: str, flags: int):
+        try:
+            return os.open(self.dir / name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise UnsafeFolder(f"{self.dir / name} is a symbolic link; the lab does not follow links in its "
+                                   f"claims folder: remove it") from exc
+            raise
 
     @contextlib.contextmanager
     def locked(self):
-        with open(self.dir / ".lock", "a") as f:
+        with os.fdopen(self._open(".lock", os.O_RDWR | os.O_CREAT), "r+") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             try:
                 yield
@@ -94,9 +108,10 @@ class Claims:
     def holder(self, port: int) -> tuple[int, str] | None:
         """(pid, home) of the live lab that claims `port`, None when nobody alive does."""
         try:
-            pid, home = (self.dir / str(port)).read_text().split(" ", 1)
+            with os.fdopen(self._open(str(port), os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
+                pid, home = f.read(8192).decode().split(" ", 1)
             pid = int(pid)
-        except (OSError, ValueError):  # no claim, or one torn by a crash: nobody holds the port
+        except (OSError, ValueError, UnsafeFolder):  # no claim, or a torn or planted one: nobody holds the port
             return None
         return (pid, home) if _pid_alive(pid) else None
 
@@ -105,9 +120,12 @@ class Claims:
         return h is not None and h[1] != self.home
 
     def claim(self, port: int) -> None:
-        tmp = self.dir / f".{port}.{self.pid}"
-        tmp.write_text(f"{self.pid} {self.home}")
-        os.replace(tmp, self.dir / str(port))
+        name = f".{port}.{self.pid}"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.dir / name)  # a leftover of a crash (or a planted link: unlink never follows it)
+        with os.fdopen(self._open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "w") as f:
+            f.write(f"{self.pid} {self.home}")
+        os.replace(self.dir / name, self.dir / str(port))  # rename replaces a link at the target, never writes through
 
     def release(self, port: int) -> None:
         h = self.holder(port)

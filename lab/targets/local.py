@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 from ..runtime.client import Client, LabError
 from ..runtime.status import gateway_address, wait_converged
@@ -151,14 +152,22 @@ class LocalTarget(Target):
         return request(host, int(port), method, path, headers, body, timeout)
 
     # proxies ----------------------------------------------------------------------------
-    def _admin_port(self, proxy: str) -> int:
-        out = self._call("GET", f"/v1/proxy?proxy={proxy}", ok=(200, 404))
-        if "admin_port" not in out:
+    def admin_socket(self, proxy: str) -> str:
+        """The Unix socket of a running Envoy's admin interface (mode 0600, in the lab's folder)."""
+        out = self._call("GET", f"/v1/proxy?proxy={quote(proxy, safe='')}", ok=(200, 404))
+        if "admin_socket" not in out:
             raise TargetError(out.get("error", f"no running Envoy for {proxy}"))
-        return out["admin_port"]
+        return out["admin_socket"]
 
-    def admin(self, proxy: str, path: str) -> Response:
-        return request("127.0.0.1", self._admin_port(proxy), "GET", path, None, None, 10)
+    def admin(self, proxy: str, path: str, method: str = "GET") -> Response:
+        from ..runtime.envoy import admin_request
+        sock = self.admin_socket(proxy)
+        t0 = time.perf_counter()
+        try:
+            status, body = admin_request(sock, method, path, 10)
+        except (OSError, http.client.HTTPException) as exc:
+            raise TargetError(f"Envoy admin {method} {path} at {sock} failed: {exc}") from exc
+        return Response(status, {}, body, (time.perf_counter() - t0) * 1000)
 
     def _exec_target(self, proxy: str) -> str:
         """What `kubectl exec` needs for a proxy given by pod, Deployment or resource name:

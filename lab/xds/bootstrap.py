@@ -4,6 +4,11 @@ The bootstrap is a plain dict (proto3 JSON of ``envoy.config.bootstrap.v3.Bootst
 so it can be written as JSON/YAML or inspected in tests. Everything dynamic
 (clusters, listeners and, through them, endpoints, routes and secrets) comes
 over one ADS stream to the static cluster :data:`XDS_CLUSTER_NAME`.
+
+Two shapes: the local lab's proxies reach the xDS server and expose their admin interface on
+Unix sockets in the lab's owner-only folder (``xds_socket``, ``admin_socket``: no other local
+user can talk to either); a cluster's injected sidecars use TCP (``xds_host``/``xds_port``,
+``admin_port``), the pod being their boundary.
 """
 
 from __future__ import annotations
@@ -48,10 +53,12 @@ def make_bootstrap(
     node_id: str,
     *,
     cluster: str | None = None,
-    xds_host: str,
-    xds_port: int,
-    admin_port: int,
+    xds_host: str | None = None,
+    xds_port: int | None = None,
+    admin_port: int | None = None,
     admin_host: str = "127.0.0.1",
+    xds_socket: str | None = None,
+    admin_socket: str | None = None,
     metadata: Mapping[str, Any] | None = None,
     locality: Mapping[str, str] | None = None,
     initial_fetch_timeout_s: float = 5.0,
@@ -73,13 +80,28 @@ def make_bootstrap(
     for the first CDS/LDS answer before it goes LIVE anyway (it then applies
     the config whenever it arrives). ``xds_retry_*`` is the reconnect backoff
     to the xDS server, kept short so a restarted server is picked up quickly.
+
+    ``xds_socket`` (a Unix socket path) replaces ``xds_host``/``xds_port``;
+    ``admin_socket`` replaces ``admin_port``: Envoy creates it with mode 0600.
     """
     if not node_id:
         raise ValueError("node_id must be non-empty")
-    if not 0 < int(xds_port) < 65536:
+    if (xds_socket is None) == (xds_host is None or xds_port is None):
+        raise ValueError("give either xds_socket or xds_host and xds_port")
+    if xds_socket is None and not 0 < int(xds_port) < 65536:
         raise ValueError(f"invalid xds_port: {xds_port}")
-    if not 0 <= int(admin_port) < 65536:
+    if (admin_socket is None) == (admin_port is None):
+        raise ValueError("give either admin_socket or admin_port")
+    if admin_socket is None and not 0 <= int(admin_port) < 65536:
         raise ValueError(f"invalid admin_port: {admin_port}")
+    if admin_socket is not None:
+        admin_address: dict[str, Any] = {"pipe": {"path": admin_socket, "mode": 0o600}}
+    else:
+        admin_address = {"socket_address": {"address": admin_host, "port_value": int(admin_port)}}
+    if xds_socket is not None:
+        xds_address: dict[str, Any] = {"pipe": {"path": xds_socket}}
+    else:
+        xds_address = {"socket_address": {"address": xds_host, "port_value": int(xds_port)}}
 
     node: dict[str, Any] = {"id": node_id, "cluster": cluster or node_id}
     if metadata:
@@ -96,23 +118,14 @@ def make_bootstrap(
     xds_cluster: dict[str, Any] = {
         "name": XDS_CLUSTER_NAME,
         # An IP is used as is; a host name is resolved (and re-resolved).
-        "type": "STATIC" if _is_ip(xds_host) else "STRICT_DNS",
+        "type": "STATIC" if xds_socket is not None or _is_ip(xds_host) else "STRICT_DNS",
         "connect_timeout": _duration(xds_connect_timeout_s),
         "load_assignment": {
             "cluster_name": XDS_CLUSTER_NAME,
             "endpoints": [
                 {
                     "lb_endpoints": [
-                        {
-                            "endpoint": {
-                                "address": {
-                                    "socket_address": {
-                                        "address": xds_host,
-                                        "port_value": int(xds_port),
-                                    }
-                                }
-                            }
-                        }
+                        {"endpoint": {"address": xds_address}}
                     ]
                 }
             ],
@@ -132,16 +145,14 @@ def make_bootstrap(
             }
         },
     }
-    if not _is_ip(xds_host):
+    if xds_socket is None and not _is_ip(xds_host):
         xds_cluster["dns_lookup_family"] = "V4_PREFERRED"
 
     static_layer: dict[str, Any] = dict(runtime or {})
 
     return {
         "node": node,
-        "admin": {
-            "address": {"socket_address": {"address": admin_host, "port_value": int(admin_port)}},
-        },
+        "admin": {"address": admin_address},
         "dynamic_resources": {
             "ads_config": {
                 "api_type": "GRPC",

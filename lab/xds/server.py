@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict, deque
@@ -169,9 +170,14 @@ class XdsServer:
         callbacks: Iterable[object] = (),
         max_streams: int = 64,
         ordering_timeout: float = 5.0,
+        unix_socket: str | None = None,
     ):
         self._host = host
         self._requested_port = port
+        # A Unix socket path, made 0600, in place of host:port: only processes of the socket's owner
+        # (the local lab's Envoys) can connect. Its folder must be the owner's only, and whoever
+        # starts the server must own the path (a stale socket there is replaced).
+        self._unix = unix_socket
         self._port: int | None = None
         self._max_streams = max_streams
         self._ordering_timeout = ordering_timeout
@@ -211,17 +217,27 @@ class XdsServer:
             )
             ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(_AdsServicer(self), server)
             address = f"{self._host}:{self._requested_port}"
+            if self._unix:
+                address = f"unix:{self._unix}"
+                try:
+                    os.unlink(self._unix)  # left by a server that was killed: this one takes its place
+                except FileNotFoundError:
+                    pass
+                except IsADirectoryError as exc:
+                    raise XdsServerError(f"cannot bind xDS server to {address}: a folder is in the way") from exc
             try:
                 port = server.add_insecure_port(address)
             except RuntimeError as exc:
                 raise XdsServerError(f"cannot bind xDS server to {address}: {exc}") from exc
             if not port:
                 raise XdsServerError(f"cannot bind xDS server to {address}")
+            if self._unix:
+                os.chmod(self._unix, 0o600)
             server.start()
             self._grpc = server
             self._port = port
             self._stopping = False
-            log.info("xDS server listening on %s:%d", self._host, port)
+            log.info("xDS server listening on %s", address if self._unix else f"{self._host}:{port}")
             return port
 
     def stop(self, grace: float | None = 1.0) -> None:
@@ -253,6 +269,10 @@ class XdsServer:
         if self._port is None:
             raise XdsServerError("server not started")
         return self._port
+
+    @property
+    def unix_socket(self) -> str | None:
+        return self._unix
 
     @property
     def host(self) -> str:

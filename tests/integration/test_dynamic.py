@@ -2,7 +2,6 @@
 or failing requests on the routes that stay, and a configuration Envoy rejects (NACK) leaves
 it serving the previous one.
 """
-import http.client
 import threading
 import time
 
@@ -98,16 +97,9 @@ def _nack(lab):
 
 
 def _envoy_runtime(lab, key, value):
-    """Set a runtime value on the gateway Envoy through its admin port (POST /runtime_modify)."""
-    port = lab.target.client.call("GET", "/v1/proxy?proxy=gateway")["admin_port"]
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.request("POST", f"/runtime_modify?{key}={value}")
-        r = conn.getresponse()
-        assert r.status == 200, r.read()
-        r.read()
-    finally:
-        conn.close()
+    """Set a runtime value on the gateway Envoy through its admin socket (POST /runtime_modify)."""
+    r = lab.target.admin("gateway", f"/runtime_modify?{key}={value}", method="POST")
+    assert r.status == 200, r.text
 
 
 def test_a_config_envoy_rejects_leaves_the_previous_one_serving(lab):

@@ -9,10 +9,11 @@ import pytest
 from lab.runtime.client import Client, NotRunning
 
 
-def _half_answer(status: str):
-    """A one-shot server on 127.0.0.1 that announces a 100-byte body, sends 10 bytes and closes."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
+def _half_answer(path, status: str):
+    """A one-shot server on the daemon's Unix socket that announces a 100-byte body, sends 10 bytes
+    and closes."""
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(str(path))
     srv.listen(1)
 
     def serve():
@@ -24,15 +25,16 @@ def _half_answer(status: str):
         srv.close()
     th = threading.Thread(target=serve, daemon=True)
     th.start()
-    return srv.getsockname()[1], th
+    return th
 
 
 @pytest.mark.parametrize("status", ["200 OK", "422 Unprocessable Entity"])
 def test_an_answer_cut_short_is_not_running_not_a_traceback(tmp_path, status):
-    port, th = _half_answer(status)
     client = Client(tmp_path)
     client.paths.home.mkdir(parents=True, exist_ok=True)
-    client.paths.daemon_info.write_text(json.dumps({"api_port": port, "pid": 1}))
+    client.sockets.ensure()
+    th = _half_answer(client.sockets.api, status)
+    client.paths.daemon_info.write_text(json.dumps({"socket": str(client.sockets.api), "pid": 1}))
     with pytest.raises(NotRunning, match="does not answer"):
         client.call("POST", "/v1/apply", {"texts": []}, timeout=10, ok=(200, 422))
     th.join(5)

@@ -32,13 +32,36 @@ def test_everything_the_lab_listens_on_is_loopback_only(lab, host):
     listening = _listening(host)
     ports = _lab_ports(lab)
     in_use = {name: p for name, p in ports.items() if any(s.endswith(f":{p}") for s in listening)}
-    assert "xds" in in_use and "api" in in_use, (ports, listening)
+    assert "api" in in_use, (ports, listening)
     assert any(n.startswith("svc:") for n in in_use), "the gateway's exposed port is not listening"
+    # on TCP: the App Mesh API and the data plane only; control, xDS and Envoy admin are Unix sockets
+    assert {n.split(":", 1)[0] for n in in_use} <= {"api", "svc", "ingress", "egress", "app"}, in_use
     for name, port in in_use.items():
         sockets = {s for s in listening if s.endswith(f":{port}")}
         addresses = {s[len("tcp://"):].rsplit(":", 1)[0] for s in sockets}
         # gRPC binds 127.0.0.1 through a dual-stack socket: ::ffff:127.0.0.1 is the same address
         assert addresses <= {"127.0.0.1", "::ffff:127.0.0.1", "::1"}, f"{name} listens on {sockets}"
+
+
+def test_control_xds_and_every_envoy_admin_are_owner_only_unix_sockets(lab, host):
+    import os
+    lab.apply("manifests/walkthrough/")
+    st = lab.status()
+    socks = lab.client.sockets
+    assert st["endpoints"]["control"] == str(socks.api) and st["endpoints"]["xds"] == f"unix:{socks.xds}"
+    envoy_pods = [p for p in lab.pods() if p["proxy"]]
+    paths = [socks.api, socks.xds] + [socks.admin(p["namespace"], p["name"]) for p in envoy_pods]
+    assert len(paths) >= 5
+    for path in paths:
+        f = host.file(str(path))
+        assert f.exists and stat.S_ISSOCK(os.stat(path).st_mode) and f.mode == 0o600, (path, oct(f.mode))
+        assert f.user == host.user().name
+    d = os.stat(socks.dir)
+    assert stat.S_IMODE(d.st_mode) == 0o700 and d.st_uid == os.getuid()
+    # the admin sockets answer (readiness, config dump) for their own Envoy
+    for p in envoy_pods:
+        assert lab.admin(p["name"], "/ready").text.strip() == "LIVE"
+    assert "pods" in st and all("admin_port" not in p for p in st["pods"])
 
 
 def test_envoy_and_app_processes_run_for_every_pod(lab, host):
@@ -76,5 +99,7 @@ def test_down_leaves_no_process_and_no_listening_socket(lab, host):
         holders = {p: holder_of(p) for p in still}
         assert not [p for p, who in holders.items() if who and int(who.split()[1]) in pids], holders
         assert not [p for p in host.process.filter(comm="envoy") if str(lab.client.paths.home) in p.args]
+        socks = lab.client.sockets
+        assert not socks.api.exists() and not socks.xds.exists() and not list(socks.dir.glob("admin.*.sock"))
     finally:
         lab.up()  # the module's fixture stops it again at the end

@@ -1,9 +1,13 @@
 """Stable ports, claimed machine-wide: two labs never keep the same port (Envoy's SO_REUSEPORT
 would let both gateways bind it and split the connections between them)."""
+import os
 import subprocess
 import sys
 
+import pytest
+
 from lab.runtime.ports import Claims, Ports, free_port
+from lab.runtime.sockets import UnsafeFolder
 from lab.store.sqlite import Store
 
 
@@ -69,3 +73,33 @@ def test_a_stopped_lab_leaves_no_claim_and_keeps_its_ports_when_nobody_took_them
     a.unclaim_all()
     assert not (claims / str(port)).exists()
     assert _ports(tmp_path, "a", claims).get("api") == port
+
+
+def test_links_planted_in_the_claims_folder_are_never_written_through(tmp_path):
+    """Another user who could plant links in the claims folder must not make the lab overwrite a
+    file of its owner's (the claims folder is checked as the user's own; this is the second line)."""
+    claims_dir = tmp_path / "claims"
+    claims = Claims(str(tmp_path / "a"), pid=os.getpid(), directory=str(claims_dir))
+    victim = tmp_path / "precious.txt"
+    victim.write_text("the owner's file")
+    (claims_dir / "40000").symlink_to(victim)  # the claim file itself
+    (claims_dir / f".40001.{os.getpid()}").symlink_to(victim)  # the temporary file a claim is written to
+    assert claims.holder(40000) is None  # a link is no claim
+    claims.claim(40000)
+    claims.claim(40001)
+    assert victim.read_text() == "the owner's file"
+    assert not (claims_dir / "40000").is_symlink() and claims.holder(40000) == (os.getpid(), claims.home)
+    assert claims.holder(40001) == (os.getpid(), claims.home)
+    (claims_dir / ".lock").symlink_to(victim)
+    with pytest.raises(UnsafeFolder, match="symbolic link"):
+        with claims.locked():
+            pass
+    assert victim.read_text() == "the owner's file"
+
+
+def test_a_claims_folder_others_can_write_is_refused(tmp_path):
+    d = tmp_path / "claims"
+    d.mkdir()
+    os.chmod(d, 0o777)
+    with pytest.raises(UnsafeFolder, match="written by its group or by others"):
+        Claims(str(tmp_path / "a"), directory=str(d))
