@@ -1,6 +1,8 @@
 """The `local` target: the lab daemon on this machine (no cluster)."""
 from __future__ import annotations
 
+import http.client
+import time
 from pathlib import Path
 from urllib.parse import quote
 
