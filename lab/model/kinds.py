@@ -748,13 +748,22 @@ MESH_SPEC = Obj(description="MeshSpec: the boundary of a service mesh.", props={
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
+def _named(key: str, check, what: str):
+    """A rule: the string at `key` (when there is one) passes `check` (a limits.* function)."""
+    def rule(v: dict) -> list:
+        bad = check(v[key], what) if isinstance(v.get(key), str) else None
+        return [Finding(key, bad[0], bad[1], "name")] if bad else []
+    return rule
+
+
 CONTAINER = Obj(open=True, props={
     "name": Str(), "image": Str(min_len=1),
     "command": Arr(items=Str()), "args": Arr(items=Str()),
     "env": Arr(items=Obj(open=True, props={"name": Str(min_len=1), "value": Str()}, required=("name",))),
     "ports": Arr(items=Obj(open=True, props={"containerPort": port(), "name": Str(),
                                               "protocol": Str(enum=("TCP", "UDP", "SCTP"))},
-                           required=("containerPort",))),
+                           required=("containerPort",),
+                           rules=(_named("name", limits.iana_svc_name, "container port name"),))),
 }, required=("name",), rules=(lambda v: _container_name(v),))
 # `image` may be left out of a pod template (Kubernetes allows it; App Mesh's injector sets the
 # image of a gateway pod's envoy container): lab.model.semantics checks which containers need one.
@@ -803,13 +812,17 @@ SERVICE_SPEC = Obj(open=True, props={
         "name": Str(), "port": port(), "nodePort": Int(minimum=30000, maximum=32767),
         "protocol": Str(enum=("TCP", "UDP", "SCTP")),
         # targetPort is int-or-string in Kubernetes; checked by a rule below
-    }, required=("port",), rules=(lambda v: _target_port(v),))),
+    }, required=("port",), rules=(lambda v: _target_port(v), _named("name", limits.dns_label, "port name")))),
 })
 
 
 def _target_port(v: dict) -> list:
     tp = v.get("targetPort")
-    if tp is None or isinstance(tp, str) or (isinstance(tp, int) and not isinstance(tp, bool) and 1 <= tp <= 65535):
+    if isinstance(tp, str):
+        bad = limits.iana_svc_name(tp, "targetPort") if not tp.isdigit() else (
+            f"targetPort {tp!r} is a number in quotes", f"write targetPort: {tp} without quotes")
+        return [Finding("targetPort", bad[0], bad[1], "name")] if bad else []
+    if tp is None or (isinstance(tp, int) and not isinstance(tp, bool) and 1 <= tp <= 65535):
         return []
     return [Finding("targetPort", f"targetPort {tp!r} must be a port number 1–65535 or a named container port",
                     "write e.g. targetPort: 8080")]

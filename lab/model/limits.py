@@ -75,3 +75,30 @@ def dns1035_label(value: str, what: str) -> tuple[str, str] | None:
     fixed = (fixed if fixed[:1].isalpha() else "svc-" + fixed)[:DNS1035_MAX].rstrip("-")
     return f"{what} {_shown(value)} is not a DNS-1035 label (lower-case letters, digits and '-', starting with a " \
            f"letter; at most {DNS1035_MAX} characters)", f"for example {fixed!r}"
+
+
+IANA_SVC_NAME_MAX = 15
+_IANA_SVC_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def iana_svc_name(value: str, what: str) -> tuple[str, str] | None:
+    """A container port's name, and a targetPort given by name: up to 15 lower-case letters,
+    digits and '-', with a letter, no '--', not starting or ending with '-'."""
+    if len(value) <= IANA_SVC_NAME_MAX and _IANA_SVC_NAME.match(value) and "--" not in value \
+            and any(c.isalpha() for c in value):
+        return None
+    fixed = re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]+", "-", value.lower())).strip("-")[:IANA_SVC_NAME_MAX].strip("-")
+    if not any(c.isalpha() for c in fixed):
+        fixed = ("p-" + fixed)[:IANA_SVC_NAME_MAX].strip("-")
+    return f"{what} {_shown(value)} is not a valid port name (at most {IANA_SVC_NAME_MAX} lower-case letters, " \
+           "digits and '-', with at least one letter, no '--')", f"for example {fixed!r}"
+
+
+def dns_label(value: str, what: str) -> tuple[str, str] | None:
+    """A DNS-1123 label: up to 63 lower-case letters, digits and '-', not starting or ending with '-'."""
+    if len(value) <= 63 and _DNS_LABEL.match(value):
+        return None
+    fixed = re.sub(r"[^a-z0-9-]+", "-", value.lower()).strip("-")[:63].strip("-") or "http"
+    return f"{what} {_shown(value)} is not a DNS label (at most 63 lower-case letters, digits and '-')", \
+        f"for example {fixed!r}"

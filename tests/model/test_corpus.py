@@ -61,7 +61,8 @@ OTHER_MISTAKES = [
     "label-value-too-long", "label-value-with-space", "label-key-prefix-upper-case", "label-key-name-too-long",
     "selector-label-value-invalid", "annotations-over-256kib", "annotation-key-with-space", "nodeport-out-of-range",
     "service-name-starts-with-digit", "namespace-name-too-long", "name-too-long", "name-with-escape-sequence",
-    "selector-expression-key-invalid",
+    "selector-expression-key-invalid", "container-port-name-too-long", "service-port-name-underscore",
+    "service-targetport-name-invalid",
     # certificate files stay inside the lab's certificate folder
     "certificate-path-dotdot", "certificate-path-outside-certs",
     # App Mesh's limit on names
