@@ -210,3 +210,26 @@ def test_down_purge_removes_the_credentials_with_the_rest_of_the_lab(tmp_path):
     profile = credentials.ensure_profile(paths.home, "http://127.0.0.1:1", "us-west-2")
     removed, kept = paths.purge()
     assert str(profile.folder) in removed and not kept and not paths.home.exists()
+
+
+def test_whatever_arrives_the_verdict_is_an_api_error_never_a_crash():
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from lab.api.errors import ApiError
+    good = captured("create_mesh", meshName="m")
+    text = st.text(max_size=40)
+
+    @settings(max_examples=300, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(host=text, path=text.map(lambda p: "/" + p), query=text, body=st.binary(max_size=40),
+           signed=st.sampled_from(["host;x-amz-date", "host;x-amz-date;content-type", "host;x-amz-date;user-agent",
+                                   "host;;x-amz-date", "", ";"]),
+           amz_date=st.sampled_from([good["headers"]["X-Amz-Date"], "20261399T999999Z", "x"]))
+    def run(host, path, query, body, signed, amz_date):
+        auth = good["headers"]["Authorization"]
+        auth = auth.split("SignedHeaders=")[0] + f"SignedHeaders={signed}, Signature=" + auth.split("Signature=")[1]
+        headers = {**good["headers"], "Host": host, "X-Amz-Date": amz_date, "Authorization": auth}
+        with pytest.raises(ApiError):
+            sigv4.verify("PUT", path, query, body, headers, KEYS)
+    run()
