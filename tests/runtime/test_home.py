@@ -202,3 +202,21 @@ def test_another_user_pointing_at_the_owners_home_gets_a_clear_refusal(tmp_path)
         os.chmod(tmp_path, 0o700)
     assert sorted(os.listdir(home)) == ["daemon.json", "lab-home.json", "pods"], "another user changed the home"
     assert above.exists()
+
+
+@pytest.mark.envoy
+def test_down_purge_removes_a_home_the_lab_made_with_everything_the_lab_put_in_it(tmp_path):
+    """Every file the lab keeps directly in its home is named by lab.runtime.home.Paths (purge removes
+    exactly those): a lab that made its home leaves nothing behind after `down --purge`."""
+    home = tmp_path / "fresh" / "lab"
+    assert _cli(home, "up").returncode == 0
+    (tmp_path / "app.yaml").write_text(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: plain}\n---\n"
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: plain}\nspec:\n"
+        "  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n"
+        "      containers: [{name: app, image: appmesh-lab/sample-app:latest, ports: [{containerPort: 8080}]}]\n")
+    applied = _cli(home, "apply", "-f", str(tmp_path / "app.yaml"))
+    assert applied.returncode == 0, applied.stderr
+    down = _cli(home, "down", "--purge")
+    assert down.returncode == 0 and f"removed {home}" in down.stdout, down.stdout + down.stderr
+    assert not home.exists(), f"left in the home: {os.listdir(home)}"
