@@ -15,6 +15,7 @@ import difflib
 import posixpath
 import re
 
+from . import envoy_rules as E
 from . import limits
 from .schema import (AnnotationMap, Arr, Bool, Finding, Int, LabelMap, Obj, ReadOnly, Str, StrMap,
                      valid_re2ish)
@@ -41,14 +42,22 @@ def target_port() -> Int:
 
 # ---- shared pieces -------------------------------------------------------------------
 
+# names reach Envoy's resource names, stat prefixes and headers
+_AWS_NAME = E.on("awsName", E.no_control, "awsName", "use letters, digits, '-', '_' and '.'")
+
 _LONG_UNITS = "the units are s and ms only: write a minute as unit: s, value: 60"
 
 
-def duration() -> Obj:
+def duration(positive: bool = False) -> Obj:
     return Obj(description="A duration: a unit (s or ms) and a value.",
                props={"unit": Str(enum=("s", "ms"), wrong={u: _LONG_UNITS for u in ("m", "min", "h")}),
                       "value": Int(minimum=0)},
-               required=("unit", "value"))
+               required=("unit", "value"), rules=(E.duration_rule(positive),))
+
+
+def uint32(minimum: int = 0) -> Int:
+    # Envoy holds these counters in 32 bits; a larger value fails to parse (API: a long)
+    return Int(minimum=minimum, maximum=E.UINT32_MAX)
 
 
 def label_selector(desc: str) -> Obj:
@@ -208,13 +217,20 @@ def health_check(protocols) -> Obj:
     return Obj(description="Active health checking of the listener.", props={
         "healthyThreshold": Int(minimum=2, maximum=10),
         "intervalMillis": Int(minimum=5000, maximum=300000),
-        "path": Str(),
+        "path": Str(min_len=1),
         "port": port(),
         "protocol": Str(enum=tuple(protocols)),
         "timeoutMillis": Int(minimum=2000, maximum=60000),
         "unhealthyThreshold": Int(minimum=2, maximum=10),
     }, required=("intervalMillis", "protocol", "timeoutMillis", "unhealthyThreshold")
-       + (("healthyThreshold",) if "tcp" in protocols else ()))
+       + (("healthyThreshold",) if "tcp" in protocols else ()), rules=(_health_path,))
+
+
+def _health_path(v: dict) -> list:
+    p = v.get("path")
+    if isinstance(p, str) and p and not p.startswith("/"):
+        return [Finding("path", f"health check path {p!r} must start with '/'", f"write /{p}")]
+    return E.on("path", E.no_control, "health check path", "write a plain path such as /ping")(v)
 
 
 def port_mapping(protocols) -> Obj:
@@ -229,11 +245,11 @@ def port_mapping(protocols) -> Obj:
 
 def connection_pool(kinds) -> Obj:
     pools = {
-        "tcp": Obj(props={"maxConnections": Int(minimum=1)}, required=("maxConnections",)),
-        "http": Obj(props={"maxConnections": Int(minimum=1), "maxPendingRequests": Int(minimum=1)},
+        "tcp": Obj(props={"maxConnections": uint32(1)}, required=("maxConnections",)),
+        "http": Obj(props={"maxConnections": uint32(1), "maxPendingRequests": uint32(1)},
                     required=("maxConnections",)),
-        "http2": Obj(props={"maxRequests": Int(minimum=1)}, required=("maxRequests",)),
-        "grpc": Obj(props={"maxRequests": Int(minimum=1)}, required=("maxRequests",)),
+        "http2": Obj(props={"maxRequests": uint32(1)}, required=("maxRequests",)),
+        "grpc": Obj(props={"maxRequests": uint32(1)}, required=("maxRequests",)),
     }
     return Obj(description="Connection pool limits; exactly one, matching the listener protocol.",
                props={k: pools[k] for k in kinds}, exactly_one=(tuple(kinds),))
@@ -245,8 +261,8 @@ def logging() -> Obj:
         "format": Obj(props={
             "json": Arr(items=Obj(props={"key": Str(min_len=1), "value": Str(min_len=1)}, required=("key", "value"))),
             "text": Str(),
-        }, exactly_one=(("json", "text"),)),
-    }, required=("path",))})})
+        }, exactly_one=(("json", "text"),), rules=(E.access_log_format,)),
+    }, required=("path",), rules=(E.access_log_path,))})})
 
 
 def _listener_consistency(v: dict) -> list:
@@ -295,7 +311,14 @@ def header_match() -> Obj:
         "suffix": Str(min_len=1, max_len=255),
         "regex": Str(min_len=1, max_len=255),
         "range": Obj(props={"start": Int(), "end": Int()}, required=("end", "start"), rules=(_range_rule,)),
-    }, exactly_one=(("exact", "prefix", "range", "regex", "suffix"),), rules=(_regex_rule("regex"),))
+    }, exactly_one=(("exact", "prefix", "range", "regex", "suffix"),),
+        rules=(_regex_rule("regex"), *_value_rules("header value")))
+
+
+def _value_rules(what: str) -> tuple:
+    """A header (or metadata) value to match: no request carries control characters."""
+    return tuple(E.on(k, E.no_control, f"{what} to match", "remove the control characters", "invalid")
+                 for k in ("exact", "prefix", "suffix"))
 
 
 def _range_rule(v: dict) -> list:
@@ -322,14 +345,14 @@ def http_headers() -> Arr:
         "name": Str(min_len=1, max_len=50),
         "match": header_match(),
         "invert": Bool(description="Match anything but the criteria."),
-    }, required=("name",)), min_items=1, max_items=10)
+    }, required=("name",), rules=(E.on("name", E.header_name),)), min_items=1, max_items=10)
 
 
 def query_parameters() -> Arr:
     return Arr(items=Obj(props={
-        "name": Str(),
+        "name": Str(min_len=1),
         "match": Obj(props={"exact": Str()}, required=("exact",)),
-    }, required=("name",)), min_items=1, max_items=10)
+    }, required=("name",), rules=(E.query_name,)), min_items=1, max_items=10)
 
 
 def path_match() -> Obj:
@@ -341,12 +364,13 @@ def _path_exact_rule(v: dict) -> list:
     e = v.get("exact")
     if isinstance(e, str) and not e.startswith("/"):
         return [Finding("exact", f"path {e!r} must start with '/'", f"write /{e}")]
-    return []
+    return E.on("exact", E.no_control, "path", "percent-encode it (%0A for LF) or remove it", "invalid")(v)
 
 
 def hostname_match() -> Obj:
     return Obj(props={"exact": Str(min_len=1, max_len=253), "suffix": Str(min_len=1, max_len=253)},
-               exactly_one=(("exact", "suffix"),))
+               exactly_one=(("exact", "suffix"),),
+               rules=(E.on("exact", E.hostname, "hostname"), E.on("suffix", E.hostname, "hostname suffix", True)))
 
 
 RESERVED_PREFIXES = ("/aws-appmesh", "/aws-app-mesh")
@@ -360,7 +384,7 @@ def _prefix_rule(v: dict) -> list:
         return [Finding("prefix", f"prefix {p!r} must start with '/'", f"write /{p}")]
     if p.lower().startswith(RESERVED_PREFIXES):
         return [Finding("prefix", f"prefix {p!r} is reserved by App Mesh", "choose another prefix")]
-    return []
+    return E.on("prefix", E.no_control, "prefix", "percent-encode it (%0A for LF) or remove it", "invalid")(v)
 
 
 # ---- GatewayRoute --------------------------------------------------------------------
@@ -394,7 +418,8 @@ def http_gateway_route() -> Obj:
             "rewrite": Obj(description="HTTPGatewayRouteRewrite.", props={
                 "prefix": Obj(props={"defaultPrefix": Str(enum=ENABLED_DISABLED), "value": Str(min_len=1, max_len=255)},
                               at_most_one=(("defaultPrefix", "value"),), rules=(_rewrite_prefix_value,)),
-                "path": Obj(props={"exact": Str(min_len=1, max_len=255)}, required=("exact",)),
+                "path": Obj(props={"exact": Str(min_len=1, max_len=255)}, required=("exact",),
+                            rules=(E.on("exact", E.no_control, "path rewrite", "remove the control characters"),)),
                 "hostname": hostname_rewrite(),
             }, at_most_one=(("prefix", "path"),), rules=(_rewrite_nonempty,)),
         }, required=("target",)),
@@ -413,7 +438,7 @@ def _rewrite_prefix_value(v: dict) -> list:
     if isinstance(val, str) and not (val.startswith("/") and val.endswith("/")):
         return [Finding("value", f"prefix rewrite value {val!r} must start and end with '/'",
                         f"write /{val.strip('/')}/" if val.strip("/") else "write /")]
-    return []
+    return E.on("value", E.no_control, "prefix rewrite", "remove the control characters")(v)
 
 
 def _gr_rewrite_vs_match(v: dict) -> list:
@@ -461,9 +486,10 @@ def grpc_metadata() -> Arr:
             "exact": Str(min_len=1, max_len=255), "prefix": Str(min_len=1, max_len=255),
             "suffix": Str(min_len=1, max_len=255), "regex": Str(min_len=1, max_len=255),
             "range": Obj(props={"start": Int(), "end": Int()}, required=("end", "start"), rules=(_range_rule,)),
-        }, at_most_one=(("exact", "prefix", "range", "regex", "suffix"),), rules=(_regex_rule("regex"),)),
+        }, at_most_one=(("exact", "prefix", "range", "regex", "suffix"),),
+            rules=(_regex_rule("regex"), *_value_rules("metadata value"))),
         "invert": Bool(),
-    }, required=("name",)), min_items=1, max_items=10)
+    }, required=("name",), rules=(E.on("name", E.header_name, "metadata name"),)), min_items=1, max_items=10)
 
 
 def _grpc_gr_match_rule(v: dict) -> list:
@@ -474,6 +500,21 @@ def _grpc_gr_match_rule(v: dict) -> list:
     sn = v.get("serviceName")
     if isinstance(sn, str) and sn.lower().startswith(("aws.app-mesh", "aws.appmesh")):
         out.append(Finding("serviceName", f"service name {sn!r} is reserved by App Mesh", "choose another name"))
+    return out + _grpc_names(v)
+
+
+_GRPC_NAME = re.compile(r"[A-Za-z0-9_.$-]+")
+
+
+def _grpc_names(v: dict) -> list:
+    """serviceName and methodName become the path /<service>/<method> Envoy matches."""
+    out = []
+    for key in ("serviceName", "methodName"):
+        n = v.get(key)
+        if isinstance(n, str) and n and not _GRPC_NAME.fullmatch(n):
+            out.append(Finding(key, f"{key} {n[:40]!r} is not a gRPC name (letters, digits, '_' and '.'; no '/', "
+                                    "spaces or control characters)", "write e.g. helloworld.Greeter",
+                               E.ENVOY_CODE if E._NUL_CR_LF.search(n) else "invalid"))
     return out
 
 
@@ -501,7 +542,7 @@ GATEWAY_ROUTE_SPEC = Obj(description="GatewayRouteSpec: how a virtual gateway ro
     "grpcRoute": grpc_gateway_route(),
     "meshRef": mesh_ref(),
     "virtualGatewayRef": gateway_ref(),
-}, exactly_one=(("grpcRoute", "http2Route", "httpRoute"),))
+}, exactly_one=(("grpcRoute", "http2Route", "httpRoute"),), rules=(_AWS_NAME,))
 
 # ---- VirtualGateway ------------------------------------------------------------------
 
@@ -538,7 +579,7 @@ VIRTUAL_GATEWAY_SPEC = Obj(description="VirtualGatewaySpec: an Envoy at the edge
     "logging": logging(),
     "backendDefaults": Obj(props={"clientPolicy": client_policy()}),
     "meshRef": mesh_ref(),
-}, rules=(_vg_selectors,))
+}, rules=(_vg_selectors, E.unique_listener_ports, _AWS_NAME))
 
 # ---- VirtualNode ---------------------------------------------------------------------
 
@@ -585,7 +626,8 @@ VIRTUAL_NODE_SPEC = Obj(description="VirtualNodeSpec: one service's pods, with t
         "portMapping": port_mapping(PROTOCOLS),
         "healthCheck": health_check(PROTOCOLS),
         "outlierDetection": Obj(props={
-            "maxServerErrors": Int(minimum=1), "interval": duration(), "baseEjectionDuration": duration(),
+            "maxServerErrors": uint32(1), "interval": duration(positive=True),
+            "baseEjectionDuration": duration(positive=True),
             "maxEjectionPercent": Int(minimum=0, maximum=100),
         }, required=("baseEjectionDuration", "interval", "maxEjectionPercent", "maxServerErrors")),
         "timeout": listener_timeouts(),
@@ -610,7 +652,7 @@ VIRTUAL_NODE_SPEC = Obj(description="VirtualNodeSpec: one service's pods, with t
     "backendDefaults": Obj(props={"clientPolicy": client_policy()}),
     "logging": logging(),
     "meshRef": mesh_ref(),
-}, rules=(_vn_rules,))
+}, rules=(_vn_rules, E.unique_listener_ports, _AWS_NAME))
 
 # ---- VirtualService ------------------------------------------------------------------
 
@@ -623,7 +665,7 @@ VIRTUAL_SERVICE_SPEC = Obj(description="VirtualServiceSpec: the name clients cal
                              exactly_one=(("virtualRouterARN", "virtualRouterRef"),)),
     }, exactly_one=(("virtualNode", "virtualRouter"),)),
     "meshRef": mesh_ref(),
-})
+}, rules=(E.on("awsName", E.hostname, "awsName (the host name clients call)"),))
 
 # ---- VirtualRouter -------------------------------------------------------------------
 
@@ -659,7 +701,7 @@ def _weights_rule(v: dict) -> list:
 
 def retry_policy(grpc: bool) -> Obj:
     props = {
-        "maxRetries": Int(minimum=0),
+        "maxRetries": uint32(),
         "perRetryTimeout": duration(),
         "httpRetryEvents": Arr(min_items=1, max_items=25,
                                items=Str(enum=("server-error", "gateway-error", "client-error", "stream-error"))),
@@ -702,7 +744,7 @@ def http_route() -> Obj:
 def _grpc_route_match_rule(v: dict) -> list:
     if v.get("methodName") is not None and v.get("serviceName") is None:
         return [Finding("methodName", "methodName needs serviceName", "add serviceName:")]
-    return []
+    return _grpc_names(v)
 
 
 ROUTE = Obj(props={
@@ -729,7 +771,7 @@ VIRTUAL_ROUTER_SPEC = Obj(description="VirtualRouterSpec: routes that split a vi
     "listeners": Arr(min_items=1, items=Obj(props={"portMapping": port_mapping(PROTOCOLS)}, required=("portMapping",))),
     "routes": Arr(items=ROUTE, unique_by="name"),
     "meshRef": mesh_ref(),
-}, required=("listeners",))
+}, required=("listeners",), rules=(_AWS_NAME,))
 
 # ---- Mesh ----------------------------------------------------------------------------
 
@@ -741,7 +783,8 @@ MESH_SPEC = Obj(description="MeshSpec: the boundary of a service mesh.", props={
     "meshOwner": Str(description="Account id of the mesh owner (shared meshes)."),
 }, rules=(lambda v: [] if v.get("namespaceSelector") is not None else [Finding(
     "namespaceSelector", "no namespaceSelector: an absent selector selects no namespace, so nothing can join this mesh",
-    "add namespaceSelector: {matchLabels: {mesh: <mesh name>}} and label your namespaces to match", "selector")],))
+    "add namespaceSelector: {matchLabels: {mesh: <mesh name>}} and label your namespaces to match", "selector")],
+    _AWS_NAME))
 
 # ---- Kubernetes kinds the lab reads ----------------------------------------------------
 
