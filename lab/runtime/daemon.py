@@ -28,6 +28,7 @@ from ..model.arns import ARN_FIELD, REGION, arn
 from ..model.discovery import reaches
 from ..model.loader import Document
 from ..model.problems import Problem
+from ..model.envoy_rules import STREAMS
 from ..model.validate import check_document
 from ..store import Store
 from ..translate import naming, translate
@@ -64,6 +65,24 @@ def resource_of(record) -> object | None:
     if r is not None:
         r.doc = None  # findings about stored objects point at the object, not a file
     return r
+
+
+ACCESS_LOG_DIR = "access-logs"
+
+
+def access_log_files(world: World) -> dict:
+    """An access-log path of a manifest -> where the local lab's Envoy writes it: relative to the
+    Envoy's working directory (its pod's folder), under access-logs/, so a manifest can never make
+    Envoy create or append to a file outside the lab's home. /dev/stdout and /dev/stderr stay (they
+    are the Envoy's log, `logs POD -c envoy`)."""
+    out = {}
+    for kind in ("VirtualGateway", "VirtualNode"):
+        for r in world.by_kind[kind]:
+            f = ((r.spec.get("logging") or {}).get("accessLog") or {}).get("file") or {}
+            p = f.get("path")
+            if isinstance(p, str) and p.startswith("/") and p not in STREAMS:
+                out[p] = ACCESS_LOG_DIR + "/" + "/".join(x for x in p.split("/") if x not in ("", ".", ".."))
+    return out
 
 
 class Daemon:
@@ -206,10 +225,10 @@ class Daemon:
 
     def _files(self, world: World) -> dict:
         """Certificate paths in manifests (/etc/appmesh-lab/certs/…) -> files under the lab's home,
-        made on first use."""
+        made on first use; access-log paths -> paths inside each pod's folder (access_log_files)."""
         from . import certs
         paths, sans = certs.tls_paths(world)
-        return certs.ensure(self.paths.certs, paths, sans)
+        return {**certs.ensure(self.paths.certs, paths, sans), **access_log_files(world)}
 
     def _place(self, world: World, pods: list) -> tuple[Placement, dict]:
         pl = Placement(bind_address="127.0.0.1")
@@ -268,6 +287,8 @@ class Daemon:
                 specs[f"{pod.namespace}/{pod.name}/{c.name}"] = ProcSpec(
                     f"{pod.namespace}/{pod.name}/{c.name}", list(c.argv), env, pod_dir / f"{c.name}.log", str(pod_dir))
             if nid is not None:
+                for rel in set(access_log_files(World([pod.proxy])).values()):
+                    (pod_dir / rel).parent.mkdir(parents=True, exist_ok=True)
                 boot = make_bootstrap(nid, cluster=pod.name, xds_socket=str(self.sockets.xds),
                                       admin_socket=str(self.sockets.admin(pod.namespace, pod.name)),
                                       runtime=ENVOY_RUNTIME)

@@ -329,6 +329,12 @@ def _allow_all_cluster(mesh: str) -> dict:
 
 # ---- per proxy -----------------------------------------------------------------------
 
+def _log_file(ir: dict, files: dict) -> dict | None:
+    """The proxy's access log, its path as the target maps it (the local lab: inside the pod's folder)."""
+    log = ir.get("access_log")
+    return {**log, "path": files.get(log["path"], log["path"])} if log else None
+
+
 def gateway(ir: dict, files: dict) -> dict:
     listeners, routes = [], []
     for lst in ir["listeners"]:
@@ -354,7 +360,7 @@ def gateway(ir: dict, files: dict) -> dict:
         # A client cannot pick a target by sending the internal headers itself: every route
         # overwrites them, and a request that matches no route never reaches the egress listener.
         routes.append({"name": rname, "virtual_hosts": [{"name": "gateway", "domains": ["*"], "routes": vroutes}]})
-        f = hcm(f"ingress_{lst['port']}", rname, access_log=ir.get("access_log"),
+        f = hcm(f"ingress_{lst['port']}", rname, access_log=_log_file(ir, files),
                 health_path=lst.get("health_check_path"), websocket=lst["protocol"] == "http")
         listeners.append(listener(naming.ingress_listener(ir["bind_address"], lst["port"]), ir["bind_address"],
                                   lst["bind_port"], f, lst.get("tls"), files))
@@ -375,7 +381,7 @@ def sidecar(ir: dict, files: dict) -> dict:
             routes.append({"name": rname, "virtual_hosts": [{"name": "local_app", "domains": ["*"], "routes": [{
                 "name": "local_app", "match": {"prefix": "/"},
                 "route": _route_action([{"cluster": lst["cluster"]}], lst["timeout"], None)}]}]})
-            f = hcm(f"ingress_{lst['port']}", rname, access_log=ir.get("access_log"),
+            f = hcm(f"ingress_{lst['port']}", rname, access_log=_log_file(ir, files),
                     health_path=lst.get("health_check_path"), idle_ms=lst["timeout"].get("idle_ms"))
         listeners.append(listener(name, ir["bind_address"], lst["bind_port"], f, lst.get("tls"), files))
     return _finish(ir, listeners, routes, files)
