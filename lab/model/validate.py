@@ -16,6 +16,9 @@ from .schema import AnnotationMap, Finding, LabelMap, Obj
 
 TOP_LEVEL = ("apiVersion", "kind", "metadata", "spec", "status")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Finding codes dropped by check_document. Empty, except in a test that needs a value only Envoy
+# refuses to reach Envoy: the lab daemon sets {"envoy"} when APPMESH_LAB_TEST_SKIP_ENVOY_CHECKS=1.
+SKIP_CODES: frozenset = frozenset()
 
 
 @dataclass
@@ -141,6 +144,8 @@ def check_document(doc: Document) -> DocResult:
     problems += _findings(doc, out)
     problems += _annotation_problems(doc, kind, data)
 
+    if SKIP_CODES:
+        problems = [p for p in problems if p.code not in SKIP_CODES]
     labels = meta.get("labels") if isinstance(meta.get("labels"), dict) else {}
     annotations = meta.get("annotations") if isinstance(meta.get("annotations"), dict) else {}
     resource = Resource(api, kind, str(meta.get("name")), ns, dict(labels), dict(annotations),

@@ -19,14 +19,20 @@ def _cond(kind: str, ok: bool, reason: str, message: str) -> dict:
 
 
 class _Status:
-    def __init__(self, world: World):
+    def __init__(self, world: World, rejected: dict | None = None):
         self.world = world
+        self.rejected = rejected or {}
         self.memo: dict = {}
 
     def of(self, r: Resource) -> dict:
         if r.key not in self.memo:
             self.memo[r.key] = _cond(r.kind, False, "Pending", "dependency cycle")  # guards recursion
-            self.memo[r.key] = getattr(self, r.kind)(r)
+            if r.key in self.rejected:
+                self.memo[r.key] = _cond(r.kind, False, "ConfigRejected",
+                                         "Envoy rejected the configuration this resource makes, so it is left "
+                                         f"out (its last accepted version, if any, stays): {self.rejected[r.key]}")
+            else:
+                self.memo[r.key] = getattr(self, r.kind)(r)
         return self.memo[r.key]
 
     def active(self, r: Resource | None) -> bool:
@@ -113,7 +119,9 @@ class _Status:
         return _cond("GatewayRoute", True, "Active", f"attached to virtual gateway {vgs[0].name}")
 
 
-def conditions(world: World) -> dict:
-    """resource key -> its Active condition (type, status, reason, message)."""
-    s = _Status(world)
+def conditions(world: World, rejected: dict | None = None) -> dict:
+    """resource key -> its Active condition (type, status, reason, message). `rejected`: the
+    resources a proxy refused (key -> Envoy's message), False with reason ConfigRejected; what
+    depends on them is not active either."""
+    s = _Status(world, rejected)
     return {r.key: s.of(r) for kind in APPMESH for r in world.by_kind[kind]}

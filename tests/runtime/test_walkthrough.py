@@ -126,3 +126,36 @@ spec:
         assert walkthrough.curl("/dangling").status == 404  # not programmed: the request falls through
     finally:
         walkthrough.delete_resource("GatewayRoute", "dangling", "appmesh-demo")
+
+
+BAD_HEADER_ROUTE = '''apiVersion: appmesh.k8s.aws/v1beta2
+kind: GatewayRoute
+metadata:
+  name: bad-header-route
+  namespace: appmesh-demo
+spec:
+  httpRoute:
+    match:
+      prefix: /bad
+      headers:
+        - name: "x-canary\\r\\nx-injected"
+          match:
+            exact: "yes"
+    action:
+      target:
+        virtualService:
+          virtualServiceRef:
+            name: product-service
+'''
+
+
+def test_a_header_name_with_cr_lf_is_refused_at_apply_and_traffic_keeps_flowing(walkthrough):
+    lab = walkthrough
+    out = lab.try_apply(BAD_HEADER_ROUTE, is_text=True)
+    assert out["rejected"] and not out["results"], out
+    errors = [p for p in out["problems"] if p["severity"] == "error"]
+    assert [(p["path"], p["line"]) for p in errors] == [("spec.httpRoute.match.headers[0].name", 11)], errors
+    assert errors[0]["file"] == "<notebook>" and "CR, LF" in errors[0]["message"] and errors[0]["hint"]
+    assert not lab.get("GatewayRoute", "bad-header-route", namespace="appmesh-demo")
+    for path in ("/products", "/reviews"):
+        assert lab.curl(path).status == 200, path

@@ -1,0 +1,186 @@
+"""The second line of "one bad resource never takes traffic down": when a proxy NACKs a
+configuration, find the resource responsible and leave only that one out.
+
+Per proxy (node id) the daemon remembers the resources behind the configuration the proxy last
+ACKed. When it NACKs a push (or the lab cannot even encode it), the suspects are the App Mesh
+resources that differ from that ACKed set, minus the proxy's own resource and its mesh. They are
+searched one kind at a time, dependents first, by leaving out: the proxy is sent the
+configuration with some suspects as it last ACKed them (or without them, when new); an ACK means
+the culprit is among those left out, a NACK that it is among the others, and the search halves
+them until one is left. That one is rejected: until it changes, every proxy is configured with
+it as the rejecting proxy last ACKed it (or without it), and its status is `<Kind>Active=False`,
+reason ConfigRejected, with Envoy's message; what depends on it is not active either. Everything
+else keeps flowing.
+
+Dependents first: leaving out a virtual service also silences the routes that target it, so a
+bad route would be blamed on its service; a gateway route is therefore suspected before the
+service it targets. The price: a bad virtual service that only new routes reach is blamed on
+those routes (they are left out and marked; traffic is the same).
+
+A proxy that NACKs with no suspect left (its own resource is at fault) gets its own resource as
+it last ACKed it, and that resource is rejected the same way.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+
+SUSPECT_KINDS = ("GatewayRoute", "VirtualService", "VirtualRouter", "VirtualNode", "VirtualGateway", "Mesh")  # dependents first
+
+
+def nack_reason(message: str, limit: int = 400) -> str:
+    """Envoy's NACK detail, without the dump of the rejected resource it often starts with."""
+    m = re.search(r"Proto constraint validation failed \((.*)\)\s*$", message, re.S)
+    text = m.group(1) if m else message
+    if not m and "goo.gle/debug" in text:  # "<reason>: <proto dump>": keep the reason
+        text = text.split("goo.gle/debug", 1)[0].rstrip(": \n")
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def same(a, b) -> bool:
+    """The same resource content (the daemon makes a new object whenever a record's status changes)."""
+    return a is b or (a is not None and b is not None and a.raw == b.raw)
+
+
+def digest(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class Isolation:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._results: list = []  # (node id, version, ok, message) from the xDS callbacks
+        self.acked: dict = {}  # node id -> {key: Resource} behind its last ACKed configuration
+        self.acked_config: dict = {}  # node id -> that configuration (Envoy resources)
+        self.sent: dict = {}  # node id -> {"version", "resources", "config", "probe"}
+        self.probes: dict = {}  # node id -> {"suspects": [key], "testing": [key], "answers": {digest: (ok, msg)}}
+        self.rejected: dict = {}  # key -> {"resource", "message", "node"}
+        self.current: dict = {}  # key -> the stored Resource (the world of the pass)
+
+    # -- from the xDS callbacks (any thread) ------------------------------------------------
+
+    def record(self, node_id: str, version: str, ok: bool, message: str = "") -> None:
+        with self._lock:
+            self._results.append((node_id, version, ok, message))
+
+    def pending(self) -> bool:
+        with self._lock:
+            return bool(self._results)
+
+    def quiet(self) -> bool:
+        """Nothing to search: the answers waiting are ACKs and no proxy is being searched."""
+        with self._lock:
+            return not self.probes and all(ok for _, _, ok, _ in self._results)
+
+    def acked_digest(self, nid: str) -> str | None:
+        config = self.acked_config.get(nid)
+        return None if config is None else digest(config)
+
+    # -- in the reconcile pass ------------------------------------------------------------------
+
+    def forget_changed(self, world) -> None:
+        """A rejected resource that was changed or deleted gets another chance."""
+        self.current = world.by_key
+        for key in [k for k, v in self.rejected.items() if not same(world.by_key.get(k), v["resource"])]:
+            del self.rejected[key]
+
+    def effective(self, resources: list) -> list:
+        """The resources to configure proxies with: each rejected one as the proxy that rejected it
+        last ACKed it, or left out."""
+        out = []
+        for r in resources:
+            if r.key in self.rejected:  # as the proxy that rejected it last ACKed it
+                r = self.acked.get(self.rejected[r.key]["node"], {}).get(r.key)
+            if r is not None:
+                out.append(r)
+        return out
+
+    def settle(self, fixed) -> None:
+        """Take in the proxies' answers. `fixed(node_id)` names the keys never suspected for it."""
+        with self._lock:
+            results, self._results = self._results, []
+        for nid, version, ok, message in results:
+            sent = self.sent.get(nid)
+            if sent is None or sent["version"] != version or sent.get("answered"):
+                continue
+            sent["answered"] = True
+            self.answer(nid, sent, ok, message, fixed)
+
+    def answer(self, nid: str, sent: dict, ok: bool, message: str, fixed) -> None:
+        probe = self.probes.get(nid)
+        if probe is not None:
+            probe["answers"][sent.get("digest") or digest(sent["config"])] = (ok, message)
+        if ok:
+            self.acked[nid] = dict(sent["resources"])
+            self.acked_config[nid] = sent["config"]
+            if probe is not None:
+                probe["acked"] = sent.get("digest") or digest(sent["config"])
+        if probe is None or not sent.get("probe"):
+            if ok:
+                self.probes.pop(nid, None)
+                return
+            acked = self.acked.get(nid, {})
+            skip = fixed(nid)
+            changed = [k for k, r in sent["resources"].items()
+                       if k[0] in SUSPECT_KINDS and k not in skip and not same(acked.get(k), r)]
+            groups = [sorted(k for k in changed if k[0] == kind) for kind in SUSPECT_KINDS]
+            groups = [g for g in groups if g]
+            if not groups:  # nothing but the proxy's own resource changed: that one is at fault
+                self._reject_own(nid, sent, message, skip)
+                return
+            self.probes[nid] = {"groups": groups[1:], "suspects": groups[0], "testing": groups[0], "verified": False,
+                                "answers": {digest(sent["config"]): (False, message)}, "message": message,
+                                "acked": self.acked_digest(nid)}
+            return
+        # a probe push: the proxy got everything but `testing` (as it last ACKed them, or without them)
+        testing, suspects = probe["testing"], probe["suspects"]
+        if ok:  # leaving `testing` out fixes it: the culprit is among them
+            if len(testing) == 1:
+                return self._found(nid, testing[0], sent, probe)
+            probe.update(suspects=list(testing), testing=testing[: len(testing) // 2], verified=True)
+        elif not probe["verified"]:  # not this kind of resource: the next kind
+            if not probe["groups"]:
+                self._reject_own(nid, sent, probe["message"], fixed(nid))
+                return
+            group = probe["groups"].pop(0)
+            probe.update(suspects=group, testing=group)
+        else:  # the culprit is among the others
+            rest = [k for k in suspects if k not in testing]
+            if len(rest) == 1:
+                return self._found(nid, rest[0], sent, probe)
+            probe.update(suspects=rest, testing=rest[: len(rest) // 2])
+
+    def _found(self, nid: str, key, sent: dict, probe: dict) -> None:
+        current = self.current.get(key)
+        self._reject(key, current, probe["message"], nid)
+        self.probes.pop(nid, None)
+
+    def _reject_own(self, nid: str, sent: dict, message: str, own: set) -> None:
+        for k in own:
+            if k[0] in ("VirtualGateway", "VirtualNode"):
+                self._reject(k, self.current.get(k), message, nid)
+        self.probes.pop(nid, None)
+
+    def _reject(self, key, resource, message: str, nid: str) -> None:
+        if resource is not None:
+            self.rejected[key] = {"resource": resource, "message": nack_reason(message), "node": nid}
+
+    def probe_resources(self, nid: str, resources: list) -> list:
+        """The resources of a probe push: those under test as the proxy last ACKed them (or left out)."""
+        probe = self.probes[nid]
+        hold = set(probe["testing"])
+        acked = self.acked.get(nid, {})
+        out = []
+        for r in resources:
+            if r.key in hold:
+                r = acked.get(r.key)
+            if r is not None:
+                out.append(r)
+        return out
+
+    def conditions(self) -> dict:
+        """key -> Envoy's message, for every rejected resource (status reason ConfigRejected)."""
+        return {k: v["message"] for k, v in self.rejected.items()}

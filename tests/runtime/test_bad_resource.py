@@ -1,0 +1,162 @@
+"""One bad resource never takes traffic down (the walkthrough, real Envoy, the local lab).
+
+First line: a GatewayRoute whose header name holds CR/LF is refused at apply, with file, line and
+field path, and nothing changes. Second line: with the first line bypassed by the daemon's
+test-only seam (APPMESH_LAB_TEST_SKIP_ENVOY_CHECKS=1), the route is stored and Envoy NACKs it;
+the daemon finds it, leaves it out and marks it, and every other change keeps flowing — also
+after `down`/`up` with the bad route still stored.
+"""
+import os
+import time
+
+import pytest
+
+from lab.targets.base import TargetError
+
+pytestmark = pytest.mark.envoy
+
+BAD = """apiVersion: appmesh.k8s.aws/v1beta2
+kind: GatewayRoute
+metadata:
+  name: bad-header-route
+  namespace: appmesh-demo
+spec:
+  httpRoute:
+    match:
+      prefix: /bad
+      headers:
+        - name: "x-canary\\r\\nx-injected"
+          match:
+            exact: "yes"
+    action:
+      target:
+        virtualService:
+          virtualServiceRef:
+            name: product-service
+"""
+
+EXTRA = """apiVersion: appmesh.k8s.aws/v1beta2
+kind: GatewayRoute
+metadata:
+  name: extra-route
+  namespace: appmesh-demo
+spec:
+  httpRoute:
+    match:
+      prefix: /extra
+    action:
+      target:
+        virtualService:
+          virtualServiceRef:
+            name: review-service
+"""
+
+
+def eventually(check, timeout=30.0, what="the condition"):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = check()
+        if last is True:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{what} did not hold within {timeout}s; last: {last!r}")
+
+
+def answers(lab, path, status=200):
+    def check():
+        try:
+            r = lab.curl(path)
+        except TargetError as exc:  # the gateway is not listening yet (after `up`)
+            return str(exc)
+        return True if r.status == status else (r.status, r.text[:200])
+    return check
+
+
+def route_conditions(lab) -> dict:
+    return {gr["metadata"]["name"]: gr["status"]["conditions"][0]
+            for gr in lab.get("GatewayRoute", namespace="appmesh-demo") if gr.get("status", {}).get("conditions")}
+
+
+@pytest.fixture(scope="module")
+def unchecked_lab(tmp_path_factory):
+    """A lab whose daemon skips the Envoy checks of validation (the test-only seam)."""
+    from tests.runtime.conftest import _envoy_or_skip
+    _envoy_or_skip()
+    from lab.targets.local import LocalTarget
+    os.environ["APPMESH_LAB_TEST_SKIP_ENVOY_CHECKS"] = "1"
+    t = LocalTarget(home=str(tmp_path_factory.mktemp("lab")), echo=False)
+    try:
+        t.up()
+        t.apply("manifests/walkthrough/")
+        yield t
+    finally:
+        t.down()
+        os.environ.pop("APPMESH_LAB_TEST_SKIP_ENVOY_CHECKS", None)
+
+
+def test_a_route_envoy_rejects_is_left_out_and_marked_while_every_other_change_flows(unchecked_lab):
+    lab = unchecked_lab
+    for path in ("/products", "/reviews"):
+        eventually(answers(lab, path), what=f"{path} answering")
+    lab.apply_text(BAD, wait=False)  # the seam lets it through validation: it is stored
+    assert lab.get("GatewayRoute", "bad-header-route", namespace="appmesh-demo")
+
+    def rejected():
+        c = route_conditions(lab).get("bad-header-route") or {}
+        return True if c.get("status") == "False" and c.get("reason") == "ConfigRejected" else c
+    eventually(rejected, what="the bad route marked ConfigRejected")
+    cond = route_conditions(lab)["bad-header-route"]
+    assert "HeaderMatcher" in cond["message"] or "header" in cond["message"].lower(), cond
+    lab.converge()  # the gateway ACKs its configuration again
+    for path in ("/products", "/reviews"):
+        assert lab.curl(path).status == 200, path
+    assert lab.curl("/bad").status == 404  # not served, and not shown as served
+
+    lab.apply_text(EXTRA)  # a good route applied afterwards answers
+    eventually(answers(lab, "/extra"), what="/extra answering")
+    lab.delete_resource("GatewayRoute", "review-gateway-route", "appmesh-demo")  # a deleted one stops
+    eventually(answers(lab, "/reviews", 404), what="/reviews gone")
+    lab.converge()
+    conds = route_conditions(lab)
+    assert conds["bad-header-route"]["status"] == "False"
+    assert {n: c["status"] for n, c in conds.items() if n != "bad-header-route"} == {
+        "product-gateway-route": "True", "extra-route": "True"}, conds
+    events = lab.events("GatewayRoute", "bad-header-route", "appmesh-demo")
+    assert any(e["reason"] == "ReconcileError" for e in events), events
+
+
+def test_after_down_and_up_every_good_stored_route_answers(unchecked_lab):
+    lab = unchecked_lab
+    lab.apply("manifests/walkthrough/")  # the review route again
+    eventually(answers(lab, "/reviews"), what="/reviews answering")
+    lab.down()
+    lab.up()
+    for path in ("/products", "/reviews", "/extra"):
+        eventually(answers(lab, path), what=f"{path} answering after up")
+    lab.converge()
+
+    def marked():
+        c = route_conditions(lab)
+        return True if c["bad-header-route"]["reason"] == "ConfigRejected" and all(
+            v["status"] == "True" for n, v in c.items() if n != "bad-header-route") else c
+    eventually(marked, what="statuses after up")
+    assert lab.curl("/bad").status == 404
+
+
+def test_an_access_log_in_a_missing_directory_is_written_inside_the_pod_folder(unchecked_lab, tmp_path):
+    lab = unchecked_lab
+    missing = tmp_path / "no-such-dir" / "gw"
+    text = open("manifests/walkthrough/08-virtual-gateway.yaml").read().replace(
+        "path: /dev/stdout", f"path: {missing}/access.log")
+    assert str(missing) in text
+    lab.apply_text(text)
+    eventually(answers(lab, "/products"), what="/products answering with the new access log")
+    home = lab.client.paths.home
+
+    def logged():
+        lab.curl("/products")
+        found = list(home.glob(f"pods/appmesh-demo/*/access-logs{missing}/access.log"))
+        return True if found and any(f.stat().st_size > 0 for f in found) else found
+    eventually(logged, what="the access log written in the pod's folder")
+    assert not missing.exists(), "Envoy wrote outside the lab home"
