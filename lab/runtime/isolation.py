@@ -6,8 +6,9 @@ ACKed. When it NACKs a push (or the lab cannot even encode it), the suspects are
 resources that differ from that ACKed set, minus the proxy's own resource and its mesh. They are
 searched one kind at a time, dependents first, by leaving out: the proxy is sent the
 configuration with some suspects as it last ACKed them (or without them, when new); an ACK means
-the culprit is among those left out, a NACK that it is among the others, and the search halves
-them until one is left. That one is rejected: until it changes, every proxy is configured with
+a culprit is among those left out, a NACK that one is among the others (those left out stay
+out until this search ends: they may hold a second one, which the next search finds), and the
+search halves them until one is left. That one is rejected: until it changes, every proxy is configured with
 it as the rejecting proxy last ACKed it (or without it), and its status is `<Kind>Active=False`,
 reason ConfigRejected, with Envoy's message; what depends on it is not active either. Everything
 else keeps flowing.
@@ -132,12 +133,14 @@ class Isolation:
                 self._reject_own(nid, sent, message, skip)
                 return
             self.probes[nid] = {"groups": groups[1:], "suspects": groups[0], "testing": groups[0], "verified": False,
+                                "held": [],
                                 "answers": {digest(sent["config"]): (False, message)}, "message": message,
                                 "acked": self.acked_digest(nid)}
             return
-        # a probe push: the proxy got everything but `testing` (as it last ACKed them, or without them)
+        # A probe push: the proxy got everything but `testing` and `held` (as it last ACKed them, or
+        # without them). Known: leaving out `suspects` and `held` together fixes it.
         testing, suspects = probe["testing"], probe["suspects"]
-        if ok:  # leaving `testing` out fixes it: the culprit is among them
+        if ok:  # leaving `testing` out fixes it: a culprit is among them, the other suspects are fine
             if len(testing) == 1:
                 return self._found(nid, testing[0], sent, probe)
             probe.update(suspects=list(testing), testing=testing[: len(testing) // 2], verified=True)
@@ -147,8 +150,9 @@ class Isolation:
                 return
             group = probe["groups"].pop(0)
             probe.update(suspects=group, testing=group)
-        else:  # the culprit is among the others
+        else:  # a culprit is among the others; `testing` may hold one too: it stays out for now
             rest = [k for k in suspects if k not in testing]
+            probe["held"] = probe["held"] + list(testing)
             if len(rest) == 1:
                 return self._found(nid, rest[0], sent, probe)
             probe.update(suspects=rest, testing=rest[: len(rest) // 2])
@@ -171,7 +175,7 @@ class Isolation:
     def probe_resources(self, nid: str, resources: list) -> list:
         """The resources of a probe push: those under test as the proxy last ACKed them (or left out)."""
         probe = self.probes[nid]
-        hold = set(probe["testing"])
+        hold = set(probe["testing"]) | set(probe["held"])
         acked = self.acked.get(nid, {})
         out = []
         for r in resources:
@@ -182,5 +186,6 @@ class Isolation:
         return out
 
     def conditions(self) -> dict:
-        """key -> Envoy's message, for every rejected resource (status reason ConfigRejected)."""
-        return {k: v["message"] for k, v in self.rejected.items()}
+        """key -> (Envoy's message, whether an earlier version of it is in force), for every rejected
+        resource (status reason ConfigRejected)."""
+        return {k: (v["message"], k in self.acked.get(v["node"], {})) for k, v in self.rejected.items()}

@@ -28,14 +28,17 @@ class _Status:
         if r.key not in self.memo:
             self.memo[r.key] = _cond(r.kind, False, "Pending", "dependency cycle")  # guards recursion
             if r.key in self.rejected:
-                self.memo[r.key] = _cond(r.kind, False, "ConfigRejected",
-                                         "Envoy rejected the configuration this resource makes, so it is left "
-                                         f"out (its last accepted version, if any, stays): {self.rejected[r.key]}")
+                message, previous = self.rejected[r.key]
+                self.memo[r.key] = _cond(r.kind, False, "ConfigRejected", (
+                    "Envoy rejected this version, so the proxies keep the version they last accepted: " if previous
+                    else "Envoy rejected it, so the proxies are configured without it: ") + message)
             else:
                 self.memo[r.key] = getattr(self, r.kind)(r)
         return self.memo[r.key]
 
     def active(self, r: Resource | None) -> bool:
+        if r is not None and r.key in self.rejected and self.rejected[r.key][1]:
+            return True  # its previous version is in force: what depends on it is served
         return r is not None and self.of(r)["status"] == "True"
 
     def _mesh_gate(self, r: Resource):
@@ -121,7 +124,8 @@ class _Status:
 
 def conditions(world: World, rejected: dict | None = None) -> dict:
     """resource key -> its Active condition (type, status, reason, message). `rejected`: the
-    resources a proxy refused (key -> Envoy's message), False with reason ConfigRejected; what
-    depends on them is not active either."""
+    resources a proxy refused (key -> (Envoy's message, whether an earlier version stays in
+    force)), False with reason ConfigRejected; what depends on one is not active either, unless
+    its earlier version is in force."""
     s = _Status(world, rejected)
     return {r.key: s.of(r) for kind in APPMESH for r in world.by_kind[kind]}
