@@ -196,7 +196,21 @@ def cmd_apply(args) -> int:
         out("(dry run: nothing was changed)")
     elif args.wait:  # until every proxy has ACKed the version this apply made, or a newer one
         wait_converged(c, args.timeout, versions if versions else None)
+        return _report_config_rejected(c, results)
     return 0
+
+
+def _report_config_rejected(c: Client, results: list) -> int:
+    """1, naming each, when a proxy rejected a resource of this apply (it is left out)."""
+    applied = {(r["kind"], r["namespace"], r["name"]) for r in results}
+    code = 0
+    for kind in sorted({k for k, _, _ in applied if k in APPMESH}):
+        for i in c.call("GET", f"/v1/resources?kind={kind}")["items"]:
+            cond = _condition(i)
+            if (kind, i["namespace"], i["name"]) in applied and cond and cond.get("reason") == "ConfigRejected":
+                out(f"{kind.lower()}/{escape(i['name'])}: {escape(cond.get('message', ''))}", file=sys.stderr)
+                code = 1
+    return code
 
 
 def cmd_delete(args) -> int:

@@ -172,6 +172,9 @@ class Daemon:
         if push is not None and push["version"] == version:  # a forged or stale NACK is not ours to act on
             self.isolation.record(node_id, version, False, message)
             self._wake.set()
+        sent = self.isolation.sent.get(node_id) or {}
+        if sent.get("version") == version and sent.get("probe"):
+            return  # a step of the search for the resource at fault: not news for the user
         key = self._proxy_resource_key(node_id)
         if key:
             self.store.add_event(key, "Warning", "ConfigRejected",
@@ -523,7 +526,9 @@ class Daemon:
         for nid in self.xds.nodes():
             st = self.xds.status(nid)
             push = self.pushes.get(nid)
-            proxies.append({"node_id": nid, **st, "push": dict(push) if push else None})
+            proxies.append({"node_id": nid, **st, "push": dict(push) if push else None,
+                            # the daemon is finding the resource this proxy rejected (isolation.py)
+                            "searching": self.isolation.searching(nid)})
         gateways = []
         for nid, listeners in self.placement.listeners.items():
             if "/virtualGateway/" in nid:

@@ -18,8 +18,10 @@ bad route would be blamed on its service; a gateway route is therefore suspected
 service it targets. The price: a bad virtual service that only new routes reach is blamed on
 those routes (they are left out and marked; traffic is the same).
 
-A proxy that NACKs with no suspect left (its own resource is at fault) gets its own resource as
-it last ACKed it, and that resource is rejected the same way.
+A proxy that NACKs with no suspect left gets its own resource as it last ACKed it, and that
+resource is rejected the same way, if it changed since; if nothing changed (a listener port in
+use, say), no resource is at fault and none is marked: the proxy keeps its last good
+configuration, and its NACK is what `status` and `doctor` show.
 """
 from __future__ import annotations
 
@@ -76,6 +78,12 @@ class Isolation:
         with self._lock:
             return not self.probes and all(ok for _, _, ok, _ in self._results)
 
+    def searching(self, nid: str) -> bool:
+        """Whether this proxy's answer is still being acted on: a search for the resource it
+        rejected is under way, or its NACK has not been taken in yet."""
+        with self._lock:
+            return nid in self.probes or any(n == nid and not ok for n, _, ok, _ in self._results)
+
     def acked_digest(self, nid: str) -> str | None:
         config = self.acked_config.get(nid)
         return None if config is None else digest(config)
@@ -126,14 +134,15 @@ class Isolation:
             acked = self.acked.get(nid, {})
             skip = fixed(nid)
             changed = [k for k, r in sent["resources"].items()
-                       if k[0] in SUSPECT_KINDS and k not in skip and not same(acked.get(k), r)]
-            groups = [sorted(k for k in changed if k[0] == kind) for kind in SUSPECT_KINDS]
+                       if k[0] in SUSPECT_KINDS and not same(acked.get(k), r)]
+            own = [k for k in changed if k in skip]
+            groups = [sorted(k for k in changed if k[0] == kind and k not in skip) for kind in SUSPECT_KINDS]
             groups = [g for g in groups if g]
-            if not groups:  # nothing but the proxy's own resource changed: that one is at fault
-                self._reject_own(nid, sent, message, skip)
+            if not groups:  # only the proxy's own resource changed: that one is at fault; nothing
+                self._reject_own(nid, message, own)  # changed: not a resource's doing (a port in use)
                 return
             self.probes[nid] = {"groups": groups[1:], "suspects": groups[0], "testing": groups[0], "verified": False,
-                                "held": [],
+                                "held": [], "own": own,
                                 "answers": {digest(sent["config"]): (False, message)}, "message": message,
                                 "acked": self.acked_digest(nid)}
             return
@@ -146,7 +155,7 @@ class Isolation:
             probe.update(suspects=list(testing), testing=testing[: len(testing) // 2], verified=True)
         elif not probe["verified"]:  # not this kind of resource: the next kind
             if not probe["groups"]:
-                self._reject_own(nid, sent, probe["message"], fixed(nid))
+                self._reject_own(nid, probe["message"], probe["own"])
                 return
             group = probe["groups"].pop(0)
             probe.update(suspects=group, testing=group)
@@ -162,7 +171,7 @@ class Isolation:
         self._reject(key, current, probe["message"], nid)
         self.probes.pop(nid, None)
 
-    def _reject_own(self, nid: str, sent: dict, message: str, own: set) -> None:
+    def _reject_own(self, nid: str, message: str, own: list) -> None:
         for k in own:
             if k[0] in ("VirtualGateway", "VirtualNode"):
                 self._reject(k, self.current.get(k), message, nid)

@@ -29,6 +29,8 @@ def proxy_waiting(p: dict, wanted: str | None) -> str | None:
     version = push.get("version") or p.get("snapshot_version")
     if not version:
         return None   # nothing to run
+    if p.get("searching"):
+        return f"the control plane is finding the resource proxy {p['node_id']} rejected"
     if not p.get("connected"):
         return f"proxy {p['node_id']} is not connected to the control plane"
     if wanted and not _at_least(version, wanted):
@@ -42,7 +44,10 @@ def proxy_waiting(p: dict, wanted: str | None) -> str | None:
 
 
 def proxy_rejected(p: dict) -> str | None:
-    """The proxy's NACK of its current version, as a sentence; None when it has none."""
+    """The proxy's NACK of its current version, as a sentence; None when it has none, or while
+    the control plane is finding the resource at fault (it then pushes a version without it)."""
+    if p.get("searching"):
+        return None
     version = (p.get("push") or {}).get("version") or p.get("snapshot_version")
     for t, s in (p.get("types") or {}).items():
         nack = s.get("nack")

@@ -7,7 +7,10 @@ the daemon finds it, leaves it out and marks it, and every other change keeps fl
 after `down`/`up` with the bad route still stored.
 """
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -124,6 +127,19 @@ def test_a_route_envoy_rejects_is_left_out_and_marked_while_every_other_change_f
         "product-gateway-route": "True", "extra-route": "True"}, conds
     events = lab.events("GatewayRoute", "bad-header-route", "appmesh-demo")
     assert any(e["reason"] == "ReconcileError" for e in events), events
+
+
+def test_apply_names_the_resource_envoy_rejected_and_fails(unchecked_lab, tmp_path):
+    manifest = tmp_path / "bad.yaml"
+    manifest.write_text(BAD)
+    cli = Path(sys.executable).parent / "appmesh-lab"
+    cmd = [str(cli)] if cli.exists() else [sys.executable, "-m", "lab.cli"]
+    env = {**os.environ, "APPMESH_LAB_HOME": str(unchecked_lab.client.paths.home)}
+    proc = subprocess.run(cmd + ["apply", "-f", str(manifest)], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "gatewayroute/bad-header-route" in proc.stderr and "Envoy rejected" in proc.stderr, proc.stderr
+    for path in ("/products", "/extra"):
+        assert unchecked_lab.curl(path).status == 200, path
 
 
 def test_after_down_and_up_every_good_stored_route_answers(unchecked_lab):

@@ -110,3 +110,14 @@ def test_nack_reason_drops_the_dump_of_the_rejected_resource():
     lds = "Error adding/updating listener(s) lds_x: unable to open file '/nope/a.log': No such file or directory\n"
     assert nack_reason(lds) == lds.strip()
     assert len(nack_reason("x" * 1000)) == 400
+
+
+def test_a_nack_with_nothing_changed_marks_no_resource():
+    """A listener port in use: the proxy NACKs what it ACKed before; no resource is at fault."""
+    iso = Isolation()
+    rs = [Res(OWN)] + routes(3)
+    iso.forget_changed(type("W", (), {"by_key": {r.key: r for r in rs}})())
+    run(iso, rs, set())
+    iso.answer(NODE, {"version": "v2", "resources": {r.key: r for r in rs}, "config": {"port": 2}}, False,
+               "cannot bind '127.0.0.1:8088': Address already in use", lambda nid: {OWN})
+    assert not iso.rejected and not iso.probes
