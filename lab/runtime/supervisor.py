@@ -102,11 +102,14 @@ class Supervisor:
                     p = None
                 if p is None:
                     p = _Proc(spec)
-                    old = self._orphans.pop(f"proc:{name}", None) or {}
+                    old = self._orphans.pop(f"proc:{name}", None)
+                    old = old if isinstance(old, dict) else {}
                     ident = Identity.from_dict(old.get("ident"))
                     if ident and old.get("fp") == spec.fingerprint() and procs.is_running(ident):
                         p.pid, p.ident, p.state = ident.pid, ident, "Running"
                         p.restarts, p.started = old.get("restarts", 0), old.get("started", 0)
+                    elif ident:  # a previous daemon's process for an older spec: replaced, not left running
+                        procs.stop(ident, 5.0)
                     self.procs[name] = p
                     if p.pid is None:
                         self._start(p)

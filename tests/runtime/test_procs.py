@@ -138,3 +138,24 @@ def test_the_supervisor_adopts_its_own_process_and_down_stops_it(tmp_path):
         time.sleep(0.02)
     assert not procs.is_running(ident), "down did not stop the lab's own process"
     first.procs[spec.name].popen.wait(5)  # it was this test's child: reap it
+
+
+def test_a_previous_daemons_process_for_a_changed_spec_is_replaced_not_left_running(tmp_path):
+    store = Store(tmp_path / "state.db")
+    old_spec = ProcSpec("ns/pod-1/app", ["sleep", "60"], {"PATH": os.environ["PATH"]}, tmp_path / "app.log")
+    first = Supervisor(store)
+    first.ensure({old_spec.name: old_spec})
+    old = procs.identify(first.status()[old_spec.name]["pid"])
+    new_spec = ProcSpec(old_spec.name, ["sleep", "61"], {"PATH": os.environ["PATH"]}, tmp_path / "app.log")
+    second = Supervisor(store)  # the first daemon was killed; the spec changed meanwhile
+    second.ensure({new_spec.name: new_spec})
+    try:
+        deadline = time.time() + 5
+        while procs.is_running(old) and time.time() < deadline:
+            time.sleep(0.02)
+        assert not procs.is_running(old), "the old process still runs beside its replacement"
+        assert procs.identify(second.status()[new_spec.name]["pid"]).cmdline == ("sleep", "61")
+    finally:
+        second.stop_all(grace=2)
+        first.procs[old_spec.name].popen.wait(5)
+        store.close()
