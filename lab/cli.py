@@ -118,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_crds)
     from .labcli import add_parsers
     add_parsers(sub)
+    from .migratecli import add_parser as add_migrate
+    add_migrate(sub)
     return p
 
 

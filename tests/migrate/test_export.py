@@ -1,0 +1,122 @@
+"""The export to Gateway API: goldens for every manifest set, and validity against the upstream
+v1.6.1 standard-channel CRDs (schema and CEL rules, see crds.py).
+
+    scripts/test.sh tests/migrate --update-golden    # regenerate, then review the diff
+
+testdata/<set>/<kind>.yaml   the files `appmesh-lab migrate SET -o DIR` writes
+testdata/<set>/findings.txt  the findings it prints
+"""
+import shutil
+
+import pytest
+import yaml
+
+from lab.migrate import export
+from lab.migrate import render
+from lab.migratecli import load
+from tests.translate.test_golden import manifest_sets
+
+from . import crds
+from .crds import CRD_DIR, ROOT
+
+TESTDATA = ROOT / "tests" / "migrate" / "testdata"
+needs_crds = pytest.mark.skipif(not CRD_DIR.is_dir(), reason=f"the upstream Gateway API CRDs are not at {CRD_DIR} "
+                                "(../shared beside the repository, or $APPMESH_LAB_SHARED; present in CI)")
+
+
+def _paths(set_name: str) -> list:
+    parts = set_name.split("/")
+    return ["manifests/" + "/".join(parts[:i]) for i in range(2 if parts[0] == "examples" else 1, len(parts) + 1)]
+
+
+def exported(set_name: str, profile: str = "standard"):
+    resources = {}
+    for p in _paths(set_name):  # each folder applied on top of its parent, as a user does
+        rs, problems = load([ROOT / p])
+        assert rs is not None, [str(x) for x in problems]
+        resources.update({r.key: r for r in rs})
+    return export(list(resources.values()), profile)
+
+
+def _relative(text: str) -> str:
+    return text.replace(str(ROOT) + "/", "")
+
+
+@pytest.mark.parametrize("set_name", manifest_sets())
+def test_export_matches_golden(set_name, update_golden):
+    ex = exported(set_name)
+    files = {n: _relative(t) for n, t in render.files(ex, "standard").items()}
+    files["findings.txt"] = "".join(_relative(str(p)) + "\n" for p in ex.findings)
+    assert any(n != "findings.txt" for n in files), f"{set_name} exports nothing"
+    d = TESTDATA / set_name.replace("/", "__")
+    if update_golden:
+        if d.exists():
+            shutil.rmtree(d)
+        d.mkdir(parents=True)
+        for name, text in files.items():
+            (d / name).write_text(text)
+    on_disk = {p.name: p.read_text() for p in d.iterdir()} if d.is_dir() else {}
+    assert set(on_disk) == set(files), f"{set_name}: golden files differ in names; run with --update-golden"
+    for name, text in files.items():
+        assert on_disk[name] == text, f"{set_name}/{name} differs from the golden file; run with --update-golden"
+
+
+@needs_crds
+@pytest.mark.parametrize("profile", ["standard", "vpc-lattice", "istio", "envoy-gateway"])
+@pytest.mark.parametrize("set_name", manifest_sets())
+def test_export_is_valid_against_the_upstream_crds(set_name, profile):
+    ex = exported(set_name, profile)
+    unchecked: set = set()
+    docs = [d for text in render.files(ex, profile).values() for d in yaml.safe_load_all(text)]
+    assert len(docs) == len(ex.objects)
+    for doc in docs:
+        errors = crds.validate(doc, unchecked)
+        assert not errors, f"{doc['kind']} {doc['metadata']['name']}: {errors}"
+    assert unchecked <= set(crds.NOT_CHECKED), f"CEL rules without a Python equivalent: {unchecked}"
+
+
+@needs_crds
+def test_the_crd_check_rejects_what_an_api_server_rejects():
+    ex = exported("walkthrough")
+    route = next(o.body for o in ex.objects if o.kind == "HTTPRoute")
+    assert crds.validate(route) == []
+    bad = yaml.safe_load(yaml.safe_dump(route))
+    bad["spec"]["rules"][0]["matches"][0]["path"]["type"] = "Exact"  # ReplacePrefixMatch needs a PathPrefix
+    assert any("exactly one PathPrefix match" in e for e in crds.validate(bad))
+    bad = yaml.safe_load(yaml.safe_dump(route))
+    bad["spec"]["rules"][0]["backendRefs"][0].pop("port")
+    assert any("Must have port for Service reference" in e for e in crds.validate(bad))
+    bad = yaml.safe_load(yaml.safe_dump(route))
+    bad["spec"]["rules"][0]["matches"][0]["path"]["value"] = "/a//b"
+    assert any("must not contain '//'" in e for e in crds.validate(bad))
+    bad = yaml.safe_load(yaml.safe_dump(route))
+    bad["spec"]["rules"][0]["matches"][0]["method"] = "FETCH"  # not in the enum
+    assert any("FETCH" in e for e in crds.validate(bad))
+    bad = yaml.safe_load(yaml.safe_dump(route))
+    bad["spec"]["rules"][0]["retry"] = {"attempts": 2}  # experimental channel only
+    assert any("retry" in e for e in crds.validate(bad))
+    gw = next(o.body for o in ex.objects if o.kind == "Gateway")
+    bad = yaml.safe_load(yaml.safe_dump(gw))
+    bad["spec"]["listeners"].append(dict(bad["spec"]["listeners"][0]))
+    assert any("Listener name must be unique" in e for e in crds.validate(bad))
+
+
+@needs_crds
+def test_every_cel_rule_of_the_crds_has_a_python_equivalent_or_a_reason():
+    import re as _re
+    messages = set()
+    text = "\n".join(p.read_text() for p in CRD_DIR.glob("*.yaml"))
+    for doc in yaml.safe_load_all(text):
+        def walk(n):
+            if isinstance(n, dict):
+                for r in n.get("x-kubernetes-validations") or []:
+                    messages.add(r.get("message") or r["rule"])
+                for v in n.values():
+                    walk(v)
+            elif isinstance(n, list):
+                for v in n:
+                    walk(v)
+        walk(doc)
+    missing = sorted(m for m in messages if crds.check_for(m) is None and m not in crds.NOT_CHECKED)
+    assert not missing, missing
+    assert _re  # noqa
