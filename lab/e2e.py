@@ -126,7 +126,7 @@ def ensure_kernel(name: str = KERNEL, log=print) -> str:
 def notebooks(only: str | None = None, directory: Path = NOTEBOOKS) -> list[Path]:
     found = sorted(p for p in directory.glob("[0-9][0-9]-*.ipynb"))
     if not found:
-        raise E2EError(f"no notebooks in {directory}; build them with: python notebooks/build.py")
+        raise E2EError(f"no notebooks in {directory}; write them from their sources with: appmesh-lab lessons sync")
     if not only:
         return found
     wanted = [w.strip().zfill(2) for w in only.split(",") if w.strip()]

@@ -637,6 +637,8 @@ def add_parsers(sub) -> None:
     from .e2e import add_e2e_parser, add_jupyter_parser
     add_e2e_parser(sub)
     add_jupyter_parser(sub)
+    from .lessons import add_lessons_parser   # the lessons' sources and notebooks (lab/lessons.py)
+    add_lessons_parser(sub)
     from .controller.main import add_arguments, cmd_controller  # in-cluster mode (the controller image)
     ctl = sub.add_parser("controller", help="run the in-cluster controller (entry point of the controller image)")
     add_arguments(ctl)

@@ -19,7 +19,7 @@ def kind_host_ports() -> set[int]:
 
 def documented_forwards() -> list[tuple[str, int]]:
     files = [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "manifests").rglob("*.yaml"),
-             *(ROOT / "manifests").rglob("*.md"), ROOT / "notebooks" / "build.py", *(ROOT / "notebooks").glob("*.ipynb"),
+             *(ROOT / "manifests").rglob("*.md"), *(ROOT / "notebooks").glob("[0-9][0-9]-*.py"), *(ROOT / "notebooks").glob("*.ipynb"),
              *(ROOT / "lab").rglob("*.py"), *(ROOT / "scripts").glob("*.sh")]
     out = []
     for f in files:

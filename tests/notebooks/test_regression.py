@@ -1,12 +1,12 @@
 """(c) Regression: re-executing the notebooks reproduces their committed outputs.
 
-The committed outputs come from `python notebooks/build.py --execute` (all thirteen, in order,
-on a fresh local lab). The re-execution is the end-to-end run that conftest.py starts in the
+The committed outputs come from `appmesh-lab lessons execute` (every lesson, in order, on a
+fresh local lab, through papermill). The re-execution is the end-to-end run that conftest.py starts in the
 background (`appmesh-lab e2e`: all thirteen, in order, on a fresh lab, through papermill), so
 the notebooks run once for both checks. Each test here waits for that run and compares the
 notebook it executed with the committed one using pytest-notebook's comparison, configured as
 NBRegressionFixture would be: its default post-processing (coalesce_streams), then the
-replacements and ignores below and the notebook's own metadata.nbreg. The cell papermill
+replacements and ignores below and the notebook's own metadata.nbreg, if any. The cell papermill
 injects after the parameters cell is taken out first (the committed notebooks run with their
 defaults).
 
@@ -14,12 +14,11 @@ What legitimately varies is taken out by configuration, not by editing outputs:
   * DIFF_REPLACE: ports (also inside cluster names), pod-name hashes, request ids, timestamps,
     durations, snapshot versions, process ids, tool versions, the checkout's and Envoy's paths,
     and temporary paths are replaced by placeholders on both sides before comparing;
-  * cells tagged `volatile` in notebooks/build.py are listed in each notebook's
-    metadata.nbreg.diff_ignore (pytest-notebook's per-notebook configuration), so their outputs
-    (measured splits and timings, counters, CLI tables with ages) are not compared;
+  * the outputs of cells tagged `volatile` in the lesson's source (`# %% tags=["volatile"]`:
+    measured splits and timings, counters, CLI tables with ages) are not compared;
   * DIFF_IGNORE: cell and notebook metadata, tracebacks, execution counts and images.
 Notebooks show manifests from manifests/: when one changes, regenerate the outputs with
-`python notebooks/build.py --execute` and review the diff.
+`appmesh-lab lessons execute` and review the diff.
 """
 import copy
 import re
@@ -53,6 +52,11 @@ DIFF_IGNORE = ("/cells/*/outputs/*/traceback", "/cells/*/metadata", "/metadata",
                "/cells/*/outputs/*/data/image/png", "/cells/*/execution_count", "/cells/*/outputs/*/execution_count")
 
 
+def volatile_outputs(nb) -> list:
+    """The diff paths of the outputs of the cells tagged volatile."""
+    return [f"/cells/{i}/outputs" for i, c in enumerate(nb.cells) if "volatile" in c.metadata.get("tags", [])]
+
+
 def compare(committed_path, executed: nbformat.NotebookNode):
     """(filtered diff, readable diff) between a committed notebook and an executed copy of it."""
     from pytest_notebook.diffing import diff_notebooks, diff_to_string, filter_diff
@@ -66,6 +70,7 @@ def compare(committed_path, executed: nbformat.NotebookNode):
     before, after = regex_replace_nb(committed, replace), regex_replace_nb(executed, replace)
     ignore = copy.deepcopy(config.diff_ignore)
     ignore.update(DIFF_IGNORE)
+    ignore.update(volatile_outputs(committed))
     diff = filter_diff(diff_notebooks(before, after), ignore)
     return diff, diff_to_string(before, diff, use_color=False)
 
@@ -81,7 +86,7 @@ def test_reexecuting_reproduces_the_committed_outputs(name, background_e2e):
     errors = [o for c in executed.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors, f"{name} failed: {errors[0]['ename']}: {errors[0]['evalue']}{where}"
     diff, text = compare(NOTEBOOKS / f"{name}.ipynb", executed)
-    assert not diff, f"{name} differs from its committed outputs (python notebooks/build.py --execute " \
+    assert not diff, f"{name} differs from its committed outputs (appmesh-lab lessons execute " \
                      f"regenerates them):\n{text}{where}"
     bg.passed += 1
 

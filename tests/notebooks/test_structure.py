@@ -1,5 +1,6 @@
 """(a) The notebooks' shape: parameters, kernel metadata, the setup cell right after the
-parameters, and notebooks/build.py as their source (what it builds equals what is committed).
+parameters, and each lesson's source notebooks/NN-name.py paired with its notebook by Jupytext
+(a pair out of sync fails).
 Also the pure helpers in lab/notebook.py and the e2e harness on small fixture notebooks."""
 import ast
 import subprocess
@@ -12,9 +13,7 @@ import pytest
 
 from .conftest import NOTEBOOKS, ROOT
 
-NAMES = ["00-welcome", "01-cluster", "02-controller", "03-mesh-nodes-services", "04-applications",
-         "05-virtual-gateway", "06-gateway-routes", "07-test-and-verify", "08-traffic-management", "09-security",
-         "10-observability", "11-troubleshooting", "12-cleanup"]
+NAMES = sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]-*.py"))   # each lesson's source
 # the state each notebook starts from (lab.notebook.setup's stage)
 STAGE = {"00": "00", "01": "00", "02": "01", "03": "01", "04": "03", "05": "04", "06": "05", "07": "06",
          "08": "06", "09": "06", "10": "06", "11": "06", "12": "01"}
@@ -26,8 +25,15 @@ def _load(name):
     return nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
 
 
-def test_there_are_exactly_the_thirteen_lessons():
+FIRST = ["00-welcome", "01-cluster", "02-controller", "03-mesh-nodes-services", "04-applications",
+         "05-virtual-gateway", "06-gateway-routes", "07-test-and-verify", "08-traffic-management", "09-security",
+         "10-observability", "11-troubleshooting", "12-cleanup"]
+
+
+def test_each_lesson_has_a_source_and_a_notebook_numbered_in_order():
+    assert NAMES[:len(FIRST)] == FIRST
     assert sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]-*.ipynb")) == NAMES
+    assert [n[:2] for n in NAMES] == [f"{i:02d}" for i in range(len(NAMES))]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -59,36 +65,82 @@ def test_every_notebook_checks_with_asserts(name):
     assert asserts + checks >= 2, f"{name} has {asserts} asserts and {checks} checking helpers"
 
 
-def test_build_py_writes_exactly_the_committed_notebooks(tmp_path):
-    """notebooks/build.py is the source: what it writes equals the committed notebooks (cells,
-    ids, tags and metadata; outputs are compared by the regression test, not here)."""
-    proc = subprocess.run([sys.executable, str(NOTEBOOKS / "build.py"), "--out", str(tmp_path), "--clear"],
-                          capture_output=True, text=True)
+def test_each_lesson_is_a_source_paired_with_its_notebook_and_in_sync():
+    """notebooks/NN-name.py is the source (Jupytext percent format, paired by notebooks/jupytext.toml);
+    the committed .ipynb has the same cells, sources and tags (what `appmesh-lab lessons check` runs)."""
+    from jupytext.config import find_jupytext_configuration_file, load_jupytext_configuration_file
+    from jupytext.formats import long_form_multiple_formats
+    from lab import lessons
+    config = load_jupytext_configuration_file(find_jupytext_configuration_file(str(NOTEBOOKS)))
+    formats = long_form_multiple_formats(config.default_formats(str(NOTEBOOKS / "03-mesh-nodes-services.ipynb")))
+    assert sorted((f["extension"], f.get("format_name")) for f in formats) == [(".ipynb", None), (".py", "percent")]
+    assert [p.stem for p in lessons.sources()] == NAMES
+    assert lessons.out_of_sync() == []
+    assert not (NOTEBOOKS / "build.py").exists()
+
+
+def test_a_source_edited_without_syncing_is_caught_and_sync_repairs_it(tmp_path):
+    import shutil
+    from lab import lessons
+    for name in ("06-gateway-routes", "07-test-and-verify", "08-traffic-management"):
+        for ext in (".py", ".ipynb"):
+            shutil.copy(NOTEBOOKS / f"{name}{ext}", tmp_path / f"{name}{ext}")
+    assert lessons.out_of_sync(tmp_path) == []
+    src = tmp_path / "07-test-and-verify.py"
+    text = src.read_text()
+    src.write_text(text.replace("# %% [markdown]\n", "# %% [markdown]\n# A sentence the notebook lacks.\n#\n", 1))
+    problems = lessons.out_of_sync(tmp_path)
+    assert len(problems) == 1 and problems[0].startswith("07-test-and-verify.py and 07-test-and-verify.ipynb differ")
+    assert "at cell 0 (source)" in problems[0]
+    (tmp_path / "08-traffic-management.py").write_text(
+        (tmp_path / "08-traffic-management.py").read_text().replace('# %% tags=["volatile"]', "# %%", 1))
+    assert any("08-traffic-management.py" in p and "(tags)" in p for p in lessons.out_of_sync(tmp_path))
+    before = nbformat.read(tmp_path / "07-test-and-verify.ipynb", as_version=4)
+    lessons.sync(tmp_path, log=lambda *a: None)
+    assert lessons.out_of_sync(tmp_path) == []
+    after = nbformat.read(tmp_path / "07-test-and-verify.ipynb", as_version=4)
+    assert after.cells[0].source.startswith("A sentence the notebook lacks.")
+    # outputs of the cells that did not change are kept, and so are their ids
+    kept = [(c.id, c.outputs) for c in before.cells if c.cell_type == "code"]
+    assert kept == [(c.id, c.outputs) for c in after.cells if c.cell_type == "code"]
+    (tmp_path / "06-gateway-routes.py").unlink()
+    assert lessons.out_of_sync(tmp_path) == ["06-gateway-routes.ipynb: no source 06-gateway-routes.py next to it"]
+
+
+def test_jupytext_itself_agrees_with_the_pairing(tmp_path):
+    """What Jupytext writes when it syncs a pair (JupyterLab, `jupytext --sync`) is in sync for the
+    kit's check too: the two tools agree on cells, sources and tags."""
+    import shutil
+    import jupytext
+    from lab import lessons
+    name = "03-mesh-nodes-services"
+    shutil.copy(NOTEBOOKS / "jupytext.toml", tmp_path)
+    shutil.copy(NOTEBOOKS / f"{name}.ipynb", tmp_path)
+    src = tmp_path / f"{name}.py"
+    src.write_text((NOTEBOOKS / f"{name}.py").read_text().replace("\n# %%\n", "\n# %%\nx = 1  # a new line\n", 1))
+    proc = subprocess.run([sys.executable, "-m", "jupytext", "--sync", str(src)], capture_output=True, text=True,
+                          cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    sys.path.insert(0, str(NOTEBOOKS))
-    try:
-        import build
-    finally:
-        sys.path.remove(str(NOTEBOOKS))
-    for name in NAMES:
-        fresh, committed = nbformat.read(tmp_path / f"{name}.ipynb", as_version=4), _load(name)
-        assert build.comparable(fresh) == build.comparable(committed), \
-            f"{name}.ipynb differs from notebooks/build.py: run `python notebooks/build.py` (then --execute)"
-    assert build.check(NOTEBOOKS) == 0   # what `python notebooks/build.py --check` runs
+    assert lessons.out_of_sync(tmp_path) == []
+    nb = nbformat.read(tmp_path / f"{name}.ipynb", as_version=4)
+    assert any(c.source.startswith("x = 1  # a new line") for c in nb.cells)
+    assert jupytext.writes(nb, fmt="py:percent") == src.read_text()   # the header carries the kernel only
 
 
-def test_volatile_cells_are_listed_for_the_regression_diff():
+def test_the_regression_diff_leaves_out_the_volatile_cells():
+    from .test_regression import volatile_outputs
     for name in NAMES:
         nb = _load(name)
         volatile = [f"/cells/{i}/outputs" for i, c in enumerate(nb.cells) if "volatile" in c.metadata.get("tags", [])]
-        assert nb.metadata.get("nbreg", {}).get("diff_ignore", []) == volatile
+        assert volatile_outputs(nb) == volatile
+    assert volatile_outputs(_load("08-traffic-management")), "lesson 08 measures splits: some cells are volatile"
 
 
 def test_committed_notebooks_carry_outputs_and_no_errors():
     for name in NAMES:
         nb = _load(name)
         code = [c for c in nb.cells if c.cell_type == "code"]
-        assert any(c.outputs for c in code), f"{name} has no outputs: run python notebooks/build.py --execute"
+        assert any(c.outputs for c in code), f"{name} has no outputs: run appmesh-lab lessons execute"
         errors = [o for c in code for o in c.outputs if o.output_type == "error"]
         assert not errors, f"{name} was committed with an error output: {errors[0].ename}: {errors[0].evalue}"
 

@@ -1,0 +1,123 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 04 · The applications and their sidecars
+#
+# A virtual node describes pods; now the pods have to exist. This lesson deploys product-service
+# and review-service (`manifests/walkthrough/06` and `07`) and looks at the Envoy sidecar each
+# pod receives.
+#
+# The next cell holds the parameters (papermill and `appmesh-lab e2e` override them). The cell after it brings the target to the state this lesson starts from — the namespace, mesh, virtual nodes and services of notebook 03 — so you can open this notebook on its own. It is safe to run it again.
+
+# %% tags=["parameters"]
+# Parameters: papermill and `appmesh-lab e2e -p NAME VALUE` override these.
+TARGET = "local"                       # local | kind | eks
+NAMESPACE = "appmesh-demo"             # the walkthrough's namespace (manifests/walkthrough/)
+CLUSTER_NAME = "appmesh-gateway-demo"  # kind / EKS cluster name
+REGION = "us-west-2"                   # AWS region (EKS), and the region in the lab's ARNs
+LAB_HOME = None                        # local lab state directory; None: $APPMESH_LAB_HOME or .lab/
+TIMEOUT_S = 30                         # how long a check waits for the mesh to converge
+
+# %%
+from lab import notebook as nb
+
+t = nb.setup(TARGET, stage="03", namespace=NAMESPACE, cluster_name=CLUSTER_NAME, region=REGION,
+             lab_home=LAB_HOME, timeout_s=TIMEOUT_S)
+
+# %% [markdown]
+# ## A Deployment and a Service per application
+#
+# Both applications run the kit's sample app, which answers every request with JSON saying
+# which service, version and pod answered and what request it received — so the effect of
+# every route and rewrite is visible from outside.
+#
+# Two things tie a pod to the mesh, and neither is an annotation:
+#
+# 1. its namespace has the label `appmesh.k8s.aws/sidecarInjectorWebhook: enabled`, and
+# 2. its labels match **exactly one** virtual node's `podSelector` (`app: product-service`).
+#
+# The injector then adds an Envoy container to the pod. On a cluster this happens when the pod is
+# created; on `local` the lab starts an Envoy process as the pod's second container.
+
+# %%
+nb.show("manifests/walkthrough/06-product-service-app.yaml")
+nb.apply(t, "manifests/walkthrough/06-product-service-app.yaml")
+nb.apply(t, "manifests/walkthrough/07-review-service-app.yaml")
+
+# %% [markdown]
+# ## Each pod has two containers
+#
+# `READY 2/2`: the app and its Envoy.
+
+# %%
+pods = nb.wait_pods(t, NAMESPACE, ["product-service", "review-service"], TIMEOUT_S)
+nb.cluster_step(t, f"kubectl get pods -n {NAMESPACE}", note="the table below is the same view")
+nb.table([[p["owner"], p["ready"], p["status"], ", ".join(c["name"] for c in p["containers"])] for p in pods],
+         ["deployment", "READY", "STATUS", "containers"])
+for p in pods:
+    assert p["ready"] == "2/2", f"{p['name']} is {p['ready']}: the sidecar is missing or not ready"
+    assert "envoy" in [c["name"] for c in p["containers"]], f"{p['name']} has no envoy container"
+
+# %% [markdown]
+# Each sidecar has connected to the control plane and accepted its configuration:
+
+# %%
+if TARGET == "local":
+    rows = [r for r in nb.proxy_rows(t) if "/virtualNode/" in r[0]]
+    nb.table(rows, ["proxy (Envoy node id)", "connected", "ACKed", "last NACK"])
+    ids = {r[0] for r in rows}
+    for vn in ("product-service-vn", "review-service-vn"):
+        node = f"mesh/my-app-mesh/virtualNode/{vn}_{NAMESPACE}"
+        assert node in ids, f"{node} has not connected"
+        assert all(r[1:3] == ["yes", "yes"] for r in rows if r[0] == node), rows
+
+# %% [markdown]
+# And the application itself has started (its first log line says where it listens — on
+# `local`, a port the lab chose; on a cluster, 8080):
+
+# %% tags=["volatile"]
+pod = next(p for p in pods if p["owner"] == "product-service")
+log = t.logs(pod["name"], "app")
+first = next(line for line in log.splitlines() if "listening on" in line)
+print(first)
+assert "product-service v1" in first
+
+# %% [markdown]
+# ## The guide's annotations, and why the kit has none
+#
+# The guide put four annotations on the pod template. Here is what the validator says about
+# them:
+
+# %%
+import yaml
+from lab.model import validate_texts
+
+deployment = nb.manifest_doc("manifests/walkthrough/06-product-service-app.yaml", "Deployment", "product-service")
+deployment["spec"]["template"]["metadata"]["annotations"] = {
+    "appmesh.k8s.aws/mesh": "my-app-mesh",
+    "appmesh.k8s.aws/virtualNode": "product-service-vn",
+    "appmesh.k8s.aws/ports": "8080",
+    "appmesh.k8s.aws/appPorts": "8080",
+}
+result = validate_texts([("guide-annotations.yaml", yaml.safe_dump(deployment, sort_keys=False))])
+flagged = {p.path.split("annotations.", 1)[1]: p for p in result.errors if "annotations." in p.path}
+for name, p in flagged.items():
+    print(f"{name}: {p.message}\n    hint: {p.hint}")
+assert {"appmesh.k8s.aws/mesh", "appmesh.k8s.aws/virtualNode", "appmesh.k8s.aws/appPorts"} <= set(flagged), flagged
+assert "appmesh.k8s.aws/ports" not in flagged, "appmesh.k8s.aws/ports is a real annotation"
+
+# %% [markdown]
+# * `appmesh.k8s.aws/mesh` and `appmesh.k8s.aws/virtualNode` belonged to the old injector that
+#   came before the v1beta2 controller; the v1beta2 injector ignores them. The namespace labels
+#   and the `podSelector` decide.
+# * `appmesh.k8s.aws/appPorts` never existed.
+# * `appmesh.k8s.aws/ports` is real: it overrides which inbound ports are redirected to Envoy
+#   (by default, the virtual node's listener ports). The walkthrough does not need it.
+#
+# The applications run inside the mesh. Next, **05-virtual-gateway** opens a door into it.

@@ -1,0 +1,104 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · The virtual gateway
+#
+# Nothing outside the mesh can reach the applications yet. A **VirtualGateway** is the mesh's
+# front door: an Envoy that accepts traffic from outside and sends it on to virtual services,
+# as its gateway routes say. This lesson creates the gateway (`manifests/walkthrough/08` and
+# `09`); the routes come in notebook 06.
+#
+# The next cell holds the parameters (papermill and `appmesh-lab e2e` override them). The cell after it brings the target to the state this lesson starts from — the mesh and the running applications of notebooks 03 and 04 — so you can open this notebook on its own. It is safe to run it again.
+
+# %% tags=["parameters"]
+# Parameters: papermill and `appmesh-lab e2e -p NAME VALUE` override these.
+TARGET = "local"                       # local | kind | eks
+NAMESPACE = "appmesh-demo"             # the walkthrough's namespace (manifests/walkthrough/)
+CLUSTER_NAME = "appmesh-gateway-demo"  # kind / EKS cluster name
+REGION = "us-west-2"                   # AWS region (EKS), and the region in the lab's ARNs
+LAB_HOME = None                        # local lab state directory; None: $APPMESH_LAB_HOME or .lab/
+TIMEOUT_S = 30                         # how long a check waits for the mesh to converge
+
+# %%
+from lab import notebook as nb
+
+t = nb.setup(TARGET, stage="04", namespace=NAMESPACE, cluster_name=CLUSTER_NAME, region=REGION,
+             lab_home=LAB_HOME, timeout_s=TIMEOUT_S)
+
+# %% [markdown]
+# ## The VirtualGateway resource
+#
+# Two selectors link it to the rest:
+#
+# * `namespaceSelector` — whose GatewayRoutes attach to this gateway: those created in a
+#   namespace with the label `gateway: appmesh-gateway`. Leave it out and the gateway is
+#   accepted, but **no route can ever attach**.
+# * `podSelector` — which pods run this gateway's Envoy.
+#
+# A gateway listener speaks `http`, `http2` or `grpc` (never `tcp`). The access log goes to the
+# Envoy's standard output, where notebook 10 reads it.
+
+# %%
+nb.show("manifests/walkthrough/08-virtual-gateway.yaml")
+nb.apply(t, "manifests/walkthrough/08-virtual-gateway.yaml")
+c = t.wait_active("VirtualGateway", "appmesh-gateway", NAMESPACE, timeout=TIMEOUT_S)
+print(f"{c['type']}={c['status']} ({c['message']})")
+assert c["status"] == "True", c
+
+# %% [markdown]
+# ## The gateway's Envoy: a Deployment you write yourself
+#
+# Unlike an application pod, a gateway pod brings its own Envoy container, and it **must be named
+# `envoy`**: that is the container the injector configures for the virtual gateway whose
+# `podSelector` matches the pod. Gateway pods have no traffic redirection; Envoy listens on the
+# listener port (8088) itself. A Service of type LoadBalancer exposes it on port 80.
+
+# %%
+nb.show("manifests/walkthrough/09-gateway-deployment.yaml")
+nb.apply(t, "manifests/walkthrough/09-gateway-deployment.yaml")
+pods = nb.wait_pods(t, NAMESPACE, ["appmesh-gateway"], TIMEOUT_S)
+nb.table([[p["owner"], p["ready"], p["status"], ", ".join(c["name"] for c in p["containers"])] for p in pods],
+         ["deployment", "READY", "STATUS", "containers"])
+assert [c["name"] for c in pods[0]["containers"]] == ["envoy"] and pods[0]["ready"] == "1/1", pods[0]
+
+# %% [markdown]
+# ## Where the gateway is
+#
+# * **local**: the Service's port is exposed on 127.0.0.1 (port 80 becomes 30080 when that port
+#   is free); `appmesh-lab status` lists every gateway's address.
+# * **kind**: a LoadBalancer Service stays `<pending>` without a load-balancer helper, so forward
+#   a port: `kubectl -n appmesh-demo port-forward svc/appmesh-gateway 9080:80`.
+# * **eks**: AWS provisions a load balancer; its DNS name appears in the Service's status (allow
+#   a few minutes).
+#
+# In the lessons, `$GW` stands for that address.
+
+# %% tags=["volatile"]
+nb.command("kubectl -n appmesh-demo port-forward svc/appmesh-gateway 9080:80 &      # kind: GW=http://127.0.0.1:9080")
+nb.command("kubectl -n appmesh-demo get svc appmesh-gateway "
+           "-o jsonpath='{.status.loadBalancer.ingress[0].hostname}'      # eks: GW=http://<that name>")
+GW = t.gateway_url()
+print("GW =", GW)
+assert GW.startswith("http")
+
+# %% [markdown]
+# ## The gateway answers — with 404
+#
+# Send it a request. The gateway's Envoy answers by itself with **404**: it has no route for the
+# path (`/` has none, even after notebook 06 adds `/products` and `/reviews`). App Mesh never
+# documented the status of an unmatched request at a gateway; 404 is Envoy's own answer when no
+# route matches, and it is what App Mesh users saw. The `server: envoy` header shows who answered.
+
+# %%
+r = nb.expect(t, "/", 404, timeout=TIMEOUT_S)
+print("->", r.status, "| server:", r.headers.get("server"))
+assert r.headers.get("server") == "envoy", r.headers
+
+# %% [markdown]
+# The door is open, but it leads nowhere yet. Next, **06-gateway-routes**.

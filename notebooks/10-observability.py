@@ -1,0 +1,155 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 10 · Observability
+#
+# Every request through the mesh passes an Envoy, and Envoy counts, logs and times all of it.
+# This lesson reads the gateway's statistics and access log, measures latency, reads a
+# configuration dump the way a human would, and draws the mesh from the live resources.
+#
+# The next cell holds the parameters (papermill and `appmesh-lab e2e` override them). The cell after it brings the target to the state this lesson starts from — the complete walkthrough (notebooks 03 to 06) — so you can open this notebook on its own. It is safe to run it again.
+
+# %% tags=["parameters"]
+# Parameters: papermill and `appmesh-lab e2e -p NAME VALUE` override these.
+TARGET = "local"                       # local | kind | eks
+NAMESPACE = "appmesh-demo"             # the walkthrough's namespace (manifests/walkthrough/)
+CLUSTER_NAME = "appmesh-gateway-demo"  # kind / EKS cluster name
+REGION = "us-west-2"                   # AWS region (EKS), and the region in the lab's ARNs
+LAB_HOME = None                        # local lab state directory; None: $APPMESH_LAB_HOME or .lab/
+TIMEOUT_S = 30                         # how long a check waits for the mesh to converge
+
+# %%
+from lab import notebook as nb
+
+t = nb.setup(TARGET, stage="06", namespace=NAMESPACE, cluster_name=CLUSTER_NAME, region=REGION,
+             lab_home=LAB_HOME, timeout_s=TIMEOUT_S)
+
+
+# %% [markdown]
+# ## Envoy statistics
+#
+# Envoy's admin interface (port 9901 in a pod: `kubectl exec ... -c envoy -- curl
+# localhost:9901/stats`) lists thousands of counters. The gateway listener's HTTP counters are
+# named `http.ingress_<port>.downstream_rq_*`; per-destination counters are
+# `cluster.<cluster>.upstream_rq_*`. (The same data is at `/stats/prometheus` for Prometheus.)
+# Send 50 requests and watch the counter rise by at least 50:
+
+# %% tags=["volatile"]
+def ingress_requests():
+    with nb.quiet(t):
+        return nb.stat(t.stats("appmesh-gateway", filter="downstream_rq_total"), r"^http\.ingress_\d+\.downstream_rq_total$")
+
+nb.command("kubectl -n appmesh-demo exec deploy/appmesh-gateway -c envoy -- curl -s localhost:9901/stats?filter=downstream_rq_total")
+before = ingress_requests()
+N = 50
+hits = nb.hit(t, "/products", n=N, concurrency=4)
+assert all(h.status == 200 for h in hits), nb.count(hits, "status")
+
+def risen():
+    after = ingress_requests()
+    assert after - before >= N, f"the counter rose by {after - before}, expected at least {N}"
+    return after
+after = t.eventually(risen, TIMEOUT_S, what="the gateway's request counter to rise")
+print(f"http.ingress_8088.downstream_rq_total: {before} -> {after} (+{after - before})")
+
+# %% tags=["volatile"]
+with nb.quiet(t):
+    stats = t.stats("appmesh-gateway", filter="upstream_rq_2xx")
+rows = [[name, value] for name, value in sorted(stats.items())
+        if name.startswith("cluster.cds_") and name.endswith(".upstream_rq_2xx") and ".external." not in name]
+nb.table(rows, ["counter", "value"])
+assert any("product-service-vn" in name and value >= N for name, value in rows), rows
+
+# %% [markdown]
+# ## Access logs
+#
+# The virtual gateway's `logging.accessLog.file.path: /dev/stdout` makes Envoy write one line per
+# request to its standard output — what `kubectl logs` shows. Envoy's default line format is:
+# time, `"METHOD PATH PROTOCOL"`, status, response flags, bytes received and sent, total and
+# upstream milliseconds, `x-forwarded-for`, user agent, request id, authority (Host) and the
+# upstream address.
+
+# %%
+MARK = "/products/observability-check"
+nb.expect(t, MARK, 200, service="product-service", timeout=TIMEOUT_S)
+nb.command(f"kubectl -n {NAMESPACE} logs deploy/appmesh-gateway -c envoy --tail 20")
+
+def logged():
+    with nb.quiet(t):
+        lines = [l for l in t.logs("appmesh-gateway", "envoy").splitlines() if f'"GET {MARK} HTTP/1.1" 200' in l]
+    assert lines, "the request is not in the gateway's access log yet"
+    return lines
+lines = t.eventually(logged, TIMEOUT_S, what="the access log line")
+print(lines[-1])
+
+# %% [markdown]
+# ## Latency
+#
+# The same requests, timed on the client side: 100 requests through the gateway, eight at a time.
+
+# %% tags=["volatile"]
+hits = nb.hit(t, "/products", n=100, concurrency=8)
+assert all(h.status == 200 for h in hits), nb.count(hits, "status")
+ms = [h.elapsed_ms for h in hits]
+p50, p90, p99 = (nb.percentile(ms, q) for q in (0.5, 0.9, 0.99))
+print(f"p50 {p50:.1f} ms, p90 {p90:.1f} ms, p99 {p99:.1f} ms")
+assert p50 < 1000, "requests on loopback should not take a second"
+nb.latency_histogram(ms, title="GET /products through the gateway")
+
+# %% [markdown]
+# ## A configuration dump, read by a human
+#
+# `/config_dump` is everything the control plane sent the gateway, as JSON — easily thousands of
+# lines. The tables below keep what matters for routing: each listener (name, address, which
+# route table it uses, TLS or not) and each route (match, destination cluster, rewrites). The
+# gateway has two listeners: the one clients reach, and an internal one the gateway sends its
+# routed requests to, where the virtual services' own routing is applied a second time, as in
+# App Mesh (it calls that cluster `..._self_redirect_...`).
+
+# %% tags=["volatile"]
+dump = t.config_dump("appmesh-gateway")
+listeners, routes = nb.config_summary(dump)
+nb.table(listeners, ["listener", "address", "route table", "transport"])
+nb.table(routes, ["route table", "route", "match", "cluster", "rewrite"])
+assert any("ingress" in name and "8088" in name for name, *_ in listeners), listeners
+matches = {r[2] for r in routes if r[0].startswith("rds_ingress")}
+assert {"prefix /products", "prefix /reviews"} <= matches, matches
+assert any("product-service.appmesh-demo.svc.cluster.local" in r[4] for r in routes), routes
+
+# %% [markdown]
+# ## The mesh, drawn from the live resources
+#
+# The diagram below is built from what the target reports (`get` on every App Mesh kind), not
+# from the manifests: gateway → gateway routes (labelled with their match) → virtual services →
+# routers → nodes. A green border means the resource is active; a reference to something that
+# does not exist would show up in red. The walkthrough has no virtual router:
+
+# %% tags=["volatile"]
+graph, figure = nb.topology(t, NAMESPACE)
+edges = {(a, b) for a, b, _ in graph["edges"]}
+assert ("VirtualGateway/appmesh-gateway", "GatewayRoute/product-gateway-route") in edges
+assert ("GatewayRoute/product-gateway-route", "VirtualService/product-service") in edges
+assert ("VirtualService/product-service", "VirtualNode/product-service-vn") in edges
+assert all(graph["active"].values()), graph["active"]
+figure
+
+# %% [markdown]
+# The canary example has one, with weights on its edges:
+
+# %% tags=["volatile"]
+nb.apply(t, "manifests/examples/canary/")
+graph, figure = nb.topology(t, "ex-canary")
+edges = {(a, b): label for a, b, label in graph["edges"]}
+assert ("VirtualService/reviews", "VirtualRouter/reviews-router") in edges
+assert "weighted:90" in edges[("VirtualRouter/reviews-router", "VirtualNode/reviews-v1")]
+nb.delete(t, "manifests/examples/canary/")
+figure
+
+# %% [markdown]
+# Next, **11-troubleshooting**: the same tools, used when something is wrong.
