@@ -173,7 +173,18 @@ def tls_file_cert() -> Obj:
 
 
 def sds() -> Obj:
-    return Obj(description="A secret served by the SDS agent.", props={"secretName": Str()}, required=("secretName",))
+    return Obj(description="A secret served by the SDS agent.", props={"secretName": Str()}, required=("secretName",),
+               rules=(_sds_not_served,))
+
+
+def _sds_not_served(v: dict) -> list:
+    """App Mesh fetched SDS secrets from an agent on the node (SPIRE); the lab's control plane
+    serves no secrets, so a proxy told to use one would never get its certificate."""
+    return [Finding("", "SDS secrets came from an SDS agent (SPIRE) beside App Mesh's Envoy; the lab's control "
+                        "plane serves none, so this proxy would never get the certificate",
+                    "use file: certificates under /etc/appmesh-lab/certs/ (certificateChain: "
+                    "/etc/appmesh-lab/certs/<name>/tls.crt, privateKey: .../tls.key; a trust: ca/ca.crt)",
+                    "unsupported")]
 
 
 def tls_validation(with_acm: bool) -> Obj:

