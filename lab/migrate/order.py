@@ -193,27 +193,52 @@ def describe(req: dict) -> str:
 
 # ---- the comparison ------------------------------------------------------------------------
 
+def matches(m: dict, req: dict, grpc: bool = False) -> bool:
+    """Does the App Mesh match `m` take the request `req` (as common_request builds them)?"""
+    if not _path_ok(m, req["path"], grpc) or not _host_ok(m, req["host"]):
+        return False
+    if not grpc and m.get("method") and m["method"] != req["method"]:
+        return False
+    for h in m.get("metadata" if grpc else "headers") or []:
+        if not _header_ok(h, req["headers"].get(h["name"].lower())):
+            return False
+    for q in m.get("queryParameters") or []:
+        want = (q.get("match") or {}).get("exact")
+        if q["name"] not in req["query"] or (want is not None and req["query"][q["name"]] != want):
+            return False
+    return True
+
+
+def _gw_winner(cands: list, host: str) -> Entry:
+    best = max(_gw_key(e, host) for e in cands)
+    return min((e for e in cands if _gw_key(e, host) == best), key=lambda e: (e.route, e.rule))
+
+
 def conflicts(entries: list[Entry]) -> list[tuple[Entry, Entry, dict, str]]:
-    """(App Mesh winner, Gateway API winner, example request, why) for every pair ordered differently."""
-    out = []
+    """(App Mesh winner, Gateway API winner, example request, why) for each pair of routes where a
+    request both match goes to a different route in Gateway API than in App Mesh; the winners are
+    taken over all routes on the parent, so a route added to keep the order silences the finding."""
+    out, seen = [], set()
     for i, a in enumerate(entries):
         for b in entries[i + 1:]:
             req = common_request(a.match, b.match, a.grpc)
             if req is None:
                 continue
-            am_first, am_second = (a, b) if a.appmesh_key < b.appmesh_key else (b, a)
-            ka, kb = _gw_key(am_first, req["host"]), _gw_key(am_second, req["host"])
-            if ka > kb:
+            cands = [e for e in entries if matches(e.match, req, e.grpc)]
+            if a not in cands or b not in cands:
                 continue
+            am = min(cands, key=lambda e: e.appmesh_key)
+            gw = _gw_winner(cands, req["host"])
+            if am is gw or (am.ref, gw.ref) in seen:
+                continue
+            seen.add((am.ref, gw.ref))
+            ka, kb = _gw_key(am, req["host"]), _gw_key(gw, req["host"])
             if ka == kb:
-                tie = ((am_first.route, am_first.rule) < (am_second.route, am_second.rule))
-                if tie:
-                    continue
                 why = ("the two are equally specific in Gateway API, which then takes the older route, "
-                       f"then the name ({am_second.route} sorts first)")
+                       f"then the name ({gw.route} sorts first)")
             else:
-                why = "Gateway API prefers the more specific match " + _what_is_more(kb, ka, am_first.grpc)
-            out.append((am_first, am_second, req, why))
+                why = "Gateway API prefers the more specific match " + _what_is_more(kb, ka, am.grpc)
+            out.append((am, gw, req, why))
     return out
 
 

@@ -40,7 +40,8 @@ spec: {awsName: a.ns.svc.cluster.local, provider: {virtualNode: {virtualNodeRef:
 """
 
 
-def route(name, priority, match):
+def route(name, priority, match, rewrite=""):
+    rw = f", rewrite: {rewrite}" if rewrite else ""
     return f"""---
 apiVersion: appmesh.k8s.aws/v1beta2
 kind: GatewayRoute
@@ -49,7 +50,7 @@ spec:
   priority: {priority}
   httpRoute:
     match: {match}
-    action: {{target: {{virtualService: {{virtualServiceRef: {{name: a}}}}}}}}
+    action: {{target: {{virtualService: {{virtualServiceRef: {{name: a}}}}}}{rw}}}
 """
 
 
@@ -73,6 +74,18 @@ def test_a_shorter_prefix_with_a_higher_priority_is_reported_with_a_request_both
     assert "GatewayRoute ns/short" in f.message and "GatewayRoute ns/long" in f.message
     assert "GET /api/v2/x" in f.message and "path prefix length" in f.message
     assert f.path == "spec.httpRoute.match" and f.line > 0
+
+
+def test_a_route_added_to_keep_the_order_silences_the_finding():
+    gold = "{prefix: /, headers: [{name: x-tier, match: {exact: gold}}]}"
+    before, _ = findings(BASE + route("gold", 10, gold) + route("api", 20, "{prefix: /api}"), "precedence")
+    assert len(before) == 1 and "x-tier: gold" in before[0].message and "GET /api/x" in before[0].message
+    keep = route("gold-api", 5, "{prefix: /api, headers: [{name: x-tier, match: {exact: gold}}]}",
+                 "{prefix: {defaultPrefix: DISABLED}}")
+    after, ex = findings(BASE + route("gold", 10, gold) + route("api", 20, "{prefix: /api}") + keep, "precedence")
+    assert after == []
+    added = next(o for o in ex.objects if o.name == "gold-api").body["spec"]["rules"][0]
+    assert added["filters"][0]["urlRewrite"] == {"hostname": "a.ns.svc.cluster.local"}  # the path is kept
 
 
 def test_disjoint_routes_are_not_compared():
