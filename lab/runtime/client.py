@@ -13,6 +13,7 @@ from pathlib import Path
 
 from . import procs
 from .home import Paths, UnsafeHome, lab_home
+from .ports import Claims
 from .procs import Identity
 from .sockets import Sockets, UnsafeFolder, unix_request
 
@@ -89,6 +90,7 @@ class Client:
         try:
             self.paths.ensure()
             self.sockets.ensure()  # refused here, with what to do, before a daemon is started
+            Claims(str(self.paths.home))  # the port-claims folder: the same checks
         except (UnsafeHome, UnsafeFolder) as exc:
             raise LabError(str(exc)) from exc
         log = open(os.open(self.paths.daemon_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")

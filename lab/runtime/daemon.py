@@ -132,16 +132,21 @@ class Daemon:
         self.supervisor = Supervisor(self.store, on_event=self._process_event, on_change=self._wake.set)
         # only the lab's own Envoys reach the xDS server: a Unix socket in the owner-only folder
         self.xds = XdsServer(unix_socket=str(self.sockets.xds), callbacks=[self])
-        self.api_port = self._stable_port("api")  # the App Mesh API, for boto3 and the aws CLI
+        self.api_port = self._api_port()  # the App Mesh API, for boto3 and the aws CLI
 
-    def _stable_port(self, key: str) -> int:
-        port = self.ports.get(key)
-        if not port_is_free(port):
-            who = holder_of(port)
-            raise DaemonError(f"port {port} ({key}) on 127.0.0.1 is in use"
-                              + (f" by {who}" if who else "") + "; stop that process, or `appmesh-lab down --purge` "
-                              "to give the lab new ports")
-        return port
+    def _api_port(self) -> int:
+        """The App Mesh API's port: the one it had, unless another process took it while the lab was
+        stopped (another user may bind it on purpose); then a new one. The lab's profile (lab/api/
+        credentials.py) names whichever it is, and nothing the lab sends goes to the old one."""
+        port = self.ports.get("api")
+        if port_is_free(port):
+            return port
+        who = holder_of(port)
+        self.ports.release("api")
+        new = self.ports.get("api")
+        print(f"appmesh-lab daemon: port {port} of the App Mesh API is taken" + (f" by {who}" if who else "")
+              + f"; the API moves to port {new} (the lab's profile and `appmesh-lab status` name it)", flush=True)
+        return new
 
     # -- xDS callbacks (events on the proxy's resource) -----------------------------------
 

@@ -70,3 +70,22 @@ def test_envoy_validates_the_bootstrap(tmp_path):
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "warning" not in (out.stdout + out.stderr).lower()
+
+
+def test_the_local_shape_puts_xds_and_admin_on_unix_sockets():
+    b = make_bootstrap("node-1", xds_socket="/run/lab/xds.sock", admin_socket="/run/lab/admin.sock")
+    msg = json_format.ParseDict(b, bootstrap_pb2.Bootstrap())
+    assert msg.admin.address.pipe.path == "/run/lab/admin.sock" and msg.admin.address.pipe.mode == 0o600
+    (cluster,) = msg.static_resources.clusters
+    ep = cluster.load_assignment.endpoints[0].lb_endpoints[0].endpoint
+    assert ep.address.pipe.path == "/run/lab/xds.sock" and not ep.address.HasField("socket_address")
+    assert b["static_resources"]["clusters"][0]["type"] == "STATIC"
+    assert "dns_lookup_family" not in b["static_resources"]["clusters"][0]
+
+
+@pytest.mark.parametrize("kw", [dict(xds_socket="/x.sock", xds_host="127.0.0.1", xds_port=1, admin_port=0),
+                                dict(admin_port=0), dict(xds_socket="/x.sock"),
+                                dict(xds_socket="/x.sock", admin_socket="/a.sock", admin_port=1)])
+def test_one_address_for_xds_and_one_for_admin(kw):
+    with pytest.raises(ValueError, match="either"):
+        make_bootstrap("node-1", **kw)

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
+import stat
+import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -255,6 +260,42 @@ def test_envoy_survives_xds_restart_and_resyncs(running, res, upstreams, xds):
     assert second.wait_for_ack(NODE, "v2", timeout=10)
     eventually(reaches(listen, "/a/z", "B", "/after-restart/z"))
     assert proc.running()
+
+
+def test_xds_and_admin_over_unix_sockets_with_a_stale_socket_replaced(tmp_path, res, upstreams):
+    """The local lab's shape: the xDS server and Envoy's admin on Unix sockets, 0600; a server that
+    starts where a killed one left its socket file takes its place, and Envoy reconnects to it."""
+    d = Path(tempfile.mkdtemp(prefix="x", dir="/tmp"))  # short: a socket path has at most 107 bytes
+    os.chmod(d, 0o700)
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(d / "xds.sock"))  # what a SIGKILLed server leaves behind
+    stale.close()
+    first = XdsServer(unix_socket=str(d / "xds.sock"))
+    first.start()
+    boot = make_bootstrap(NODE, xds_socket=str(d / "xds.sock"), admin_socket=str(d / "admin.sock"))
+    proc = EnvoyProcess(boot, tmp_path / "envoy", name="gw", envoy_path=ENVOY)
+    second = None
+    try:
+        assert stat.S_IMODE(os.stat(d / "xds.sock").st_mode) == 0o600
+        listen = free_port()
+        first.set_snapshot(NODE, mesh(res, "v1", upstreams, listen, [res.route("/a/", "A")]))
+        proc.start()
+        proc.wait_ready(timeout=15)  # through the admin socket
+        assert proc.admin_address == str(d / "admin.sock")
+        assert stat.S_IMODE(os.stat(d / "admin.sock").st_mode) == 0o600
+        assert first.wait_for_ack(NODE, "v1", timeout=10)
+        eventually(reaches(listen, "/a/x", "A", "/a/x"))
+        first.stop(0)
+        second = XdsServer(unix_socket=str(d / "xds.sock"))
+        second.start()
+        second.set_snapshot(NODE, mesh(res, "v2", upstreams, listen, [res.route("/a/", "B")]))
+        assert second.wait_for_ack(NODE, "v2", timeout=10)
+        eventually(reaches(listen, "/a/x", "B", "/a/x"))
+        assert proc.admin_get("/ready").strip() == "LIVE"
+    finally:
+        proc.stop(grace=3)
+        (second or first).stop(0)
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def test_wait_ready_reports_log_tail_when_envoy_fails(tmp_path):
