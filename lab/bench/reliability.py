@@ -22,9 +22,11 @@ into docs/reliability.md.
             requests), conflicting concurrent applies of one resource, and seeded random mutations of
             valid manifests, each through the validator and the daemon's API: every one rejected with
             a finding or error, nothing crashes, nothing is half-applied, and the lab keeps serving.
-  exposure  everything listens on loopback only; Envoy admin is unreachable through the gateway;
-            TLS and mTLS refuse wrong certificates; keys stay in <home>/certs (0600); state files
-            are the owner's only.
+  exposure  everything listens on loopback only, and on TCP only the App Mesh API and the data
+            plane: the daemon's control API, xDS and every Envoy admin are Unix sockets (0600, in a
+            0700 folder); the API refuses browser-shaped requests; Envoy admin is unreachable through
+            the gateway; TLS and mTLS refuse wrong certificates; keys stay in <home>/certs (0600);
+            state files are the owner's only.
 
 A check has a target and `met` True/False; `met` None means the figure is reported, not judged
 (the reason is in `note`). The targets (DESIGN.md "What users expect"): no failed request on stable
@@ -49,6 +51,7 @@ import signal
 import socket
 import sqlite3
 import ssl
+import stat
 import sys
 import tempfile
 import threading
@@ -1802,6 +1805,50 @@ def scenario_exposure(quick: bool = False, out=sys.stdout, sz: Sizes | None = No
         checks.append(check("listening sockets of lab processes beyond loopback", len(exposed_owned), "0",
                             not exposed_owned, str(exposed_owned[:5]) if exposed_owned else ""))
         checks.append(check("lab ports found listening", len(lab_ports_open), "> 0", len(lab_ports_open) > 0))
+        # -- what listens on TCP at all, and the Unix sockets --------------------------------------
+        st = t.status()
+        daemon_pid = st["daemon"]["pid"]
+        api_port = int(st["endpoints"]["appmesh_api"].rsplit(":", 1)[1])
+        data_plane = {p for k, p in ports.items() if k.split(":", 1)[0] in ("svc", "ingress", "egress", "app")}
+        daemon_tcp = sorted({port for proto, addr, port, inode in socks
+                             if proto.startswith("tcp") and inode in _socket_inodes(daemon_pid)})
+        other_tcp = sorted({port for proto, addr, port, inode in socks if proto.startswith("tcp") and inode in inodes
+                            and inode not in _socket_inodes(daemon_pid)} - data_plane)
+        stale_keys = sorted(k for k in ports if k == "xds" or k.startswith("admin:"))
+        socks_dir = lab.t.client.sockets
+        unix = [socks_dir.api, socks_dir.xds] + [socks_dir.admin(p["namespace"], p["name"])
+                                                 for p in t.pods() if p["proxy"]]
+        modes = {}
+        for path in unix:
+            try:
+                sst = os.stat(path)
+                modes[path.name] = (oct(sst.st_mode & 0o777) if stat.S_ISSOCK(sst.st_mode) else "not a socket",
+                                    sst.st_uid == os.getuid())
+            except OSError as exc:
+                modes[path.name] = (type(exc).__name__, False)
+        bad_modes = {k: v for k, v in modes.items() if v != ("0o600", True)}
+        dir_mode = oct(os.stat(socks_dir.dir).st_mode & 0o777)
+        refused = {}
+        for variant, headers in (("Origin", {"Host": f"127.0.0.1:{api_port}", "Origin": "http://evil.example",
+                                             "Content-Type": "text/plain"}),
+                                 ("Host", {"Host": f"evil.example:{api_port}", "Content-Type": "text/plain"})):
+            refused[variant] = _send(api_port, "POST", "/v20190125/meshes", headers, b'{"meshName": "x"}',
+                                     timeout=10)[0]
+        _say(out, f"  TCP: the daemon listens on {daemon_tcp} (App Mesh API {api_port}); Envoys and apps on data-plane "
+                  f"ports only ({len(other_tcp)} others: {other_tcp[:5]}); Unix sockets {len(unix)} in {dir_mode}: "
+                  f"{len(bad_modes)} not 0600/yours; browser-shaped POSTs to the API: {refused}")
+        checks.append(check("TCP ports the daemon listens on", daemon_tcp, f"[{api_port}] (the App Mesh API)",
+                            daemon_tcp == [api_port]))
+        checks.append(check("TCP ports of Envoys and apps outside the data plane", len(other_tcp), "0",
+                            not other_tcp, str(other_tcp[:5]) if other_tcp else "admin and xDS are Unix sockets"))
+        checks.append(check("admin or xDS ports in the store", len(stale_keys), "0", not stale_keys,
+                            ", ".join(stale_keys[:5])))
+        checks.append(check("control, xDS and Envoy admin sockets not 0600 or not the owner's", len(bad_modes), "0",
+                            not bad_modes and len(modes) >= 3, json.dumps(bad_modes)[:200] if bad_modes
+                            else f"{len(modes)} sockets"))
+        checks.append(check("folder of the sockets", dir_mode, "0o700", dir_mode == "0o700"))
+        checks.append(check("App Mesh API: text/plain POST with a foreign Origin / Host", refused, "403 / 403",
+                            refused == {"Origin": 403, "Host": 403}))
         # -- admin through the gateway ------------------------------------------------------------
         gw = _pod(t, "appmesh-gateway")
         envoy = _container(gw, "envoy")

@@ -90,6 +90,10 @@ def test_exposure():
     assert by_name["TLS gateway with a wrong CA"]["value"] == "SSLCertVerificationError"
     assert by_name["mTLS sidecar with the gateway's certificate"]["value"] == "200"
     assert res["listen"]["lab_ports_listening"] > 10
+    for name in ("TCP ports the daemon listens on", "TCP ports of Envoys and apps outside the data plane",
+                 "control, xDS and Envoy admin sockets not 0600 or not the owner's",
+                 "App Mesh API: text/plain POST with a foreign Origin / Host"):
+        assert by_name[name]["met"] is True, by_name[name]
 
 
 def test_run_prints_one_json_line_last(monkeypatch):
