@@ -76,14 +76,19 @@ def paired(source: Path, old=None):
     before: dict = {}
     for c in (old.cells if old is not None else []):
         before.setdefault((c.cell_type, c.source), []).append(c)
-    used = set()
-    for i, cell in enumerate(text.cells):
+    matched = []
+    for cell in text.cells:
         match = before.get((cell.cell_type, cell.source), [])
-        o = match.pop(0) if match else None
-        cid = o.get("id") if o is not None and o.get("id") not in used else f"{source.stem[:2]}-{i:02d}"
-        while cid in used:
-            cid += "x"
-        used.add(cid)
+        matched.append(match.pop(0) if match else None)
+    used = {o.get("id") for o in matched if o is not None and o.get("id")}
+    for i, (cell, o) in enumerate(zip(text.cells, matched)):
+        cid = o.get("id") if o is not None and o.get("id") else None
+        if cid is None:   # a new cell: an id no other cell of this notebook has
+            cid, n = f"{source.stem[:2]}-{i:02d}", 0
+            while cid in used:
+                n += 1
+                cid = f"{source.stem[:2]}-{i:02d}-{n}"
+            used.add(cid)
         if cell.cell_type == "markdown":
             c = nbformat.v4.new_markdown_cell(cell.source, id=cid)
         elif cell.cell_type == "code":

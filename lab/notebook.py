@@ -177,9 +177,31 @@ def install_controller(t) -> None:
         cluster_step(t, CONTROLLER_HELM)
 
 
+def lab_home() -> Path:
+    """The local lab's state folder this kernel uses ($APPMESH_LAB_HOME, else .lab/ in the checkout)."""
+    home = os.environ.get("APPMESH_LAB_HOME")
+    return Path(home).expanduser().resolve() if home else ROOT / ".lab"
+
+
+def tidy(text) -> str:
+    """`text` with this machine's folders named, not spelled out: the lab home as $LAB_HOME, the
+    virtual environment as $VIRTUAL_ENV, the checkout as `.`, the temporary folder as $TMPDIR
+    and the user's home as `~`. What a lesson prints reads the same on every machine (and a
+    committed output names no folder of the machine that ran it)."""
+    import tempfile
+    text = str(text)
+    places = [(str(lab_home()), "$LAB_HOME"), (sys.prefix, "$VIRTUAL_ENV"), (str(ROOT), "."),
+              (os.path.realpath(tempfile.gettempdir()), "$TMPDIR"), (tempfile.gettempdir(), "$TMPDIR"),
+              (os.path.expanduser("~"), "~")]
+    for folder, name in places:
+        if folder and folder not in ("/", "~"):
+            text = re.sub(re.escape(folder.rstrip("/")) + r"(?![\w.-])", lambda _m, n=name: n, text)
+    return text
+
+
 def command(text: str) -> None:
     """Show a command a user would type (not run here)."""
-    print("$ " + text.strip().replace("\n", "\n  "))
+    print("$ " + tidy(text.strip()).replace("\n", "\n  "))
 
 
 def cluster_step(t, cmd, note: str = ""):
@@ -231,6 +253,7 @@ def show(path, lang: str | None = None) -> None:
 
 def show_text(text: str, title: str | None = None, lang: str = "yaml") -> None:
     from IPython.display import Markdown
+    text = tidy(text)
     fence = "````" if "```" in text else "```"
     head = f"**`{title}`**\n\n" if title else ""
     _display(Markdown(f"{head}{fence}{lang}\n{text.rstrip()}\n{fence}"))
@@ -241,7 +264,7 @@ def table(rows: list, headers: list) -> None:
     from IPython.display import Markdown
 
     def cell(v) -> str:
-        return str(v).replace("|", "\\|").replace("\n", " ")
+        return tidy(v).replace("|", "\\|").replace("\n", " ")
     lines = ["| " + " | ".join(map(cell, headers)) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(map(cell, r)) + " |" for r in rows]
     _display(Markdown("\n".join(lines)))
@@ -696,9 +719,9 @@ def cli(*args: str, check: bool | None = None) -> subprocess.CompletedProcess:
     print("$ appmesh-lab " + shlex.join(args))
     proc = subprocess.run([sys.executable, "-m", "lab.cli", *args], cwd=ROOT, text=True, capture_output=True,
                           env=dict(os.environ))
-    sys.stdout.write(proc.stdout)
+    sys.stdout.write(tidy(proc.stdout))
     if proc.stderr.strip():
-        sys.stdout.write(proc.stderr)
+        sys.stdout.write(tidy(proc.stderr))
     if check and proc.returncode != 0:
         raise NotebookError(f"appmesh-lab {' '.join(args)} exited with {proc.returncode}")
     return proc

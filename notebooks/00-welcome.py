@@ -35,7 +35,7 @@ t = nb.setup(TARGET, stage="00", namespace=NAMESPACE, cluster_name=CLUSTER_NAME,
 # %% [markdown]
 # ## What App Mesh was
 #
-# App Mesh was AWS's managed service mesh. You described your services with six kinds of
+# App Mesh was AWS's managed service mesh. You described your services with seven kinds of
 # resource, and App Mesh's control plane turned them into configuration for the
 # [Envoy](https://www.envoyproxy.io/) proxies that ran next to your applications:
 #
@@ -44,13 +44,27 @@ t = nb.setup(TARGET, stage="00", namespace=NAMESPACE, cluster_name=CLUSTER_NAME,
 # | **Mesh** | the boundary: which services belong together |
 # | **VirtualNode** | one deployable unit (the pods of a Deployment): what it listens on and how to find it |
 # | **VirtualService** | a name clients call; provided by a virtual node or a virtual router |
-# | **VirtualRouter** | routes (with weights, retries, timeouts) from a virtual service to virtual nodes |
+# | **VirtualRouter** | a router from a virtual service to virtual nodes |
+# | **Route** | one rule of a virtual router: a match, weighted targets, retries, timeouts |
 # | **VirtualGateway** | an Envoy at the edge of the mesh that accepts traffic from outside |
 # | **GatewayRoute** | a rule on a virtual gateway: which requests go to which virtual service |
 #
 # On Kubernetes, the App Mesh controller let you write these as custom resources
 # (`appmesh.k8s.aws/v1beta2`), created each one through the App Mesh API, and injected an Envoy
-# sidecar into every pod that belonged to the mesh.
+# sidecar into every pod that belonged to the mesh. Kubernetes has six kinds, not seven: a
+# Route is not an object of its own there but an entry of its VirtualRouter's `spec.routes`.
+#
+# ## Two kinds of names
+#
+# Each object has a **Kubernetes name** (`metadata.name`, unique in its namespace, what `kubectl`
+# and the manifests use: `appmesh-gateway` in namespace `appmesh-demo`) and an **App Mesh name**
+# (unique in its mesh, what the App Mesh API, Envoy's configuration and its stats use). The
+# controller made the App Mesh name `<name>_<namespace>` unless `spec.awsName` says otherwise:
+# `appmesh-gateway_appmesh-demo`, or `gateway_ex-canary` for the gateway named `gateway` in
+# namespace `ex-canary` (a virtual service's is `<name>.<namespace>`, the host name clients
+# call, and a Mesh, which has no namespace, keeps its name). The lessons say which one they show: a `kubectl`-style command or a
+# manifest takes the Kubernetes name, a config dump, a stat or an App Mesh API call the App Mesh
+# name.
 #
 # ## What happened to it
 #

@@ -103,6 +103,13 @@ if TARGET == "local":
 else:
     nb.cluster_step(t, "kubectl get nodes -o wide")
 
+# %% [markdown]
+# `appmesh-lab status` shows the daemon, its endpoints, the proxies and the pods. The lessons print
+# this machine's folders by name, so what you read is the same on any machine: `$LAB_HOME` is the
+# lab's state folder (the `LAB_HOME` parameter, else `$APPMESH_LAB_HOME`, else `.lab/` in the
+# checkout), `$VIRTUAL_ENV` the kit's Python environment, `.` the checkout and `$TMPDIR` the
+# temporary folder.
+
 # %% tags=["volatile"]
 if TARGET == "local":
     nb.cli("status")   # the daemon, its endpoints, the proxies it configures, the pods it runs

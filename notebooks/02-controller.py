@@ -122,7 +122,7 @@ nb.cluster_step(t, "kubectl get crds", note="the daemon validates every object a
 if TARGET == "local":
     st = t.status()
     assert st["endpoints"]["xds"].startswith("unix:"), st["endpoints"]
-    print("xDS (ADS over gRPC) at", st["endpoints"]["xds"], "| Envoy binary:", st["envoy"])
+    print(nb.tidy(f"xDS (ADS over gRPC) at {st['endpoints']['xds']} | Envoy binary: {st['envoy']}"))
     rows = nb.proxy_rows(t)
     nb.table(rows or [["(none yet)", "-", "-", "-"]], ["proxy (Envoy node id)", "connected", "ACKed", "last NACK"])
 else:

@@ -97,11 +97,19 @@ assert h.host == "product-service.appmesh-demo.svc.cluster.local"
 # %% [markdown]
 # ## Priority
 #
-# When several routes match a request, `priority` decides: from 0 (first) to 1000 (last). A
-# route without a priority counts as the lowest. App Mesh never documented the order among
-# routes that tie; **the kit decides: the longest prefix wins** (how App Mesh ordered routes
-# before priorities existed). That is why `/products` and `/reviews` never competed with each
-# other.
+# When several routes match a request, `priority` decides: from 0 (first) to 1000 (last); the
+# first route that matches wins.
+#
+# * **App Mesh documented:** routes are tried in priority order, 0 first (the API's range is
+#   0–1000), and among gateway routes without a priority "a request is matched to the route
+#   with the longest prefix" (App Mesh User Guide, *Gateway routes*: `/chapter` before `/`).
+#   The App Mesh controller's CRD says a route without a priority has priority 1000, the lowest.
+# * **The kit decided** (App Mesh's documentation is silent, `lab/translate/precedence.py`):
+#   routes that tie on an explicit priority are ordered the same way, exact path before the
+#   longest prefix before a regex, then the route with more conditions (headers, query, method,
+#   hostname, port), then by name, so the order never depends on the order you applied them in.
+#
+# `/products` and `/reviews` have no priority and do not overlap, so they never competed.
 #
 # Add a catch-all route, prefix `/` to review-service, with priority **0**. It now beats the
 # walkthrough's routes for every request, `/products` included. (A `/` prefix rewrites `/` to

@@ -39,6 +39,10 @@ t = nb.setup(TARGET, stage="06", namespace=NAMESPACE, cluster_name=CLUSTER_NAME,
 # virtual router `reviews-router`. The router's `weighted` route sends 90% of requests to
 # `reviews-v1` and 10% to `reviews-v2`; its `canary-header` route (priority 0) sends testers who
 # set `x-canary: true` straight to v2.
+#
+# The helpers' `gateway=` takes the virtual gateway's **App Mesh name**, `<name>_<namespace>`:
+# `gateway_ex-canary` is the VirtualGateway named `gateway` (its Kubernetes name) in namespace
+# `ex-canary` (see 00, *Two kinds of names*).
 
 # %%
 CANARY = "manifests/examples/canary/"

@@ -82,7 +82,7 @@ assert CA.is_file(), CA
 nb.show_text(nb.to_yaml(nb.manifest_doc(TLS + "20-gateway.yaml", "VirtualGateway", "gateway")),
              title=TLS + "20-gateway.yaml (the VirtualGateway)")
 host, port = nb.gateway_address(t, "gateway_ex-tls-gateway")
-nb.command("curl --cacert certs/ca.crt \"https://localhost:8443/account?id=7\"")
+nb.command(f"curl --cacert {CA} \"https://{host}:{port}/account?id=7\"      # the demo CA; the gateway's address")
 
 def tls_ok():
     h = nb.https_get("localhost", port, "/account?id=7", CA)

@@ -294,7 +294,7 @@ if TARGET == "local":
     assert events and "cannot bind" in events[-1]["message"]
     nb.command(f"ss -ltnp 'sport = :{gw_port}'      # who listens on the port (on a node: the pod's network namespace)")
     holder = holder_of(gw_port)   # the same lookup, from /proc
-    print("port", gw_port, "is held by", holder)
+    print("port", gw_port, "is held by", nb.tidy(holder))
     assert holder and str(os.getpid()) in holder, f"expected this notebook's kernel to hold port {gw_port}: {holder}"
 
 # %% [markdown]

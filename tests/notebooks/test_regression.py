@@ -47,6 +47,7 @@ DIFF_REPLACE = (
     (OUT, r"\bpid \d+", "pid N"),
     (OUT, r"\b(Python|Envoy) \d+\.\d+(\.\d+)?", r"\1 VERSION"),
     (OUT, r"/tmp/[^\s'\"|)`]+", "TMPPATH"),
+    (OUT, r"\$TMPDIR/[^\s'\"|)`]+", "TMPPATH"),                         # lab.notebook.tidy's temporary paths
 )
 DIFF_IGNORE = ("/cells/*/outputs/*/traceback", "/cells/*/metadata", "/metadata",
                "/cells/*/outputs/*/data/image/png", "/cells/*/execution_count", "/cells/*/outputs/*/execution_count")

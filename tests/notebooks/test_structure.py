@@ -145,6 +145,44 @@ def test_committed_notebooks_carry_outputs_and_no_errors():
         assert not errors, f"{name} was committed with an error output: {errors[0].ename}: {errors[0].evalue}"
 
 
+def machine_paths(nb) -> list[str]:
+    """Absolute paths of the machine that ran a notebook, found in its outputs: temporary folders,
+    home folders, the checkout, the virtual environment (anything under a .venv or site-packages)."""
+    import os
+    import re
+    import tempfile
+    folders = {"/tmp", "/var/tmp", "/var/folders", "/private/var", "/home", "/root", "/Users", str(ROOT),
+               tempfile.gettempdir(), os.path.realpath(tempfile.gettempdir()), os.path.expanduser("~"), sys.prefix}
+    alternatives = "|".join(re.escape(f.rstrip("/")) for f in sorted(folders, key=len, reverse=True) if f != "/")
+    pattern = re.compile(rf"(?<![\w$~.])(?:(?:{alternatives})(?![\w.-])|/[^\s'\"`|]*/(?:\.venv|site-packages)/)[^\s'\"`|)]*")
+    found = []
+    for i, c in enumerate(nb.cells):
+        for o in c.get("outputs", []):
+            texts = [o.get("text", "")] + [str(v) for k, v in (o.get("data") or {}).items() if k.startswith("text/")]
+            found += [f"cell {i}: {m.group(0)}" for t in texts for m in pattern.finditer(t)]
+    return found
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_committed_output_names_a_folder_of_the_machine_that_ran_it(name):
+    found = machine_paths(_load(name))
+    assert not found, f"{name}.ipynb shows absolute paths (print them through nb.tidy): {found[:5]}"
+
+
+def test_the_machine_path_check_finds_each_kind_of_folder():
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("x")
+    lines = ["state in /tmp/appmesh-lessons-abc/lab", "python /opt/x/.venv/bin/python", f"in {ROOT}/manifests",
+             "envoy /usr/lib/python3/site-packages/envoy/_bin/envoy", "~ is /root/.cache"]
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="\n".join(lines))]
+    nb.cells.append(cell)
+    assert len(machine_paths(nb)) == len(lines)
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="state in $LAB_HOME/run/api.sock, "
+                                           "envoy $VIRTUAL_ENV/lib/python3.11/site-packages/envoy/_bin/envoy, "
+                                           "./manifests, ~/.cache, /etc/appmesh-lab/certs/ca/ca.crt")]
+    assert machine_paths(nb) == []
+
+
 # ---- lab/notebook.py helpers -------------------------------------------------------------
 
 def test_split_tolerance_is_four_sigma_plus_two_points():
