@@ -6,7 +6,7 @@
     appmesh-lab bench dataplane   wrk against the app direct, via its sidecar, via the gateway, via nginx (dataplane.py)
     appmesh-lab bench lab         lab start-up time and memory (labbench.py)
     appmesh-lab bench suite       the notebook suite's wall time (suite.py, where present)
-    appmesh-lab bench reliability faults, churn, crash safety, hostile input, exposure (reliability.py)
+    appmesh-lab bench reliability faults, churn, crash safety, hostile input, exposure (reliability/)
     appmesh-lab bench all         every part above but reliability, one after the other (--write-docs:
                                   and docs/benchmarks.md from the results)
     appmesh-lab bench docs DIR    docs/benchmarks.md from the results of an earlier run

@@ -13,7 +13,7 @@ Every file is one hostile input for the lab, aimed at a lab that runs manifests/
                    signed with the lab's credentials unless "unsigned": true. {"$repeat": s,
                    "times": n} anywhere stands for s repeated n times (big inputs, small files).
                    With "versions" instead it is a set of conflicting versions of one resource,
-                   applied by several threads at once (lab/bench/reliability.py _conflicts).
+                   applied by several threads at once (lab/bench/reliability/hostile.py _conflicts).
 
 The documents around the hostile part are valid and name the walkthrough's objects, so the
 hostile part is the only reason for a rejection. The files are generated: do not edit them,

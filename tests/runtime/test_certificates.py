@@ -5,7 +5,7 @@ a local ssl server that uses it; certificates an older kit made are made again.
 Kinds: the local lab's CA and its proxies' leaves (lab/runtime/certs.py; a leaf serves TLS and is
 presented as a client certificate for mTLS), the controller's webhook CA and serving certificate
 (lab/controller/webhook.py; tests/controller/test_webhook_certificate.py), and the fixtures' CA and client certificate (lab/runtime/pki.py via
-lab/bench/reliability.py and tests/examples).
+lab/bench/reliability/exposure.py and tests/examples).
 """
 from __future__ import annotations
 
