@@ -140,7 +140,7 @@ def _run_docs(args) -> int:
 
 
 def add_parser(sub) -> None:
-    """Register `bench` and its kinds on the CLI's subparsers (called from lab/labcli.py)."""
+    """Register `bench` and its kinds on the CLI's subparsers (called from lab/cli/parser.py)."""
     b = sub.add_parser("bench", help="benchmarks: " + ", ".join(KINDS) + ", all (print a table and a JSON line)")
     kinds = b.add_subparsers(dest="bench", metavar="KIND")
     out_help = "directory for the results (default runs/bench/<UTC timestamp>/)"

@@ -7,7 +7,7 @@ It runs the checks of lab/doctor/checks.py in order, prints one line per check (
 the one that failed), and always writes a diagnostic bundle, runs/doctor-<timestamp>.tar.gz:
 what it ran, every answer, the controller's log and the pod the injector returned, ready to
 attach to a bug report. Nothing it runs changes the cluster (reads, `auth can-i` and server-side
-dry runs only). The local target's `appmesh-lab doctor` (no --target) is lab/labcli.py's.
+dry runs only). The local target's `appmesh-lab doctor` (no --target) is lab/cli/doctor.py's.
 """
 from __future__ import annotations
 

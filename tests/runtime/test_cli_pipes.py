@@ -97,9 +97,10 @@ def test_a_pipeline_through_head_prints_one_line_and_no_traceback(walkthrough, c
 def test_a_broken_socket_is_still_an_error_not_a_quiet_exit(monkeypatch, capsys):
     """Only a closed stdout/stderr is quiet: a BrokenPipeError from anything else surfaces."""
     from lab import cli
+    from lab.cli import parser
 
     def boom(args):
         raise BrokenPipeError(32, "Broken pipe (a socket)")
-    monkeypatch.setattr(cli, "cmd_crds", boom)
+    monkeypatch.setattr(parser, "cmd_crds", boom)  # the grammar names the function that runs the verb
     with pytest.raises(BrokenPipeError):
         cli.main(["crds"])

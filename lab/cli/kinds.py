@@ -1,0 +1,37 @@
+"""Resource kinds as the verbs name them (kubectl's words and short names)."""
+from __future__ import annotations
+
+from ..runtime.client import LabError
+
+
+KINDS = {
+    "mesh": "Mesh", "meshes": "Mesh",
+    "virtualnode": "VirtualNode", "virtualnodes": "VirtualNode", "vn": "VirtualNode",
+    "virtualservice": "VirtualService", "virtualservices": "VirtualService", "vs": "VirtualService",
+    "virtualrouter": "VirtualRouter", "virtualrouters": "VirtualRouter", "vr": "VirtualRouter",
+    "virtualgateway": "VirtualGateway", "virtualgateways": "VirtualGateway", "vg": "VirtualGateway",
+    "gatewayroute": "GatewayRoute", "gatewayroutes": "GatewayRoute", "gr": "GatewayRoute",
+    "deployment": "Deployment", "deployments": "Deployment", "deploy": "Deployment",
+    "service": "Service", "services": "Service", "svc": "Service",
+    "namespace": "Namespace", "namespaces": "Namespace", "ns": "Namespace",
+    "pod": "Pod", "pods": "Pod", "po": "Pod",
+}
+
+
+APPMESH = ("Mesh", "VirtualNode", "VirtualService", "VirtualRouter", "VirtualGateway", "GatewayRoute")
+
+
+CLUSTER_SCOPED = ("Mesh", "Namespace")
+
+
+def kind_of(word: str) -> list[str]:
+    words = word.lower().split(",")
+    kinds = []
+    for w in words:
+        if w == "all":
+            kinds += list(APPMESH) + ["Deployment", "Service", "Pod"]
+        elif w in KINDS:
+            kinds.append(KINDS[w])
+        else:
+            raise LabError(f"unknown resource type {w!r}; known: mesh, vn, vs, vr, vg, gr, deploy, svc, ns, pod, all")
+    return kinds

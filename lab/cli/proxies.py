@@ -1,0 +1,85 @@
+"""Verbs that reach the lab's Envoys: curl through a virtual gateway, config-dump and stats over a
+proxy's admin socket."""
+from __future__ import annotations
+
+import http.client
+import json
+import sys
+import time
+from urllib.parse import quote
+
+import yaml
+
+from ..runtime.client import Client, LabError
+from ..runtime.status import gateway_address
+from ..terminal import out
+
+
+def http_request(host, port, method, path, headers, body=None, timeout=10.0):
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, resp.reason, resp.getheaders(), resp.read()
+    finally:
+        conn.close()
+
+
+def cmd_curl(args) -> int:
+    c = Client()
+    host, port = gateway_address(c, args.gateway)
+    headers = {}
+    for h in args.header or []:
+        k, _, v = h.partition(":")
+        headers[k.strip()] = v.strip()
+    path = args.path if args.path.startswith("/") else "/" + args.path
+    deadline = time.time() + args.wait
+    while True:
+        try:
+            status, reason, hdrs, body = http_request(host, port, args.request, path, headers,
+                                                      args.data.encode() if args.data else None)
+            if status in (503, 404) and time.time() < deadline and not args.no_retry:
+                time.sleep(0.2)  # the mesh may still be converging: retry for --wait seconds
+                continue
+            break
+        except (ConnectionError, OSError) as exc:
+            if time.time() >= deadline:
+                raise LabError(f"cannot connect to the gateway at {host}:{port}: {exc}") from exc
+            time.sleep(0.2)
+    out(f"HTTP/1.1 {status} {reason}")
+    if not args.silent_headers:
+        for k, v in hdrs:
+            out(f"{k}: {v}")
+    out()
+    sys.stdout.write(body.decode(errors="replace"))
+    if not body.endswith(b"\n"):
+        out()
+    return 22 if args.fail and status >= 400 else 0
+
+
+def _admin(c: Client, proxy: str, path: str) -> str:
+    from ..runtime.envoy import admin_request
+    answer = c.call("GET", f"/v1/proxy?proxy={quote(proxy, safe='')}", ok=(200, 404))
+    if "admin_socket" not in answer:
+        raise LabError(answer.get("error", f"no running Envoy for {proxy}"))
+    try:
+        _, body = admin_request(answer["admin_socket"], "GET", path)
+    except (OSError, http.client.HTTPException) as exc:
+        raise LabError(f"the Envoy of {proxy} does not answer on its admin socket {answer['admin_socket']}: "
+                       f"{exc}") from exc
+    return body.decode(errors="replace")
+
+
+def cmd_config_dump(args) -> int:
+    text = _admin(Client(), args.proxy, "/config_dump" + ("?include_eds" if args.include_eds else ""))
+    if args.output == "yaml":
+        out(yaml.safe_dump(json.loads(text), sort_keys=False))
+    else:
+        out(text)
+    return 0
+
+
+def cmd_stats(args) -> int:
+    path = "/stats" + (f"?filter={args.filter}" if args.filter else "")
+    out(_admin(Client(), args.proxy, path), end="")
+    return 0
