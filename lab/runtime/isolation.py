@@ -43,6 +43,30 @@ def nack_reason(message: str, limit: int = 400) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def refers_to(world, r) -> dict:
+    """key -> Resource of what `r` names directly: a route's target service, a service's provider,
+    a router's target nodes."""
+    spec = r.spec if isinstance(getattr(r, "spec", None), dict) else {}
+    if world is None or not spec:
+        return {}
+    found = []
+    if r.key[0] == "GatewayRoute":
+        for kind in ("httpRoute", "http2Route", "grpcRoute"):
+            vs = (((spec.get(kind) or {}).get("action") or {}).get("target") or {}).get("virtualService") or {}
+            found.append(world.resolve("VirtualService", vs.get("virtualServiceRef"), vs.get("virtualServiceARN"), r))
+    elif r.key[0] == "VirtualService":
+        provider = spec.get("provider") or {}
+        for kind, key in (("VirtualNode", "virtualNode"), ("VirtualRouter", "virtualRouter")):
+            p = provider.get(key) or {}
+            found.append(world.resolve(kind, p.get(f"{key}Ref"), p.get(f"{key}ARN"), r))
+    elif r.key[0] == "VirtualRouter":
+        for route in spec.get("routes") or []:
+            body = next((route[k] for k in ("httpRoute", "http2Route", "grpcRoute", "tcpRoute") if k in route), {})
+            for t in (body.get("action") or {}).get("weightedTargets") or []:
+                found.append(world.resolve("VirtualNode", t.get("virtualNodeRef"), t.get("virtualNodeARN"), r))
+    return {x.key: x for x in found if x is not None}
+
+
 def same(a, b) -> bool:
     """The same resource content (the daemon makes a new object whenever a record's status changes)."""
     return a is b or (a is not None and b is not None and a.raw == b.raw)
@@ -62,6 +86,7 @@ class Isolation:
         self.probes: dict = {}  # node id -> {"suspects": [key], "testing": [key], "answers": {digest: (ok, msg)}}
         self.rejected: dict = {}  # key -> {"resource", "message", "node"}
         self.current: dict = {}  # key -> the stored Resource (the world of the pass)
+        self.world = None
 
     # -- from the xDS callbacks (any thread) ------------------------------------------------
 
@@ -91,10 +116,13 @@ class Isolation:
     # -- in the reconcile pass ------------------------------------------------------------------
 
     def forget_changed(self, world) -> None:
-        """A rejected resource that was changed or deleted gets another chance."""
-        self.current = world.by_key
-        for key in [k for k, v in self.rejected.items() if not same(world.by_key.get(k), v["resource"])]:
-            del self.rejected[key]
+        """A rejected resource gets another chance when it, or a resource it refers to (which may
+        have been the real culprit: a route is suspected before its service), changed or went."""
+        self.current, self.world = world.by_key, world
+        for key, v in list(self.rejected.items()):
+            if not same(world.by_key.get(key), v["resource"]) or any(
+                    not same(world.by_key.get(k), r) for k, r in v.get("refers", {}).items()):
+                del self.rejected[key]
 
     def effective(self, resources: list) -> list:
         """The resources to configure proxies with: each rejected one as the proxy that rejected it
@@ -179,7 +207,8 @@ class Isolation:
 
     def _reject(self, key, resource, message: str, nid: str) -> None:
         if resource is not None:
-            self.rejected[key] = {"resource": resource, "message": nack_reason(message), "node": nid}
+            self.rejected[key] = {"resource": resource, "message": nack_reason(message), "node": nid,
+                                  "refers": refers_to(self.world, resource)}
 
     def probe_resources(self, nid: str, resources: list) -> list:
         """The resources of a probe push: those under test as the proxy last ACKed them (or left out)."""
@@ -231,4 +260,5 @@ class Isolation:
 
     def reject_offline(self, key, message: str) -> None:
         if self.current.get(key) is not None:
-            self.rejected[key] = {"resource": self.current[key], "message": message, "node": ""}
+            self.rejected[key] = {"resource": self.current[key], "message": message, "node": "",
+                                  "refers": refers_to(self.world, self.current[key])}

@@ -54,6 +54,14 @@ def answer_like_envoy(d, refuse: str, rounds: int = 60) -> int:
     return answered
 
 
+def has_cr(value) -> bool:
+    if isinstance(value, str):
+        return "\r" in value
+    if isinstance(value, dict):
+        return any(has_cr(k) or has_cr(v) for k, v in value.items())
+    return isinstance(value, list) and any(has_cr(v) for v in value)
+
+
 def _condition(d, name):
     rec = d.store.get("GatewayRoute", NS, name)
     return rec.status["conditions"][0]
@@ -97,3 +105,42 @@ def test_a_route_the_lab_cannot_translate_is_left_out_and_marked(daemon, monkeyp
     cond = _condition(d, "crash")
     assert cond["reason"] == "ConfigRejected" and "could not translate" in cond["message"], cond
     assert _condition(d, "fine")["status"] == "True"
+
+
+def test_a_route_blamed_for_its_bad_service_gets_another_chance_once_the_service_is_fixed(daemon, monkeypatch):
+    """A virtual service whose name Envoy refuses (CR/LF) arrives with a new route to it: leaving
+    out the route (suspected first) is enough for the gateway, so the route is blamed. Fixing the
+    service gives the route another chance."""
+    from lab.model import validate
+    monkeypatch.setattr(validate, "SKIP_CODES", frozenset({"envoy"}))  # let the bad name through
+    d = daemon
+    d.apply([("<base>", m.text(m.scale(3, NS)))])
+    gw = _gateway(d)
+
+    def answer(rounds=40):
+        for _ in range(rounds):
+            snap = d.xds.get_snapshot(gw)
+            if d.pushes[gw]["acked"] is not None or d.isolation.sent[gw].get("answered"):
+                return
+            if has_cr(snap.to_dicts()):
+                d.on_nack(gw, "type.googleapis.com/envoy.config.route.v3.RouteConfiguration", snap.version,
+                          "HeaderValueValidationError.Value: value does not match regex pattern")
+            else:
+                for t in snap.expected_types():
+                    d.on_ack(gw, t, snap.version)
+            d.reconcile()
+    answer()
+    bad_vs = m.virtual_service("vsbad", NS, node="vn0")
+    bad_vs["spec"]["awsName"] = "bad\r\nname"
+    d.apply([("<change>", m.text(bad_vs, m.gateway_route("gbad", NS, {"prefix": "/gbad/"}, "vsbad")))])
+    answer()
+    assert not has_cr(d.xds.get_snapshot(gw).to_dicts())
+    names = _routes(d, gw)
+    assert not any(n.startswith("gbad") for n in names) and len([n for n in names if n.startswith("r")]) == 3
+    assert _condition(d, "gbad")["status"] == "False"
+    assert set(d.isolation.rejected) == {("GatewayRoute", NS, "gbad")}  # suspected before its service
+    bad_vs["spec"]["awsName"] = "vsbad.iso.svc.cluster.local"
+    d.apply([("<fix>", m.text(bad_vs))])
+    answer()
+    assert any(n.startswith("gbad") for n in _routes(d, gw))
+    assert _condition(d, "gbad")["status"] == "True"
