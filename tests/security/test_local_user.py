@@ -250,3 +250,26 @@ def test_after_a_daemon_sigkill_a_squatter_on_the_old_port_gets_nothing_and_the_
         assert set(res["unix"].values()) == {"PermissionError"}, res
     finally:
         stop_lab(t, parent)
+
+
+def test_the_control_socket_answers_its_owner_only_even_with_its_mode_opened(as_other):
+    """A third line behind the folder and the socket's mode: the daemon's control server checks the
+    peer's user id (SO_PEERCRED) and closes on anyone else without a word."""
+    import shutil
+    import threading
+
+    from lab.runtime.listeners import control_server
+    from lab.runtime.sockets import unix_request
+    d = reachable_parent()
+    srv = control_server(d / "api.sock", lambda *a: (200, {"ok": True}), 1024)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        os.chmod(d / "api.sock", 0o666)
+        assert unix_request(d / "api.sock", "GET", "/v1/status")[0] == 200
+        # it connects (the mode lets it), and is closed on before any answer
+        answer = as_other(CONNECT, str(d / "api.sock"))[str(d / "api.sock")]
+        assert answer in ("connected: ", "BrokenPipeError", "ConnectionResetError"), answer
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        shutil.rmtree(d)
