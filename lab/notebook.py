@@ -16,7 +16,7 @@ one before it ends:
     03     namespace, mesh, virtual nodes and services              00-05
     04     the applications                                         06-07
     05     the virtual gateway and its Envoy                        08-09
-    06     the gateway routes (notebooks 07-12 start from here)      10-11
+    06     the gateway routes (notebooks 07-11 start from here)      10-11
 
 Everything that talks to the mesh goes through the target interface (lab/targets), so the
 same notebook code runs on `local`, `kind` and `eks`. Each helper raises `NotebookError`
@@ -71,8 +71,8 @@ class NotebookError(Exception):
 
 def _stage(stage) -> str:
     s = str(stage).zfill(2)
-    if not re.fullmatch(r"\d\d", s) or not 0 <= int(s) <= 12:
-        raise NotebookError(f"stage {stage!r} is not a notebook number: use 00 to 12")
+    if not re.fullmatch(r"\d\d", s) or not 0 <= int(s) <= 13:
+        raise NotebookError(f"stage {stage!r} is not a notebook number: use 00 to 13")
     return min(s, "06")  # notebooks 07-12 all start from the state notebook 06 leaves
 
 

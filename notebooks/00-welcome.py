@@ -120,7 +120,8 @@ t = nb.setup(TARGET, stage="00", namespace=NAMESPACE, cluster_name=CLUSTER_NAME,
 # | 09 | security: TLS at the gateway, mutual TLS into the mesh |
 # | 10 | observability: stats, access logs, latency, config dumps, topology |
 # | 11 | troubleshooting: six things that go wrong, and how to tell |
-# | 12 | cleanup |
+# | 12 | leaving App Mesh: export to Gateway API, priorities, what stays behind |
+# | 13 | cleanup |
 
 # %% [markdown]
 # ## Your parameters

@@ -397,4 +397,4 @@ if TARGET == "local":
     assert doctor().returncode == 0
 
 # %% [markdown]
-# Next, **12-cleanup**.
+# Next, **12-leaving-app-mesh**.

@@ -16,7 +16,7 @@ from .conftest import NOTEBOOKS, ROOT
 NAMES = sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]-*.py"))   # each lesson's source
 # the state each notebook starts from (lab.notebook.setup's stage)
 STAGE = {"00": "00", "01": "00", "02": "01", "03": "01", "04": "03", "05": "04", "06": "05", "07": "06",
-         "08": "06", "09": "06", "10": "06", "11": "06", "12": "01"}
+         "08": "06", "09": "06", "10": "06", "11": "06", "12": "01", "13": "01"}
 PARAMETERS = {"TARGET": "local", "NAMESPACE": "appmesh-demo", "CLUSTER_NAME": "appmesh-gateway-demo",
               "REGION": "us-west-2", "LAB_HOME": None, "TIMEOUT_S": 30}
 
@@ -27,7 +27,7 @@ def _load(name):
 
 FIRST = ["00-welcome", "01-cluster", "02-controller", "03-mesh-nodes-services", "04-applications",
          "05-virtual-gateway", "06-gateway-routes", "07-test-and-verify", "08-traffic-management", "09-security",
-         "10-observability", "11-troubleshooting", "12-cleanup"]
+         "10-observability", "11-troubleshooting", "12-leaving-app-mesh", "13-cleanup"]
 
 
 def test_each_lesson_has_a_source_and_a_notebook_numbered_in_order():
@@ -203,8 +203,8 @@ def test_check_split_passes_a_fair_sample_and_fails_a_wrong_one():
 
 def test_setup_refuses_a_stage_that_is_not_a_notebook():
     from lab.notebook import NotebookError, setup
-    with pytest.raises(NotebookError, match="use 00 to 12"):
-        setup("local", stage="13")
+    with pytest.raises(NotebookError, match="use 00 to 13"):
+        setup("local", stage="14")
     with pytest.raises(NotebookError, match="choose local, kind or eks"):
         setup("minikube", stage="00")
 

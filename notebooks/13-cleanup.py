@@ -7,7 +7,7 @@
 # ---
 
 # %% [markdown]
-# # 12 · Cleanup
+# # 13 · Cleanup
 #
 # Remove everything the lessons created, in the reverse order of creation, then stop the target
 # — and check that nothing is left behind.
