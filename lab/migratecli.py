@@ -46,7 +46,7 @@ def cmd_migrate(args) -> int:
         out("migrate: the manifests have errors (above); fix them first (appmesh-lab validate PATH)",
             file=sys.stderr)
         return 1
-    ex = export(resources, args.profile)
+    ex = export(resources, args.profile, experimental=args.experimental)
     if args.output == "json":
         json.dump(render.report(ex), sys.stdout, indent=2)
         out()
@@ -88,6 +88,9 @@ def add_parser(sub) -> None:
     m.add_argument("--to", choices=("gateway-api",), default="gateway-api")
     m.add_argument("--profile", choices=names(), default="standard",
                    help="the implementation to check support against (default: standard)")
+    m.add_argument("--experimental", action="store_true",
+                   help="also write experimental-channel fields (HTTPRoute rules[].retry, GEP-1731); they need "
+                   "the experimental CRDs")
     m.add_argument("-o", "--output", metavar="DIR|json",
                    help="a folder to write one file per kind into, or json for the report "
                    "{objects, findings, commands}; default: the YAML on stdout")

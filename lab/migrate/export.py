@@ -21,6 +21,9 @@ from .profiles import PROFILES
 GROUP = "gateway.networking.k8s.io"
 API = f"{GROUP}/v1"
 _PRECISE_HOST = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+# App Mesh's HTTP retry events as status codes (App Mesh API reference, HttpRetryPolicy)
+RETRY_EVENT_CODES = {"server-error": (500, 501, 502, 503, 504, 505, 506, 507, 508, 510, 511),
+                     "gateway-error": (502, 503, 504), "client-error": (409,)}
 DEFAULT_PER_REQUEST = "15s"  # App Mesh's per-request timeout when a route sets none (APPMESH-FACTS)
 
 
@@ -48,7 +51,8 @@ def _source(r: Resource) -> str:
 
 
 class _Exporter:
-    def __init__(self, resources, profile: str):
+    def __init__(self, resources, profile: str, experimental: bool = False):
+        self.experimental = experimental
         self.world = World(resources)
         self.profile = PROFILES[profile]
         self.profile_name = profile
@@ -375,9 +379,11 @@ class _Exporter:
             if grpc and (body.get("timeout") or {}).get("perRequest"):
                 self.find(vr, f"{base}.{key}.timeout.perRequest", "GRPCRoute has no timeouts field in the "
                           "standard channel", f"nearest: {self.profile['near']['retry']}", "no-equivalent")
-            if body.get("retryPolicy"):
+            if body.get("retryPolicy") and self.experimental and not grpc:
+                rule["retry"] = self._retry(vr, f"{base}.{key}.retryPolicy", body["retryPolicy"])
+            elif body.get("retryPolicy"):
                 self.find(vr, f"{base}.{key}.retryPolicy", "retries are not in the standard-channel route "
-                          "(the experimental channel has rules[].retry, GEP-1731)",
+                          "(the experimental channel has rules[].retry, GEP-1731; --experimental writes it)",
                           f"nearest in {self.profile_name}: {self.profile['near']['retry']}", "no-equivalent")
             if hosts:
                 self.find(vr, f"{base}.{key}.match.hostname", "a hostname match inside a GAMMA route is ignored",
@@ -401,6 +407,30 @@ class _Exporter:
                 scopes.setdefault(("service", ns, svc, kind), []).append(Entry(
                     ref=f"VirtualRouter {vr.namespace}/{vr.name} route {rname}", route=f"{vs.namespace}/{name}",
                     rule=idx, appmesh_key=key, match=match, gw=gw_match, grpc=grpc, where=(vr, path)))
+
+    def _retry(self, r: Resource, path: str, policy: dict) -> dict:
+        """App Mesh's retry policy as the experimental HTTPRoute retry (GEP-1731)."""
+        codes: set = set()
+        for event in policy.get("httpRetryEvents") or []:
+            codes |= set(RETRY_EVENT_CODES.get(event, ()))
+            if event not in RETRY_EVENT_CODES:
+                self.find(r, f"{path}.httpRetryEvents", f"retry event {event!r} is not a status code; Gateway "
+                          "API's retry lists codes only", "rely on the implementation's retry on reset", "dropped")
+        if policy.get("tcpRetryEvents"):
+            self.find(r, f"{path}.tcpRetryEvents", "whether connection errors are retried is left to the "
+                      "implementation by GEP-1731", f"nearest in {self.profile_name}: {self.profile['near']['retry']}",
+                      "semantics")
+        if policy.get("perRetryTimeout"):
+            self.find(r, f"{path}.perRetryTimeout", "GEP-1731 has no per-try timeout (its backoff is the wait "
+                      "between tries)", "set the implementation's per-try timeout", "dropped")
+        self.find(r, path, "rules[].retry is an experimental-channel field: install the experimental Gateway API "
+                  "CRDs, or the API server drops or rejects it", "without --experimental the export leaves it out "
+                  "and reports it", "experimental")
+        out: dict = {}
+        if codes:
+            out["codes"] = sorted(codes)
+        out["attempts"] = policy.get("maxRetries", 0)
+        return out
 
     def virtual_node(self, vn: Resource):
         for i, lst in enumerate(vn.spec.get("listeners") or []):
@@ -477,8 +507,9 @@ def _duration(d: dict) -> str:
     return f"{ms // 60000}m{(ms % 60000) // 1000}s"
 
 
-def export(resources, profile: str = "standard") -> Export:
-    """App Mesh resources (validated) -> Gateway API objects, findings and commands to run."""
+def export(resources, profile: str = "standard", experimental: bool = False) -> Export:
+    """App Mesh resources (validated) -> Gateway API objects, findings and commands to run.
+    `experimental`: also write experimental-channel fields (rules[].retry)."""
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}")
-    return _Exporter(resources, profile).run()
+    return _Exporter(resources, profile, experimental).run()

@@ -120,3 +120,30 @@ def test_every_cel_rule_of_the_crds_has_a_python_equivalent_or_a_reason():
     missing = sorted(m for m in messages if crds.check_for(m) is None and m not in crds.NOT_CHECKED)
     assert not missing, missing
     assert _re  # noqa
+
+
+@needs_crds
+def test_experimental_retries_are_written_only_behind_the_flag():
+    standard = exported("examples/retries-timeouts")
+    assert not any("retry" in r for o in standard.objects if o.kind == "HTTPRoute" for r in o.body["spec"]["rules"])
+    resources = {}
+    for p in _paths("examples/retries-timeouts"):
+        rs, _ = load([ROOT / p])
+        resources.update({r.key: r for r in rs})
+    ex = export(list(resources.values()), "standard", experimental=True)
+    retries = [r["retry"] for o in ex.objects if o.kind == "HTTPRoute" for r in o.body["spec"]["rules"] if "retry" in r]
+    assert retries == [{"codes": [500, 501, 502, 503, 504, 505, 506, 507, 508, 510, 511], "attempts": 3}]
+    assert {"experimental", "dropped"} <= {f.code for f in ex.findings}  # perRetryTimeout has no field
+    # the standard CRDs refuse exactly that field
+    errors = [e for o in ex.objects for e in crds.validate(o.body)]
+    assert errors and all("retry" in e for e in errors), errors
+
+
+def test_every_golden_folder_belongs_to_a_manifest_set(update_golden):
+    want = {s.replace("/", "__") for s in manifest_sets()}
+    orphans = sorted(p.name for p in TESTDATA.iterdir() if p.is_dir() and p.name not in want)
+    if update_golden:
+        for name in orphans:
+            shutil.rmtree(TESTDATA / name)
+        orphans = []
+    assert not orphans, f"golden folders without a manifest set: {orphans}; run with --update-golden"
