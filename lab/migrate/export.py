@@ -9,6 +9,7 @@ What Gateway API cannot say becomes a finding (file, line, field path, hint), ne
 """
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass, field
 
@@ -44,6 +45,16 @@ class Export:
 
     def of_kind(self, kind: str) -> list:
         return [o for o in self.objects if o.kind == kind]
+
+    def resources(self) -> list:
+        """The exported objects as model resources (what the lab's Gateway API translation reads)."""
+        out = []
+        for o in self.objects:
+            md = o.body["metadata"]
+            out.append(Resource(o.body["apiVersion"], o.kind, md["name"], md.get("namespace"), dict(md.get("labels") or {}),
+                                dict(md.get("annotations") or {}), copy.deepcopy(o.body.get("spec") or {}), None,
+                                copy.deepcopy(o.body)))
+        return out
 
 
 def _source(r: Resource) -> str:

@@ -60,6 +60,8 @@ def route_match(m: dict, extra_headers=()) -> dict:
         out["path"] = path["exact"]
     elif "regex" in path:
         out["safe_regex"] = {"regex": path["regex"]}  # RE2, matched against the whole path
+    elif "path_separated_prefix" in m:  # Gateway API's PathPrefix: whole path segments
+        out["path_separated_prefix"] = m["path_separated_prefix"]
     else:
         out["prefix"] = m.get("prefix", "/")
     headers = [_header(h) for h in m.get("headers") or []] + list(extra_headers)
@@ -68,6 +70,7 @@ def route_match(m: dict, extra_headers=()) -> dict:
     if m.get("query"):
         out["query_parameters"] = [
             {"name": q["name"], "present_match": True} if q.get("present")
+            else {"name": q["name"], "string_match": {"safe_regex": {"regex": q["regex"]}}} if "regex" in q
             else {"name": q["name"], "string_match": {"exact": q["exact"]}} for q in m["query"]]
     return out
 

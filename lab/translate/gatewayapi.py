@@ -1,0 +1,313 @@
+"""Gateway API -> the same gateway IR as a VirtualGateway (stage one for the second input language).
+
+A Gateway becomes a gateway proxy whose listeners carry the HTTPRoutes attached to them, in
+Gateway API's precedence; each rule sends to the proxy's own egress listener (the self redirect,
+as for App Mesh), where the backend Service is routed: by its GAMMA routes (HTTPRoutes whose
+parentRef is the Service) when it has any, else straight to the virtual node the Service fronts
+(found by its DNS name, the way App Mesh's DNS service discovery names it). The lab applies a
+Service's GAMMA routes to traffic from a Gateway too (implementations differ here: Istio does
+not for its gateways; the lab follows App Mesh, where a gateway route's target is routed by the
+virtual service's router).
+
+Gateway API precedence (HTTPRoute spec, v1.6.1): the longest matching non-wildcard hostname,
+then the longest hostname; an Exact path, then the longest PathPrefix; a method match; more
+header matches; more query matches; then the oldest route, then namespace/name; within a route,
+rule order, then match order. Envoy takes the first matching route, so the IR routes are sorted
+by that key. PathPrefix matches whole path segments (Envoy's path_separated_prefix).
+Not served yet: TLS listeners (HTTPS), GRPCRoute, filters other than URLRewrite.
+"""
+from __future__ import annotations
+
+import re
+
+from ..model import World
+from ..model.resources import Resource, selector_matches
+from . import naming
+from .ir import Placement, _Egress, mesh_name, timeout_ir
+
+GROUP = "gateway.networking.k8s.io"
+MESH = "gateway-api"  # the name space of the lab's Gateway API proxies and their clusters
+NO_RETRY = {"max_retries": 0, "http_events": [], "tcp_events": [], "reset": False, "per_try_timeout_ms": None,
+            "default": False}
+
+
+def node_id(gw: Resource) -> str:
+    return naming.node_id(MESH, "gateway", f"{gw.name}_{gw.namespace}")
+
+
+def fqdn(ns: str, name: str) -> str:
+    return f"{name}.{ns}.svc.cluster.local"
+
+
+# ---- matches --------------------------------------------------------------------------
+
+def _host_regex(hostnames: list[str]) -> str:
+    alts = []
+    for h in hostnames:
+        if h.startswith("*."):
+            alts.append(r"[^:]+\." + re.escape(h[2:]))
+        else:
+            alts.append(re.escape(h))
+    return "(?i)(" + "|".join(alts) + r")(:\d+)?"
+
+
+def match_ir(m: dict, hostnames: list[str]) -> dict:
+    out: dict = {}
+    path = m.get("path") or {"type": "PathPrefix", "value": "/"}
+    value = path.get("value", "/")
+    if path.get("type", "PathPrefix") == "PathPrefix":
+        stripped = value.rstrip("/")
+        if stripped:
+            out["path_separated_prefix"] = stripped  # /products and /products/..., not /productsXYZ
+        else:
+            out["prefix"] = "/"
+    elif path["type"] == "Exact":
+        out["path"] = {"exact": value}
+    else:
+        out["path"] = {"regex": value}
+    headers = []
+    for h in m.get("headers") or []:
+        kind = "regex" if h.get("type") == "RegularExpression" else "exact"
+        headers.append({"name": h["name"].lower(), kind: h["value"], "invert": False})
+    if m.get("method"):
+        headers.append({"name": ":method", "exact": m["method"], "invert": False})
+    if hostnames:
+        headers.append({"name": ":authority", "regex": _host_regex(hostnames), "invert": False})
+    if headers:
+        out["headers"] = headers
+    query = []
+    for q in m.get("queryParams") or []:
+        kind = "regex" if q.get("type") == "RegularExpression" else "exact"
+        query.append({"name": q["name"], kind: q["value"]})
+    if query:
+        out["query"] = query
+    return out
+
+
+def precedence(m: dict, hostnames: list[str]) -> tuple:
+    """Larger is preferred (see the module docstring)."""
+    exact_host = max((len(h) for h in hostnames if not h.startswith("*")), default=0)
+    any_host = max((len(h) for h in hostnames), default=0)
+    path = m.get("path") or {"type": "PathPrefix", "value": "/"}
+    rank = {"Exact": 2, "PathPrefix": 1}.get(path.get("type", "PathPrefix"), 0)
+    plen = len(path.get("value", "/").rstrip("/") or "/") if rank == 1 else 0
+    return (exact_host, any_host, rank, plen, 1 if m.get("method") else 0, len(m.get("headers") or []),
+            len(m.get("queryParams") or []))
+
+
+def rewrite_ir(m: dict, filters: list) -> dict:
+    out: dict = {}
+    for f in filters or []:
+        if f.get("type") != "URLRewrite":
+            continue
+        rw = f.get("urlRewrite") or {}
+        if rw.get("hostname"):
+            out["host"] = rw["hostname"]
+        p = rw.get("path") or {}
+        if p.get("type") == "ReplaceFullPath":
+            out["path_regex"] = {"pattern": "^.*$", "substitution": p["replaceFullPath"].replace("\\", "\\\\")}
+        elif p.get("type") == "ReplacePrefixMatch":
+            prefix = ((m.get("path") or {}).get("value") or "/").rstrip("/")
+            repl = p["replacePrefixMatch"]
+            # the matched segments go, the rest stays, joined by one "/": /products/1 -> /1 for "/"
+            out["path_regex"] = {"pattern": "^" + re.escape(prefix) + "/*",
+                                 "substitution": (repl.rstrip("/") + "/").replace("\\", "\\\\")}
+    return out
+
+
+# ---- attachment -------------------------------------------------------------------------
+
+def _parent_is(ref: dict, route: Resource, kind: str, ns: str, name: str) -> bool:
+    return (ref.get("group", GROUP) == (GROUP if kind == "Gateway" else "") and ref.get("kind", "Gateway") == kind
+            and ref.get("name") == name and (ref.get("namespace") or route.namespace) == ns)
+
+
+def _allowed(world: World, listener: dict, gw: Resource, route: Resource) -> bool:
+    ns = ((listener.get("allowedRoutes") or {}).get("namespaces") or {})
+    frm = ns.get("from", "Same")
+    if frm == "All":
+        return True
+    if frm == "Same":
+        return route.namespace == gw.namespace
+    return selector_matches(ns.get("selector"), world.namespace_labels(route.namespace) or {})
+
+
+def attached(world: World, gw: Resource, listener: dict) -> list[Resource]:
+    out = []
+    for route in world.by_kind["HTTPRoute"]:
+        for ref in route.spec.get("parentRefs") or []:
+            if not _parent_is(ref, route, "Gateway", gw.namespace, gw.name):
+                continue
+            if ref.get("sectionName") not in (None, listener.get("name")):
+                continue
+            if ref.get("port") not in (None, listener.get("port")):
+                continue
+            if _allowed(world, listener, gw, route):
+                out.append(route)
+                break
+    return out
+
+
+def granted(world: World, route: Resource, ns: str) -> bool:
+    """A backend in another namespace needs a ReferenceGrant there."""
+    if ns == route.namespace:
+        return True
+    for g in world.by_kind["ReferenceGrant"]:
+        if g.namespace != ns:
+            continue
+        if any(f.get("group") == GROUP and f.get("kind") == route.kind and f.get("namespace") == route.namespace
+               for f in g.spec.get("from") or []) and \
+                any(t.get("group", "") == "" and t.get("kind") == "Service" for t in g.spec.get("to") or []):
+            return True
+    return False
+
+
+# ---- backends -----------------------------------------------------------------------------
+
+class _Backends:
+    """Egress entries (one per backend Service, or per weighted rule) and their clusters."""
+
+    def __init__(self, world: World, placement: Placement):
+        self.world, self.placement = world, placement
+        self.egress: dict = {}  # mesh -> _Egress
+        self.services: dict = {}  # entry name -> egress virtual service IR
+
+    def _node_for(self, ns: str, name: str, port):
+        """The virtual node a Service fronts (by DNS name) and its listener port for `port`."""
+        svc = self.world.get("Service", ns, name)
+        target = port
+        for p in (svc.spec.get("ports") or []) if svc else []:
+            if p.get("port") == port and isinstance(p.get("targetPort"), int):
+                target = p["targetPort"]
+        for vn in self.world.by_kind["VirtualNode"]:
+            host = (((vn.spec.get("serviceDiscovery") or {}).get("dns") or {}).get("hostname") or "").lower()
+            if host in (fqdn(ns, name), f"{name}.{ns}.svc", f"{name}.{ns}"):
+                return vn, target
+        return None, None
+
+    def cluster(self, ns: str, name: str, port) -> str | None:
+        vn, target = self._node_for(ns, name, port)
+        mesh = mesh_name(self.world, vn) if vn else None
+        if vn is None or mesh is None:
+            return None
+        eg = self.egress.setdefault(mesh, _Egress(self.world, self.placement, mesh, lambda vs: None))
+        return eg.cluster_for(None, vn, target)
+
+    def targets(self, route: Resource, refs: list) -> list[dict]:
+        out = []
+        for b in refs or []:
+            if b.get("kind", "Service") != "Service" or b.get("group", "") != "":
+                continue
+            ns = b.get("namespace") or route.namespace
+            if not granted(self.world, route, ns):
+                continue
+            c = self.cluster(ns, b["name"], b.get("port"))
+            if c and b.get("weight", 1) > 0:
+                out.append({"cluster": c, "weight": b.get("weight", 1)})
+        return out
+
+    def gamma(self, ns: str, name: str) -> list[Resource]:
+        return [r for r in self.world.by_kind["HTTPRoute"]
+                if any(_parent_is(ref, r, "Service", ns, name) for ref in r.spec.get("parentRefs") or [])]
+
+    def service(self, route: Resource, rule: dict, rule_name: str) -> str:
+        """The egress entry a gateway rule sends to; its name goes in the target header."""
+        refs = rule.get("backendRefs") or []
+        if len(refs) == 1 and refs[0].get("kind", "Service") == "Service":
+            ns = refs[0].get("namespace") or route.namespace
+            gamma = self.gamma(ns, refs[0]["name"]) if granted(self.world, route, ns) else []
+            if gamma:
+                name = fqdn(ns, refs[0]["name"])
+                if name not in self.services:
+                    self.services[name] = {"name": name, "source": f"Service/{ns}/{refs[0]['name']}", "port": None,
+                                           "routes": self.rules(gamma)}
+                return name
+        targets = self.targets(route, refs)
+        entry = {"name": rule_name, "source": route.ref, "port": None, "routes": [{
+            "name": rule_name, "match": {"prefix": "/"}, "targets": targets, "retry": dict(NO_RETRY),
+            "timeout": _timeout(rule), "protocol": "http"}] if targets else []}
+        if not targets:
+            entry["no_provider"] = True
+        self.services[rule_name] = entry
+        return rule_name
+
+    def rules(self, routes: list[Resource]) -> list[dict]:
+        """GAMMA routes on one Service as egress routes, in Gateway API precedence."""
+        out = []
+        for route in routes:
+            for i, rule in enumerate(route.spec.get("rules") or []):
+                targets = self.targets(route, rule.get("backendRefs"))
+                for j, m in enumerate(rule.get("matches") or [{}]):
+                    out.append(((_neg(precedence(m, [])), _age(route), route.namespace, route.name, i, j), {
+                        "name": f"{route.name}_{route.namespace}-{i}-{j}", "match": match_ir(m, []),
+                        "targets": targets, "retry": dict(NO_RETRY), "timeout": _timeout(rule), "protocol": "http"}))
+        return [r for _, r in sorted(out, key=lambda x: x[0]) if r["targets"]]
+
+    def clusters(self) -> list[dict]:
+        out = {}
+        for eg in self.egress.values():
+            out.update(eg.clusters)
+        return list(out.values())
+
+
+def _neg(t: tuple) -> tuple:
+    return tuple(-x for x in t)
+
+
+def _age(r: Resource) -> str:
+    return str((r.raw.get("metadata") or {}).get("creationTimestamp") or "")
+
+
+def _timeout(rule: dict) -> dict:
+    req = (rule.get("timeouts") or {}).get("request")
+    if req is None:
+        return timeout_ir(None)
+    ms = 0
+    for n, u in re.findall(r"([0-9]+)(h|ms|m|s)", req):
+        ms += int(n) * {"h": 3_600_000, "m": 60_000, "s": 1000, "ms": 1}[u]
+    return {"per_request_ms": ms, "idle_ms": None}
+
+
+# ---- the proxy ----------------------------------------------------------------------------
+
+def gateway_ir(world: World, gw: Resource, placement: Placement) -> dict:
+    nid = node_id(gw)
+    egress_port = placement.egress_port(nid)
+    backends = _Backends(world, placement)
+    redirect = naming.self_redirect_cluster(MESH, f"{gw.name}_{gw.namespace}", "http", egress_port)
+    listeners = []
+    for lst in gw.spec.get("listeners") or []:
+        if lst.get("protocol") != "HTTP":
+            continue  # HTTPS, TLS, TCP, UDP listeners are not served by the lab yet
+        entries = []
+        for route in attached(world, gw, lst):
+            hostnames = [h.lower() for h in route.spec.get("hostnames") or []]
+            for i, rule in enumerate(route.spec.get("rules") or []):
+                rule_name = f"{route.name}_{route.namespace}-{i}"
+                target = backends.service(route, rule, rule_name)
+                for j, m in enumerate(rule.get("matches") or [{}]):
+                    key = (_neg(precedence(m, hostnames)), _age(route), route.namespace, route.name, i, j)
+                    entries.append((key, {
+                        "name": f"{rule_name}-{j}", "source": route.ref, "priority": None,
+                        "match": match_ir(m, hostnames), "rewrite": rewrite_ir(m, rule.get("filters")),
+                        "target": {"virtual_service": target, "port": None}, "cluster": redirect}))
+        listeners.append({"port": lst["port"], "bind_port": placement.bind_port(nid, lst["port"]), "protocol": "http",
+                          "tls": None, "health_check_path": None,
+                          "routes": [e for _, e in sorted(entries, key=lambda x: x[0])]})
+    self_cluster = {"name": redirect, "kind": "self_redirect", "protocol": "http",
+                    "endpoints": [{"address": "127.0.0.1" if placement.bind_address != "0.0.0.0" else "127.0.0.1",
+                                   "port": egress_port}],
+                    "tls": None, "health_check": None, "outlier_detection": None, "connection_pool": None}
+    return {
+        "kind": "gateway", "node_id": nid, "source": gw.ref, "mesh": MESH,
+        "bind_address": placement.bind_address, "access_log": None, "listeners": listeners,
+        "egress": {"bind_port": egress_port, "bind_address": "127.0.0.1", "mode": "internal",
+                   "virtual_services": sorted(backends.services.values(), key=lambda v: v["name"])},
+        "clusters": sorted(backends.clusters() + [self_cluster], key=lambda c: c["name"]),
+    }
+
+
+def build(world: World, placement: Placement) -> dict[str, dict]:
+    """node id -> IR, for every Gateway in the world."""
+    return {node_id(gw): gateway_ir(world, gw, placement)
+            for gw in sorted(world.by_kind["Gateway"], key=lambda r: r.key)}
