@@ -454,6 +454,7 @@ class Daemon:
             self.pushes.pop(nid, None)
             self._unacked.pop(nid, None)
             self._parsed.pop(nid, None)
+            self.isolation.forget_node(nid)
 
     def _write_status(self, world: World) -> None:
         conds = conditions(world, self.isolation.conditions())

@@ -103,6 +103,11 @@ class Isolation:
         with self._lock:
             return not self.probes and all(ok for _, _, ok, _ in self._results)
 
+    def forget_node(self, nid: str) -> None:
+        """A proxy that is gone (its resource deleted): nothing of it is kept."""
+        for table in (self.acked, self.acked_config, self.sent, self.probes):
+            table.pop(nid, None)
+
     def searching(self, nid: str) -> bool:
         """Whether this proxy's answer is still being acted on: a search for the resource it
         rejected is under way, or its NACK has not been taken in yet."""
