@@ -56,9 +56,10 @@ def loopback_host(value: str) -> bool:
     return name in LOOPBACK_NAMES
 
 
-def check_local(handler, require_host: bool = True) -> None:
-    """Refuse (403) what a browser could send on a web page's behalf. On a Unix socket (no browser
-    reaches one) a request without a Host header passes: `require_host=False`."""
+def check_local(handler, check_host: bool = True) -> None:
+    """Refuse (403) what a browser could send on a web page's behalf. On a Unix socket no browser
+    connects and the Host header names nothing (`curl --unix-socket S http://lab/...`):
+    `check_host=False` checks Origin and Sec-Fetch-Site only."""
     headers = handler.headers
     if headers.get("Origin") is not None:
         handler.close_connection = True
@@ -69,7 +70,7 @@ def check_local(handler, require_host: bool = True) -> None:
         raise BadRequest("requests a browser sends for a web page are refused (Sec-Fetch-Site: "
                          f"{headers['Sec-Fetch-Site'][:40]}); use the aws CLI, boto3 or appmesh-lab", 403)
     hosts = headers.get_all("Host") or []
-    if not hosts and not require_host:
+    if not check_host:
         return
     if len(hosts) != 1 or not loopback_host(hosts[0]):
         handler.close_connection = True

@@ -57,7 +57,7 @@ def control_server(path: Path, route, limit: int) -> UnixHTTPServer:
             url = urlparse(self.path)
             q = {k: v[0] for k, v in parse_qs(url.query).items()}
             try:
-                check_local(self, require_host=False)
+                check_local(self, check_host=False)
                 if method in ("POST", "PUT"):
                     body = read_json(self, limit)
                 else:

@@ -120,6 +120,7 @@ def test_the_control_socket_refuses_origin_and_short_bodies_too():
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
         assert unix_request(d / "api.sock", "GET", "/v1/status")[0] == 200
+        assert unix_request(d / "api.sock", "GET", "/v1/status", headers={"Host": "lab"})[0] == 200  # curl's
         code, _, body = unix_request(d / "api.sock", "POST", "/v1/apply", b"{}", {"Origin": "http://evil.example"})
         assert code == 403 and "web pages" in json.loads(body)["error"]
         code, _, body = unix_request(d / "api.sock", "POST", "/v1/apply", b"x" * 2000)
@@ -130,7 +131,7 @@ def test_the_control_socket_refuses_origin_and_short_bodies_too():
             s.shutdown(socket.SHUT_WR)
             answer = s.recv(65536)
         assert _status(answer) == 400
-        assert seen == [("GET", "/v1/status", {})]
+        assert seen == [("GET", "/v1/status", {})] * 2
     finally:
         srv.shutdown()
         srv.server_close()
