@@ -127,6 +127,7 @@ class Daemon:
         self._resource_cache: dict = {}
         self._reconciled_version = -1
         self.pods: list = []
+        self._admin_sockets: set | None = None  # names of the admin sockets of the pods last planned
         self.ready_ports: dict = {}  # process key -> the port its readiness is probed on (_place)
         self.placement = Placement()
         self.supervisor = Supervisor(self.store, on_event=self._process_event, on_change=self._wake.set)
@@ -239,6 +240,7 @@ class Daemon:
                     self.store.kv_set(f"pods:{key}", wanted) if wanted else self.store.kv_delete(f"pods:{key}")
             placement, specs = self._place(world, pods)
             self.supervisor.ensure(specs)
+            self._tidy_admin_sockets(pods)
             self.pods, self.placement = pods, placement
             out, sources = self._translate(world, placement, self._files(world))
             self._publish(out, sources)
@@ -247,6 +249,16 @@ class Daemon:
             self.last_reconcile = {"time": time.time(), "seconds": round(time.perf_counter() - t0, 4),
                                    "proxies": len(out), "pods": len(pods), "version": self.version}
             return self.last_reconcile
+
+    def _tidy_admin_sockets(self, pods: list) -> None:
+        """Remove the admin sockets of Envoys whose pods are gone (Envoy leaves its socket file)."""
+        wanted = {self.sockets.admin(p.namespace, p.name).name for p in pods if p.proxy is not None}
+        if wanted == self._admin_sockets:
+            return
+        for sock in self.sockets.dir.glob("admin.*.sock"):
+            if sock.name not in wanted:
+                sock.unlink(missing_ok=True)
+        self._admin_sockets = wanted
 
     def _files(self, world: World) -> dict:
         """Certificate paths in manifests (/etc/appmesh-lab/certs/…) -> files under the lab's home,

@@ -64,6 +64,24 @@ def test_control_xds_and_every_envoy_admin_are_owner_only_unix_sockets(lab, host
     assert "pods" in st and all("admin_port" not in p for p in st["pods"])
 
 
+def test_the_admin_socket_of_a_pod_that_goes_away_goes_with_it(lab):
+    lab.apply("manifests/walkthrough/")
+    pod = next(p for p in lab.pods("appmesh-demo") if p["owner"] == "review-service")
+    sock = lab.client.sockets.admin(pod["namespace"], pod["name"])
+    others = [lab.client.sockets.admin(p["namespace"], p["name"]) for p in lab.pods("appmesh-demo")
+              if p["proxy"] and p["name"] != pod["name"]]
+    assert sock.exists() and all(o.exists() for o in others)
+    lab.delete_resource("Deployment", "review-service", "appmesh-demo")
+
+    def gone():
+        assert not sock.exists(), sock
+    lab.eventually(gone, timeout=15, what=f"{sock.name} removed")
+    assert all(o.exists() for o in others)
+    lab.apply("manifests/walkthrough/")  # back as the other tests expect it
+    assert lab.client.sockets.admin("appmesh-demo", next(
+        p["name"] for p in lab.pods("appmesh-demo") if p["owner"] == "review-service")).exists()
+
+
 def test_envoy_and_app_processes_run_for_every_pod(lab, host):
     pods = lab.pods("appmesh-demo")
     envoys = [p for p in host.process.filter(comm="envoy") if str(lab.client.paths.home) in p.args]
