@@ -365,6 +365,12 @@ def router_with_weights(path, router: str, route: str, weights: dict) -> str:
     return to_yaml(doc)
 
 
+def route_snippet(router_yaml: str, route: str) -> str:
+    """One route of a VirtualRouter (YAML text), as YAML, to show next to what it produced."""
+    doc = yaml.safe_load(router_yaml)
+    return f"# VirtualRouter {doc['metadata']['name']}, spec.routes[name={route}]\n" + to_yaml([_route(doc, route)])
+
+
 def router_without(path, router: str, route: str, field: str) -> str:
     """The VirtualRouter with one field (e.g. retryPolicy) removed from one route's httpRoute."""
     doc = manifest_doc(path, "VirtualRouter", router)
@@ -477,10 +483,11 @@ def gateway_address(t, gateway: str | None = None) -> tuple[str, int]:
 
 
 def hit(t, path: str, n: int = 1, headers: dict | None = None, gateway: str | None = None, method: str = "GET",
-        concurrency: int = 1, timeout: float = 10.0) -> list[Hit]:
-    """Send `n` requests for `path` through the gateway, `concurrency` at a time over
-    keep-alive connections (like a load generator), and return every answer in order."""
-    host, port = gateway_address(t, gateway)
+        concurrency: int = 1, timeout: float = 10.0, address: tuple | None = None) -> list[Hit]:
+    """Send `n` requests for `path` through the gateway (or to `address`, a (host, port)),
+    `concurrency` at a time over keep-alive connections (like a load generator), and return
+    every answer in order."""
+    host, port = address or gateway_address(t, gateway)
     local = threading.local()
 
     def one(_i: int) -> Hit:
@@ -542,27 +549,114 @@ def count(hits: list[Hit], field: str = "version") -> Counter:
     return Counter(getattr(h, field) for h in hits)
 
 
-def split_tolerance(share: float, n: int) -> float:
-    """How far a measured share may be from the configured one: four binomial standard
-    deviations plus two percentage points (a fair split fails this far less than once in 10^4)."""
-    return 4 * math.sqrt(share * (1 - share) / n) + 0.02
+SPLIT_ALPHA = 0.001   # a correct router fails the split check in at most 1 run in 1,000
+SPLIT_OFF_BY = 0.20   # ... and a router 20 points off fails it with probability >= SPLIT_POWER
+SPLIT_POWER = 0.999
 
 
-def check_split(measured: Counter, weights: dict) -> list:
-    """Assert each measured share is within tolerance of its configured weight; return rows."""
+def _binom_pmf(n: int, p: float) -> list[float]:
+    """P(X = k) for k = 0..n, X ~ Binomial(n, p)."""
+    if p <= 0 or p >= 1:
+        return [1.0 if k == (0 if p <= 0 else n) else 0.0 for k in range(n + 1)]
+    lp, lq = math.log(p), math.log1p(-p)
+    lg = math.lgamma(n + 1)
+    return [math.exp(lg - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * lp + (n - k) * lq) for k in range(n + 1)]
+
+
+def binomial_p_value(k: int, n: int, p: float) -> float:
+    """Exact two-sided binomial test: the probability, if the true share were p, of a count at
+    most as likely as k (the method of R's binom.test and scipy's binomtest)."""
+    pmf = _binom_pmf(n, p)
+    limit = pmf[k] * (1 + 1e-7)
+    return min(1.0, sum(q for q in pmf if q <= limit))
+
+
+def split_power(n: int, share: float, off_by: float = SPLIT_OFF_BY, alpha: float = SPLIT_ALPHA) -> float:
+    """The probability that the split check fails a route whose true share is `off_by` away from
+    the configured `share` (the worse of the two directions that exist), with n requests."""
+    pmf0 = _binom_pmf(n, share)
+    order = sorted(range(n + 1), key=lambda k: pmf0[k])
+    reject, total = set(), 0.0
+    for k in order:   # the p-value of k is the sum of every pmf0 value not above pmf0[k]
+        total += pmf0[k]
+        if total < alpha * (1 - 1e-9):
+            reject.add(k)
+    powers = []
+    for wrong in (share - off_by, share + off_by):
+        if 0 <= wrong <= 1:
+            pmf1 = _binom_pmf(n, wrong)
+            powers.append(sum(pmf1[k] for k in reject))
+    return min(powers) if powers else 1.0
+
+
+def split_sample_size(shares, off_by: float = SPLIT_OFF_BY, alpha: float = SPLIT_ALPHA,
+                      power: float = SPLIT_POWER, step: int = 10) -> int:
+    """The smallest number of requests (a multiple of `step`) with which the split check fails a
+    route off by `off_by` with at least `power`, for every configured share in `shares`."""
+    n = step
+    while any(split_power(n, s, off_by, alpha) < power for s in shares if 0 < s < 1):
+        n += step
+    return n
+
+
+def check_split(measured: Counter, weights: dict, alpha: float = SPLIT_ALPHA) -> list:
+    """Judge each version's count by an exact two-sided binomial test against its configured
+    share, at level alpha (divided among the versions: Bonferroni, so the whole check keeps
+    alpha). A configured 0% or 100% allows no exception. Asserts; returns the table's rows."""
     n = sum(measured.values())
     total = sum(weights.values())
-    rows = []
+    level = alpha / len(weights) if len(weights) > 2 else alpha   # two versions: one test, not two
+    rows, bad = [], []
     for key, w in weights.items():
         expected = w / total
-        got = measured.get(key, 0) / n
-        tol = split_tolerance(expected, n)
-        ok = abs(got - expected) <= tol
-        rows.append([key, f"{expected:.0%}", f"{got:.1%}", f"±{tol:.1%}", "ok" if ok else "OUT OF RANGE"])
-        assert ok, f"{key}: measured {got:.1%} of {n} requests, configured {expected:.0%} (tolerance ±{tol:.1%})"
+        k = measured.get(key, 0)
+        pv = binomial_p_value(k, n, expected)
+        ok = pv >= level
+        rows.append([key, f"{expected:.0%}", f"{k / n:.1%} ({k}/{n})", f"{pv:.3g}", "ok" if ok else "REJECTED"])
+        if not ok:
+            bad.append(f"{key}: measured {k / n:.1%} ({k} of {n} requests), configured {expected:.0%}: "
+                       f"p = {pv:.2g} < alpha {level:g} (exact binomial test)")
     unexpected = set(measured) - set(weights)
     assert not unexpected, f"answers from unexpected versions: {unexpected}"
+    assert not bad, "; ".join(bad)
     return rows
+
+
+def hop_addresses(t, namespace: str, owner: str) -> dict:
+    """Where to reach one pod of Deployment `owner` on the local lab: `direct` (the app's own
+    port), `sidecar` (its Envoy's ingress listener) and `gateway`, as (host, port). Other
+    targets: only the gateway (the pod network is not reachable from here)."""
+    out = {}
+    if t.name == "local":
+        pod = next((p for p in t.pods(namespace) if p.get("owner") == owner and p.get("role") == "meshed"), None)
+        if pod is None:
+            raise NotebookError(f"no running meshed pod of {owner} in {namespace}")
+        app = next(c for c in pod["containers"] if c["name"] != "envoy")
+        with open(f"/proc/{app['pid']}/environ", "rb") as f:
+            env = dict(x.split(b"=", 1) for x in f.read().split(b"\0") if b"=" in x)
+        out["direct"] = ("127.0.0.1", int(env[b"PORT"]))
+        listeners = t.admin(pod["name"], "/listeners?format=json").json()["listener_statuses"]
+        ingress = next(x for x in listeners if x["name"].startswith("lds_ingress"))
+        a = ingress["local_address"]["socket_address"]
+        out["sidecar"] = (a.get("address", "127.0.0.1"), a["port_value"])
+    out["gateway"] = gateway_address(t)
+    return out
+
+
+def latency_by_hop(t, addresses: dict, paths: dict, n: int = 200, rounds: int = 10,
+                   concurrency: int = 1) -> dict:
+    """Time `n` GETs on each hop (`paths[hop]` is what to ask there), in `rounds` turns so that
+    every hop sees the same moments of a busy machine; returns {hop: [milliseconds]}."""
+    samples = {hop: [] for hop in addresses}
+    per_round = max(1, n // rounds)
+    for _ in range(rounds):
+        for hop, address in addresses.items():
+            hits = hit(t, paths[hop], n=per_round, address=address, concurrency=concurrency)
+            bad = [h.status for h in hits if h.status != 200]
+            if bad:
+                raise NotebookError(f"{hop} {address[0]}:{address[1]}{paths[hop]} answered {bad[0]}")
+            samples[hop] += [h.elapsed_ms for h in hits]
+    return samples
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -581,15 +675,31 @@ def lab_ca(t) -> Path:
     return Path(t.client.paths.home) / "certs" / "ca" / "ca.crt"
 
 
+class _SNIConnection(http.client.HTTPSConnection):
+    """HTTPS to an address, checking the server's certificate for another name (as a client
+    inside the mesh would: it connects to a pod, and expects the service's name)."""
+
+    def __init__(self, host, port, sni: str, **kwargs):
+        super().__init__(host, port, **kwargs)
+        self._sni = sni
+
+    def connect(self):
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=self._sni)
+
+
 def https_get(host: str, port: int, path: str, cafile, server_hostname: str = "localhost",
-              timeout: float = 5.0) -> Hit:
-    """GET over TLS, trusting only `cafile`; raises ssl.SSLError when the server's certificate
-    is not signed by that CA."""
+              timeout: float = 5.0, certfile=None, keyfile=None) -> Hit:
+    """GET over TLS, trusting only `cafile` and expecting the name `server_hostname`, with a
+    client certificate when `certfile` (and `keyfile`) are given; raises ssl.SSLError when
+    the server's certificate is not signed by that CA, and ssl.SSLError or ConnectionError
+    when the server refuses the client."""
     import time as _time
     ctx = ssl.create_default_context(cafile=str(cafile))
     ctx.verify_flags |= ssl.VERIFY_X509_STRICT  # as Python 3.13's default does, on every Python
-    conn = http.client.HTTPSConnection(host if host != "127.0.0.1" else server_hostname, port, timeout=timeout,
-                                       context=ctx)
+    if certfile:
+        ctx.load_cert_chain(str(certfile), str(keyfile) if keyfile else None)
+    conn = _SNIConnection(host, port, server_hostname, timeout=timeout, context=ctx)
     t0 = _time.perf_counter()
     try:
         conn.request("GET", path)

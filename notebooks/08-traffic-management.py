@@ -54,13 +54,30 @@ first = nb.expect(t, "/", 200, gateway="gateway_ex-canary", service="reviews", t
 print("the canary's gateway answers:", first.status, first.service)   # v1 or v2: the next cell counts them
 
 # %% [markdown]
-# How close to 90/10 should 200 requests be? Each request picks v2 with probability 0.1, so the
-# count of v2 answers is binomial: standard deviation √(0.1 · 0.9 / 200) ≈ 2.1 percentage points.
-# The check allows four standard deviations plus two points — a correct split fails it far less
-# than once in ten thousand runs, while a wrong one (say 70/30) fails it every time.
+# How close to 90/10 must the answers be? Each request picks v2 with probability 0.1, so the
+# count of v2 answers among N is binomial. The check is an **exact two-sided binomial test** at
+# **α = 0.001**: a correct router fails it in at most one run in a thousand. N is chosen so that
+# a router **20 points off** (70/30 where 90/10 is configured, 30/70 or 70/30 where 50/50 is)
+# fails it with probability **≥ 0.999**; the next cell computes that N and the power it reaches.
+# (A weight of 0 or 100 allows no exception at all.) The p-value in each table is the
+# probability of a count at least this unlikely if the router did exactly what it is configured
+# to do.
+
+# %%
+SHARES = [0.9, 0.5]   # v1's configured share in the steps below (0/100 needs no sample size)
+N = nb.split_sample_size(SHARES)
+rows = [[f"{s:.0%} / {1 - s:.0%}", f"{nb.split_power(N, s):.4f}"] for s in SHARES]
+nb.table(rows, [f"configured split (N = {N} requests, α = {nb.SPLIT_ALPHA})", "P(a route 20 points off fails)"])
+assert all(nb.split_power(N, s) >= nb.SPLIT_POWER for s in SHARES)
+# the check itself, on counts: 50/50 expected, an 80/20 router's typical answer is refused
+try:
+    nb.check_split({"v1": round(0.8 * N), "v2": N - round(0.8 * N)}, {"v1": 50, "v2": 50})
+    raise AssertionError("an 80/20 count passed the 50/50 check")
+except AssertionError as exc:
+    assert "exact binomial test" in str(exc), exc
+    print("an 80/20 count against 50/50:", str(exc).split(": ", 1)[1])
 
 # %% tags=["volatile"]
-N = 200
 steps = []
 
 def measure(label, weights):
@@ -69,8 +86,10 @@ def measure(label, weights):
     measured = nb.count(hits, "version")
     rows = nb.check_split(measured, weights)
     steps.append((label, weights, measured))
-    nb.table(rows, ["version", "configured", "measured", "tolerance", ""])
+    nb.table(rows, ["version", "configured", "measured", "p-value", f"α = {nb.SPLIT_ALPHA}"])
 
+nb.show_text(nb.route_snippet(nb.to_yaml(nb.manifest_doc(ROUTER_FILE, "VirtualRouter", "reviews-router")), "weighted"),
+             title=ROUTER_FILE)
 nb.command(f"for i in $(seq {N}); do curl -s -H 'Accept: text/plain' $GW/; done | cut -d' ' -f1,2 | sort | uniq -c")
 measure("90/10", {"v1": 90, "v2": 10})
 
@@ -80,15 +99,17 @@ measure("90/10", {"v1": 90, "v2": 10})
 # (`apply` waits until every proxy has acknowledged the new configuration).
 
 # %% tags=["volatile"]
-nb.apply_text(t, nb.router_with_weights(ROUTER_FILE, "reviews-router", "weighted", {"reviews-v1": 50, "reviews-v2": 50}))
+router = nb.router_with_weights(ROUTER_FILE, "reviews-router", "weighted", {"reviews-v1": 50, "reviews-v2": 50})
+nb.apply_text(t, router)
 measure("50/50", {"v1": 50, "v2": 50})
 
 # %% tags=["volatile"]
-nb.apply_text(t, nb.router_with_weights(ROUTER_FILE, "reviews-router", "weighted", {"reviews-v1": 0, "reviews-v2": 100}))
+router = nb.router_with_weights(ROUTER_FILE, "reviews-router", "weighted", {"reviews-v1": 0, "reviews-v2": 100})
+nb.apply_text(t, router)
 measure("0/100", {"v1": 0, "v2": 100})
 
 # %% tags=["volatile"]
-nb.split_chart(steps, title="Canary through the gateway: configured vs measured share of 200 requests")
+nb.split_chart(steps, title=f"Canary through the gateway: configured vs measured share of {N} requests")
 
 # %% [markdown]
 # The header route works independently of the weights: with `x-canary: true`, every answer

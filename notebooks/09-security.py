@@ -164,7 +164,51 @@ assert ["gateway_ex-mtls-mesh", "upstream", "gateway", "ca.crt", "accounts.ex-mt
 assert any(r[0] == "accounts" and r[1] == "downstream" and r[5] is True for r in rows), rows
 
 # %% [markdown]
-# Both sides present a certificate and check the other's. Clean up the two examples:
+# Both sides present a certificate and check the other's. Now the refusals, without which the
+# handshake count above proves little: a client that connects to the `accounts` sidecar itself
+# (its TLS listener, as another pod in the cluster could) is refused **without a certificate**,
+# and refused **with a certificate the demo CA signed for another name** (`accounts`' own: the
+# listener's `validation` accepts only the gateway's name); the same client with the gateway's
+# certificate is served. The sidecar counts each refusal (`ssl.fail_verify_no_cert`,
+# `ssl.fail_verify_san`). On a cluster the pod's port is not reachable from here: the cell
+# shows the commands.
+
+# %%
+import http.client
+
+ACCOUNTS = "accounts.ex-mtls-mesh.svc.cluster.local"
+if TARGET == "local":
+    nb.apply(t, MTLS)   # unchanged: nothing to do
+    sidecar = nb.hop_addresses(t, "ex-mtls-mesh", "accounts")["sidecar"]
+    certs = CA.parent.parent   # $LAB_HOME/certs: ca/, gateway/, accounts/
+    attempts = [("no client certificate", None), ("accounts' certificate (wrong name)", "accounts"),
+                ("the gateway's certificate", "gateway")]
+    rows = []
+    for label, who in attempts:
+        nb.command(f"curl --cacert {CA} --connect-to {ACCOUNTS}:443:{sidecar[0]}:{sidecar[1]} "
+                   + (f"--cert {certs / who / 'tls.crt'} --key {certs / who / 'tls.key'} " if who else "")
+                   + f"https://{ACCOUNTS}/balance")
+        try:
+            h = nb.https_get(*sidecar, "/balance", CA, server_hostname=ACCOUNTS,
+                             certfile=certs / who / "tls.crt" if who else None,
+                             keyfile=certs / who / "tls.key" if who else None)
+            rows.append([label, f"{h.status} from {h.service}"])
+        except (ssl.SSLError, ConnectionError, http.client.HTTPException) as exc:
+            rows.append([label, f"refused: {type(exc).__name__}"])
+    nb.table(rows, ["client presents", "answer"])
+    assert rows[0][1].startswith("refused") and rows[1][1].startswith("refused"), rows
+    assert rows[2][1] == "200 from accounts", rows
+    with nb.quiet(t):
+        stats = t.stats("accounts", filter="ssl")
+    no_cert, bad_san = nb.stat(stats, r"^listener\..*\.ssl\.fail_verify_no_cert$"), nb.stat(stats, r"^listener\..*\.ssl\.fail_verify_san$")
+    print(f"accounts sidecar: ssl.fail_verify_no_cert {no_cert}, ssl.fail_verify_san {bad_san}")
+    assert no_cert >= 1 and bad_san >= 1
+else:
+    nb.command(f"kubectl -n ex-mtls-mesh run tls-probe --rm -i --restart=Never --image=curlimages/curl -- "
+               f"curl -sk https://{ACCOUNTS}:8080/balance      # refused: no client certificate")
+
+# %% [markdown]
+# Clean up the two examples:
 
 # %%
 nb.delete(t, TLS)

@@ -91,16 +91,39 @@ print(lines[-1])
 # %% [markdown]
 # ## Latency
 #
-# The same requests, timed on the client side: 100 requests through the gateway, eight at a time.
+# A latency means something only next to a baseline, measured in the same cell on the same
+# machine. The cell times product-service three ways, in turns, one request at a time:
+#
+# | hop | path of a request | Envoys on the way |
+# |---|---|---|
+# | direct | client → the app's own port | none |
+# | sidecar | client → the pod's sidecar (its ingress listener) → app | 1 |
+# | gateway | client → gateway Envoy (GatewayRoute `/products`) → the gateway's own egress listener (the virtual service's routing) → sidecar → app | 3 passes through Envoy |
+#
+# The gateway's second pass is the kit's design, not App Mesh's: its Envoy sends the request to
+# its own egress listener, where virtual-service routing happens (`_self_redirect_` in the
+# config dump below).
+#
+# **What to expect:** each pass through Envoy on loopback costs a fraction of a millisecond at
+# the median when requests come one at a time (docs/benchmarks.md measures the gateway path at
+# about +3 ms under wrk's full load on 2 cores), so the gateway's median is at most a millisecond or
+# two above the direct one, and not below it. The cell checks that the gateway adds less than 5 ms at
+# p50 over the direct path: generous for a busy 2-core machine, but a proxy that buffered,
+# retried or resolved a name on every request would break it. On a cluster only the gateway is
+# reachable from here; the cell then shows it alone.
 
 # %% tags=["volatile"]
-hits = nb.hit(t, "/products", n=100, concurrency=8)
-assert all(h.status == 200 for h in hits), nb.count(hits, "status")
-ms = [h.elapsed_ms for h in hits]
-p50, p90, p99 = (nb.percentile(ms, q) for q in (0.5, 0.9, 0.99))
-print(f"p50 {p50:.1f} ms, p90 {p90:.1f} ms, p99 {p99:.1f} ms")
-assert p50 < 1000, "requests on loopback should not take a second"
-nb.latency_histogram(ms, title="GET /products through the gateway")
+hops = nb.hop_addresses(t, NAMESPACE, "product-service")
+samples = nb.latency_by_hop(t, hops, {"direct": "/", "sidecar": "/", "gateway": "/products"}, n=200)
+p50 = {hop: nb.percentile(ms, 0.5) for hop, ms in samples.items()}
+rows = [[hop, len(ms), f"{p50[hop]:.2f}", f"{nb.percentile(ms, 0.99):.2f}",
+         f"{p50[hop] - p50['direct']:+.2f}" if "direct" in p50 else "-"] for hop, ms in samples.items()]
+nb.table(rows, ["hop", "requests", "p50 ms", "p99 ms", "p50 over direct, ms"])
+if "direct" in p50:
+    added = p50["gateway"] - p50["direct"]
+    assert added < 5, f"the gateway adds {added:.2f} ms at p50 over the direct path (expected < 5 ms)"
+    assert p50["gateway"] >= p50["direct"] - 0.2, f"two Envoys faster than none? {p50}"
+nb.latency_histogram(samples["gateway"], title="GET /products through the gateway")
 
 # %% [markdown]
 # ## A configuration dump, read by a human

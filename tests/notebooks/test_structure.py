@@ -185,18 +185,56 @@ def test_the_machine_path_check_finds_each_kind_of_folder():
 
 # ---- lab/notebook.py helpers -------------------------------------------------------------
 
-def test_split_tolerance_is_four_sigma_plus_two_points():
-    from lab.notebook import split_tolerance
-    assert split_tolerance(0.1, 200) == pytest.approx(4 * (0.1 * 0.9 / 200) ** 0.5 + 0.02)
-    assert split_tolerance(0.0, 200) == pytest.approx(0.02)
+def test_binomial_p_value_is_the_exact_two_sided_test():
+    from math import comb
+    from lab.notebook import binomial_p_value
+    # 7 heads in 10 fair tosses: P(X <= 3) + P(X >= 7) = 2 * 176 / 1024 (R: binom.test(7, 10) -> 0.3438)
+    assert binomial_p_value(7, 10, 0.5) == pytest.approx(2 * sum(comb(10, k) for k in range(7, 11)) / 1024)
+    assert binomial_p_value(5, 10, 0.5) == pytest.approx(1.0)
+    assert binomial_p_value(0, 300, 0.0) == 1.0 and binomial_p_value(1, 300, 0.0) == 0.0
+    assert binomial_p_value(300, 300, 1.0) == 1.0 and binomial_p_value(299, 300, 1.0) == 0.0
 
 
-def test_check_split_passes_a_fair_sample_and_fails_a_wrong_one():
+def test_the_split_check_is_sized_to_catch_a_route_twenty_points_off():
+    from lab.notebook import SPLIT_ALPHA, split_power, split_sample_size
+    n = split_sample_size([0.9, 0.5])
+    assert 200 <= n <= 300, n
+    for share in (0.9, 0.5, 0.1):
+        assert split_power(n, share) >= 0.999, (share, split_power(n, share))
+    assert split_power(200, 0.5) < 0.999          # 200 requests were not enough for 50/50
+    assert split_power(n, 0.5, off_by=0.30) > 0.99999  # an 80/20 router where 50/50 is configured
+    assert SPLIT_ALPHA == 0.001
+
+
+def test_check_split_fails_an_80_20_router_where_50_50_is_configured_and_passes_a_fair_one():
+    """Seeded draws of what routers answer: an 80/20 router fails the 50/50 check in every one of
+    2,000 runs; a fair 50/50 router passes in (about) all but alpha of them."""
+    import random
+    from lab.notebook import SPLIT_ALPHA, check_split, split_sample_size
+    n, rng = split_sample_size([0.9, 0.5]), random.Random(14)
+
+    def run(p_v1):
+        v1 = sum(rng.random() < p_v1 for _ in range(n))
+        try:
+            check_split(Counter(v1=v1, v2=n - v1), {"v1": 50, "v2": 50})
+            return True
+        except AssertionError as exc:
+            assert "exact binomial test" in str(exc)
+            return False
+    assert not any(run(0.8) for _ in range(2000))
+    assert sum(run(0.7) for _ in range(1000)) <= 3   # 20 points off: caught with probability >= 0.999
+    fair = sum(run(0.5) for _ in range(2000))
+    assert fair >= 2000 * (1 - 5 * SPLIT_ALPHA), fair
+
+
+def test_check_split_rows_and_messages():
     from lab.notebook import check_split
     rows = check_split(Counter(v1=181, v2=19), {"v1": 90, "v2": 10})
-    assert [r[-1] for r in rows] == ["ok", "ok"]
-    with pytest.raises(AssertionError, match="v1: measured 70.0%"):
+    assert [r[-1] for r in rows] == ["ok", "ok"] and rows[0][2] == "90.5% (181/200)"
+    with pytest.raises(AssertionError, match=r"v1: measured 70.0% \(140 of 200 requests\), configured 90%: p = "):
         check_split(Counter(v1=140, v2=60), {"v1": 90, "v2": 10})
+    with pytest.raises(AssertionError, match="v1: measured 0.3%"):   # one answer from v1 where 0% is configured
+        check_split(Counter(v1=1, v2=299), {"v1": 0, "v2": 100})
     with pytest.raises(AssertionError, match="unexpected versions"):
         check_split(Counter(v1=199, v3=1), {"v1": 100})
 
