@@ -728,7 +728,8 @@ def config_summary(dump: dict) -> tuple[list, list]:
                 addr = (lst.get("address") or {}).get("socket_address") or {}
                 hcm = _hcm(lst)
                 tls = any((fc.get("transport_socket") or {}) for fc in lst.get("filter_chains", []))
-                listeners.append([entry["name"], f"{addr.get('address')}:{addr.get('port_value')}",
+                where = "internal (no socket)" if "internal_listener" in lst else f"{addr.get('address')}:{addr.get('port_value')}"
+                listeners.append([entry["name"], where,
                                   ((hcm or {}).get("rds") or {}).get("route_config_name", "-"), "TLS" if tls else "plain"])
         if c.get("@type", "").endswith("RoutesConfigDump"):
             for rc in c.get("dynamic_route_configs", []):

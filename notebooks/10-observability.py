@@ -133,7 +133,8 @@ nb.latency_histogram(samples["gateway"], title="GET /products through the gatewa
 # route table it uses, TLS or not) and each route (match, destination cluster, rewrites). The
 # gateway has two listeners: the one clients reach, and an internal one the gateway sends its
 # routed requests to, where the virtual services' own routing is applied a second time, as in
-# App Mesh (it calls that cluster `..._self_redirect_...`).
+# App Mesh (it calls that cluster `..._self_redirect_...`). Here that second listener is an Envoy
+# internal listener: it has no socket, and the request passes to it in memory.
 
 # %% tags=["volatile"]
 dump = t.config_dump("appmesh-gateway")

@@ -11,7 +11,8 @@ Where things are in a cluster (what `lab.translate.Placement` says for cluster m
   * the sidecar's egress listener binds 0.0.0.0:15001; proxy-init redirects outbound TCP there.
   * the local app is at 127.0.0.1:<listener port> (same network namespace).
   * a gateway's listeners bind 0.0.0.0:<listener port>; gateway pods have no redirect; the
-    gateway's own egress ("self redirect") listens on 127.0.0.1:15001.
+    gateway's own egress ("self redirect") is an Envoy internal listener (no socket); 15001
+    only names it.
   * a virtual node's endpoints are its pods' IPs with the listener port (the port the client
     dials; iptables on the far side hands it to that pod's Envoy).
 

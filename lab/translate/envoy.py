@@ -19,6 +19,8 @@ HEALTH_FILTER = T + "envoy.extensions.filters.http.health_check.v3.HealthCheck"
 TLS_INSPECTOR = T + "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
 DFP_FILTER = T + "envoy.extensions.filters.http.dynamic_forward_proxy.v3.FilterConfig"
 DFP_CLUSTER = T + "envoy.extensions.clusters.dynamic_forward_proxy.v3.ClusterConfig"
+INTERNAL_UPSTREAM = T + "envoy.extensions.transport_sockets.internal_upstream.v3.InternalUpstreamTransport"
+RAW_BUFFER = T + "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer"
 
 ADS = {"ads": {}, "resource_api_version": "V3"}
 UNLIMITED = 2147483647  # App Mesh's circuit-breaker defaults (APPMESH-FACTS §6.7)
@@ -33,6 +35,19 @@ def _dur(ms: int | None) -> str | None:
 
 def _addr(address: str, port: int) -> dict:
     return {"socket_address": {"address": address, "port_value": int(port)}}
+
+
+def _endpoint_addr(e: dict) -> dict:
+    """An endpoint: a socket address, or an internal listener of the same Envoy (in memory)."""
+    if "internal_listener" in e:
+        return {"envoy_internal_address": {"server_listener_name": e["internal_listener"]}}
+    return _addr(e["address"], e["port"])
+
+
+def _internal_upstream() -> dict:
+    return {"name": "envoy.transport_sockets.internal_upstream", "typed_config": {
+        "@type": INTERNAL_UPSTREAM,
+        "transport_socket": {"name": "envoy.transport_sockets.raw_buffer", "typed_config": {"@type": RAW_BUFFER}}}}
 
 
 # ---- matching --------------------------------------------------------------------------
@@ -256,6 +271,8 @@ def cluster(c: dict, files: dict) -> tuple[dict, dict]:
             "@type": HTTP_OPTIONS, "explicit_http_config": {"http2_protocol_options": {}}}}
     if c.get("tls") is not None:
         out["transport_socket"] = upstream_tls(c["tls"], None, files)
+    elif any("internal_listener" in e for e in c["endpoints"]):
+        out["transport_socket"] = _internal_upstream()
     od = c.get("outlier_detection")
     if od:
         out["outlier_detection"] = {"consecutive_5xx": od["max_server_errors"], "interval": _dur(od["interval_ms"]),
@@ -273,7 +290,7 @@ def cluster(c: dict, files: dict) -> tuple[dict, dict]:
             check["tcp_health_check"] = {}
         out["health_checks"] = [check]
     cla = {"cluster_name": c["name"], "endpoints": [{"lb_endpoints": [
-        {"endpoint": {"address": _addr(e["address"], e["port"])}} for e in c["endpoints"]]}]}
+        {"endpoint": {"address": _endpoint_addr(e)}} for e in c["endpoints"]]}]}
     return out, cla
 
 
@@ -395,8 +412,12 @@ def _finish(ir: dict, listeners: list, routes: list, files: dict) -> dict:
     egress_rc = egress_route_config(ir)
     allow_all = eg["mode"] == "hosts" and eg.get("egress_filter") == "ALLOW_ALL"
     egress_filter = hcm(f"egress_{eg['bind_port']}", egress_rc["name"], forward_proxy=allow_all)
-    listeners.append(listener(naming.egress_listener(eg["bind_address"], eg["bind_port"]), eg["bind_address"],
-                              eg["bind_port"], egress_filter, None, files))
+    if eg.get("internal_listener"):  # the gateway's egress: no socket, reached only from inside the Envoy
+        listeners.append({"name": eg["internal_listener"], "internal_listener": {},
+                          "filter_chains": [{"filters": [egress_filter]}]})
+    else:
+        listeners.append(listener(naming.egress_listener(eg["bind_address"], eg["bind_port"]), eg["bind_address"],
+                                  eg["bind_port"], egress_filter, None, files))
     routes.append(egress_rc)
     clusters, endpoints = [], []
     for c in ir["clusters"]:

@@ -10,7 +10,9 @@ the in-cluster controller each supply their own.
 How a virtual gateway routes (APPMESH-FACTS §2.4): its listener matches gateway routes,
 applies the gateway route's rewrites, and sends the request to its own egress listener (the
 "self redirect"), where the target virtual service's routing — a virtual router's routes —
-is applied again to the request *as rewritten*. So `/paths/red` matched by prefix `/paths`
+is applied again to the request *as rewritten*. Here that egress listener is an Envoy internal
+listener, reached in memory through the self-redirect cluster: the request crosses one proxy
+process and no loopback TCP connection at the gateway. So `/paths/red` matched by prefix `/paths`
 arrives at the router as `/red` and can match a router route `prefix: /red`.
 """
 from __future__ import annotations
@@ -366,6 +368,7 @@ def gateway_ir(world: World, vg: Resource, placement: Placement) -> dict | None:
     client_policy = (vg.spec.get("backendDefaults") or {}).get("clientPolicy")
     egress = _Egress(world, placement, mesh, lambda vs: client_policy)
     egress_port = placement.egress_port(nid)
+    egress_listener = naming.internal_egress_listener(egress_port)
     listeners, self_clusters = [], {}
     vg_listeners = _listeners(vg)
     for lst in vg_listeners:
@@ -374,7 +377,7 @@ def gateway_ir(world: World, vg: Resource, placement: Placement) -> dict | None:
         redirect = naming.self_redirect_cluster(mesh, vg.aws_name(), proto, egress_port,
                                                 port if len(vg_listeners) > 1 else None)
         self_clusters[redirect] = {"name": redirect, "kind": "self_redirect", "protocol": proto,
-                                   "endpoints": [{"address": _loopback(placement), "port": egress_port}],
+                                   "endpoints": [{"internal_listener": egress_listener}],
                                    "tls": None, "health_check": None, "outlier_detection": None,
                                    "connection_pool": _pool_ir(lst.get("connectionPool"))}
         routes = []
@@ -412,14 +415,10 @@ def gateway_ir(world: World, vg: Resource, placement: Placement) -> dict | None:
         "kind": "gateway", "node_id": nid, "source": vg.ref, "mesh": mesh,
         "bind_address": placement.bind_address, "access_log": _access_log(vg),
         "listeners": listeners,
-        "egress": {"bind_port": egress_port, "bind_address": _loopback(placement), "mode": "internal",
+        "egress": {"bind_port": egress_port, "internal_listener": egress_listener, "mode": "internal",
                    "virtual_services": _sorted_services(egress)},
         "clusters": sorted(list(self_clusters.values()) + list(egress.clusters.values()), key=lambda c: c["name"]),
     }
-
-
-def _loopback(placement: Placement) -> str:
-    return "127.0.0.1"
 
 
 def _sorted_services(egress: _Egress) -> list[dict]:

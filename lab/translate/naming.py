@@ -3,6 +3,7 @@
 The names follow App Mesh's own Envoy naming, so metrics and config dumps read the same as
 they did on App Mesh (APPMESH-FACTS §2.4, §7.5):
   listeners  lds_ingress_<address>_<port>, lds_egress_<address>_<port>
+             lds_egress_internal_<port>     (a gateway's egress: an Envoy internal listener)
   clusters   cds_egress_<mesh>_<virtualNode>_<protocol>_<port>
              cds_ingress_<mesh>_<virtualNode>_<protocol>_<port>      (the local app)
              cds_ingress_<mesh>_<virtualGateway>_self_redirect_<protocol>_<port>
@@ -10,7 +11,8 @@ they did on App Mesh (APPMESH-FACTS §2.4, §7.5):
 from __future__ import annotations
 
 # Internal headers the gateway sets to carry its routing decision to its own egress
-# listener (App Mesh's "self redirect"); removed before a request leaves the gateway.
+# listener (App Mesh's "self redirect", here an Envoy internal listener); removed before a
+# request leaves the gateway.
 TARGET_HEADER = "x-appmesh-lab-virtual-service"
 TARGET_PORT_HEADER = "x-appmesh-lab-target-port"
 
@@ -33,6 +35,11 @@ def ingress_listener(address: str, port: int) -> str:
 
 def egress_listener(address: str, port: int) -> str:
     return f"lds_egress_{address}_{port}"
+
+
+def internal_egress_listener(port: int) -> str:
+    """The gateway's egress as an Envoy internal listener (no socket; reached in memory)."""
+    return f"lds_egress_internal_{port}"
 
 
 def ingress_routes(port: int) -> str:

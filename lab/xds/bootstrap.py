@@ -27,6 +27,7 @@ XDS_CLUSTER_NAME = "xds_cluster"
 ENVOY_RUNTIME = {"re2.max_program_size.error_level": 1_000_000}
 
 _HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+_INTERNAL_LISTENER = "envoy.extensions.bootstrap.internal_listener.v3.InternalListener"
 _DOWNSTREAM_CONNECTIONS = (
     "envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig"
 )
@@ -177,6 +178,14 @@ def make_bootstrap(
             "lds_config": dict(ads_source),
         },
         "static_resources": {"clusters": [xds_cluster]},
+        # Internal listeners (a gateway's egress stage is one): listeners without a socket that
+        # a cluster of the same Envoy connects to in memory (envoy_internal_address).
+        "bootstrap_extensions": [
+            {
+                "name": "envoy.bootstrap.internal_listener",
+                "typed_config": {"@type": "type.googleapis.com/" + _INTERNAL_LISTENER},
+            }
+        ],
         # An explicit runtime (static layer + admin layer) instead of Envoy's
         # deprecated implicit one.
         "layered_runtime": {

@@ -97,6 +97,8 @@ PROTO_MODULES: tuple[str, ...] = (
     # Transport sockets
     "envoy.extensions.transport_sockets.tls.v3.tls_pb2",
     "envoy.extensions.transport_sockets.raw_buffer.v3.raw_buffer_pb2",
+    "envoy.extensions.transport_sockets.internal_upstream.v3.internal_upstream_pb2",
+    "envoy.extensions.bootstrap.internal_listener.v3.internal_listener_pb2",
     # Access loggers
     "envoy.extensions.access_loggers.file.v3.file_pb2",
     "envoy.extensions.access_loggers.stream.v3.stream_pb2",

@@ -37,9 +37,12 @@ def test_the_injected_bootstrap_is_valid_for_envoy(tmp_path):
 
 
 def _local(envoy: dict) -> dict:
-    """Every listener moved to 127.0.0.1 and a free port (the pod's 0.0.0.0:15000/15001)."""
+    """Every listener moved to 127.0.0.1 and a free port (the pod's 0.0.0.0:15000/15001); an
+    internal listener (the gateway's egress) has no socket to move."""
     envoy = copy.deepcopy(envoy)
     for lst in envoy["listeners"]:
+        if "internal_listener" in lst:
+            continue
         sa = lst["address"]["socket_address"]
         sa["address"], sa["port_value"] = "127.0.0.1", free_port()
     return envoy
@@ -85,18 +88,18 @@ def test_a_cluster_mode_gateway_routes_to_the_endpoints_from_the_endpoint_slices
     envoy = _local(d.envoy[GATEWAY])
     (gw,) = [lst for lst in envoy["listeners"] if lst["name"].startswith("lds_ingress_")]
     gw_port = gw["address"]["socket_address"]["port_value"]
-    # the gateway's routes go through its own egress listener (127.0.0.1:15001 in the pod), moved too
-    (egress,) = [lst for lst in envoy["listeners"] if lst["name"] == "lds_egress_127.0.0.1_15001"]
+    # the gateway's routes go through its own egress stage, an internal listener (no socket)
+    (egress,) = [lst for lst in envoy["listeners"] if lst["name"] == "lds_egress_internal_15001"]
+    assert "address" not in egress and egress["internal_listener"] == {}
     (self_redirect,) = [ep for ep in envoy["endpoints"] if ep["cluster_name"].endswith("_self_redirect_http_15001")]
-    sa = self_redirect["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
-    assert sa == {"address": "127.0.0.1", "port_value": 15001}
-    sa["port_value"] = egress["address"]["socket_address"]["port_value"]
+    assert self_redirect["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"] == {
+        "envoy_internal_address": {"server_listener_name": "lds_egress_internal_15001"}}
     apps, procs = {}, []
     try:
         for ep in envoy["endpoints"]:
             for group in ep["endpoints"]:
                 for lb in group["lb_endpoints"]:
-                    sa = lb["endpoint"]["address"]["socket_address"]
+                    sa = lb["endpoint"]["address"].get("socket_address") or {"address": ""}
                     if sa["address"].startswith("10.244."):  # a pod IP from the recorded EndpointSlices
                         assert sa["port_value"] == 8080  # the virtual node's listener port
                         name = ep["cluster_name"].split("_")[3]  # product-service-vn / review-service-vn

@@ -143,13 +143,17 @@ def test_a_sidecar_has_one_ingress_listener_on_15000_with_a_chain_per_port(walkt
     Snapshot.from_dicts("1", **env).consistent()
 
 
-def test_a_gateway_listens_on_its_listener_port_and_self_redirects_on_loopback(walkthrough):
+def test_a_gateway_listens_on_its_listener_port_and_self_redirects_inside_envoy(walkthrough):
     env = compute(walkthrough, NOW).envoy[GATEWAY]
     by_name = {lst["name"]: lst for lst in env["listeners"]}
     assert by_name["lds_ingress_0.0.0.0_8088"]["address"]["socket_address"] == {"address": "0.0.0.0",
                                                                                  "port_value": 8088}
     assert "listener_filters" not in by_name["lds_ingress_0.0.0.0_8088"]
-    assert by_name["lds_egress_127.0.0.1_15001"]["address"]["socket_address"]["address"] == "127.0.0.1"
+    # the egress stage is an internal listener: no socket, no loopback TCP hop
+    assert "address" not in by_name["lds_egress_internal_15001"]
+    assert not [c for c in env["clusters"] if "self_redirect" in c["name"] and "transport_socket" not in c]
+    assert all(lb["endpoint"]["address"].keys() == {"envoy_internal_address"} for e in env["endpoints"]
+               if "self_redirect" in e["cluster_name"] for g in e["endpoints"] for lb in g["lb_endpoints"])
     Snapshot.from_dicts("1", **env).consistent()
 
 

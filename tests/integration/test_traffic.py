@@ -136,3 +136,25 @@ def test_without_a_timeout_the_default_15s_lets_a_slow_answer_through(lab):
     r = lab.get("/slow/default")
     assert (r.status, r.service) == (200, "slow")
     assert r.elapsed >= 0.95
+
+
+def test_the_gateway_hands_requests_to_its_egress_stage_in_memory(lab):
+    """The gateway's two routing stages are joined inside Envoy: the self-redirect cluster's
+    endpoint is the internal listener, which has no socket, and requests routed by the gateway
+    reach it (its HCM counts them) with no TCP connection opened to it."""
+    before = lab.target.stats("gateway", filter=r"^http\.egress_\d+\.downstream_rq_total$")
+    assert lab.get("/paths/red").status == 200
+    dump = lab.target.admin("gateway", "/config_dump?include_eds").json()
+    listeners = [e.get("active_state", {}).get("listener", {}) for c in dump["configs"]
+                 if c.get("@type", "").endswith("ListenersConfigDump") for e in c.get("dynamic_listeners", [])]
+    internal = [lst for lst in listeners if "internal_listener" in lst]
+    assert [lst["name"] for lst in internal] and all("address" not in lst for lst in internal)
+    loopback = [lst["name"] for lst in listeners
+                if (lst.get("address") or {}).get("socket_address", {}).get("address") == "127.0.0.1"]
+    assert not [n for n in loopback if "egress" in n], loopback
+    eps = [lb["endpoint"]["address"] for c in dump["configs"] if c.get("@type", "").endswith("EndpointsConfigDump")
+           for e in c.get("dynamic_endpoint_configs", []) if "self_redirect" in e["endpoint_config"]["cluster_name"]
+           for g in e["endpoint_config"]["endpoints"] for lb in g["lb_endpoints"]]
+    assert eps and all(set(a) == {"envoy_internal_address"} for a in eps), eps
+    after = lab.target.stats("gateway", filter=r"^http\.egress_\d+\.downstream_rq_total$")
+    assert sum(after.values()) > sum(before.values()), (before, after)
