@@ -25,6 +25,12 @@ Protocol rules implemented here (per stream, per type URL):
   ACK/NACK, and RDS also while an LDS response is, so that clusters exist
   before listeners and routes use them. A client that never answers cannot
   block a stream for longer than ``ordering_timeout`` seconds.
+* Only what changed is pushed: when a new snapshot leaves a type's resources
+  (the ones this stream is sent) byte-identical to what the proxy ACKed on this
+  stream, that type is not sent again; it counts as ACKed at the new version
+  at once (the proxy runs exactly that content), so status and
+  :meth:`XdsServer.wait_for_ack` read the same as after a push. A
+  (re)subscription, a change of names or a NACKed type is always answered.
 * If the proxy NACKs a version's SDS/CDS/EDS (or LDS, for RDS), the
   dependent types of *that version* are not sent at all on the stream: the
   proxy keeps its whole last good configuration until the next snapshot.
@@ -35,6 +41,7 @@ and one reader thread of its own. All state is guarded by one lock.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import os
@@ -73,6 +80,7 @@ _GATES: dict[str, frozenset[str]] = {
     ROUTE_TYPE: frozenset({SECRET_TYPE, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE}),
 }
 
+_PARENT = {ENDPOINT_TYPE: CLUSTER_TYPE, ROUTE_TYPE: LISTENER_TYPE}
 _NONCES_KEPT = 16  # per stream per type, to attribute late NACKs to a version
 _TYPE_BY_SHORT = {short: type_url for type_url, short in SHORT_NAMES.items()}
 _HISTORY_KEPT = 1024  # per node: versions remembered to refuse reuse for other content
@@ -138,6 +146,10 @@ class _StreamType:
     pending_since: float | None = None  # monotonic time of a response awaiting ACK/NACK
     nacked_version: str | None = None  # our latest response was rejected at this version
     nonces: OrderedDict[str, str] = field(default_factory=OrderedDict)  # nonce -> version
+    pushed_version: str | None = None  # version of our latest response (a type left unchanged is not one)
+    sent_digest: bytes | None = None  # content of our latest response (names and resources)
+    acked_digest: bytes | None = None  # content the proxy ACKed last on this stream (None: unknown)
+    carried: tuple[str, str] | None = None  # (version the proxy reports, version it counts as) after a skip
 
 
 @dataclass(eq=False)
@@ -457,13 +469,14 @@ class XdsServer:
                         if stream.closed or self._stopping:
                             return
                         out, wait = self._next_response_locked(stream)
-                        if out is not None:
+                        if out is not None or stream.events:
                             break
                         stream.cond.wait(wait)
                 if stream.abort is not None:
                     context.abort(code, message)
-                self._deliver(stream)  # on_response (queued when it was built)
-                yield out
+                self._deliver(stream)  # on_response (queued when it was built), or on_ack of an unchanged type
+                if out is not None:
+                    yield out
         finally:
             self._close(stream)
 
@@ -528,6 +541,8 @@ class XdsServer:
         # a fresh start: ""). That is what status reports as acked_version,
         # whether or not the request answers our latest response.
         status.acked_version = req.version_info or None
+        if st.carried is not None and req.version_info == st.carried[0]:
+            status.acked_version = st.carried[1]  # the same content, counted at the newer version
 
         if not nonce:
             # (Re)subscription: always answer it with the current snapshot.
@@ -549,9 +564,11 @@ class XdsServer:
             # Keep st.sent_version: the rejected version is not sent again on
             # this stream; the next snapshot (new version) will be.
             st.nacked_version = st.nonces.get(nonce, st.sent_version)
+            st.acked_digest = None  # Envoy may have applied part of it: what it runs is unknown
             events.append(self._record_nack_locked(node, type_url, st.nacked_version, req))
         else:
             st.nacked_version = None
+            st.acked_digest = st.sent_digest
             status.nack = None  # a newer response was accepted
             events.append(("on_ack", (node.node_id, type_url, req.version_info)))
         if type_url not in WILDCARD_TYPES and names != st.names:
@@ -618,8 +635,48 @@ class XdsServer:
             if held_for is not None:
                 wait = held_for if wait is None else min(wait, held_for)
                 continue
+            if not st.needs_response and self._unchanged_locked(node, stream, st, type_url, snap, send_names):
+                continue
             return self._build_response_locked(node, stream, st, type_url, snap, send_names), None
         return None, wait
+
+    @staticmethod
+    def _content_digest(snap: Snapshot, type_url: str, names: frozenset[str]) -> bytes:
+        packed = snap.packed(type_url)
+        h = hashlib.sha256()
+        for name in sorted(names):
+            h.update(name.encode() + b"\0")
+            h.update(packed[name].SerializeToString(deterministic=True))
+            h.update(b"\0")
+        return h.digest()
+
+    def _unchanged_locked(
+        self, node: _Node, stream: _Stream, st: _StreamType, type_url: str, snap: Snapshot,
+        names: frozenset[str],
+    ) -> bool:
+        """True (and the type counted as ACKed at ``snap.version``) when the proxy ACKed exactly
+        this content on this stream and nothing of it is in flight: nothing to send."""
+        if st.acked_digest is None or st.pending_since is not None or st.nacked_version is not None:
+            return False
+        parent = stream.types.get(_PARENT.get(type_url, ""))
+        if parent is not None and parent.pushed_version == snap.version:
+            # Envoy re-creates the clusters (listeners) an update changes, and a re-created
+            # cluster warms until it gets its endpoints again: EDS follows every CDS push, and
+            # RDS every LDS push, even when unchanged.
+            return False
+        if self._content_digest(snap, type_url, names) != st.acked_digest:
+            return False
+        status = node.types[type_url]
+        reported = st.carried[0] if st.carried is not None else status.acked_version
+        st.carried = (reported, snap.version) if reported is not None else None
+        st.sent_version = snap.version
+        status.last_sent_version = snap.version
+        status.acked_version = snap.version
+        status.nack = None
+        stream.events.append(("on_ack", (node.node_id, type_url, snap.version)))
+        self._changed.notify_all()
+        log.debug("node %s: %s unchanged at version %s, not sent", node.node_id, SHORT_NAMES[type_url], snap.version)
+        return True
 
     def _build_response_locked(
         self,
@@ -640,6 +697,9 @@ class XdsServer:
         )
         st.needs_response = False
         st.sent_version = snap.version
+        st.sent_digest = self._content_digest(snap, type_url, names)
+        st.pushed_version = snap.version
+        st.carried = None
         st.sent_names = st.names if type_url not in WILDCARD_TYPES else names
         st.last_nonce = nonce
         st.pending_since = time.monotonic()

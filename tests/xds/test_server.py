@@ -125,13 +125,14 @@ def clients(server):
         c.close()
 
 
-def snap(res, version, *, clusters=("a",), rewrite="/"):
-    """EDS clusters, their endpoints, one RDS listener routing /<name> to each."""
+def snap(res, version, *, clusters=("a",), rewrite="/", base=9000):
+    """EDS clusters, their endpoints, one RDS listener routing /<name> to each (``base``
+    moves the endpoints, the clusters' EDS service names and the listener: every type changes)."""
     return Snapshot.from_dicts(
         version,
-        clusters=[res.eds_cluster(c) for c in clusters],
-        endpoints=[res.cla(c, [9000 + i]) for i, c in enumerate(clusters)],
-        listeners=[res.listener("ingress", 10000, "rc")],
+        clusters=[res.eds_cluster(c, None if base == 9000 else c) for c in clusters],
+        endpoints=[res.cla(c, [base + i]) for i, c in enumerate(clusters)],
+        listeners=[res.listener("ingress", base + 1000, "rc")],
         routes=[res.route_config("rc", [res.route(f"/{c}", c, rewrite) for c in clusters])],
     )
 
@@ -235,13 +236,80 @@ def test_new_snapshot_pushed_in_order_cds_eds_before_lds_rds(server, clients, re
 
     assert round_trip("v1") == ["cds", "eds", "lds", "rds"]
     assert server.wait_for_ack("node-1", "v1", timeout=5)
-    server.set_snapshot("node-1", snap(res, "v2", rewrite="/v2/"))
+    server.set_snapshot("node-1", snap(res, "v2", rewrite="/v2/", base=9100))
     assert round_trip("v2") == ["cds", "eds", "lds", "rds"]
     assert server.wait_for_ack("node-1", "v2", timeout=5)
     st = server.status("node-1")["types"]
     assert {k: v["acked_version"] for k, v in st.items()} == {
         "sds": None, "cds": "v2", "eds": "v2", "lds": "v2", "rds": "v2"
     }
+
+
+def test_only_changed_types_are_pushed_and_the_rest_count_as_acked(server, clients, res):
+    """A new snapshot that changes only the routes sends only RDS; CDS, EDS and LDS, which the
+    proxy ACKed with the same content on this stream, count as ACKed at the new version."""
+    server.set_snapshot("node-1", snap(res, "v1"))
+    c = clients()
+    c.subscribe(CLUSTER_TYPE)
+    c.ack(c.recv())
+    c.subscribe(ENDPOINT_TYPE, names=["a"])
+    c.ack(c.recv(), names=["a"])
+    c.subscribe(LISTENER_TYPE)
+    c.ack(c.recv())
+    c.subscribe(ROUTE_TYPE, names=["rc"])
+    c.ack(c.recv(), names=["rc"])
+    assert server.wait_for_ack("node-1", "v1", timeout=5)
+    acks = []
+
+    class Seen:
+        def on_ack(self, node_id, type_url, version):
+            acks.append((SHORT[type_url], version))
+
+    server.add_callbacks(Seen())
+    server.set_snapshot("node-1", snap(res, "v2", rewrite="/v2/"))
+    rds = c.recv()
+    assert rds.type_url == ROUTE_TYPE and rds.version_info == "v2"
+    c.expect_nothing(0.4)  # nothing else changed: nothing else is sent
+    c.ack(rds, names=["rc"])
+    assert server.wait_for_ack("node-1", "v2", timeout=5)
+    st = server.status("node-1")["types"]
+    assert {k: (v["acked_version"], v["last_sent_version"]) for k, v in st.items()} == {
+        "sds": (None, None), "cds": ("v2", "v2"), "eds": ("v2", "v2"), "lds": ("v2", "v2"), "rds": ("v2", "v2")}
+    assert sorted(acks) == [("cds", "v2"), ("eds", "v2"), ("lds", "v2"), ("rds", "v2")]
+    # a change of endpoints only: EDS alone
+    server.set_snapshot("node-1", Snapshot.from_dicts(
+        "v3", clusters=[res.eds_cluster("a")], endpoints=[res.cla("a", [9005])],
+        listeners=[res.listener("ingress", 10000, "rc")],
+        routes=[res.route_config("rc", [res.route("/a", "a", "/v2/")])]))
+    eds = c.recv()
+    assert eds.type_url == ENDPOINT_TYPE and eds.version_info == "v3"
+    c.expect_nothing(0.4)
+    c.ack(eds, names=["a"])
+    assert server.wait_for_ack("node-1", "v3", timeout=5)
+
+
+def test_a_nacked_type_is_sent_again_even_when_the_next_snapshot_restores_its_content(server, clients, res):
+    """After a NACK what the proxy runs is unknown (Envoy may have taken part of it), so the
+    next snapshot's routes are sent even when they equal the last ACKed ones."""
+    server.set_snapshot("node-1", snap(res, "v1"))
+    c = clients()
+    c.subscribe(CLUSTER_TYPE)
+    c.ack(c.recv())
+    c.subscribe(ENDPOINT_TYPE, names=["a"])
+    c.ack(c.recv(), names=["a"])
+    c.subscribe(LISTENER_TYPE)
+    c.ack(c.recv())
+    c.subscribe(ROUTE_TYPE, names=["rc"])
+    c.ack(c.recv(), names=["rc"])
+    server.set_snapshot("node-1", snap(res, "v2", rewrite="/bad/"))
+    bad = c.recv()
+    assert bad.type_url == ROUTE_TYPE
+    c.nack(bad, "rejected", last_good="v1", names=["rc"])
+    server.set_snapshot("node-1", snap(res, "v3"))  # the v1 routes again
+    again = c.recv()
+    assert again.type_url == ROUTE_TYPE and again.version_info == "v3"
+    c.ack(again, names=["rc"])
+    assert server.wait_for_ack("node-1", "v3", timeout=5)
 
 
 def test_inconsistent_snapshot_refused(server, clients, res):
@@ -449,13 +517,13 @@ def test_listeners_and_routes_of_a_version_with_rejected_clusters_are_held(serve
     c.subscribe(LISTENER_TYPE)
     c.ack(c.recv())
     assert server.wait_for_ack("node-1", "v1", timeout=5, types=[CLUSTER_TYPE, LISTENER_TYPE])
-    server.set_snapshot("node-1", snap(res, "v2", clusters=("a", "b")))
+    server.set_snapshot("node-1", snap(res, "v2", clusters=("a", "b"), base=9100))
     cds = c.recv()
     assert cds.type_url == CLUSTER_TYPE
     c.nack(cds, "bad cluster", last_good="v1")
     c.expect_nothing(0.6)  # LDS v2 would run against the old clusters: held
     assert server.status("node-1")["types"]["lds"]["last_sent_version"] == "v1"
-    server.set_snapshot("node-1", snap(res, "v3", clusters=("a", "c")))
+    server.set_snapshot("node-1", snap(res, "v3", clusters=("a", "c"), base=9200))
     cds3 = c.recv()
     assert (cds3.type_url, cds3.version_info) == (CLUSTER_TYPE, "v3")
     c.ack(cds3)
