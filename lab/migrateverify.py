@@ -1,0 +1,223 @@
+"""`appmesh-lab migrate --verify`: the App Mesh set and its Gateway API export, side by side on real Envoy.
+
+One Envoy runs the VirtualGateway as the lab translates it (lab/translate/ir.py), another the
+exported Gateway (lab/translate/gatewayapi.py), in front of the same sample apps (one per virtual
+node; each answers with its service name and the path and Host it received). Every probe
+(lab/migrate/probes.py, plus the user's) goes to both; a request whose route has weighted
+targets is sent many times to each and the splits are compared.
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from .model import World
+from .runtime.envoy import EnvoyProcess, free_port
+from .translate import Placement, gatewayapi, naming, to_envoy
+from .translate import ir as irmod
+from .xds import Snapshot, XdsServer, make_bootstrap
+
+SPLIT_SAMPLES = 200
+SPLIT_TOLERANCE = 0.15  # largest difference of one service's share between the two sides (3 sigma at 200)
+
+
+class VerifyError(Exception):
+    """A set the verifier cannot run, with what to do instead."""
+
+
+def _tls_in(resources) -> str | None:
+    for r in resources:
+        if r.kind not in ("VirtualGateway", "VirtualNode"):
+            continue
+        for i, lst in enumerate(r.spec.get("listeners") or []):
+            if (lst.get("tls") or {}).get("mode", "DISABLED") != "DISABLED":
+                return f"{r.ref} spec.listeners[{i}].tls"
+        if ((r.spec.get("backendDefaults") or {}).get("clientPolicy") or {}).get("tls"):
+            return f"{r.ref} spec.backendDefaults.clientPolicy.tls"
+    return None
+
+
+class SideBySide:
+    """Sample apps, the App Mesh gateway and the Gateway API gateway, on loopback."""
+
+    def __init__(self, app_mesh_resources: list, gateway_api_resources: list, workdir: Path):
+        tls = _tls_in(app_mesh_resources)
+        if tls:
+            raise VerifyError(f"the verifier compares plain-HTTP gateways; {tls} uses TLS, whose certificates "
+                              "live in the cluster: verify a copy of the set without TLS")
+        self.am = World(app_mesh_resources)
+        self.world = World(app_mesh_resources + gateway_api_resources)
+        self.workdir = workdir
+        self.apps, self.envoys = [], []
+        self.sockets = Path(tempfile.mkdtemp(prefix="lab-gwapi-"))
+        self.xds = XdsServer(unix_socket=str(self.sockets / "xds.sock"))
+        endpoints, self.app_ports = {}, {}
+        for vn in sorted(self.am.by_kind["VirtualNode"], key=lambda r: r.key):
+            mesh = self.am.mesh_of(vn)
+            port = free_port()
+            self.app_ports[vn.name] = port
+            nid = naming.node_id(mesh.aws_name(), "virtualNode", vn.aws_name())
+            endpoints[nid] = {(lst.get("portMapping") or {}).get("port"): [["127.0.0.1", port]]
+                              for lst in vn.spec.get("listeners") or []}
+        self.vg = self.am.by_kind["VirtualGateway"][0]
+        self.gw = self.world.by_kind["Gateway"][0]
+        self.vg_id = irmod.proxy_id(self.am, self.vg)
+        self.gw_id = gatewayapi.node_id(self.gw)
+        self.vg_port, self.gw_port = free_port(), free_port()
+        self.placement = Placement(
+            bind_address="127.0.0.1", endpoints=endpoints,
+            listeners={self.vg_id: {(self.vg.spec["listeners"][0]["portMapping"])["port"]: self.vg_port},
+                       self.gw_id: {self.gw.spec["listeners"][0]["port"]: self.gw_port}},
+            egress={self.vg_id: free_port(), self.gw_id: free_port()})
+
+    def __enter__(self):
+        self.xds.start()
+        for vn, port in self.app_ports.items():
+            env = dict(os.environ, PORT=str(port), HOST="127.0.0.1", SERVICE_NAME=vn, POD_NAME=vn)
+            self.apps.append(subprocess.Popen([sys.executable, "-m", "lab.apps.sample"], env=env,
+                                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                              stderr=subprocess.DEVNULL))
+        irs = {self.vg_id: irmod.gateway_ir(self.am, self.vg, self.placement),
+               self.gw_id: gatewayapi.gateway_ir(self.world, self.gw, self.placement)}
+        for i, (nid, ir) in enumerate(irs.items()):
+            boot = make_bootstrap(nid, cluster="gateway", xds_socket=self.xds.unix_socket,
+                                  admin_socket=str(self.sockets / f"admin{i}.sock"))
+            envoy = EnvoyProcess(boot, self.workdir, name=f"gw{i}")
+            envoy.start()
+            self.envoys.append(envoy)
+            snap = Snapshot.from_dicts("v1", **to_envoy(ir))
+            self.xds.set_snapshot(nid, snap)
+            if not self.xds.wait_for_ack(nid, "v1", 20):
+                self.__exit__(None, None, None)
+                raise VerifyError(f"Envoy did not accept the configuration of {nid}: {self.xds.status(nid)}")
+        for port in list(self.app_ports.values()) + [self.vg_port, self.gw_port]:
+            wait_listening(port)
+        return self
+
+    def __exit__(self, *exc):
+        for e in self.envoys:
+            e.stop(3)
+        for a in self.apps:
+            a.terminate()
+            a.wait(5)
+        self.xds.stop(0)
+        shutil.rmtree(self.sockets, ignore_errors=True)
+
+    def both(self, method: str, path: str, headers: dict) -> tuple:
+        return ask(self.vg_port, method, path, headers), ask(self.gw_port, method, path, headers)
+
+
+def wait_listening(port: int, timeout: float = 20):
+    import socket
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise VerifyError(f"nothing listens on port {port} after {timeout:.0f} s")
+
+
+def ask(port: int, method: str, path: str, headers: dict) -> tuple:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request(method, path, headers={"Host": "client.example", **headers})
+    r = conn.getresponse()
+    body = r.read()
+    conn.close()
+    try:
+        data = json.loads(body)
+        return (r.status, data.get("service"), data["request"]["path"], data["request"]["host"])
+    except (ValueError, KeyError):
+        return (r.status, None, None, None)
+
+
+def _split_targets(world: World, vs_name: str) -> bool:
+    """Does the virtual service (by its App Mesh name) route by weights to more than one node?"""
+    for vs in world.by_kind["VirtualService"]:
+        if vs.aws_name() != vs_name:
+            continue
+        ref = (vs.spec.get("provider") or {}).get("virtualRouter") or {}
+        vr = world.resolve("VirtualRouter", ref.get("virtualRouterRef"), ref.get("virtualRouterARN"), vs)
+        for route in (vr.spec.get("routes") or []) if vr else []:
+            for key in ("httpRoute", "http2Route"):
+                wts = ((route.get(key) or {}).get("action") or {}).get("weightedTargets") or []
+                if len([w for w in wts if w.get("weight", 0) > 0]) > 1:
+                    return True
+    return False
+
+
+def _split_routes(world: World) -> set:
+    out = set()
+    for gr in world.by_kind["GatewayRoute"]:
+        for key in ("httpRoute", "http2Route"):
+            vsref = (((gr.spec.get(key) or {}).get("action") or {}).get("target") or {}).get("virtualService") or {}
+            vs = world.resolve("VirtualService", vsref.get("virtualServiceRef"), vsref.get("virtualServiceARN"), gr)
+            if vs is not None and _split_targets(world, vs.aws_name()):
+                out.add(f"GatewayRoute {gr.namespace}/{gr.name}")
+    return out
+
+
+def _answer(a) -> dict:
+    return {"status": a[0], "service": a[1], "path": a[2], "host": a[3]}
+
+
+def run(app_mesh, gateway_api, probes, announced, workdir: Path) -> list[dict]:
+    """One row per probe: the two answers, whether they differ and whether a finding announced it."""
+    from .migrate.probes import is_announced
+    world = World(app_mesh)
+    split = _split_routes(world)
+    rows = []
+    with SideBySide(app_mesh, gateway_api, workdir) as lab:
+        for p in probes:
+            headers = dict(p.headers)
+            if p.host:
+                headers["Host"] = p.host
+            row = {"probe": p.to_dict(), "request": p.describe()}
+            if p.route in split or (split and not p.route):  # a user's request may reach a split
+                am = [ask(lab.vg_port, p.method, p.path, headers) for _ in range(SPLIT_SAMPLES)]
+                gw = [ask(lab.gw_port, p.method, p.path, headers) for _ in range(SPLIT_SAMPLES)]
+                share_am = {k: v / len(am) for k, v in Counter(a[1] for a in am).items()}
+                share_gw = {k: v / len(gw) for k, v in Counter(a[1] for a in gw).items()}
+                rest_am = {(a[0], a[2], a[3]) for a in am}
+                rest_gw = {(a[0], a[2], a[3]) for a in gw}
+                worst = max(abs(share_am.get(k, 0) - share_gw.get(k, 0)) for k in set(share_am) | set(share_gw))
+                row.update(app_mesh={"split": dict(sorted(share_am.items(), key=str))},
+                           gateway_api={"split": dict(sorted(share_gw.items(), key=str))},
+                           differs=worst > SPLIT_TOLERANCE or rest_am != rest_gw)
+            else:
+                a, g = lab.both(p.method, p.path, headers)
+                row.update(app_mesh=_answer(a), gateway_api=_answer(g), differs=a != g)
+            row["announced"] = bool(row["differs"]) and is_announced(p, announced)
+            rows.append(row)
+    return rows
+
+
+def _fmt(ans: dict) -> str:
+    if "split" in ans:
+        return "split " + ", ".join(f"{k}: {v:.0%}" for k, v in ans["split"].items())
+    if ans["service"] is None:
+        return str(ans["status"])
+    return f"{ans['status']} {ans['service']} {ans['path']} (Host {ans['host']})"
+
+
+def table(rows: list[dict]) -> str:
+    differ = [r for r in rows if r["differs"]]
+    lines = [f"{len(rows)} request(s) sent to both gateways; {len(differ)} routed differently"
+             f" ({sum(1 for r in differ if r['announced'])} announced by a finding)"]
+    if differ:
+        head = ("request", "App Mesh", "Gateway API", "finding")
+        body = [(r["request"], _fmt(r["app_mesh"]), _fmt(r["gateway_api"]), "announced" if r["announced"] else "NONE")
+                for r in differ]
+        widths = [max(len(x[i]) for x in [head] + body) for i in range(4)]
+        lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths)))
+        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in body]
+    return "\n".join(lines)
