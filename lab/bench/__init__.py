@@ -3,7 +3,7 @@
     appmesh-lab bench translate   model -> IR -> Envoy dicts (-> Snapshot) for 10/100/1,000 routes (translate.py)
     appmesh-lab bench converge    a new gateway route / router weights until traffic follows (converge.py)
     appmesh-lab bench scale       10/100/1,000/5,000 routes: translation, snapshot size, RSS, ACK time (scale.py)
-    appmesh-lab bench dataplane   wrk against the app direct, via its sidecar, via the gateway, via nginx (dataplane.py)
+    appmesh-lab bench dataplane   wrk against a static upstream direct, via its sidecar, via the gateway, via nginx (dataplane.py)
     appmesh-lab bench lab         lab start-up time and memory (labbench.py)
     appmesh-lab bench suite       the notebook suite's wall time (suite.py, where present)
     appmesh-lab bench reliability faults, churn, crash safety, hostile input, exposure (reliability/)
@@ -42,7 +42,7 @@ KINDS = {
                    "weight_changes")]),
     "scale": ("scale", "10/100/1,000/5,000 gateway routes: translation, snapshot size, RSS, time to ACK",
               [("--sizes", {"type": _sizes, "help": "route counts, e.g. 10,100,1000,5000"}, "sizes")]),
-    "dataplane": ("dataplane", "load on the app direct, through its sidecar, through the gateway, through nginx",
+    "dataplane": ("dataplane", "load on one static upstream direct, through its sidecar, through the gateway, through nginx",
                   [("--duration", {"type": float, "help": "seconds per path (default 10, --quick 3)"}, "duration"),
                    ("--connections", {"type": int, "help": "keep-alive connections (default 8)"}, "connections"),
                    ("--rounds", {"type": int, "help": "runs per path, median kept (default 2, --quick 1)"}, "rounds"),

@@ -99,7 +99,16 @@ def test_dataplane_record(bench_run):
         assert set(p) >= set(dataplane.PATH_FIELDS), p["name"]
         assert p["requests"] > 0 and p["rps"] > 0 and p["non_2xx"] == 0, p
     assert rec["paths"][0]["rps_ratio"] == 1.0 and rec["paths"][0]["added_p50_ms"] == 0
-    assert set(rec["met"]) == {"gateway_added_p50_under_1ms", "gateway_rps_ratio_at_least_70pct"}
+    assert set(rec["met"]) == {"gateway_rps_at_least_nginx", "gateway_added_p50_within_nginx"}
+    if "nginx" in names:
+        assert all(isinstance(v, bool) for v in rec["met"].values())
+    # CPU per request from /proc for every process on each path; the Envoys' threads and pinning
+    on_path = {p["name"]: set(p["cpu_us_per_request"]) for p in rec["paths"]}
+    assert on_path["gateway"] == {"gateway", "sidecar", "upstream"} and on_path["direct"] == {"upstream"}
+    assert all(v > 0 for p in rec["paths"] for v in p["cpu_us_per_request"].values()), rec["paths"]
+    for envoy in ("gateway", "sidecar"):
+        e = rec["envoys"][envoy]
+        assert e["concurrency"] == 1 and e["worker_threads"] == 1 and e["cpus_allowed"], e
     _machine_ok(rec)
     _numbers_ok(rec)
 
