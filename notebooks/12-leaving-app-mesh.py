@@ -12,8 +12,9 @@
 # App Mesh shut down on 2026-09-30. Its users move to implementations of the **Kubernetes
 # Gateway API**: Amazon VPC Lattice (through the AWS Gateway API Controller), Istio, Envoy
 # Gateway. This lesson exports the walkthrough to Gateway API with `appmesh-lab migrate`, reads
-# what the export says it could not carry over, meets an App Mesh priority that Gateway API
-# cannot keep — and restructures the routes so it can — and lists what stays behind.
+# what the export says it could not carry over, proves on real Envoy that the export routes every
+# request the same way (`migrate --verify`), meets an App Mesh priority that Gateway API cannot
+# keep — and restructures the routes so it can — and lists what stays behind.
 #
 # The next cell holds the parameters (papermill and `appmesh-lab e2e` override them). The cell after it brings the target to the state this lesson starts from — a running cluster or lab (notebook 01); the export itself only reads manifests — so you can open this notebook on its own. It is safe to run it again.
 
@@ -99,6 +100,28 @@ nb.table([[o["kind"], o["name"], o["sources"][0]] for o in report["objects"]], [
 assert {f["code"] for f in report["findings"]} == {"semantics", "stays-behind"}, report["findings"]
 
 # %% [markdown]
+# ## Prove it: `migrate --verify`
+#
+# The lab translates Gateway API into the same Envoy configuration language as App Mesh, so it
+# can run both side by side: one Envoy for the VirtualGateway, one for the exported Gateway, in
+# front of the same sample apps. `--verify` generates requests from the matches — ones each route
+# must take, and near misses around every condition (a path one character longer, without its
+# trailing slash, in upper case; other header values, other methods, other hosts) — sends each to
+# both, and compares the status, the service that answered, and the path and Host it received.
+# A difference the export announced as a finding is marked as such and does not fail the run
+# (`--strict` makes it fail); any other difference does, and the exit status is 1.
+
+# %%
+nb.command("appmesh-lab migrate --verify manifests/walkthrough")
+r = migrate("--verify", "manifests/walkthrough")
+print(r.stdout)
+assert r.returncode == 0 and "GET /productsXYZ" in r.stdout and "EQUIVALENT" in r.stdout
+
+# %% [markdown]
+# The two differences are the string prefixes the first finding described: App Mesh sends
+# `/productsXYZ` to product-service (as `/XYZ`), Gateway API answers 404. If no client sends such
+# paths, the export is equivalent; if one does, add the RegularExpression match the hint suggests.
+#
 # ## A priority Gateway API cannot keep
 #
 # App Mesh tries routes in `priority` order. Gateway API has **no priority**: among the rules
@@ -106,10 +129,10 @@ assert {f["code"] for f in report["findings"]} == {"semantics", "stays-behind"},
 # longest PathPrefix, then a method, then the most header matches, then the most query
 # parameters, then the oldest route. Two routes, written for App Mesh:
 #
-# * `gold` (priority 10): any path with `x-tier: gold` → the premium service;
-# * `api` (priority 20): `/api` → the API service.
+# * `gold` (priority 10): any path with `x-tier: gold` → product-service;
+# * `api` (priority 20): `/api` → review-service.
 #
-# In App Mesh a gold customer calling `/api/orders` reaches the premium service. In Gateway API
+# In App Mesh a gold customer calling `/api/orders` reaches product-service. In Gateway API
 # `/api` is the longer path match, so `api` wins. The export finds the pair, names both routes and
 # a request both match.
 
@@ -117,7 +140,7 @@ assert {f["code"] for f in report["findings"]} == {"semantics", "stays-behind"},
 from lab.migrate import export
 from lab.migratecli import load
 
-def route(name, priority, match, rewrite=""):
+def route(name, priority, match, rewrite="", target="product-service"):
     rw = f"\n      rewrite: {rewrite}" if rewrite else ""
     return f"""---
 apiVersion: appmesh.k8s.aws/v1beta2
@@ -128,26 +151,40 @@ spec:
   httpRoute:
     match: {match}
     action:
-      target: {{virtualService: {{virtualServiceRef: {{name: product-service}}}}}}{rw}
+      target: {{virtualService: {{virtualServiceRef: {{name: {target}}}}}}}{rw}
 """
 
 GOLD = route("gold", 10, "{prefix: /, headers: [{name: x-tier, match: {exact: gold}}]}")
-API = route("api", 20, "{prefix: /api}")
+API = route("api", 20, "{prefix: /api}", target="review-service")
 
-def precedence_findings(*routes):
+def with_routes(*routes):
+    """The walkthrough with these gateway routes in place of its own, in a scratch folder."""
     folder = Path(tempfile.mkdtemp(prefix="priority-"))
     for f in nb.walkthrough_files():
         if "gateway-route" not in Path(f).name:
             (folder / Path(f).name).write_text((nb.ROOT / f).read_text())
     (folder / "routes.yaml").write_text("".join(routes))
+    return folder
+
+def precedence_findings(folder):
     resources, problems = load([folder])
     assert resources is not None, [str(p) for p in problems]
     return [f for f in export(resources).findings if f.code == "precedence"]
 
-found = precedence_findings(GOLD, API)
+before = with_routes(GOLD, API)
+found = precedence_findings(before)
 for f in found:
     print(f.message, "\n  hint:", f.hint)
 assert len(found) == 1 and "x-tier: gold" in found[0].message and "/api/" in found[0].message
+
+# %% [markdown]
+# The verifier shows the request: the same gold customer, two different services (`--strict`,
+# because the export announced this difference).
+
+# %%
+r = migrate("--verify", before, "--strict")
+print(r.stdout)
+assert r.returncode == 1 and "GET /api/x Host: example.test, x-tier: gold" in r.stdout
 
 # %% [markdown]
 # **The restructuring.** Give the gold customers' `/api` requests a route of their own, as
@@ -159,9 +196,16 @@ assert len(found) == 1 and "x-tier: gold" in found[0].message and "/api/" in fou
 # %%
 GOLD_API = route("gold-api", 5, "{prefix: /api, headers: [{name: x-tier, match: {exact: gold}}]}",
                  "{prefix: {defaultPrefix: DISABLED}}")
-found = precedence_findings(GOLD, API, GOLD_API)
+after = with_routes(GOLD, API, GOLD_API)
+found = precedence_findings(after)
 print("precedence findings after the restructuring:", len(found))
 assert found == []
+report = json.loads(migrate("--verify", after, "--strict", "-o", "json").stdout)
+gold = [x for x in report["requests"] if "x-tier: gold" in x["request"] and x["request"].startswith("GET /api")]
+nb.table([[x["request"], x["app_mesh"]["service"], x["app_mesh"]["path"], x["gateway_api"]["service"],
+           x["gateway_api"]["path"]] for x in gold],
+         ["request", "App Mesh: service", "path at the app", "Gateway API: service", "path at the app"])
+assert gold and not any(x["differs"] for x in gold)
 
 # %% [markdown]
 # ## What stays behind
