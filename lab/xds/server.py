@@ -183,8 +183,12 @@ class XdsServer:
         max_streams: int = 64,
         ordering_timeout: float = 5.0,
         unix_socket: str | None = None,
+        push_unchanged: bool = False,
     ):
         self._host = host
+        # True: every type of every new snapshot is sent, changed or not (how the server worked
+        # before it pushed only what changed; `bench converge` measures both in one run)
+        self._push_unchanged = push_unchanged
         self._requested_port = port
         # A Unix socket path, made 0600, in place of host:port: only processes of the socket's owner
         # (the local lab's Envoys) can connect. Its folder must be the owner's only, and whoever
@@ -635,7 +639,7 @@ class XdsServer:
             if held_for is not None:
                 wait = held_for if wait is None else min(wait, held_for)
                 continue
-            if not st.needs_response and self._unchanged_locked(node, stream, st, type_url, snap, send_names):
+            if not st.needs_response and not self._push_unchanged and self._unchanged_locked(node, stream, st, type_url, snap, send_names):
                 continue
             return self._build_response_locked(node, stream, st, type_url, snap, send_names), None
         return None, wait

@@ -68,8 +68,13 @@ def test_converge_record(bench_run):
     assert 0 <= r["control_plane_share_p50"] <= 1 or r["control_plane_share_p50"] < 0  # a number, either way
     b = rec["daemon_apply_breakdown_ms"]
     assert b["routes"] == 10 and b["applies"] == 1 and b["total Daemon.apply"] > 0
-    assert set(rec["met"]) == {"routed_p99_10", "weights_routed_p99_10"}
-    assert rec["target"] == {"routed_p99_10_ms": 200.0}
+    assert set(rec["met"]) == {"routed_p99_10", "weights_routed_p99_10", "routed_p99_10_within_2x_floor"}
+    assert rec["target"] == {"routed_p99_10_ms": 50.0, "routed_p99_10_floor_ratio_max": 2.0}
+    assert r["routed_to_floor_p99_ratio"] > 0
+    # the floor measured both ways in the same run: only changed types (now), every type (before)
+    floor = rec["push_floor_ms"]["10"]
+    assert set(floor) == {"changed_only", "every_type"}
+    assert all(f["n"] == converge.QUICK_FLOOR_CHANGES and f["p50"] > 0 for f in floor.values()), floor
     _machine_ok(rec)
     _numbers_ok(rec)
 
