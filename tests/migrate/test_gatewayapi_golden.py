@@ -1,0 +1,69 @@
+"""Golden files of the lab's Gateway API translation: each manifest set's export, translated.
+
+    scripts/test.sh tests/migrate --update-golden
+
+testdata-ir/<set>/<gateway>.ir.yaml     the gateway IR (lab/translate/gatewayapi.py)
+testdata-ir/<set>/<gateway>.envoy.yaml  the Envoy resources made of it (lab/translate/envoy.py)
+"""
+import shutil
+
+import pytest
+
+from lab.model import World
+from lab.translate import gatewayapi, to_envoy
+from tests.translate.helpers import cluster_placement, dump
+from tests.translate.test_golden import manifest_sets
+
+from .test_export import TESTDATA, exported
+
+GOLDEN = TESTDATA.parent / "testdata-ir"
+
+
+def render(set_name: str) -> dict:
+    ex = exported(set_name)
+    resources = _app_mesh(set_name) + ex.resources()
+    world = World(resources)
+    out = {}
+    for nid, ir in gatewayapi.build(world, cluster_placement(world)).items():
+        base = nid.split("/")[-1]
+        out[f"{base}.ir.yaml"] = dump(ir)
+        out[f"{base}.envoy.yaml"] = dump(to_envoy(ir))
+    return out
+
+
+def _app_mesh(set_name: str):
+    from .test_export import _paths
+    from lab.migratecli import load
+    from tests.conftest import ROOT
+    resources = {}
+    for p in _paths(set_name):
+        rs, _ = load([ROOT / p])
+        resources.update({r.key: r for r in rs})
+    return list(resources.values())
+
+
+@pytest.mark.parametrize("set_name", manifest_sets())
+def test_gateway_api_translation_matches_golden(set_name, update_golden):
+    files = render(set_name)
+    assert files, f"{set_name}: the export has no Gateway"
+    d = GOLDEN / set_name.replace("/", "__")
+    if update_golden:
+        if d.exists():
+            shutil.rmtree(d)
+        d.mkdir(parents=True)
+        for name, text in files.items():
+            (d / name).write_text(text)
+    on_disk = {p.name: p.read_text() for p in d.glob("*.yaml")} if d.is_dir() else {}
+    assert set(on_disk) == set(files), f"{set_name}: golden files differ in names; run with --update-golden"
+    for name, text in files.items():
+        assert on_disk[name] == text, f"{set_name}/{name} differs from the golden file; run with --update-golden"
+
+
+def test_every_ir_golden_folder_belongs_to_a_manifest_set(update_golden):
+    want = {s.replace("/", "__") for s in manifest_sets()}
+    orphans = sorted(p.name for p in GOLDEN.iterdir() if p.is_dir() and p.name not in want) if GOLDEN.is_dir() else []
+    if update_golden:
+        for name in orphans:
+            shutil.rmtree(GOLDEN / name)
+        orphans = []
+    assert not orphans, f"golden folders without a manifest set: {orphans}; run with --update-golden"
