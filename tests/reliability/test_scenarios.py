@@ -103,6 +103,11 @@ def test_exposure():
                  "control, xDS and Envoy admin sockets not 0600 or not the owner's",
                  "App Mesh API: text/plain POST with a foreign Origin / Host"):
         assert by_name[name]["met"] is True, by_name[name]
+    from lab.bench.reliability import local_user
+    if local_user.unavailable() is None:  # as root with runuser: another local user tried every way in
+        for surface in local_user.SURFACES:
+            assert by_name[f"another local user: {surface}"]["met"] is True, by_name[f"another local user: {surface}"]
+        assert res["local_user"]["surfaces"]["xDS"]["attempted"] > 0
 
 
 def test_run_prints_one_json_line_last(monkeypatch):

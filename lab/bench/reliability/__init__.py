@@ -26,7 +26,8 @@ into docs/reliability.md.
             plane: the daemon's control API, xDS and every Envoy admin are Unix sockets (0600, in a
             0700 folder); the API refuses browser-shaped requests; Envoy admin is unreachable through
             the gateway; TLS and mTLS refuse wrong certificates; keys stay in <home>/certs (0600);
-            state files are the owner's only.
+            state files are the owner's only; another local user (nobody, through runuser) tries
+            every way in and gets nothing, and nothing of the owner's changes (local_user.py).
 
 A check has a target and `met` True/False; `met` None means the figure is reported, not judged
 (the reason is in `note`). The targets (DESIGN.md "What users expect"): no failed request on stable
@@ -39,6 +40,7 @@ The package, one file per scenario:
   common.py    sizes, checks, a lab of its own per scenario (Lab), the load generator (Load), plain HTTP
                to a port or a Unix socket
   faults.py, churn.py, crash.py, hostile.py, exposure.py   the scenarios
+  local_user.py  every way in, tried as another local user, and what the owner still has
   report.py    run() over the scenarios, the JSON line, docs/reliability.md, and `python -m lab.bench.reliability`
 """
 from __future__ import annotations

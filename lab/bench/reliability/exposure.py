@@ -335,8 +335,42 @@ def scenario_exposure(quick: bool = False, out=sys.stdout, sz: Sizes | None = No
                             all(int(v, 8) & 0o077 == 0 for v in db_modes.values())))
         checks.append(check("other files under the home readable by others", len(world_readable), "0 (home is 0700 anyway)",
                             not world_readable, ", ".join(world_readable[:5])))
+        # -- another local user -------------------------------------------------------------------
+        checks += _another_user(lab, res, out)
         lab.remember()
     checks.append(check("processes left behind after teardown", len(lab.leftovers), "0", not lab.leftovers))
     res["checks"] = checks
     res["seconds"] = round(time.monotonic() - t_start, 1)
     return res
+
+
+def _another_user(lab, res: dict, out) -> list:
+    """Every way in, tried as another local user (local_user.py), with the lab's folder passable
+    (0755, as a home under /home often is), so that what stops it is the lab's own modes."""
+    from .local_user import SURFACES, sweep
+    mode = os.stat(lab.dir).st_mode & 0o777
+    os.chmod(lab.dir, 0o755)
+    try:
+        lu = sweep(lab.t)
+    finally:
+        os.chmod(lab.dir, mode)
+    if "skipped" in lu:
+        _say(out, f"  another local user: not run ({lu['skipped']})")
+        res["local_user"] = lu
+        return [check("another local user: attempts that succeeded", None, "0", None, f"not run: {lu['skipped']}")]
+    res["local_user"] = {k: lu[k] for k in ("surfaces", "attempts", "seconds", "tcp_ports", "entries", "node_ids")}
+    res["local_user"]["succeeded"] = [" ".join(a[:4]) for a in lu["succeeded"][:20]]
+    res["local_user"]["changed"] = lu["changed"][:20]
+    _say(out, f"  another local user (nobody): {lu['attempts']} attempts in {lu['seconds']} s on {lu['tcp_ports']} TCP "
+              f"ports, {lu['entries']} entries of the home and runtime folders, {lu['node_ids']} node ids; succeeded "
+              f"{len(lu['succeeded'])}; the owner's state changed: {len(lu['changed'])}")
+    checks = []
+    for surface in SURFACES:
+        f = lu["surfaces"][surface]
+        checks.append(check(f"another local user: {surface}", f"{f['succeeded']} of {f['attempted']} succeeded",
+                            "0 succeeded", f["succeeded"] == 0 and f["attempted"] > 0,
+                            f"{f['refused']} refused" + (f", {f['data plane']} answered as the data plane does for "
+                                                         "anyone" if f["data plane"] else "")))
+    checks.append(check("another local user: the owner's resources, files, processes, Envoys, routes changed",
+                        len(lu["changed"]), "0", not lu["changed"], "; ".join(lu["changed"][:3])))
+    return checks

@@ -150,6 +150,15 @@ def write_results_page(record: dict, path: str | Path = ROOT / "docs" / "reliabi
             lines += [f"{r['corpus']} corpus entries; validator {_fmt(r['validator'])}; daemon API {_fmt(r['api'])}; "
                       f"mutations {_fmt(r['fuzz'])}; hypothesis "
                       f"{_fmt({k: v for k, v in r.get('hypothesis', {}).items()})}.", ""]
+        if name == "exposure" and r.get("local_user", {}).get("surfaces"):
+            lu = r["local_user"]
+            lines += [f"Another local user (`nobody`, through runuser): {lu['attempts']} attempts on {lu['tcp_ports']} TCP "
+                      f"ports, {lu['entries']} entries of the home and runtime folders and {lu['node_ids']} node ids "
+                      f"(lab/bench/reliability/local_user.py).", "",
+                      "| surface | attempted | refused | succeeded | answered as the data plane |", "|---|---:|---:|---:|---:|"]
+            for s, f in lu["surfaces"].items():
+                lines.append(f"| {s} | {f['attempted']} | {f['refused']} | {f['succeeded']} | {f['data plane']} |")
+            lines.append("")
         if r.get("error"):
             lines += [f"The scenario stopped: `{r['error']}`", ""]
         lines += ["| check | measured | target | met | note |", "|---|---|---|---|---|"]
