@@ -175,9 +175,12 @@ class Daemon:
 
     def on_nack(self, node_id, type_url, version, message):
         push = self.pushes.get(node_id)
-        if push is not None and push["version"] == version:  # a forged or stale NACK is not ours to act on
-            self.isolation.record(node_id, version, False, message)
-            self._wake.set()
+        # only the answer to the push the proxy has not yet accepted counts: a NACK of a version never
+        # pushed, or of one already ACKed, is forged or stale, and is neither acted on nor an event
+        if push is None or push["version"] != version or push["acked"] is not None:
+            return
+        self.isolation.record(node_id, version, False, message)
+        self._wake.set()
         sent = self.isolation.sent.get(node_id) or {}
         if sent.get("version") == version and sent.get("probe"):
             return  # a step of the search for the resource at fault: not news for the user

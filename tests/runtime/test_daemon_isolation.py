@@ -144,3 +144,24 @@ def test_a_route_blamed_for_its_bad_service_gets_another_chance_once_the_service
     answer()
     assert any(n.startswith("gbad") for n in _routes(d, gw))
     assert _condition(d, "gbad")["status"] == "True"
+
+
+def test_a_forged_nack_marks_nothing_and_records_no_event(daemon):
+    """Issue 12: a NACK another client sent as the gateway's node id was stored as a ConfigRejected
+    event. A NACK for a version the daemon never pushed, or for one the proxy already ACKed, is not
+    the proxy's answer to anything: no resource is marked, no event recorded, nothing left out.
+    (Another user cannot reach the xDS socket at all: tests/security.)"""
+    d = daemon
+    d.apply([("<base>", m.text(m.scale(3, NS)))])
+    answer_like_envoy(d, refuse="nothing-is-refused")
+    gw = _gateway(d)
+    acked = d.xds.get_snapshot(gw).version
+    seen = lambda: {(e['time'], e['reason'], e['message']) for e in d.store.events(limit=1000)}  # noqa: E731
+    routes, events = _routes(d, gw), seen()
+    for version in ("forged-version", acked):
+        d.on_nack(gw, "type.googleapis.com/envoy.config.route.v3.RouteConfiguration", version,
+                  "intruder: forged NACK")
+        d.reconcile()
+    assert _routes(d, gw) == routes
+    assert all(_condition(d, f"r{i}")["status"] == "True" for i in range(3))
+    assert seen() - events == set(), seen() - events
