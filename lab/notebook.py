@@ -544,6 +544,95 @@ def expect(t, path: str, status: int = 200, *, headers: dict | None = None, gate
     return t.eventually(check, timeout, what=f"{method} {path} answered {status}")
 
 
+# ---- what Envoy reports: the headers it adds, its access log ------------------------------
+
+# Envoy's response flags (the RESPONSE_FLAGS field of an access log line), the ones a lesson meets
+RESPONSE_FLAGS = {
+    "-": "none: Envoy had nothing to report",
+    "NR": "no route configured for the request (no route matched)",
+    "NC": "no cluster found (the route names a cluster Envoy does not have)",
+    "UH": "no healthy upstream host in the cluster",
+    "UF": "upstream connection failure",
+    "UC": "upstream connection termination",
+    "UT": "upstream request timeout",
+    "URX": "upstream retry limit exceeded",
+    "UO": "upstream overflow (circuit breaking)",
+    "UR": "upstream remote reset",
+    "DC": "downstream connection termination",
+    "LR": "connection local reset",
+    "RL": "rate limited",
+    "DI": "delayed by fault injection",
+    "FI": "aborted by fault injection",
+}
+ENVOY_HEADERS = ("server", "x-envoy-upstream-service-time", "content-type", "content-length")
+_ACCESS_LOG = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) (?P<protocol>[^"\s]+)" (?P<status>\d{3}|0) '
+                         r'(?P<flags>\S+) (?P<received>\d+) (?P<sent>\d+) (?P<duration>\d+|-) (?P<upstream_ms>\d+|-)'
+                         r'(?: "(?P<forwarded_for>[^"]*)" "(?P<user_agent>[^"]*)" "(?P<request_id>[^"]*)" '
+                         r'"(?P<authority>[^"]*)" "(?P<upstream_host>[^"]*)")?')
+
+
+def access_log_entry(line: str) -> dict | None:
+    """The fields of one line in Envoy's default access log format, or None when the line is not
+    one: method, path, protocol, status, flags, received, sent, duration, upstream_ms,
+    forwarded_for, user_agent, request_id, authority, upstream_host."""
+    m = _ACCESS_LOG.search(line)
+    return {k: v for k, v in m.groupdict().items()} if m else None
+
+
+def response_flag(line: str) -> str:
+    """The response flag(s) of an access log line (`-` when Envoy had none, `NR`, `UF,URX`, ...)."""
+    entry = access_log_entry(line)
+    if entry is None:
+        raise NotebookError(f"not an Envoy access log line in the default format: {line[:200]!r}")
+    return entry["flags"]
+
+
+def explain_flag(flags: str) -> str:
+    if flags == "-":
+        return RESPONSE_FLAGS["-"]
+    return "; ".join(f"{f}: {RESPONSE_FLAGS.get(f, 'see Envoy: access log, response flags')}" for f in flags.split(","))
+
+
+def status_line(h: Hit) -> str:
+    from http import HTTPStatus
+    try:
+        reason = HTTPStatus(h.status).phrase
+    except ValueError:
+        reason = ""
+    return f"HTTP/1.1 {h.status} {reason}".rstrip()
+
+
+_MARKS = iter(range(1, 1 << 30))
+
+
+def show_request(t, path: str, headers: dict | None = None, gateway: str | None = None, method: str = "GET",
+                 log: tuple | None = ("appmesh-gateway", "envoy"), show: tuple = ENVOY_HEADERS,
+                 timeout: float = 10) -> Hit:
+    """One request through the gateway, shown as `curl -i` would (the status line and the
+    headers Envoy adds), then the line the gateway wrote to its access log for it (found by a
+    user agent marked for this request) and its response flag. `log` is (pod or Deployment,
+    container) whose log to read, or None. Returns the Hit, with `.log_line` and `.flag`."""
+    mark = f"appmesh-lab-lesson/{os.getpid()}-{next(_MARKS)}"
+    print("$ " + curl_line(path, headers, gateway, method).replace("curl", "curl -i", 1))
+    h = hit(t, path, headers=dict(headers or {}, **{"User-Agent": mark}), gateway=gateway, method=method)[0]
+    print(status_line(h))
+    for name in show:
+        if name in h.headers:
+            print(f"{name}: {h.headers[name]}")
+    h.log_line, h.flag = None, None
+    if log:
+        def logged():
+            with quiet(t):
+                lines = [x for x in t.logs(*log).splitlines() if mark in x]
+            assert lines, f"the request is not in {log[0]}'s access log yet"
+            return lines[-1]
+        h.log_line = t.eventually(logged, timeout, what="the access log line")
+        h.flag = response_flag(h.log_line)
+        print(f"access log of {log[0]} ({log[1]}): {h.log_line.strip()}")
+        print(f"response flag {h.flag}: {explain_flag(h.flag)}")
+    return h
+
+
 def count(hits: list[Hit], field: str = "version") -> Counter:
     """How many answers had each value of `field` (version, service, status, path)."""
     return Counter(getattr(h, field) for h in hits)
@@ -1090,7 +1179,8 @@ def draw_topology(graph: dict):
     from matplotlib.patches import FancyBboxPatch
     cols = [c for c in ("gateway", "route", "service", "router", "node")]
     height = max(2, max(len(v) for v in graph["columns"].values()))
-    fig, ax = plt.subplots(figsize=(13, 0.9 * height + 1.4), dpi=80)
+    fig, ax = plt.subplots(figsize=(15, 0.9 * height + 1.4), dpi=80)
+    step = 4.0   # columns apart: room between the boxes for the edge labels
     pos = {}
     colors = {"VirtualGateway": "#fdd0a2", "GatewayRoute": "#c7e9c0", "VirtualService": "#c6dbef",
               "VirtualRouter": "#dadaeb", "VirtualNode": "#fcbba1"}
@@ -1098,29 +1188,44 @@ def draw_topology(graph: dict):
         items = graph["columns"][col]
         for i, key in enumerate(items):
             y = (height - 1) / 2 - (i - (len(items) - 1) / 2)
-            pos[key] = (x * 3.0, y)
-        ax.text(x * 3.0, height - 0.2, {"gateway": "virtual gateway", "route": "gateway routes",
+            pos[key] = (x * step, y)
+        ax.text(x * step, height - 0.2, {"gateway": "virtual gateway", "route": "gateway routes",
                                         "service": "virtual services", "router": "virtual routers",
                                         "node": "virtual nodes"}[col], ha="center", fontsize=10, weight="bold")
+    for key, (x, y) in pos.items():
+        kind, _, name = key.partition("/")
+        ok = graph["active"].get(key, False)
+        ax.add_patch(FancyBboxPatch((x - 1.1, y - 0.28), 2.2, 0.56, boxstyle="round,pad=0.04",
+                                    fc=colors.get(kind, "#eeeeee"), ec="#2ca02c" if ok else "#d62728", lw=1.5))
+        ax.text(x, y, name if len(name) <= 26 else name[:25] + "…", ha="center", va="center", fontsize=8,
+                gid="node-label")
+    ax.set_xlim(-1.4, 4 * step + 1.4)
+    ax.set_ylim(-0.8, height + 0.1)
+    ax.axis("off")
+    ax.set_title(f"Mesh topology in namespace {graph['namespace']} (green border: active)", fontsize=11)
+    fig.tight_layout()
+    # edge labels go where their drawn extent clears every label already drawn (box names first)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    placed = [t.get_window_extent(renderer).expanded(1.05, 1.2) for t in ax.texts if t.get_gid() == "node-label"]
     for src, dst, label in graph["edges"]:
         if src in pos and dst in pos:
             (x1, y1), (x2, y2) = pos[src], pos[dst]
             ax.annotate("", xy=(x2 - 1.15, y2), xytext=(x1 + 1.15, y1),
                         arrowprops=dict(arrowstyle="->", color="#555555", lw=1))
             if label:
-                ax.text((x1 + x2) / 2, (y1 + y2) / 2 + 0.12, label, ha="center", fontsize=7, color="#333333",
-                        bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.8))
-    for key, (x, y) in pos.items():
-        kind, _, name = key.partition("/")
-        ok = graph["active"].get(key, False)
-        ax.add_patch(FancyBboxPatch((x - 1.1, y - 0.28), 2.2, 0.56, boxstyle="round,pad=0.04",
-                                    fc=colors.get(kind, "#eeeeee"), ec="#2ca02c" if ok else "#d62728", lw=1.5))
-        ax.text(x, y, name if len(name) <= 30 else name[:28] + "…", ha="center", va="center", fontsize=8)
-    ax.set_xlim(-1.4, 13.4)
-    ax.set_ylim(-0.8, height + 0.1)
-    ax.axis("off")
-    ax.set_title(f"Mesh topology in namespace {graph['namespace']} (green border: active)", fontsize=11)
-    fig.tight_layout()
+                label = label if len(label) <= 18 else label[:17] + "…"
+                (sx, sy), (ex, ey) = (x1 + 1.15, y1), (x2 - 1.15, y2)
+                fractions = (0.5, 0.3, 0.7, 0.4, 0.6, 0.2, 0.8, 0.1, 0.9)
+                text = ax.text(0, 0, label, ha="center", va="center", fontsize=7, color="#333333", gid="edge-label",
+                               bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.9))
+                spots = [(f, dy) for dy in (0, 0.22, -0.22) for f in fractions] + [(0.5, 0)]
+                for f, dy in spots:
+                    text.set_position((sx + (ex - sx) * f, sy + (ey - sy) * f + dy))
+                    box = text.get_window_extent(renderer)
+                    if not any(box.overlaps(p) for p in placed):
+                        break
+                placed.append(box)
     plt.close(fig)
     return Chart(fig)
 

@@ -32,6 +32,35 @@ t = nb.setup(TARGET, stage="05", namespace=NAMESPACE, cluster_name=CLUSTER_NAME,
              lab_home=LAB_HOME, timeout_s=TIMEOUT_S)
 
 # %% [markdown]
+# ## The path of a request
+#
+# A request through the virtual gateway is routed twice: first the **gateway** picks a virtual
+# service (a GatewayRoute: this lesson), then the **virtual service's provider** picks a virtual
+# node (a virtual router's route, notebook 08; or the one virtual node that provides it).
+#
+# ```text
+#  client
+#    │  GET /products/42            Host: <gateway address>
+#    ▼
+#  load balancer (Service type LoadBalancer; on local: 127.0.0.1, port 80 → 30080)
+#    ▼
+#  gateway Envoy: the VirtualGateway's listener (port 8088)
+#    │  stage 1 ─ GatewayRoute match: priority first, then the longest prefix ....... NR 404 if none
+#    │            rewrite: prefix /products → /, Host → product-service.appmesh-demo.svc.cluster.local
+#    ▼
+#  virtual service product-service
+#    │  stage 2 ─ its provider: a virtual router (a route's match, weights, retries, timeouts)
+#    │            or one virtual node
+#    ▼
+#  virtual node product-service-vn ─► a pod: its sidecar Envoy (ingress listener) ─► the app
+#                                                                 GET /42  Host: product-service...
+# ```
+#
+# The gateway's Envoy does stage 2 itself, on a second listener of its own (the
+# `_self_redirect_…` cluster in its configuration: the kit's design, on every target; App Mesh
+# did not document how its Envoys were configured), then sends the request to a pod's sidecar.
+
+# %% [markdown]
 # ## Anatomy of a GatewayRoute
 #
 # * The route type: exactly one of `httpRoute`, `http2Route` or `grpcRoute`, matching the

@@ -52,6 +52,24 @@ for path, headers, status, service, seen in CASES:
 nb.table(rows, ["request", "status", "answered by", "app sees path"])
 
 # %% [markdown]
+# ## What Envoy says about a request
+#
+# `curl -i` shows the status line and the headers; the gateway's access log says how Envoy
+# handled the request. Envoy adds `server: envoy` and, when an upstream answered,
+# `x-envoy-upstream-service-time` (milliseconds the upstream took). Each access log line carries
+# a **response flag**: `-` when all went well, `NR` when no route matched (the gateway answers
+# 404 itself: no upstream, so no `x-envoy-upstream-service-time`). Later lessons meet `UF`, `UH`,
+# `URX`, `UT` and `UC`.
+
+# %%
+ok = nb.show_request(t, "/products")
+assert ok.status == 200 and ok.flag == "-" and ok.headers.get("server") == "envoy"
+assert "x-envoy-upstream-service-time" in ok.headers
+print()
+lost = nb.show_request(t, "/")
+assert lost.status == 404 and lost.flag == "NR" and "x-envoy-upstream-service-time" not in lost.headers
+
+# %% [markdown]
 # The answers carry each service's greeting, and `Accept: text/plain` gets a one-line summary
 # instead of JSON:
 

@@ -47,7 +47,9 @@ DIFF_REPLACE = (
     (OUT, r"\bpid \d+", "pid N"),
     (OUT, r"\b(Python|Envoy) \d+\.\d+(\.\d+)?", r"\1 VERSION"),
     (OUT, r"/tmp/[^\s'\"|)`]+", "TMPPATH"),
-    (OUT, r"\$TMPDIR/[^\s'\"|)`]+", "TMPPATH"),                         # lab.notebook.tidy's temporary paths
+    (OUT, r"\$TMPDIR/[^\s'\"|)`]+", "TMPPATH"),
+    (OUT, r"(x-envoy-upstream-service-time: |content-length: )\d+", r"\1N"),     # nb.show_request's headers
+    (OUT, r"appmesh-lab-lesson/\d+-\d+", "appmesh-lab-lesson/MARK"),          # its access-log mark                         # lab.notebook.tidy's temporary paths
 )
 DIFF_IGNORE = ("/cells/*/outputs/*/traceback", "/cells/*/metadata", "/metadata",
                "/cells/*/outputs/*/data/image/png", "/cells/*/execution_count", "/cells/*/outputs/*/execution_count")

@@ -407,3 +407,46 @@ def test_cli_has_e2e_and_jupyter_verbs():
     assert (args.target, args.parameter, args.only, args.keep) == ("kind", [["TIMEOUT_S", "60"]], "03,06", True)
     args = parser.parse_args(["jupyter", "--", "--no-browser"])
     assert args.jupyter_args == ["--no-browser"]
+
+
+def _label_boxes(chart):
+    fig = chart.figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    texts = [t for t in fig.axes[0].texts if t.get_gid() in ("edge-label", "node-label")]
+    return [(t.get_text(), t.get_window_extent(renderer)) for t in texts]
+
+
+def test_topology_labels_do_not_overlap_on_a_crowded_mesh():
+    """Eight routes into one service and a router with four weighted targets: every edge label and
+    every box label is drawn clear of every other label."""
+    from lab.notebook import draw_topology, topology_graph
+    objects = [{"kind": "Namespace", "metadata": {"name": "demo", "labels": {"gw": "yes"}}},
+               _obj("VirtualGateway", "gw", spec={"namespaceSelector": {"matchLabels": {"gw": "yes"}}})]
+    for i in range(8):
+        objects.append(_obj("GatewayRoute", f"route-{i}", spec={"priority": i, "httpRoute": {
+            "match": {"prefix": f"/service-path-{i}"}, "action": {"target": {"virtualService": {
+                "virtualServiceRef": {"name": "svc" if i % 2 else "svc2"}}}}}}))
+    objects += [_obj("VirtualService", n, spec={"provider": {"virtualRouter": {"virtualRouterRef": {"name": "vr"}}}})
+                for n in ("svc", "svc2")]
+    objects.append(_obj("VirtualRouter", "vr", spec={"routes": [{"name": "w", "httpRoute": {"action": {
+        "weightedTargets": [{"virtualNodeRef": {"name": f"v{i}"}, "weight": 25} for i in range(4)]}}}]}))
+    objects += [_obj("VirtualNode", f"v{i}") for i in range(4)]
+    boxes = _label_boxes(draw_topology(topology_graph(_FakeTarget(objects), "demo")))
+    assert len(boxes) >= 8 + 4 + 8
+    clashes = [(a, b) for i, (a, ba) in enumerate(boxes) for b, bb in boxes[i + 1:] if ba.overlaps(bb)]
+    assert not clashes, clashes[:5]
+
+
+def test_access_log_lines_give_their_response_flags():
+    from lab.notebook import NotebookError, access_log_entry, explain_flag, response_flag
+    line = ('[2026-12-06T14:32:07.096Z] "GET / HTTP/1.1" 404 NR 0 0 0 - "-" "curl/8.5.0" '
+            '"71244f81-dbeb-4a18-8751-64e48950142e" "127.0.0.1" "-"')
+    e = access_log_entry(line)
+    assert (e["status"], e["flags"], e["upstream_ms"], e["user_agent"], e["upstream_host"]) == \
+        ("404", "NR", "-", "curl/8.5.0", "-")
+    assert response_flag(line.replace(" 404 NR ", " 503 UF,URX ")) == "UF,URX"
+    assert "retry limit" in explain_flag("UF,URX") and "connection failure" in explain_flag("UF,URX")
+    assert response_flag('"GET /products HTTP/1.1" 200 - 0 707 1 1') == "-"
+    with pytest.raises(NotebookError, match="not an Envoy access log line"):
+        response_flag("starting envoy")
