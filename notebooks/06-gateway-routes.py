@@ -56,9 +56,9 @@ t = nb.setup(TARGET, stage="05", namespace=NAMESPACE, cluster_name=CLUSTER_NAME,
 #                                                                 GET /42  Host: product-service...
 # ```
 #
-# The gateway's Envoy does stage 2 itself, on a second listener of its own (the
-# `_self_redirect_…` cluster in its configuration: the kit's design, on every target; App Mesh
-# did not document how its Envoys were configured), then sends the request to a pod's sidecar.
+# The gateway's Envoy does stage 2 itself, on a second listener of its own, reached through the
+# `_self_redirect_…` cluster in its configuration (the name App Mesh's gateways used; in the kit
+# an Envoy internal listener, reached in memory), then sends the request to a pod's sidecar.
 
 # %% [markdown]
 # ## Anatomy of a GatewayRoute

@@ -98,15 +98,15 @@ print(lines[-1])
 # |---|---|---|
 # | direct | client → the app's own port | none |
 # | sidecar | client → the pod's sidecar (its ingress listener) → app | 1 |
-# | gateway | client → gateway Envoy (GatewayRoute `/products`) → the gateway's own egress listener (the virtual service's routing) → sidecar → app | 3 passes through Envoy |
+# | gateway | client → gateway Envoy (GatewayRoute `/products`) → the same Envoy's internal listener (the virtual service's routing) → sidecar → app | 2, the gateway's passed twice |
 #
-# The gateway's second pass is the kit's design, not App Mesh's: its Envoy sends the request to
-# its own egress listener, where virtual-service routing happens (`_self_redirect_` in the
-# config dump below).
+# The gateway's second pass is the virtual services' routing, applied to the rewritten request
+# (the `_self_redirect_` cluster in the config dump below); the kit runs it on an Envoy internal
+# listener, reached in memory, with no socket in between.
 #
 # **What to expect:** each pass through Envoy on loopback costs a fraction of a millisecond at
-# the median when requests come one at a time (docs/benchmarks.md measures the gateway path at
-# about +3 ms under wrk's full load on 2 cores), so the gateway's median is at most a millisecond or
+# the median when requests come one at a time (docs/benchmarks.md has the gateway path under wrk's
+# full load on 2 cores), so the gateway's median is at most a millisecond or
 # two above the direct one, and not below it. The cell checks that the gateway adds less than 5 ms at
 # p50 over the direct path: generous for a busy 2-core machine, but a proxy that buffered,
 # retried or resolved a name on every request would break it. On a cluster only the gateway is

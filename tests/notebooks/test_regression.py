@@ -36,6 +36,7 @@ OUT = "/cells/*/outputs"
 DIFF_REPLACE = (
     (OUT, r"\b(127\.0\.0\.1|localhost|::ffff:127\.0\.0\.1):\d+", r"\1:PORT"),
     (OUT, r"(_self_redirect_[a-z0-9]+_)\d+\b", r"\1PORT"),            # the gateway's egress listener port
+    (OUT, r"(lds_egress_internal_)\d+\b", r"\1PORT"),                  # ... now an internal listener
     (OUT, r"/[^\s'\"|`()]*/envoy(?=[\s'\"|`)]|$)", "ENVOY_BINARY"),      # which Envoy binary runs
     (OUT, re.escape(str(ROOT)), "ROOT"),                                  # where the checkout is
     (OUT, r"-[0-9a-f]{10}-[b-z2-9]{5}\b", "-POD"),                       # pod names: <deployment>-<hash>-<suffix>
