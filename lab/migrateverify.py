@@ -59,11 +59,13 @@ class SideBySide:
         self.apps, self.envoys = [], []
         self.sockets = Path(tempfile.mkdtemp(prefix="lab-gwapi-"))
         self.xds = XdsServer(unix_socket=str(self.sockets / "xds.sock"))
-        endpoints, self.app_ports = {}, {}
+        endpoints, self.app_ports, self.grpc_nodes = {}, {}, set()
         for vn in sorted(self.am.by_kind["VirtualNode"], key=lambda r: r.key):
             mesh = self.am.mesh_of(vn)
             port = free_port()
             self.app_ports[vn.name] = port
+            if any((lst.get("portMapping") or {}).get("protocol") == "grpc" for lst in vn.spec.get("listeners") or []):
+                self.grpc_nodes.add(vn.name)
             nid = naming.node_id(mesh.aws_name(), "virtualNode", vn.aws_name())
             endpoints[nid] = {(lst.get("portMapping") or {}).get("port"): [["127.0.0.1", port]]
                               for lst in vn.spec.get("listeners") or []}
@@ -82,7 +84,8 @@ class SideBySide:
         self.xds.start()
         for vn, port in self.app_ports.items():
             env = dict(os.environ, PORT=str(port), HOST="127.0.0.1", SERVICE_NAME=vn, POD_NAME=vn)
-            self.apps.append(subprocess.Popen([sys.executable, "-m", "lab.apps.sample"], env=env,
+            app = "lab.apps.grpc_echo" if vn in self.grpc_nodes else "lab.apps.sample"
+            self.apps.append(subprocess.Popen([sys.executable, "-m", app], env=env,
                                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                               stderr=subprocess.DEVNULL))
         irs = {self.vg_id: irmod.gateway_ir(self.am, self.vg, self.placement),

@@ -4,7 +4,8 @@ A Gateway becomes a gateway proxy whose listeners carry the HTTPRoutes attached 
 Gateway API's precedence; each rule sends to the proxy's own egress listener (the self redirect,
 as for App Mesh), where the backend Service is routed: by its GAMMA routes (HTTPRoutes whose
 parentRef is the Service) when it has any, else straight to the virtual node the Service fronts
-(found by its DNS name, the way App Mesh's DNS service discovery names it). The lab applies a
+(found by its DNS name, the way App Mesh's DNS service discovery names it, else as the one virtual
+node whose pods the Service selects). The lab applies a
 Service's GAMMA routes to traffic from a Gateway too (implementations differ here: Istio does
 not for its gateways; the lab follows App Mesh, where a gateway route's target is routed by the
 virtual service's router).
@@ -14,7 +15,8 @@ then the longest hostname; an Exact path, then the longest PathPrefix; a method 
 header matches; more query matches; then the oldest route, then namespace/name; within a route,
 rule order, then match order. Envoy takes the first matching route, so the IR routes are sorted
 by that key. PathPrefix matches whole path segments (Envoy's path_separated_prefix).
-Not served yet: TLS listeners (HTTPS), GRPCRoute, filters other than URLRewrite.
+GRPCRoute rules become HTTP/2 matches on the :path /<service>/<method> (GRPCRoute has no URLRewrite).
+Not served yet: TLS listeners (HTTPS), filters other than URLRewrite.
 """
 from __future__ import annotations
 
@@ -84,6 +86,49 @@ def match_ir(m: dict, hostnames: list[str]) -> dict:
     return out
 
 
+def grpc_match_ir(m: dict, hostnames: list[str]) -> dict:
+    """A GRPCRoute match as an HTTP/2 match on the :path /<service>/<method>."""
+    out: dict = {}
+    method = m.get("method") or {}
+    svc, meth = method.get("service"), method.get("method")
+    if method.get("type") == "RegularExpression":
+        out["path"] = {"regex": f"/{svc or '[^/]+'}/{meth or '[^/]+'}"}
+    elif svc and meth:
+        out["path"] = {"exact": f"/{svc}/{meth}"}
+    elif svc:
+        out["prefix"] = f"/{svc}/"
+    elif meth:
+        out["path"] = {"regex": "/[^/]+/" + re.escape(meth)}
+    else:
+        out["prefix"] = "/"
+    headers = [{"name": h["name"].lower(), ("regex" if h.get("type") == "RegularExpression" else "exact"): h["value"],
+                "invert": False} for h in m.get("headers") or []]
+    if hostnames:
+        headers.append({"name": ":authority", "regex": _host_regex(hostnames), "invert": False})
+    if headers:
+        out["headers"] = headers
+    return out
+
+
+def grpc_precedence(m: dict, hostnames: list[str]) -> tuple:
+    """GRPCRoute: hostnames, then the longest service, the longest method, more headers; shaped like
+    precedence() (a service and method is an exact path, a service a path prefix) so HTTP and gRPC
+    rules on one listener sort together."""
+    exact_host = max((len(h) for h in hostnames if not h.startswith("*")), default=0)
+    any_host = max((len(h) for h in hostnames), default=0)
+    method = m.get("method") or {}
+    svc, meth = method.get("service") or "", method.get("method") or ""
+    rank = 2 if svc and meth else 1
+    return (exact_host, any_host, rank, len(svc) + 2 if rank == 1 and svc else (1 if rank == 1 else 0), 0,
+            len(m.get("headers") or []), 0)
+
+
+def _match(route: Resource, m: dict, hostnames: list[str]) -> tuple[dict, tuple]:
+    if route.kind == "GRPCRoute":
+        return grpc_match_ir(m, hostnames), grpc_precedence(m, hostnames)
+    return match_ir(m, hostnames), precedence(m, hostnames)
+
+
 def precedence(m: dict, hostnames: list[str]) -> tuple:
     """Larger is preferred (see the module docstring)."""
     exact_host = max((len(h) for h in hostnames if not h.startswith("*")), default=0)
@@ -134,7 +179,7 @@ def _allowed(world: World, listener: dict, gw: Resource, route: Resource) -> boo
 
 def attached(world: World, gw: Resource, listener: dict) -> list[Resource]:
     out = []
-    for route in world.by_kind["HTTPRoute"]:
+    for route in world.by_kind["HTTPRoute"] + world.by_kind["GRPCRoute"]:
         for ref in route.spec.get("parentRefs") or []:
             if not _parent_is(ref, route, "Gateway", gw.namespace, gw.name):
                 continue
@@ -183,7 +228,11 @@ class _Backends:
             host = (((vn.spec.get("serviceDiscovery") or {}).get("dns") or {}).get("hostname") or "").lower()
             if host in (fqdn(ns, name), f"{name}.{ns}.svc", f"{name}.{ns}"):
                 return vn, target
-        return None, None
+        # else the one virtual node whose pods the Service selects
+        sel = (svc.spec.get("selector") or {}) if svc else {}
+        nodes = [vn for vn in self.world.by_kind["VirtualNode"] if vn.namespace == ns and sel
+                 and selector_matches(vn.spec.get("podSelector"), sel)]
+        return (nodes[0], target) if len(nodes) == 1 else (None, None)
 
     def cluster(self, ns: str, name: str, port) -> str | None:
         vn, target = self._node_for(ns, name, port)
@@ -207,7 +256,7 @@ class _Backends:
         return out
 
     def gamma(self, ns: str, name: str) -> list[Resource]:
-        return [r for r in self.world.by_kind["HTTPRoute"]
+        return [r for r in self.world.by_kind["HTTPRoute"] + self.world.by_kind["GRPCRoute"]
                 if any(_parent_is(ref, r, "Service", ns, name) for ref in r.spec.get("parentRefs") or [])]
 
     def service(self, route: Resource, rule: dict, rule_name: str) -> str:
@@ -225,7 +274,7 @@ class _Backends:
         targets = self.targets(route, refs)
         entry = {"name": rule_name, "source": route.ref, "port": None, "routes": [{
             "name": rule_name, "match": {"prefix": "/"}, "targets": targets, "retry": dict(NO_RETRY),
-            "timeout": _timeout(rule), "protocol": "http"}] if targets else []}
+            "timeout": _timeout(rule), "protocol": _protocol(route)}] if targets else []}
         if not targets:
             entry["no_provider"] = True
         self.services[rule_name] = entry
@@ -238,9 +287,11 @@ class _Backends:
             for i, rule in enumerate(route.spec.get("rules") or []):
                 targets = self.targets(route, rule.get("backendRefs"))
                 for j, m in enumerate(rule.get("matches") or [{}]):
-                    out.append(((_neg(precedence(m, [])), _age(route), route.namespace, route.name, i, j), {
-                        "name": f"{route.name}_{route.namespace}-{i}-{j}", "match": match_ir(m, []),
-                        "targets": targets, "retry": dict(NO_RETRY), "timeout": _timeout(rule), "protocol": "http"}))
+                    match, key = _match(route, m, [])
+                    out.append(((_neg(key), _age(route), route.namespace, route.name, i, j), {
+                        "name": f"{route.name}_{route.namespace}-{i}-{j}", "match": match,
+                        "targets": targets, "retry": dict(NO_RETRY), "timeout": _timeout(rule),
+                        "protocol": _protocol(route)}))
         return [r for _, r in sorted(out, key=lambda x: x[0]) if r["targets"]]
 
     def clusters(self) -> list[dict]:
@@ -248,6 +299,10 @@ class _Backends:
         for eg in self.egress.values():
             out.update(eg.clusters)
         return list(out.values())
+
+
+def _protocol(route: Resource) -> str:
+    return "grpc" if route.kind == "GRPCRoute" else "http"
 
 
 def _neg(t: tuple) -> tuple:
@@ -274,7 +329,10 @@ def gateway_ir(world: World, gw: Resource, placement: Placement) -> dict:
     nid = node_id(gw)
     egress_port = placement.egress_port(nid)
     backends = _Backends(world, placement)
-    redirect = naming.self_redirect_cluster(MESH, f"{gw.name}_{gw.namespace}", "http", egress_port)
+    # gRPC needs HTTP/2 on the hop to the egress stage; HTTP/1.1 requests travel over it as well
+    grpc = any(r.kind == "GRPCRoute" for lst in gw.spec.get("listeners") or [] for r in attached(world, gw, lst))
+    proto = "http2" if grpc else "http"
+    redirect = naming.self_redirect_cluster(MESH, f"{gw.name}_{gw.namespace}", proto, egress_port)
     listeners = []
     for lst in gw.spec.get("listeners") or []:
         if lst.get("protocol") != "HTTP":
@@ -286,15 +344,16 @@ def gateway_ir(world: World, gw: Resource, placement: Placement) -> dict:
                 rule_name = f"{route.name}_{route.namespace}-{i}"
                 target = backends.service(route, rule, rule_name)
                 for j, m in enumerate(rule.get("matches") or [{}]):
-                    key = (_neg(precedence(m, hostnames)), _age(route), route.namespace, route.name, i, j)
+                    match, prec = _match(route, m, hostnames)
+                    key = (_neg(prec), _age(route), route.namespace, route.name, i, j)
                     entries.append((key, {
                         "name": f"{rule_name}-{j}", "source": route.ref, "priority": None,
-                        "match": match_ir(m, hostnames), "rewrite": rewrite_ir(m, rule.get("filters")),
+                        "match": match, "rewrite": rewrite_ir(m, rule.get("filters")),
                         "target": {"virtual_service": target, "port": None}, "cluster": redirect}))
         listeners.append({"port": lst["port"], "bind_port": placement.bind_port(nid, lst["port"]), "protocol": "http",
                           "tls": None, "health_check_path": None,
                           "routes": [e for _, e in sorted(entries, key=lambda x: x[0])]})
-    self_cluster = {"name": redirect, "kind": "self_redirect", "protocol": "http",
+    self_cluster = {"name": redirect, "kind": "self_redirect", "protocol": proto,
                     "endpoints": [{"address": "127.0.0.1" if placement.bind_address != "0.0.0.0" else "127.0.0.1",
                                    "port": egress_port}],
                     "tls": None, "health_check": None, "outlier_detection": None, "connection_pool": None}

@@ -8,6 +8,8 @@ the export announced as findings — and those must differ exactly as announced.
 """
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from lab.migrate import export
@@ -125,3 +127,26 @@ def test_gateway_api_precedence_exact_path_longest_prefix_method_headers_query(t
         assert svc("GET", "/p/z?q=1", {"x": "1"}) == "review-service-vn"  # headers beat query parameters
         assert svc("GET", "/p/z?q=1") == "product-service-vn"          # query beats none
         assert svc("GET", "/pz") == "review-service-vn"                # /p matches whole segments only
+
+
+def _grpc(port: int, method: str, metadata=()) -> tuple:
+    import grpc
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+        call = ch.unary_unary(method, request_serializer=lambda b: b, response_deserializer=lambda b: b)
+        try:
+            answer = json.loads(call(b"{}", metadata=tuple(metadata), timeout=10))
+            return ("OK", answer["service"], answer["request"]["method"])
+        except grpc.RpcError as exc:
+            return (exc.code().name, None, None)
+
+
+def test_grpc_routes_route_like_app_mesh_on_real_envoy(tmp_path):
+    am = _resources("examples/grpc-gateway-route")
+    ex = export(am)
+    with SideBySide(am, ex.resources(), tmp_path) as lab:
+        for method, md in (("/lab.echo.Echo/Say", ()), ("/lab.echo.Echo/Info", (("x-tenant", "beta"),)),
+                           ("/lab.echo.Echo/Say", (("x-tenant", "other"),)), ("/other.Service/Call", ())):
+            a, g = _grpc(lab.vg_port, method, md), _grpc(lab.gw_port, method, md)
+            assert a == g, (method, md, a, g)
+        assert _grpc(lab.gw_port, "/lab.echo.Echo/Say", (("x-tenant", "beta"),))[1] == "echo-v2"
+        assert _grpc(lab.gw_port, "/lab.echo.Echo/Say")[1] == "echo-v1"
