@@ -199,6 +199,28 @@ def tidy(text) -> str:
     return text
 
 
+CHART = "manifests/charts/appmesh-lab-controller"
+
+
+def helm(*args: str, show: bool = True) -> subprocess.CompletedProcess | None:
+    """Run `helm ARGS` in the checkout (the helm lab.helmbin finds) and print the command and
+    its output (with show=False only how long it is: a rendered chart is thousands of lines).
+    None, with the reason printed, when there is no helm here."""
+    from .helmbin import WHY, find_helm
+    binary = find_helm()
+    command("helm " + " ".join(shlex.quote(a) for a in args))
+    if binary is None:
+        print(f"(not run: {WHY})")
+        return None
+    proc = subprocess.run([str(binary), *args], cwd=ROOT, text=True, capture_output=True)
+    out = (proc.stdout + proc.stderr).rstrip("\n").splitlines()
+    if not show:
+        print(f"  (exit code {proc.returncode}; what it printed is read below)")
+    elif out:
+        print(tidy("\n".join(out)))
+    return proc
+
+
 def command(text: str) -> None:
     """Show a command a user would type (not run here)."""
     print("$ " + tidy(text.strip()).replace("\n", "\n  "))

@@ -75,13 +75,40 @@ t = nb.setup(TARGET, stage="01", namespace=NAMESPACE, cluster_name=CLUSTER_NAME,
 # rules (validation, read-only fields, sidecar injection), and the control plane that serves
 # Envoy configuration inside the cluster. No AWS account is involved.
 #
-# On `local` the control plane is part of the lab daemon you started in notebook 01, so there is
-# nothing to install.
+# On a cluster the next cell installs the chart (`helm upgrade -i`). On `local` the control plane
+# is part of the lab daemon you started in notebook 01, so there is nothing to install; the cell
+# checks the chart instead, as you would before installing it anywhere: `helm lint`, then
+# `helm template` renders every object the chart would create, and the cell checks them — the
+# six CRDs, the controller's Deployment, and the two admission webhooks (validating and mutating:
+# the sidecar injector) pointing at the controller's Service.
 
 # %%
+import yaml
+
 if TARGET == "local":
-    nb.command(nb.CONTROLLER_HELM)
-    print("(local target: the control plane runs inside the lab daemon; there is nothing to install)")
+    lint = nb.helm("lint", nb.CHART)
+    rendered = nb.helm("template", "appmesh-lab-controller", nb.CHART, "--namespace", "appmesh-system",
+                       "--include-crds", show=False)
+    if lint is not None:
+        assert lint.returncode == 0 and "0 chart(s) failed" in lint.stdout, lint.stdout + lint.stderr
+        assert rendered.returncode == 0, rendered.stderr
+        objects = [d for d in yaml.safe_load_all(rendered.stdout) if d]
+        nb.table([[d["kind"], d["metadata"]["name"], d["metadata"].get("namespace", "(cluster)")] for d in objects],
+                 ["kind", "name", "namespace"])
+        kinds = {d["kind"] for d in objects}
+        crds = sorted(d["spec"]["names"]["kind"] for d in objects if d["kind"] == "CustomResourceDefinition")
+        assert crds == sorted(nb.APPMESH_KINDS), crds
+        assert "Deployment" in kinds and "ServiceAccount" in kinds, kinds
+        hooks = [d for d in objects if d["kind"] in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")]
+        assert {d["kind"] for d in hooks} == {"ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"}, kinds
+        services = {(d["metadata"]["name"], d["metadata"].get("namespace")) for d in objects if d["kind"] == "Service"}
+        for d in hooks:
+            for w in d["webhooks"]:
+                svc = w["clientConfig"]["service"]
+                assert (svc["name"], svc["namespace"]) in services, (w["name"], svc, services)
+        print(f"{len(objects)} objects: {len(crds)} CRDs, the controller, {len(hooks)} webhook configurations "
+              f"({sum(len(d['webhooks']) for d in hooks)} webhooks), each pointing at a Service the chart creates")
+    print("(local target: the control plane runs inside the lab daemon; nothing is installed)")
 else:
     nb.install_controller(t)
     nb.cluster_step(t, "kubectl -n appmesh-system get pods")
