@@ -344,7 +344,10 @@ class Index:
     def status(self, item: Item) -> str:
         rec = self.record(item.resource.key)
         conds = (rec.status.get("conditions") if rec else None) or []
-        ok = any(c.get("type") == f"{item.resource.kind}Active" and c.get("status") == "True" for c in conds)
+        # App Mesh's own status is the resource's, not the data plane's: it is ACTIVE from creation,
+        # also while the proxies have not ACKed it yet (the condition's Unknown/Pending)
+        ok = any(c.get("type") == f"{item.resource.kind}Active" and (c.get("status") == "True" or c.get("reason") == "Pending"
+                                                                     and c.get("status") == "Unknown") for c in conds)
         return "ACTIVE" if ok else "INACTIVE"
 
 

@@ -33,7 +33,7 @@ from ..model.validate import check_document
 from ..store import Store
 from ..translate import naming, translate
 from ..translate.ir import Placement
-from ..translate.status import conditions
+from ..translate.status import APPMESH as APPMESH_KINDS, conditions
 from ..xds.bootstrap import ENVOY_RUNTIME, make_bootstrap
 from ..xds.errors import SnapshotError
 from ..xds.snapshot import Snapshot
@@ -42,7 +42,7 @@ from . import pods as podplan
 from .envoy import EnvoyProcess, find_envoy
 from .home import Paths, UnsafeHome, lab_home
 from .httpjson import BadRequest
-from .isolation import Isolation, digest
+from .isolation import Isolation, digest, same
 from .listeners import appmesh_api_server, control_server
 from .ports import Claims, Ports, holder_of, port_is_free
 from .procs import identify
@@ -125,6 +125,7 @@ class Daemon:
         self.started = time.time()
         self.last_reconcile: dict = {}
         self._resource_cache: dict = {}
+        self._was_active: set = set()  # keys that were Active before their change went Pending
         self._reconciled_version = -1
         self.pods: list = []
         self._admin_sockets: set | None = None  # names of the admin sockets of the pods last planned
@@ -227,11 +228,15 @@ class Daemon:
                 # nothing new in the store: a pass only if a proxy NACKed or is being searched for the
                 # resource it rejects; its ACKs alone are remembered without translating anything
                 if not self.isolation.pending():
+                    if self._unsettled():
+                        self._write_status(self.world())
                     return self.last_reconcile
                 if self.isolation.quiet():
                     world = self.world()
                     self.isolation.settle(lambda nid: self._fixed_keys(world, nid))
                     if not self.isolation.probes:
+                        if self._unsettled():  # a proxy ACKed: what it now serves turns Active
+                            self._write_status(world)
                         return self.last_reconcile
             t0 = time.perf_counter()
             world = self.world()
@@ -459,7 +464,7 @@ class Daemon:
                 self._wake.set()
                 continue
             self._unacked[nid] = set(snap.expected_types())
-            self.pushes[nid] = {"version": snap.version, "pushed": time.time(), "acked": None,
+            self.pushes[nid] = {"version": snap.version, "pushed": time.time(), "acked": None, "settled": False,
                                 "types": [SHORT_NAMES[t] for t in snap.expected_types()]}
             self.xds.set_snapshot(nid, snap)
             self._pushed[nid] = t["envoy"]
@@ -471,8 +476,53 @@ class Daemon:
             self._parsed.pop(nid, None)
             self.isolation.forget_node(nid)
 
+    def _unsettled(self) -> bool:
+        """Whether a proxy ACKed a push that no status pass has taken in yet."""
+        return any(p["acked"] is not None and not p["settled"] for p in list(self.pushes.values()))
+
+    def _pending(self, world: World) -> tuple[dict, list]:
+        """The resources some proxy has been sent and has not ACKed yet (key -> the condition's
+        message), and the proxies whose ACK this takes in. A proxy counts while its latest push is
+        not ACKed, or while the resource it rejected is being searched for; what it waits for is
+        every resource of its mesh (a gateway route: of its gateway only) that differs from what it
+        last ACKed. Only proxies the lab pushed to count: a resource no proxy is sent stays as it was."""
+        iso = self.isolation
+        waiting, settled = [], []
+        for nid, push in list(self.pushes.items()):
+            if push["acked"] is None or iso.searching(nid):
+                waiting.append(nid)
+            elif not push["settled"]:
+                settled.append(push)
+        if not waiting:
+            return {}, settled
+        by_mesh: dict = {}
+        for nid in waiting:
+            parsed = naming.parse_node_id(nid)
+            if parsed:
+                by_mesh.setdefault(parsed[0], []).append((nid, parsed))
+        late: dict = {}
+        for r in iso.effective(list(world.by_key.values())):
+            if r.kind not in APPMESH_KINDS:
+                continue
+            mesh = r if r.kind == "Mesh" else world.mesh_of(r)
+            proxies = by_mesh.get(mesh.aws_name()) if mesh is not None else None
+            if not proxies:
+                continue
+            gateways = None
+            if r.kind == "GatewayRoute":
+                gateways = {("virtualGateway", g.aws_name()) for g in world.gateways_for(r) or []}
+            elif r.kind == "VirtualGateway":
+                gateways = {("virtualGateway", r.aws_name())}
+            for nid, (_, kind, name) in proxies:
+                if gateways is not None and (kind, name) not in gateways:
+                    continue
+                if not same(iso.acked.get(nid, {}).get(r.key), r):
+                    late.setdefault(r.key, []).append(nid.split("/")[-1])
+        return {k: "sent to the proxies but not ACKed yet by " + ", ".join(sorted(v)) for k, v in late.items()}, settled
+
     def _write_status(self, world: World) -> None:
-        conds = conditions(world, self.isolation.conditions())
+        pending, settled = self._pending(world)
+        conds = conditions(world, self.isolation.conditions(), pending)
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         by_key = world.by_key
         statuses, events = [], []
@@ -489,7 +539,13 @@ class Daemon:
                 a = arn(world, r)
                 if a:
                     status[ARN_FIELD[rec.kind]] = a
-                if not old or old["status"] != c["status"] or old.get("reason") != c["reason"]:
+                if c["status"] == "Unknown":  # sent, not ACKed yet: an event once it is served
+                    if old and old["status"] == "True":
+                        self._was_active.add(rec.key)
+                elif old and old["status"] == "Unknown" and c["status"] == "True" and rec.key in self._was_active:
+                    self._was_active.discard(rec.key)  # active before, and again: nothing to tell
+                elif not old or old["status"] != c["status"] or old.get("reason") != c["reason"]:
+                    self._was_active.discard(rec.key)
                     events.append((rec.key, "Normal", "Active", c["message"]) if c["status"] == "True"
                                   else (rec.key, "Warning", "ReconcileError", c["message"]))
             elif rec.kind == "Service" and r.spec.get("type") in ("LoadBalancer", "NodePort"):
@@ -498,6 +554,8 @@ class Daemon:
             if status and status != rec.status:
                 statuses.append((rec.key, status))
         self.store.set_statuses(statuses)  # one transaction for the whole pass
+        for push in settled:  # `apply --wait` returns once this pass has taken the proxy's ACK in
+            push["settled"] = True
         for e in events:
             self.store.add_event(*e)
 

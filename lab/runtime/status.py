@@ -24,7 +24,8 @@ def _at_least(version: str | None, wanted: str) -> bool:
 def proxy_waiting(p: dict, wanted: str | None) -> str | None:
     """Why proxy status `p` (an item of /v1/status proxies) does not run configuration version
     `wanted` or a newer one yet; None when it does. A proxy runs a version once it has ACKed every
-    resource type of that push on its current connection (a restarted Envoy ACKs anew)."""
+    resource type of that push on its current connection (a restarted Envoy ACKs anew), and the
+    daemon has written the resources' status that follows from that ACK."""
     push = p.get("push") or {}
     version = push.get("version") or p.get("snapshot_version")
     if not version:
@@ -40,6 +41,9 @@ def proxy_waiting(p: dict, wanted: str | None) -> str | None:
     late = [t for t in names if (types.get(t) or {}).get("acked_version") != version]
     if late:
         return f"proxy {p['node_id']} has not ACKed version {version} ({', '.join(late)})"
+    if push.get("settled") is False and push.get("version") == version:
+        # the daemon's resources still show this push as Pending: a `get` now would not say Active
+        return f"the status of what proxy {p['node_id']} ACKed (version {version}) is not written yet"
     return None
 
 

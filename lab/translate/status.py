@@ -119,10 +119,17 @@ class _Status:
         return _cond("GatewayRoute", True, "Active", f"attached to virtual gateway {vgs[0].name}")
 
 
-def conditions(world: World, rejected: dict | None = None) -> dict:
+def conditions(world: World, rejected: dict | None = None, pending: dict | None = None) -> dict:
     """resource key -> its Active condition (type, status, reason, message). `rejected`: the
     resources a proxy refused (key -> (the condition's message, whether an earlier version stays
     in force)), False with reason ConfigRejected; what depends on one is not active either, unless
-    its earlier version is in force."""
+    its earlier version is in force. `pending`: the resources some proxy has been sent but has not
+    ACKed yet (key -> message): one that would be True is Unknown, reason Pending, until it is
+    served (what depends on it is gated as before: dependency gating is about the manifests)."""
     s = _Status(world, rejected)
-    return {r.key: s.of(r) for kind in APPMESH for r in world.by_kind[kind]}
+    out = {r.key: s.of(r) for kind in APPMESH for r in world.by_kind[kind]}
+    for key, message in (pending or {}).items():
+        c = out.get(key)
+        if c is not None and c["status"] == "True":
+            out[key] = {"type": c["type"], "status": "Unknown", "reason": "Pending", "message": message}
+    return out

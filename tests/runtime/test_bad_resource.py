@@ -8,6 +8,7 @@ after `down`/`up` with the bad route still stored.
 """
 import os
 import subprocess
+import threading
 import sys
 import time
 from pathlib import Path
@@ -176,3 +177,30 @@ def test_an_access_log_in_a_missing_directory_is_written_inside_the_pod_folder(u
         return True if found and any(f.stat().st_size > 0 for f in found) else found
     eventually(logged, what="the access log written in the pod's folder")
     assert not missing.exists(), "Envoy wrote outside the lab home"
+
+
+def test_a_route_is_shown_active_only_once_envoy_acked_it(unchecked_lab):
+    """Statuses follow what the proxies ACKed: a good route is Active when apply (which waits)
+    returns; a route Envoy rejects is never shown Active, not even between the push and the NACK."""
+    lab = unchecked_lab
+    good = EXTRA.replace("extra-route", "acked-route").replace("/extra", "/acked")
+    lab.apply_text(good)
+    assert (route_conditions(lab).get("acked-route") or {}).get("status") == "True", route_conditions(lab)
+
+    bad = BAD.replace("bad-header-route", "never-active-route").replace("/bad", "/never")
+    seen, answer = [], {}
+    sender = threading.Thread(target=lambda: answer.update(lab.try_apply(bad, is_text=True)))
+    sender.start()
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        c = route_conditions(lab).get("never-active-route")
+        if c:
+            seen.append((c["status"], c["reason"]))
+        if not sender.is_alive() and c and c["reason"] == "ConfigRejected":
+            break
+    sender.join()
+    assert not answer.get("rejected"), answer
+    assert seen and seen[-1] == ("False", "ConfigRejected"), seen[-5:]
+    assert ("True", "Active") not in seen, sorted(set(seen))
+    assert ("Unknown", "Pending") in seen, sorted(set(seen))  # sent, not ACKed yet: the window is seen
+    lab.delete_resource("GatewayRoute", "never-active-route", "appmesh-demo")
