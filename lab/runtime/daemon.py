@@ -126,6 +126,11 @@ class Daemon:
         self.last_reconcile: dict = {}
         self._resource_cache: dict = {}
         self._was_active: set = set()  # keys that were Active before their change went Pending
+        self._pass = 0  # reconcile passes; each push and each resource version notes its pass
+        self._seen: dict = {}  # key -> the resource version the status passes last saw
+        self._changed_at: dict = {}  # key -> the pass in which that version appeared
+        self._acked_pass: dict = {}  # node id -> the pass of the push it last ACKed
+        self._rejected_seen: set = set()  # the keys left out (isolation.rejected) at the last status pass
         self._reconciled_version = -1
         self.pods: list = []
         self._admin_sockets: set | None = None  # names of the admin sockets of the pods last planned
@@ -171,6 +176,7 @@ class Daemon:
             waiting.discard(type_url)
             if not waiting:
                 push["acked"] = time.time()
+                self._acked_pass[node_id] = push["pass"]
                 self.isolation.record(node_id, version, True)
                 self._wake.set()
 
@@ -239,6 +245,7 @@ class Daemon:
                             self._write_status(world)
                         return self.last_reconcile
             t0 = time.perf_counter()
+            self._pass += 1
             world = self.world()
             names = {k[len("pods:"):]: v for k, v in self.store.kv_items("pods:").items()}
             pods, _problems = podplan.plan(world, names)
@@ -465,6 +472,7 @@ class Daemon:
                 continue
             self._unacked[nid] = set(snap.expected_types())
             self.pushes[nid] = {"version": snap.version, "pushed": time.time(), "acked": None, "settled": False,
+                                "pass": self._pass,
                                 "types": [SHORT_NAMES[t] for t in snap.expected_types()]}
             self.xds.set_snapshot(nid, snap)
             self._pushed[nid] = t["envoy"]
@@ -475,50 +483,90 @@ class Daemon:
             self._unacked.pop(nid, None)
             self._parsed.pop(nid, None)
             self.isolation.forget_node(nid)
+            self._acked_pass.pop(nid, None)
 
     def _unsettled(self) -> bool:
         """Whether a proxy ACKed a push that no status pass has taken in yet."""
         return any(p["acked"] is not None and not p["settled"] for p in list(self.pushes.values()))
 
+    def _changes(self, world: World) -> None:
+        """Note the pass in which each resource's current version first appeared (the store hands
+        out the same object for an unchanged record, so this is an identity check per resource)."""
+        seen, changed = self._seen, self._changed_at
+        for key, r in world.by_key.items():
+            if seen.get(key) is not r:
+                if not same(seen.get(key), r):
+                    changed[key] = self._pass
+                seen[key] = r
+        if len(seen) > len(world.by_key):
+            for key in [k for k in seen if k not in world.by_key]:
+                del seen[key]
+                changed.pop(key, None)
+        rejected = set(self.isolation.rejected)
+        for key in self._rejected_seen - rejected:  # no longer left out: sent anew
+            if key in seen:
+                changed[key] = self._pass
+        self._rejected_seen = rejected
+
     def _pending(self, world: World) -> tuple[dict, list]:
         """The resources some proxy has been sent and has not ACKed yet (key -> the condition's
-        message), and the proxies whose ACK this takes in. A proxy counts while its latest push is
-        not ACKed, or while the resource it rejected is being searched for; what it waits for is
-        every resource of its mesh (a gateway route: of its gateway only) that differs from what it
-        last ACKed. Only proxies the lab pushed to count: a resource no proxy is sent stays as it was."""
+        message), and the pushes whose ACK this status pass takes in.
+
+        A proxy waits while its latest push is not ACKed: for the resources of its mesh (a gateway
+        route: of its gateway only) that changed after the pass that made the configuration it last
+        ACKed, up to the pass of its latest push. While the resource it rejected is searched for
+        (lab/runtime/isolation.py), the suspects wait too. Proxies with the same span are taken
+        together, so a pass costs one look per resource and span, not per resource and proxy. A
+        resource no proxy is sent stays as it was."""
         iso = self.isolation
-        waiting, settled = [], []
+        self._changes(world)
+        spans: dict = {}  # (mesh, gateway name or None) -> {(after, upto): [proxy names]}
+        suspects: dict = {}  # key -> [proxy names]
+        settled = []
         for nid, push in list(self.pushes.items()):
+            parsed = naming.parse_node_id(nid)
+            probe = iso.probes.get(nid)
+            if probe is not None:
+                for k in [*probe["suspects"], *probe["held"], *(k for g in probe["groups"] for k in g)]:
+                    suspects.setdefault(k, []).append(nid.split("/")[-1])
             if push["acked"] is None or iso.searching(nid):
-                waiting.append(nid)
+                if parsed:
+                    span = (self._acked_pass.get(nid, -1), push["pass"])
+                    gw = parsed[2] if parsed[1] == "virtualGateway" else None
+                    spans.setdefault((parsed[0], None), {}).setdefault(span, []).append(nid.split("/")[-1])
+                    if gw:
+                        spans.setdefault((parsed[0], gw), {}).setdefault(span, []).append(nid.split("/")[-1])
             elif not push["settled"]:
                 settled.append(push)
-        if not waiting:
+        if not spans and not suspects:
             return {}, settled
-        by_mesh: dict = {}
-        for nid in waiting:
-            parsed = naming.parse_node_id(nid)
-            if parsed:
-                by_mesh.setdefault(parsed[0], []).append((nid, parsed))
-        late: dict = {}
-        for r in iso.effective(list(world.by_key.values())):
+        late, messages = {}, {}
+        changed_at = self._changed_at
+        for r in world.by_key.values():
             if r.kind not in APPMESH_KINDS:
                 continue
+            parts = [suspects[r.key]] if r.key in suspects else []
+            when = changed_at.get(r.key, -1)
             mesh = r if r.kind == "Mesh" else world.mesh_of(r)
-            proxies = by_mesh.get(mesh.aws_name()) if mesh is not None else None
-            if not proxies:
-                continue
-            gateways = None
-            if r.kind == "GatewayRoute":
-                gateways = {("virtualGateway", g.aws_name()) for g in world.gateways_for(r) or []}
-            elif r.kind == "VirtualGateway":
-                gateways = {("virtualGateway", r.aws_name())}
-            for nid, (_, kind, name) in proxies:
-                if gateways is not None and (kind, name) not in gateways:
-                    continue
-                if not same(iso.acked.get(nid, {}).get(r.key), r):
-                    late.setdefault(r.key, []).append(nid.split("/")[-1])
-        return {k: "sent to the proxies but not ACKed yet by " + ", ".join(sorted(v)) for k, v in late.items()}, settled
+            if mesh is not None and spans:
+                if r.kind == "GatewayRoute":
+                    groups = [spans.get((mesh.aws_name(), g.aws_name())) for g in world.gateways_for(r) or []]
+                elif r.kind == "VirtualGateway":
+                    groups = [spans.get((mesh.aws_name(), r.aws_name()))]
+                else:
+                    groups = [spans.get((mesh.aws_name(), None))]
+                for group in groups:
+                    for (after, upto), proxies in (group or {}).items():
+                        if after < when <= upto:
+                            parts.append(proxies)
+            if parts:
+                memo = tuple(map(id, parts))  # many resources wait for the same proxies: one message
+                if memo not in messages:
+                    shown = sorted({n for p in parts for n in p})
+                    messages[memo] = "sent to the proxies but not ACKed yet by " + ", ".join(shown[:3]) + (
+                        f" and {len(shown) - 3} more" if len(shown) > 3 else "")
+                late[r.key] = messages[memo]
+        return late, settled
 
     def _write_status(self, world: World) -> None:
         pending, settled = self._pending(world)

@@ -104,6 +104,9 @@ def test_a_route_the_lab_cannot_translate_is_left_out_and_marked(daemon, monkeyp
     assert any(n.startswith("fine") for n in names) and not any(n.startswith("crash") for n in names)
     cond = _condition(d, "crash")
     assert cond["reason"] == "ConfigRejected" and "could not translate" in cond["message"], cond
+    fine = _condition(d, "fine")  # sent to the gateway, not ACKed yet
+    assert (fine["status"], fine["reason"]) == ("Unknown", "Pending") and _gateway(d).split("/")[-1] in fine["message"], fine
+    answer_like_envoy(d, refuse="crash")
     assert _condition(d, "fine")["status"] == "True"
 
 
