@@ -515,7 +515,8 @@ class Daemon:
         A proxy waits while its latest push is not ACKed: for the resources of its mesh (a gateway
         route: of its gateway only) that changed after the pass that made the configuration it last
         ACKed, up to the pass of its latest push. While the resource it rejected is searched for
-        (lab/runtime/isolation.py), the suspects wait too. Proxies with the same span are taken
+        (lab/runtime/isolation.py), the suspects wait too. Only proxies a pod runs count (the lab
+        configures every virtual node's proxy, pods or not). Proxies with the same span are taken
         together, so a pass costs one look per resource and span, not per resource and proxy. A
         resource no proxy is sent stays as it was."""
         iso = self.isolation
@@ -523,7 +524,12 @@ class Daemon:
         spans: dict = {}  # (mesh, gateway name or None) -> {(after, upto): [proxy names]}
         suspects: dict = {}  # key -> [proxy names]
         settled = []
+        running = {p.node_id for p in self.pods if p.node_id}  # a proxy no pod runs has nobody to ACK
         for nid, push in list(self.pushes.items()):
+            if nid not in running:
+                if push["acked"] is None or not push["settled"]:
+                    settled.append(push)
+                continue
             parsed = naming.parse_node_id(nid)
             probe = iso.probes.get(nid)
             if probe is not None:
