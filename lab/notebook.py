@@ -1256,3 +1256,52 @@ def topology(t, namespace: str):
     """topology_graph + draw_topology: (graph, Chart)."""
     g = topology_graph(t, namespace)
     return g, draw_topology(g)
+
+
+# ---- access logs: what Envoy says about each request ------------------------------------
+
+# Envoy's default access-log format (the one App Mesh and the kit use when a virtual node or gateway
+# sets only `logging.accessLog.file.path`) starts with
+#   [%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" %RESPONSE_CODE% %RESPONSE_FLAGS% ...
+_ACCESS_LINE = re.compile(r'^\[[^\]]+\] "(\S+) (\S+) (\S+)" (\d+) (\S+) ')
+
+# the response flags the lessons meet (Envoy's access-log documentation has them all)
+RESPONSE_FLAGS = {
+    "-": "none: the proxy forwarded the request and relayed the answer",
+    "NR": "no route configured for the request (or no cluster for it)",
+    "UH": "no healthy upstream host in the cluster (no endpoints)",
+    "UF": "upstream connection failure",
+    "UT": "upstream request timeout",
+    "URX": "the upstream retry limit was reached",
+    "UO": "upstream overflow (circuit breaking)",
+    "UC": "upstream connection termination",
+    "UR": "upstream remote reset",
+}
+
+
+def access_log(t, owner: str, path: str, container: str = "envoy") -> list[dict]:
+    """The access-log lines the Envoy of `owner`'s pod wrote for requests to `path` (query
+    included), oldest first: {"method", "path", "status", "flags", "line"}. The proxy's
+    logging.accessLog.file.path must be /dev/stdout (it is then in `kubectl logs -c envoy`)."""
+    out = []
+    for line in t.logs(owner, container).splitlines():
+        m = _ACCESS_LINE.match(line.strip())
+        if m and m.group(2) == path:
+            out.append({"method": m.group(1), "path": m.group(2), "status": int(m.group(4)),
+                        "flags": m.group(5), "line": line.strip()})
+    return out
+
+
+def flags(t, owner: str, path: str, n: int = 1, timeout: float = 10, show: bool = True) -> list[str]:
+    """Wait until `owner`'s Envoy has logged at least `n` requests for `path`, print the last `n`
+    lines, and return their response flags in order ("-" for none). Give every check its own path
+    (a query string will do) so that lines of other checks do not count."""
+    def enough():
+        lines = access_log(t, owner, path)
+        assert len(lines) >= n, f"{len(lines)} access-log lines for {path} from {owner}'s Envoy, expected {n}"
+        return lines[-n:]
+    with quiet(t):
+        lines = t.eventually(enough, timeout, what=f"{owner}'s access-log lines for {path}")
+    for l in lines if show else []:   # the stable part of each line: request, status and flags
+        print(f'{owner}\'s Envoy: "{l["method"]} {l["path"]} ..." {l["status"]} {l["flags"]}')
+    return [l["flags"] for l in lines]

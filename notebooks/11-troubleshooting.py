@@ -9,9 +9,12 @@
 # %% [markdown]
 # # 11 · Troubleshooting
 #
-# Six things that go wrong, each broken on purpose: what you see, how to find the cause with the
-# status conditions, `appmesh-lab doctor`, Envoy's statistics and its configuration dump — and
-# the fix, checked. Each scenario cleans up after itself.
+# Things that go wrong, each broken on purpose and each in the same shape: **break** it (apply the
+# broken YAML), **predict** what a client will see, **observe** what the data plane reports — the
+# status code, the *response flag* Envoy writes in the gateway's and the sidecar's access log, the
+# statistic that moved, the resource's condition and event — then **fix** it and **assert** the
+# fix. Part A breaks traffic; part B is the mistakes the control plane refuses at apply. A cheat
+# sheet at the end maps symptom → flag → cause → fix. Each scenario cleans up after itself.
 #
 # The next cell holds the parameters (papermill and `appmesh-lab e2e` override them). The cell after it brings the target to the state this lesson starts from — the complete walkthrough (notebooks 03 to 06); it also repairs what an interrupted run of this notebook left broken — so you can open this notebook on its own. It is safe to run it again.
 
@@ -37,12 +40,64 @@ t = nb.setup(TARGET, stage="06", namespace=NAMESPACE, cluster_name=CLUSTER_NAME,
 # | tool | tells you |
 # |---|---|
 # | the response (status, body, `server` header) | *what* happens |
-# | status conditions (`kubectl get`/`describe`) | whether the control plane accepted a resource, and if not, why |
+# | the access log's **response flag** | *which proxy* made the answer, and *why* (no route, no endpoint, connect failure, timeout, retries used up) |
+# | Envoy's statistics (`appmesh-lab stats`, `/stats` on the admin port) | the counter behind the flag, summed over every request |
+# | status conditions and events (`kubectl get`/`describe`) | whether the control plane accepted a resource, and if not, why |
 # | `appmesh-lab doctor` (local) | every inactive resource, every pod not running, every proxy that rejected its configuration |
-# | ACK/NACK (`appmesh-lab status`) | whether each Envoy took the configuration it was sent |
-# | Envoy stats, logs and config dump | what the data plane actually does |
+# | ACK/NACK (`appmesh-lab status`) and the config dump | whether each Envoy took the configuration it was sent, and what it holds |
+#
+# Envoy's default access-log line — the one App Mesh and the kit write when a virtual node or a
+# virtual gateway sets only `logging.accessLog.file.path` — is
+# `[START_TIME] "METHOD PATH PROTOCOL" RESPONSE_CODE RESPONSE_FLAGS BYTES_RECEIVED ...`: the
+# flag is the field after the status. `-` means the proxy had nothing to say — it forwarded the
+# request and relayed whatever came back. The flags this lesson meets (Envoy's access-log
+# documentation lists them all):
 
 # %%
+nb.table(sorted(nb.RESPONSE_FLAGS.items()), ["flag", "meaning"])
+
+# %% [markdown]
+# The walkthrough's virtual gateway already logs to `/dev/stdout`. The next cell turns the access
+# log on for both virtual nodes too (`spec.logging`), so every scenario can read the sidecars as
+# well. A proxy logs each hop it serves: the gateway logs the request on its listener and again on
+# the way out to the virtual service (its egress listener, where routing to the service, retries
+# and timeouts happen), so one request through the gateway gives **two** gateway lines — the
+# outer one usually `-`, the inner one carrying the flag.
+
+# %%
+VN_FILE = "manifests/walkthrough/02-product-service-vn.yaml"
+RVN_FILE = "manifests/walkthrough/03-review-service-vn.yaml"
+LOGGING = {"accessLog": {"file": {"path": "/dev/stdout"}}}
+
+
+def with_logging(path, name):
+    doc = nb.manifest_doc(path, "VirtualNode", name)
+    doc["spec"]["logging"] = LOGGING
+    return doc
+
+
+for kind, name, ns in (("GatewayRoute", "broken-route", NAMESPACE), ("GatewayRoute", "orphan-route", NAMESPACE),
+                       ("VirtualService", "orphan-service", NAMESPACE), ("GatewayRoute", "inventory-route", NAMESPACE),
+                       ("GatewayRoute", "flaky-route", NAMESPACE), ("VirtualService", "flaky", NAMESPACE),
+                       ("VirtualRouter", "flaky-router", NAMESPACE), ("Deployment", "flaky", NAMESPACE),
+                       ("Service", "flaky", NAMESPACE), ("VirtualNode", "flaky-vn", NAMESPACE),
+                       ("VirtualGateway", "second-gateway", NAMESPACE), ("GatewayRoute", "team-b-route", "team-b"),
+                       ("Namespace", "team-b", ""), ("VirtualNode", "lonely", "outside"), ("Namespace", "outside", "")):
+    nb.forget(t, kind, name, ns)   # leftovers of an interrupted run
+nb.apply(t, "manifests/walkthrough/01-mesh.yaml")
+vn = with_logging(VN_FILE, "product-service-vn")
+rvn = with_logging(RVN_FILE, "review-service-vn")
+nb.apply_text(t, nb.to_yaml(vn) + "---\n" + nb.to_yaml(rvn))
+nb.wait_pods(t, NAMESPACE, ["product-service", "review-service"], TIMEOUT_S)
+
+
+def sidecar_logs():
+    nb.hit(t, "/products?s=ready")
+    assert nb.access_log(t, "product-service", "/products?s=ready"), "the sidecar does not log yet"
+with nb.quiet(t):
+    t.eventually(sidecar_logs, TIMEOUT_S, what="the product-service sidecar's access log")
+
+
 def doctor():
     """appmesh-lab doctor on local; the cluster equivalent is shown otherwise."""
     if TARGET == "local":
@@ -51,14 +106,27 @@ def doctor():
     nb.command("kubectl -n appmesh-system logs deploy/appmesh-lab-controller --tail 50")
     return None
 
-for name in ("broken-route", "inventory-route"):   # leftovers of an interrupted run
-    nb.forget(t, "GatewayRoute", name, NAMESPACE)
+
+def answer(h):
+    """The status, the server header and the first line of the body."""
+    body = h.data.get("error") or (h.body.decode(errors="replace").splitlines() or ["(empty body)"])[0]
+    print(f"-> {h.status}  server: {h.headers.get('server', '-')}  {body[:110]}")
+
+
+def egress_stat(node, name):
+    """A counter of the gateway's cluster for `node` (the hop that reaches the virtual node)."""
+    with nb.quiet(t):
+        return nb.stat(t.stats("appmesh-gateway", filter=node),
+                       rf"^cluster\.cds_egress_[^.]*_{node}_{NAMESPACE}_http_8080\.{name}$")
+
 
 # %% [markdown]
-# ## 1. A gateway route whose virtual service does not exist
+# # Part A — what the data plane reports
 #
-# A typo in `virtualServiceRef.name`. **Symptom**: the path gets 404, as if the route were not
-# there — and for the gateway it is not: the control plane does not program a route to nowhere.
+# ## A1. A gateway route whose virtual service does not exist
+#
+# **Break**: a typo in `virtualServiceRef.name`. **Predict**: the control plane will not program
+# a route to nowhere, so the gateway has no route for `/broken`: **404**, flag **`NR`** (no route).
 
 # %%
 BROKEN = """apiVersion: appmesh.k8s.aws/v1beta2
@@ -77,15 +145,20 @@ spec:
             name: product-servce
 """
 nb.apply_text(t, BROKEN)
-nb.expect(t, "/broken", 404, timeout=TIMEOUT_S)
+h = nb.expect(t, "/broken?s=a1", 404, timeout=TIMEOUT_S)
+answer(h)
+assert nb.flags(t, "appmesh-gateway", "/broken?s=a1") == ["NR"]
 
 # %% [markdown]
-# **Diagnose**: the route's condition says why, and so does `doctor`.
+# **Observe** the control plane's side: the route's condition and its warning event say why.
 
 # %%
 c = nb.condition(t.get("GatewayRoute", "broken-route", NAMESPACE)[0])
 print(f"GatewayRouteActive={c['status']} reason={c['reason']}: {c['message']}")
 assert (c["status"], c["reason"]) == ("False", "VirtualServiceNotFound"), c
+warnings = [e for e in t.events("GatewayRoute", "broken-route", NAMESPACE) if e["type"] == "Warning"]
+print("event:", warnings[-1]["reason"], "-", warnings[-1]["message"])
+assert warnings and "product-servce" in warnings[-1]["message"]
 report = doctor()
 if report is not None:
     assert report.returncode == 1 and "broken-route" in report.stdout and "VirtualServiceNotFound" in report.stdout
@@ -100,54 +173,149 @@ t.wait_active("GatewayRoute", "broken-route", NAMESPACE, timeout=TIMEOUT_S)
 nb.remove(t, "GatewayRoute", "broken-route", NAMESPACE)
 
 # %% [markdown]
-# ## 2. A virtual node listener on the wrong port
+# ## A2. A virtual service with no provider
 #
-# The virtual node says the app listens on 9090; the app listens on 8080. **Symptom**: 503 from
-# the gateway — `upstream connect error`. The sidecar forwards to a port where nothing listens.
+# **Break**: a virtual service without `spec.provider` (App Mesh allows it: the provider is
+# optional), and a gateway route to it. **Predict**: the route is programmed — its target exists —
+# but the service has nobody behind it: **503**. The kit answers it on the gateway's egress hop
+# with a body that names the cause (the kit's choice of wording; there is no flag, because no
+# upstream was tried).
 
 # %%
-VN_FILE = "manifests/walkthrough/02-product-service-vn.yaml"
-vn = nb.manifest_doc(VN_FILE, "VirtualNode", "product-service-vn")
-vn["spec"]["listeners"][0]["portMapping"]["port"] = 9090
-nb.apply_text(t, nb.to_yaml(vn))
-h = nb.expect(t, "/products", 503, timeout=TIMEOUT_S)
-print("->", h.status, h.body.decode()[:100])
+ORPHAN = """apiVersion: appmesh.k8s.aws/v1beta2
+kind: VirtualService
+metadata:
+  name: orphan-service
+  namespace: appmesh-demo
+spec:
+  awsName: orphan-service.appmesh-demo.svc.cluster.local
+---
+apiVersion: appmesh.k8s.aws/v1beta2
+kind: GatewayRoute
+metadata:
+  name: orphan-route
+  namespace: appmesh-demo
+spec:
+  httpRoute:
+    match:
+      prefix: /orphan
+    action:
+      target:
+        virtualService:
+          virtualServiceRef:
+            name: orphan-service
+"""
+nb.apply_text(t, ORPHAN)
+h = nb.expect(t, "/orphan?s=a2", 503, timeout=TIMEOUT_S)
+answer(h)
+assert "no provider" in h.body.decode()
+assert nb.flags(t, "appmesh-gateway", "/orphan?s=a2", 2) == ["-", "-"]
+c = nb.condition(t.get("VirtualService", "orphan-service", NAMESPACE)[0])
+print(f"VirtualServiceActive={c['status']} reason={c['reason']}: {c['message']}")
+assert c["reason"] == "NoProvider", c
 
 # %% [markdown]
-# **Diagnose**: this one the control plane cannot see. Every resource is valid and active, and
-# `doctor` finds nothing wrong — the mismatch is between the virtual node and the application.
-# Compare the listener port with the Deployment's `containerPort`, and look at the sidecar's
-# inbound cluster: its connection failures count up.
+# **Fix**: give the service a provider — here the product service's virtual node.
 
 # %%
+nb.apply_text(t, ORPHAN.replace("  awsName: orphan-service.appmesh-demo.svc.cluster.local\n",
+                                "  awsName: orphan-service.appmesh-demo.svc.cluster.local\n  provider:\n"
+                                "    virtualNode:\n      virtualNodeRef:\n        name: product-service-vn\n"))
+nb.expect(t, "/orphan", 200, service="product-service", timeout=TIMEOUT_S)
+nb.remove(t, "GatewayRoute", "orphan-route", NAMESPACE)
+nb.remove(t, "VirtualService", "orphan-service", NAMESPACE)
+
+# %% [markdown]
+# ## A3. A virtual node listener on the wrong port
+#
+# **Break**: the virtual node says the app listens on 9090; the container listens on 8080.
+# **Predict**: the sidecar forwards to a port where nothing listens: its access log shows
+# **503 `UF`** (upstream connection failure), three times — the first try and App Mesh's default
+# two retries, which the gateway makes; the gateway's egress hop, having used up those retries,
+# logs **503 `URX`**.
+#
+# On the local lab the sidecar follows the new port at once. On a cluster the symptom depends on
+# when the pod was created (iptables takes its ports from the virtual node when the pod starts;
+# see docs/clusters.md): so the cell restarts the pods there, and the same flags hold.
+
+# %%
+vn["spec"]["listeners"][0]["portMapping"]["port"] = 9090
+nb.apply_text(t, nb.to_yaml(vn))
+if TARGET != "local":
+    nb.cluster_step(t, f"kubectl -n {NAMESPACE} rollout restart deploy/product-service")
+h = nb.expect(t, "/products?s=a3", 503, timeout=TIMEOUT_S)
+answer(h)
+sidecar = nb.flags(t, "product-service", "/products?s=a3", 3)
+gateway = nb.flags(t, "appmesh-gateway", "/products?s=a3", 2)
+assert set(sidecar) == {"UF"} and "URX" in gateway, (sidecar, gateway)
+
+# %% [markdown]
+# **Observe** the rest: every resource is valid and active and `doctor` finds nothing — the
+# mismatch is between the virtual node and the application, which the control plane cannot see.
+# Compare the listener port with the Deployment's `containerPort`; the sidecar's inbound cluster
+# counts the connection failures.
+
+# %% tags=["volatile"]
 inactive = [r for r in nb.resource_rows(t, NAMESPACE) if r[2] != "True"]
 assert not inactive, inactive
 report = doctor()
 if report is not None:
     assert report.returncode == 0, "doctor sees no problem: the control plane is content"
-live_vn = t.get("VirtualNode", "product-service-vn", NAMESPACE)[0]
 deploy = t.get("Deployment", "product-service", NAMESPACE)[0]
-listener_ports = [l["portMapping"]["port"] for l in live_vn["spec"]["listeners"]]
 container_ports = [p["containerPort"] for c in deploy["spec"]["template"]["spec"]["containers"] for p in c.get("ports", [])]
-print("virtual node listener ports:", listener_ports, "| container ports:", container_ports)
-assert set(listener_ports) != set(container_ports)
+print("virtual node listener port: 9090 | container ports:", container_ports)
+assert 9090 not in container_ports
 with nb.quiet(t):
     failures = nb.stat(t.stats("product-service-vn", filter="cds_ingress"), r"^cluster\.cds_ingress_.*_9090\.upstream_cx_connect_fail$")
 print("sidecar inbound cluster for 9090: upstream_cx_connect_fail =", failures)
-assert failures > 0
+assert failures >= 3
 
 # %% [markdown]
 # **Fix**: put the listener back on the app's port.
 
 # %%
-nb.apply(t, VN_FILE)
+vn["spec"]["listeners"][0]["portMapping"]["port"] = 8080
+nb.apply_text(t, nb.to_yaml(vn))
+if TARGET != "local":
+    nb.cluster_step(t, f"kubectl -n {NAMESPACE} rollout restart deploy/product-service")
 nb.expect(t, "/products", 200, service="product-service", timeout=TIMEOUT_S)
 
 # %% [markdown]
-# ## 3. A prefix that never matches
+# ## A4. A DNS hostname that names no Service
 #
-# The route says `/inventory/`; clients call `/inventory`. **Symptom**: 404. A prefix is plain
-# string matching, and `/inventory` does not start with `/inventory/`.
+# **Break**: `serviceDiscovery.dns.hostname: product-svc...` — a Service that does not exist.
+# **Predict**: the node's endpoints come from the Service the hostname names; none does, so the
+# gateway's cluster for the node has no endpoint: **503 `no healthy upstream`**, flag **`UH`**.
+# The virtual node stays active: a hostname is not wrong until something looks it up.
+
+# %%
+vn["spec"]["serviceDiscovery"]["dns"]["hostname"] = "product-svc.appmesh-demo.svc.cluster.local"
+nb.apply_text(t, nb.to_yaml(vn))
+h = nb.expect(t, "/products?s=a4", 503, timeout=TIMEOUT_S)
+answer(h)
+assert h.body.decode().startswith("no healthy upstream")
+assert "UH" in nb.flags(t, "appmesh-gateway", "/products?s=a4", 2)
+
+# %% tags=["volatile"]
+none_healthy = egress_stat("product-service-vn", "upstream_cx_none_healthy")
+print("gateway cluster for product-service-vn: upstream_cx_none_healthy =", none_healthy)
+assert none_healthy >= 1
+assert nb.condition(t.get("VirtualNode", "product-service-vn", NAMESPACE)[0])["status"] == "True"
+
+# %% [markdown]
+# **Fix**: name the Service that exists (`kubectl get svc -n appmesh-demo`).
+
+# %%
+vn["spec"]["serviceDiscovery"]["dns"]["hostname"] = "product-service.appmesh-demo.svc.cluster.local"
+nb.apply_text(t, nb.to_yaml(vn))
+nb.expect(t, "/products", 200, service="product-service", timeout=TIMEOUT_S)
+
+# %% [markdown]
+# ## A5. A prefix that never matches
+#
+# **Break**: the route says `/inventory/`; clients call `/inventory`. **Predict**: a prefix is
+# plain string matching, and `/inventory` does not start with `/inventory/`: **404 `NR`**, while
+# the route itself is active — nothing is wrong with it as configuration.
 
 # %%
 INVENTORY = """apiVersion: appmesh.k8s.aws/v1beta2
@@ -167,11 +335,13 @@ spec:
 """
 nb.apply_text(t, INVENTORY)
 t.wait_active("GatewayRoute", "inventory-route", NAMESPACE, timeout=TIMEOUT_S)
-nb.expect(t, "/inventory", 404, timeout=TIMEOUT_S)
+h = nb.expect(t, "/inventory?s=a5", 404, timeout=TIMEOUT_S)
+answer(h)
+assert nb.flags(t, "appmesh-gateway", "/inventory?s=a5") == ["NR"]
 
 # %% [markdown]
-# **Diagnose**: the route is active — nothing is wrong with it as configuration. The gateway's
-# route table in the config dump shows the match Envoy really uses:
+# **Observe** the match Envoy really uses, in the gateway's route table (the config dump — the
+# kit's `istioctl proxy-config routes`):
 
 # %%
 _, routes = nb.config_summary(t.config_dump("appmesh-gateway"))
@@ -188,132 +358,199 @@ nb.expect(t, "/inventory", 200, service="product-service", seen_path="/", timeou
 nb.remove(t, "GatewayRoute", "inventory-route", NAMESPACE)
 
 # %% [markdown]
-# ## 4. A namespace outside the mesh
+# ## A6. `DROP_ALL` and a backend nobody declared
 #
-# A team creates a namespace and a virtual node in it, but forgets the label the Mesh selects.
-# **Symptom**: the apply is refused. App Mesh's controller said "failed to find matching mesh
-# for namespace ..., expecting 1 but found 0"; the kit's finding says the same and what to do.
+# **Break**: the mesh's `egressFilter` becomes `DROP_ALL` (App Mesh's default when the field is
+# absent), and the review service calls the product service, which its virtual node does not list
+# under `backends`. **Predict**: the call goes out through the review service's sidecar, which
+# has no route to an undeclared service and nowhere else to send it: **404**. The kit's answer
+# carries a body that names the cause (its wording; the flag is `-` because the proxy answered
+# by itself). The review service still answers the gateway 200 — it reports what its call got.
 
 # %%
-OUTSIDE = """
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: outside
----
-apiVersion: appmesh.k8s.aws/v1beta2
+mesh = nb.manifest_doc("manifests/walkthrough/01-mesh.yaml", "Mesh", "my-app-mesh")
+mesh["spec"]["egressFilter"]["type"] = "DROP_ALL"
+nb.apply_text(t, nb.to_yaml(mesh))
+CALL = "/reviews/call/product-service.appmesh-demo.svc.cluster.local:8080/products?s=a6"
+
+
+def called(status):
+    h = nb.hit(t, CALL)[0]
+    assert h.status == 200 and h.data["called"]["status"] == status, (h.status, h.body[:200])
+    return h
+with nb.quiet(t):
+    h = t.eventually(lambda: called(404), TIMEOUT_S, what="the undeclared call to be dropped")
+print("$ " + nb.curl_line(CALL))
+print("-> review-service's call got", h.data["called"]["status"], "-", h.data["called"]["body"].strip())
+assert nb.flags(t, "review-service", "/products?s=a6") == ["-"]
+
+# %% [markdown]
+# **Fix**: declare the backend on the caller's virtual node (or allow egress: `ALLOW_ALL`). Then
+# the walkthrough's mesh and review node are put back.
+
+# %%
+rvn["spec"]["backends"] = [{"virtualService": {"virtualServiceRef": {"name": "product-service"}}}]
+nb.apply_text(t, nb.to_yaml(rvn))
+with nb.quiet(t):
+    h = t.eventually(lambda: called(200), TIMEOUT_S, what="the declared call to go through")
+print("-> review-service's call got", h.data["called"]["status"], "from", h.data["called"]["body"]["service"])
+del rvn["spec"]["backends"]
+nb.apply_text(t, nb.to_yaml(rvn))
+nb.apply(t, "manifests/walkthrough/01-mesh.yaml")
+
+# %% [markdown]
+# ## A7 and A8. An upstream timeout (`UT`) and retries used up (`URX`)
+#
+# **Break**: a service whose app is slow (300 ms) and always fails (`LATENCY_MS`, `ERROR_RATE`
+# of the kit's sample app), behind a router with a 100 ms timeout on `/slow` and three attempts
+# (`maxRetries: 2`) on server errors for everything else. **Predict**: `/flaky/slow` gets
+# **504 `upstream request timeout`**, flag **`UT`**; `/flaky/other` gets the app's own **503**
+# after three attempts, flag **`URX`** — the retry limit was reached.
+
+# %%
+FLAKY = """apiVersion: appmesh.k8s.aws/v1beta2
 kind: VirtualNode
 metadata:
-  name: lonely
-  namespace: outside
+  name: flaky-vn
+  namespace: appmesh-demo
 spec:
   podSelector:
-    matchLabels:
-      app: lonely
+    matchLabels: {app: flaky}
   listeners:
     - portMapping: {port: 8080, protocol: http}
   serviceDiscovery:
-    dns: {hostname: lonely.outside.svc.cluster.local}
+    dns: {hostname: flaky.appmesh-demo.svc.cluster.local}
+  logging:
+    accessLog:
+      file: {path: /dev/stdout}
+---
+apiVersion: appmesh.k8s.aws/v1beta2
+kind: VirtualRouter
+metadata:
+  name: flaky-router
+  namespace: appmesh-demo
+spec:
+  listeners:
+    - portMapping: {port: 8080, protocol: http}
+  routes:
+    - name: impatient
+      priority: 0
+      httpRoute:
+        match: {prefix: /slow}
+        timeout:
+          perRequest: {unit: ms, value: 100}
+        action:
+          weightedTargets:
+            - virtualNodeRef: {name: flaky-vn}
+              weight: 1
+    - name: persistent
+      priority: 1
+      httpRoute:
+        match: {prefix: /}
+        retryPolicy:
+          maxRetries: 2
+          perRetryTimeout: {unit: ms, value: 1000}
+          httpRetryEvents: [server-error]
+        action:
+          weightedTargets:
+            - virtualNodeRef: {name: flaky-vn}
+              weight: 1
+---
+apiVersion: appmesh.k8s.aws/v1beta2
+kind: VirtualService
+metadata:
+  name: flaky
+  namespace: appmesh-demo
+spec:
+  awsName: flaky.appmesh-demo.svc.cluster.local
+  provider:
+    virtualRouter:
+      virtualRouterRef: {name: flaky-router}
+---
+apiVersion: appmesh.k8s.aws/v1beta2
+kind: GatewayRoute
+metadata:
+  name: flaky-route
+  namespace: appmesh-demo
+spec:
+  httpRoute:
+    match: {prefix: /flaky}
+    action:
+      target:
+        virtualService:
+          virtualServiceRef: {name: flaky}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: flaky
+  namespace: appmesh-demo
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: flaky}
+  template:
+    metadata:
+      labels: {app: flaky}
+    spec:
+      containers:
+        - name: app
+          image: appmesh-lab/sample-app:0.1.0
+          ports:
+            - {name: http, containerPort: 8080}
+          env:
+            - {name: SERVICE_NAME, value: flaky}
+            - {name: LATENCY_MS, value: "300"}
+            - {name: ERROR_RATE, value: "1"}
+          readinessProbe:
+            httpGet: {path: /ping, port: 8080}
+            periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: flaky
+  namespace: appmesh-demo
+spec:
+  selector: {app: flaky}
+  ports:
+    - {name: http, port: 8080, targetPort: 8080}
 """
-nb.forget(t, "VirtualNode", "lonely", "outside")
-nb.forget(t, "Namespace", "outside")
-answer = t.try_apply(OUTSIDE, is_text=True)
-errors = [p for p in answer["problems"] if p["severity"] == "error"]
-for p in errors:
-    print(f"line {p['line']}: {p['path']}: {p['message']}\n    hint: {p['hint']}")
-assert answer["rejected"] and any(p["code"] == "mesh-membership" for p in errors), answer
-assert "namespaceSelector" in next(p["message"] for p in errors if p["code"] == "mesh-membership")
-assert not t.get("Namespace", "outside"), "a rejected apply must create nothing"
-
-# %% [markdown]
-# **Fix**: label the namespace for the mesh.
+nb.apply_text(t, FLAKY)
+nb.wait_pods(t, NAMESPACE, ["flaky"], TIMEOUT_S)
+h = nb.expect(t, "/flaky/slow?s=a7", 504, timeout=TIMEOUT_S)
+answer(h)
+assert "UT" in nb.flags(t, "appmesh-gateway", "/flaky/slow?s=a7", 2)
+timeouts = egress_stat("flaky-vn", "upstream_rq_timeout")
+assert timeouts >= 1, "the gateway's cluster for flaky-vn counts upstream_rq_timeout"
 
 # %%
-nb.apply_text(t, OUTSIDE.replace("  name: outside\n---", "  name: outside\n  labels:\n    mesh: my-app-mesh\n---", 1))
-c = t.wait_active("VirtualNode", "lonely", "outside", timeout=TIMEOUT_S)
-print("VirtualNode lonely:", c["type"], c["status"])
-nb.remove(t, "VirtualNode", "lonely", "outside")
-nb.remove(t, "Namespace", "outside")
-
-# %% [markdown]
-# ## 5. The gateway's Envoy cannot open its listener
-#
-# Something else already holds the port the gateway's listener needs — a stray process, say.
-# Here, this notebook plays it: the cell removes the gateway's pods, opens a listening socket on
-# the port that never answers, and brings the gateway back. The Envoy starts and connects to the
-# control plane, but cannot bind its listener and **rejects** that part of its configuration (a
-# NACK). **Symptom**: the pod is `Running`, yet requests get no answer — they time out in the
-# other program's queue.
-
-# %%
-import os
-import socket
-from lab.runtime.ports import holder_of
-
-if TARGET == "local":
-    gw_host, gw_port = nb.gateway_address(t)
-    nb.remove(t, "Deployment", "appmesh-gateway", NAMESPACE)
-    squatter = socket.socket()
-    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as servers do: closed connections do not block it
-
-    def take_port():
-        try:
-            squatter.bind((gw_host, gw_port))
-        except OSError as exc:
-            raise AssertionError(f"port {gw_port} still busy: {exc}")
-    t.eventually(take_port, TIMEOUT_S, what=f"port {gw_port} to be free")
-    squatter.listen(8)   # accepts connections into its queue, and never reads them
-    nb.apply(t, "manifests/walkthrough/09-gateway-deployment.yaml", wait=False)
-    nb.wait_pods(t, NAMESPACE, ["appmesh-gateway"], TIMEOUT_S)
-
-    def no_answer():
-        try:
-            h = nb.hit(t, "/products", timeout=1)[0]
-        except nb.NotebookError as exc:
-            return str(exc)
-        raise AssertionError(f"the gateway still answers ({h.status})")
-    print("pod Running, and:", t.eventually(no_answer, TIMEOUT_S, what="requests to go unanswered"))
-else:
-    print("This scenario is specific to the local lab: on a cluster, each pod has its own network namespace.")
-
-# %% [markdown]
-# **Diagnose**: `doctor` reports the rejected configuration with Envoy's own message, the proxy
-# table shows the gateway has not acknowledged its latest version, and the virtual gateway has a
-# `ConfigRejected` event. The port's holder can be looked up:
+h = nb.expect(t, "/flaky/other?s=a8", 503, timeout=TIMEOUT_S)
+answer(h)
+assert "URX" in nb.flags(t, "appmesh-gateway", "/flaky/other?s=a8", 2)
 
 # %% tags=["volatile"]
-if TARGET == "local":
-    def nacked():
-        rows = [r for r in nb.proxy_rows(t) if "/virtualGateway/appmesh-gateway_" in r[0]]
-        assert rows and rows[0][2] == "no" and "cannot bind" in rows[0][3], rows
-        return rows
-    nb.table(t.eventually(nacked, TIMEOUT_S, what="the gateway's NACK"), ["proxy", "connected", "ACKed", "last NACK"])
-    report = doctor()
-    assert report.returncode == 1 and "cannot bind" in report.stdout and "Address already in use" in report.stdout
-    events = [e for e in t.events("VirtualGateway", "appmesh-gateway", NAMESPACE) if e["reason"] == "ConfigRejected"]
-    assert events and "cannot bind" in events[-1]["message"]
-    nb.command(f"ss -ltnp 'sport = :{gw_port}'      # who listens on the port (on a node: the pod's network namespace)")
-    holder = holder_of(gw_port)   # the same lookup, from /proc
-    print("port", gw_port, "is held by", nb.tidy(holder))
-    assert holder and str(os.getpid()) in holder, f"expected this notebook's kernel to hold port {gw_port}: {holder}"
+attempts = nb.flags(t, "flaky", "/flaky/other?s=a8", 3, show=False)
+print("the sidecar saw", len(attempts), "attempts")
+retries, exceeded = (egress_stat("flaky-vn", s) for s in ("upstream_rq_retry", "upstream_rq_retry_limit_exceeded"))
+print(f"gateway cluster for flaky-vn: upstream_rq_retry = {retries}, upstream_rq_retry_limit_exceeded = {exceeded}")
+assert len(attempts) == 3 and retries >= 2 and exceeded >= 1
 
 # %% [markdown]
-# **Fix**: free the port and restart the gateway's Envoy, which binds the listener on start.
+# **Fix**: a timeout longer than the service takes (or a faster service), and an app that stops
+# failing — here the Deployment's `ERROR_RATE` back to 0 and the route's timeout to 2 s.
 
 # %%
-if TARGET == "local":
-    squatter.close()
-    nb.command(f"kubectl -n {NAMESPACE} rollout restart deploy/appmesh-gateway")
-    assert t.kill("appmesh-gateway", "envoy"), "could not restart the gateway's Envoy"
-    nb.expect(t, "/products", 200, service="product-service", timeout=TIMEOUT_S)
-
-    def acked():
-        rows = [r for r in nb.proxy_rows(t) if "/virtualGateway/appmesh-gateway_" in r[0]]
-        assert rows and rows[0][2] == "yes", rows
-    t.eventually(acked, TIMEOUT_S, what="the gateway to ACK its configuration")
+nb.apply_text(t, FLAKY.replace('value: "1"}', 'value: "0"}').replace("{unit: ms, value: 100}", "{unit: s, value: 2}"))
+nb.wait_pods(t, NAMESPACE, ["flaky"], TIMEOUT_S)
+nb.expect(t, "/flaky/slow", 200, service="flaky", timeout=TIMEOUT_S)
+nb.expect(t, "/flaky/other", 200, service="flaky", timeout=TIMEOUT_S)
+for kind, name in (("GatewayRoute", "flaky-route"), ("VirtualService", "flaky"), ("VirtualRouter", "flaky-router"),
+                   ("Deployment", "flaky"), ("Service", "flaky"), ("VirtualNode", "flaky-vn")):
+    nb.remove(t, kind, name, NAMESPACE)
 
 # %% [markdown]
-# ## 6. A configuration Envoy rejects
+# ## A9. A configuration Envoy rejects
 #
 # The validator checks what can be checked from the manifest: a certificate path outside
 # `/etc/appmesh-lab/certs/` (a typo such as `cert/`, or a `..` step) is refused at apply. It cannot
@@ -381,12 +618,154 @@ nb.apply(t, VG_FILE)
 nb.expect(t, "/products", 200, service="product-service", timeout=TIMEOUT_S)
 
 # %% [markdown]
-# ## All clear
+# # Part B — mistakes refused at apply
 #
-# Every scenario is repaired: all resources active, every proxy on its latest configuration,
-# and `doctor` content.
+# These never reach a proxy. The kit's validator (the same checks run as the in-cluster
+# controller's admission webhooks) refuses the apply and says what to write instead; a refused
+# apply changes nothing. Each row below is one mistake: the broken manifest is tried, the
+# finding shown, then the corrected manifest is applied and checked. App Mesh's own controller
+# caught some of these only at reconcile time, in a condition or an event (noted in the last
+# column of the cheat sheet); the kit refuses them up front.
 
 # %%
+import copy
+
+VG_FILE = "manifests/walkthrough/08-virtual-gateway.yaml"
+GW_FILE = "manifests/walkthrough/09-gateway-deployment.yaml"
+ROUTE_FILES = ["manifests/walkthrough/10-product-gateway-route.yaml", "manifests/walkthrough/11-review-gateway-route.yaml"]
+vg = nb.manifest_doc(VG_FILE, "VirtualGateway", "appmesh-gateway")
+gw_deploy = nb.manifest_doc(GW_FILE, "Deployment", "appmesh-gateway")
+routes = [nb.manifest_doc(f, "GatewayRoute", n) for f, n in zip(ROUTE_FILES, ("product-gateway-route", "review-gateway-route"))]
+
+
+def edited(doc, change):
+    doc = copy.deepcopy(doc)
+    change(doc)
+    return nb.to_yaml(doc)
+
+
+def second_gateway(doc, selector=True):
+    doc["metadata"]["name"] = "second-gateway"
+    doc["spec"]["podSelector"] = {"matchLabels": {"app": "second-gateway"}}
+    doc["spec"]["listeners"][0]["portMapping"]["port"] = 8089
+    if not selector:
+        del doc["spec"]["namespaceSelector"]
+
+
+def two_listeners(doc):
+    doc["spec"]["listeners"].append({"portMapping": {"port": 8090, "protocol": "http"}})
+
+
+def with_port(route):
+    return edited(route, lambda d: d["spec"]["httpRoute"]["match"].update(port=8088))
+
+
+NOGW = """apiVersion: v1
+kind: Namespace
+metadata:
+  name: team-b
+  labels:
+    mesh: my-app-mesh
+---
+apiVersion: appmesh.k8s.aws/v1beta2
+kind: GatewayRoute
+metadata:
+  name: team-b-route
+  namespace: team-b
+spec:
+  httpRoute:
+    match:
+      prefix: /team-b
+    action:
+      target:
+        virtualService:
+          virtualServiceRef:
+            name: product-service
+            namespace: appmesh-demo
+"""
+OUTSIDE = """apiVersion: v1
+kind: Namespace
+metadata:
+  name: outside
+---
+apiVersion: appmesh.k8s.aws/v1beta2
+kind: VirtualNode
+metadata:
+  name: lonely
+  namespace: outside
+spec:
+  podSelector:
+    matchLabels:
+      app: lonely
+  listeners:
+    - portMapping: {port: 8080, protocol: http}
+  serviceDiscovery:
+    dns: {hostname: lonely.outside.svc.cluster.local}
+"""
+TEAM_B = NOGW.replace("    mesh: my-app-mesh\n", "    mesh: my-app-mesh\n    gateway: appmesh-gateway\n")
+MISTAKES = [
+    # (mistake, broken YAML, finding code, corrected YAML, what to check after the fix)
+    ("VirtualGateway without namespaceSelector", edited(vg, lambda d: second_gateway(d, selector=False)), "selector",
+     edited(vg, lambda d: (second_gateway(d), d["spec"].update(namespaceSelector={"matchLabels": {"gateway": "second-gateway"}}))),
+     ("VirtualGateway", "second-gateway", NAMESPACE)),
+    ("a GatewayRoute that two gateways select", edited(vg, second_gateway), "gateway-attachment",
+     None, None),
+    ("a GatewayRoute that no gateway selects", NOGW, "gateway-attachment", TEAM_B,
+     ("GatewayRoute", "team-b-route", "team-b")),
+    ("a namespace not labelled for the mesh", OUTSIDE, "mesh-membership",
+     OUTSIDE.replace("  name: outside\n---", "  name: outside\n  labels:\n    mesh: my-app-mesh\n---", 1),
+     ("VirtualNode", "lonely", "outside")),
+    ("the gateway container not named envoy",
+     edited(gw_deploy, lambda d: d["spec"]["template"]["spec"]["containers"][0].update(name="gateway")), "injection",
+     nb.to_yaml(gw_deploy), ("VirtualGateway", "appmesh-gateway", NAMESPACE)),
+    ("an httpRoute on a grpc listener",
+     edited(vg, lambda d: d["spec"]["listeners"][0]["portMapping"].update(protocol="grpc")), "protocol",
+     nb.to_yaml(vg), ("VirtualGateway", "appmesh-gateway", NAMESPACE)),
+    ("two listeners, routes without match.port", edited(vg, two_listeners), "port",
+     "---\n".join([edited(vg, two_listeners)] + [with_port(r) for r in routes]   # every route on the gateway,
+                   + [TEAM_B.replace("      prefix: /team-b\n", "      prefix: /team-b\n      port: 8088\n")]),  # team-b's too
+     ("GatewayRoute", "product-gateway-route", NAMESPACE)),
+]
+rows = []
+for mistake, broken, code, fixed, check in MISTAKES:
+    refused = t.try_apply(broken, is_text=True)
+    found = [p for p in refused["problems"] if p["severity"] == "error"]
+    assert refused["rejected"] and any(p["code"] == code for p in found), (mistake, refused)
+    first = next(p for p in found if p["code"] == code)
+    rows.append((mistake, f"{first['path']}: {first['message']}", first["hint"]))
+    if fixed is not None:                  # the corrected form is applied, and becomes active
+        applied = t.try_apply(fixed, is_text=True)
+        assert not applied["rejected"], (mistake, applied["problems"])
+        t.wait_active(*check, timeout=TIMEOUT_S)
+nb.table(rows, ["mistake", "finding (field: message)", "what to write instead"])
+
+# %% [markdown]
+# Each corrected form above was applied and its resource became active (the two-gateway case is
+# fixed by giving the second gateway its own `namespaceSelector`, the first row's fix). Traffic
+# still flows, through the walkthrough's route and the one from the newly labelled namespace;
+# then everything goes back to the walkthrough.
+
+# %%
+nb.expect(t, "/products", 200, service="product-service", timeout=TIMEOUT_S)
+nb.expect(t, "/team-b", 200, service="product-service", timeout=TIMEOUT_S)
+for kind, name, ns in (("VirtualGateway", "second-gateway", NAMESPACE), ("GatewayRoute", "team-b-route", "team-b"),
+                       ("Namespace", "team-b", ""), ("VirtualNode", "lonely", "outside"), ("Namespace", "outside", "")):
+    nb.remove(t, kind, name, ns)
+nb.apply(t, VG_FILE)
+for f in ROUTE_FILES:
+    nb.apply(t, f)
+nb.expect(t, "/products", 200, service="product-service", timeout=TIMEOUT_S)
+
+# %% [markdown]
+# ## All clear
+#
+# Every scenario is repaired: the virtual nodes go back to the walkthrough's (no access log), all
+# resources are active, every proxy is on its latest configuration, and `doctor` is content.
+
+# %%
+nb.apply(t, VN_FILE)
+nb.apply(t, RVN_FILE)
+nb.expect(t, "/products", 200, service="product-service", timeout=TIMEOUT_S)
 rows = nb.resource_rows(t, NAMESPACE)
 assert all(r[2] == "True" for r in rows), rows
 if TARGET == "local":
@@ -397,4 +776,28 @@ if TARGET == "local":
     assert doctor().returncode == 0
 
 # %% [markdown]
+# ## Cheat sheet
+#
+# | symptom | flag (where) | cause | fix |
+# |---|---|---|---|
+# | 404, empty body | `NR` (gateway) | no gateway route matches: a prefix that does not match what clients send (A5), or the route's target does not exist, so it is not programmed (A1: condition `VirtualServiceNotFound`) | fix the match or the `virtualServiceRef` |
+# | 503, body `... has no provider` | `-` (gateway, the kit's answer) | virtual service without `provider` (A2: condition reason `NoProvider`) | add a `virtualNode` or `virtualRouter` provider |
+# | 503, `upstream connect error ... remote connection failure` | `UF` (sidecar, once per attempt), `URX` (gateway) | virtual node listener port ≠ container port (A3); nothing listens where the sidecar forwards | make `portMapping.port` the `containerPort` (on a cluster, restart the pods) |
+# | 503, `no healthy upstream` | `UH` (gateway) | no endpoints: the DNS hostname names no Service (A4), or no ready pod matches the `podSelector` | name the Service; check its selector and the pods' readiness |
+# | the caller's call gets 404 | `-` (caller's sidecar, the kit's answer) | `DROP_ALL` and a backend the caller's virtual node does not declare (A6) | add it under `backends` |
+# | 504, `upstream request timeout` | `UT` (the hop with the route's timeout) | the service takes longer than `timeout.perRequest` (A7) | raise the timeout, or make the service faster |
+# | the app's 5xx after a delay | `URX` (the retrying hop) | every attempt failed: retries used up (A8); stat `upstream_rq_retry_limit_exceeded` | fix the upstream; retries only hide transient failures |
+# | 503 under load, `upstream overflow` | `UO` | a connection pool or outlier-detection limit (circuit breaking) | raise `connectionPool` limits, or add capacity |
+# | nothing changes after an apply | — (proxy NACK) | Envoy rejected the resource (A9): condition `ConfigRejected` with Envoy's message; the proxy stays on its last good configuration | correct the field Envoy names |
+# | apply refused | — | part B: no `namespaceSelector`, a route that no or two gateways select, a namespace outside the mesh, no container named `envoy`, route type ≠ listener protocol, several listeners without `match.port` | what the finding's hint says |
+#
+# Istio's debugging commands, and what the kit offers instead:
+#
+# | Istio | the kit (local) | on a cluster |
+# |---|---|---|
+# | `istioctl proxy-status` (is each proxy in sync?) | `appmesh-lab status` (each proxy, connected, ACKed, last NACK) | the same table from the controller; `kubectl describe` shows `ConfigRejected` |
+# | `istioctl proxy-config listeners/routes/clusters/endpoints POD` | `appmesh-lab config-dump POD` (and `nb.config_summary` in a notebook) | `kubectl exec POD -c envoy -- curl -s localhost:9901/config_dump` |
+# | `istioctl analyze` | `appmesh-lab validate FILES` and `appmesh-lab doctor` | `appmesh-lab doctor --target kind\|eks`; the admission webhooks refuse what `validate` refuses |
+# | `kubectl logs POD -c istio-proxy` | `appmesh-lab logs POD -c envoy` (access log lines with their flags) | `kubectl logs POD -c envoy` |
+#
 # Next, **12-leaving-app-mesh**.

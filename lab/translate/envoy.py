@@ -411,7 +411,11 @@ def _finish(ir: dict, listeners: list, routes: list, files: dict) -> dict:
     eg = ir["egress"]
     egress_rc = egress_route_config(ir)
     allow_all = eg["mode"] == "hosts" and eg.get("egress_filter") == "ALLOW_ALL"
-    egress_filter = hcm(f"egress_{eg['bind_port']}", egress_rc["name"], forward_proxy=allow_all)
+    # the access log is on the egress stage too (App Mesh's proxies log outbound requests as well):
+    # a gateway reaches every virtual service through it, so the stage that times out, retries or
+    # finds no endpoint, and sets the response flag (UT, URX, UH, UF), is this one
+    egress_filter = hcm(f"egress_{eg['bind_port']}", egress_rc["name"], forward_proxy=allow_all,
+                        access_log=_log_file(ir, files))
     if eg.get("internal_listener"):  # the gateway's egress: no socket, reached only from inside the Envoy
         listeners.append({"name": eg["internal_listener"], "internal_listener": {},
                           "filter_chains": [{"filters": [egress_filter]}]})

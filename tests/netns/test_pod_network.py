@@ -214,15 +214,18 @@ class MeshedPod:
         """GET path through the gateway pod's Envoy (its listener on the gateway's pod IP)."""
         return self.from_client(GATEWAY_PORT, path, GATEWAY_IP)
 
-    def gateway_access_log(self, path: str) -> str:
-        """The gateway's access log line for `path` (the walkthrough's gateway logs to
-        /dev/stdout; Envoy writes access logs out every 10 s, or when asked to reopen them)."""
+    def gateway_access_log(self, path: str) -> list[str]:
+        """The gateway's two access-log lines for `path`, in the order written: its egress hop to
+        the virtual service (which retries, and carries the response flag), then its listener
+        (the walkthrough's gateway logs to /dev/stdout; Envoy writes access logs out every 10 s,
+        or when asked to reopen them)."""
         self.admin("/reopen_logs", GATEWAY, "POST")
 
-        def line():
+        def lines():
             text = (self.dir / "gateway.log").read_text(errors="replace")
-            return next((ln for ln in text.splitlines() if f'"GET {path} HTTP/1.1"' in ln), None)
-        return wait_until(f"the gateway's access log line for {path}", line, 10)
+            found = [ln for ln in text.splitlines() if f'"GET {path} HTTP/1.1"' in ln]
+            return found if len(found) >= 2 else None
+        return wait_until(f"the gateway's access log lines for {path}", lines, 10)
 
     def from_app(self, kind: str, host: str, port: int, *extra: str) -> dict:
         """A TCP or TLS line exchange made inside the pod by a process with the app's UID."""
@@ -551,9 +554,10 @@ def test_port_mismatch_in_a_pod_created_with_it(meshed_pod):
     assert status == 503 and body.startswith(b"upstream connect error"), (status, body)
     assert p.stat(p.stats(), fails) >= after + 1
     assert p.stat(p.stats(GATEWAY), gw_fails) == gw_before, "the gateway itself connected fine"
-    # the gateway's access log (its ingress listener; its hop to the pod goes through its own
-    # 127.0.0.1:15001) shows the 503 with no response flag
-    assert '" 503 - ' in p.gateway_access_log("/products?case=new-pod")
+    # the gateway's access log: its hop to the pod (through its own 127.0.0.1:15001) used up the
+    # route's retries (URX); its listener relayed the 503 with no response flag
+    egress, listener = p.gateway_access_log("/products?case=new-pod")
+    assert '" 503 URX ' in egress and '" 503 - ' in listener, (egress, listener)
     status, _, body = p.from_client(APP_PORT, "/products")
     assert status == 200 and "x-request-id" not in json.loads(body)["request"]["headers"], body
 
@@ -579,12 +583,13 @@ def test_port_mismatch_on_a_running_pod(meshed_pod):
     assert isinstance(p.from_client(MISMATCH, "/products"), ConnectionRefusedError)
     r = p.from_client(APP_PORT, "/products")
     assert isinstance(r, (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected)), r
-    # through the gateway: its own connection to <pod IP>:9090 is refused -> its 503 (flag UF)
+    # through the gateway: its own connection to <pod IP>:9090 is refused -> its 503 (flags URX,UF)
     status, headers, body = p.via_gateway("/products?case=running-pod")
     assert status == 503 and headers.get("server") == "envoy", (status, body)
     assert body == b"upstream connect error or disconnect/reset before headers. retried and the latest reset " \
         b"reason: remote connection failure", body
-    assert '" 503 - ' in p.gateway_access_log("/products?case=running-pod")
+    egress, listener = p.gateway_access_log("/products?case=running-pod")
+    assert '" 503 URX,UF ' in egress and '" 503 - ' in listener, (egress, listener)
     after, gw_after = p.stats(), p.stats(GATEWAY)
     assert p.stat(gw_after, gw_fails) > p.stat(gw_before, gw_fails)
     assert p.stat(after, fails) == p.stat(before, fails), "the pod's sidecar saw nothing"
