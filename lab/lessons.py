@@ -99,14 +99,17 @@ def paired(source: Path, old=None):
             c = nbformat.v4.new_raw_cell(cell.source, id=cid)
         if _tags(cell):
             c.metadata["tags"] = _tags(cell)
+        if cell.metadata.get("jupyter"):   # e.g. an exercise's solution, hidden: {"source_hidden": true}
+            c.metadata["jupyter"] = copy.deepcopy(cell.metadata["jupyter"])
         nb.cells.append(c)
     return nb
 
 
 def comparable(nb) -> list:
-    """What makes a pair in sync: the kernelspec, and each cell's type, source and tags."""
+    """What makes a pair in sync: the kernelspec, and each cell's type, source, tags and
+    `jupyter` metadata (a hidden solution)."""
     return [nb.metadata.get("kernelspec", {}).get("name")] + [
-        (c.cell_type, c.source, _tags(c)) for c in nb.cells]
+        (c.cell_type, c.source, _tags(c), c.metadata.get("jupyter") or {}) for c in nb.cells]
 
 
 def _notebook_text(nb) -> str:

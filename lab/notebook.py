@@ -71,9 +71,9 @@ class NotebookError(Exception):
 
 def _stage(stage) -> str:
     s = str(stage).zfill(2)
-    if not re.fullmatch(r"\d\d", s) or not 0 <= int(s) <= 13:
-        raise NotebookError(f"stage {stage!r} is not a notebook number: use 00 to 13")
-    return min(s, "06")  # notebooks 07-12 all start from the state notebook 06 leaves
+    if not re.fullmatch(r"\d\d", s) or not 0 <= int(s) <= 14:
+        raise NotebookError(f"stage {stage!r} is not a notebook number: use 00 to 14")
+    return min(s, "06")  # notebooks 07-13 start from the state notebook 06 leaves
 
 
 def walkthrough_files(upto: str = "06") -> list[str]:

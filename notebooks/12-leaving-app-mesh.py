@@ -234,4 +234,4 @@ assert any(path.endswith(".tls") for _, path in rows) and any("PeerAuthenticatio
 # policy you must configure again in the new implementation. `appmesh-lab migrate --help` lists
 # the options.
 #
-# Next, **13-cleanup**.
+# Next, **13-the-guides-yaml**.

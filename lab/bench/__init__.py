@@ -50,7 +50,7 @@ KINDS = {
                                                                               "when installed)"}, "tool")]),
     "lab": ("labbench", "lab start-up time and memory", []),
     "suite": ("suite", "the 13 lesson notebooks end to end on the local target, per notebook, vs the kernel floor",
-              [("--only", {"help": "only these notebook numbers, e.g. 00,03 (the target applies to all 13)"}, "only"),
+              [("--only", {"help": "only these notebook numbers, e.g. 00,03 (the target applies to all of them)"}, "only"),
                ("--rounds", {"type": int, "help": "suite runs, median kept (default 3, --quick 1)"}, "rounds")]),
     "reliability": ("reliability", "faults, churn, crash safety, hostile input, exposure",
                     [("--scenario", {"action": "append", "help": "run only this scenario (repeatable)"},

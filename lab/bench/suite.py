@@ -1,7 +1,7 @@
 """`appmesh-lab bench suite`: the lesson notebooks end to end on the local target, timed.
 
 Each round runs `appmesh-lab e2e` (lab/e2e.py, in this process) from a stopped lab: a fresh
-state directory, all fourteen notebooks in order with papermill, then the teardown. It reports
+state directory, all fifteen notebooks in order with papermill, then the teardown. It reports
 each notebook's time and the round's wall time (from the call until the lab is down).
 
 The irreducible part, measured separately in the same run: papermill starts a fresh kernel for

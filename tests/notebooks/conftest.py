@@ -1,6 +1,6 @@
 """Shared pieces of the notebook tests.
 
-The end-to-end run of all fourteen notebooks takes most of this suite's time, and most of that
+The end-to-end run of all fifteen notebooks takes most of this suite's time, and most of that
 time is spent waiting on the network, not computing. So as soon as a test that needs it is
 collected (test_e2e.py checks the run, test_regression.py compares the notebooks it executed
 with the committed ones), `appmesh-lab e2e` starts in the background (its own lab home and

@@ -2,7 +2,7 @@
 
 The committed outputs come from `appmesh-lab lessons execute` (every lesson, in order, on a
 fresh local lab, through papermill). The re-execution is the end-to-end run that conftest.py starts in the
-background (`appmesh-lab e2e`: all fourteen, in order, on a fresh lab, through papermill), so
+background (`appmesh-lab e2e`: all fifteen, in order, on a fresh lab, through papermill), so
 the notebooks run once for both checks. Each test here waits for that run and compares the
 notebook it executed with the committed one using pytest-notebook's comparison, configured as
 NBRegressionFixture would be: its default post-processing (coalesce_streams), then the

@@ -16,7 +16,7 @@ from .conftest import NOTEBOOKS, ROOT
 NAMES = sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]-*.py"))   # each lesson's source
 # the state each notebook starts from (lab.notebook.setup's stage)
 STAGE = {"00": "00", "01": "00", "02": "01", "03": "01", "04": "03", "05": "04", "06": "05", "07": "06",
-         "08": "06", "09": "06", "10": "06", "11": "06", "12": "01", "13": "01"}
+         "08": "06", "09": "06", "10": "06", "11": "06", "12": "01", "13": "06", "14": "01"}
 PARAMETERS = {"TARGET": "local", "NAMESPACE": "appmesh-demo", "CLUSTER_NAME": "appmesh-gateway-demo",
               "REGION": "us-west-2", "LAB_HOME": None, "TIMEOUT_S": 30}
 
@@ -27,7 +27,8 @@ def _load(name):
 
 FIRST = ["00-welcome", "01-cluster", "02-controller", "03-mesh-nodes-services", "04-applications",
          "05-virtual-gateway", "06-gateway-routes", "07-test-and-verify", "08-traffic-management", "09-security",
-         "10-observability", "11-troubleshooting", "12-leaving-app-mesh", "13-cleanup"]
+         "10-observability", "11-troubleshooting", "12-leaving-app-mesh", "13-the-guides-yaml",
+         "14-cleanup"]
 
 
 def test_each_lesson_has_a_source_and_a_notebook_numbered_in_order():
@@ -241,8 +242,8 @@ def test_check_split_rows_and_messages():
 
 def test_setup_refuses_a_stage_that_is_not_a_notebook():
     from lab.notebook import NotebookError, setup
-    with pytest.raises(NotebookError, match="use 00 to 13"):
-        setup("local", stage="14")
+    with pytest.raises(NotebookError, match="use 00 to 14"):
+        setup("local", stage="15")
     with pytest.raises(NotebookError, match="choose local, kind or eks"):
         setup("minikube", stage="00")
 
@@ -450,3 +451,21 @@ def test_access_log_lines_give_their_response_flags():
     assert response_flag('"GET /products HTTP/1.1" 200 - 0 707 1 1') == "-"
     with pytest.raises(NotebookError, match="not an Envoy access log line"):
         response_flag("starting envoy")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_an_exercise_solution_is_hidden_and_checked(name):
+    """An exercise's solution is a code cell tagged `solution`, collapsed in the notebook
+    (jupyter.source_hidden, kept by the Jupytext pairing) and checked by an assert, so the suite
+    applies the solution and the exercise is tested."""
+    nb = _load(name)
+    for cell in nb.cells:
+        if "solution" in cell.metadata.get("tags", []):
+            assert cell.cell_type == "code"
+            assert cell.metadata.get("jupyter", {}).get("source_hidden") is True, f"{name}: a solution cell is not hidden"
+            assert "assert " in cell.source, f"{name}: a solution cell checks nothing"
+
+
+def test_the_guides_yaml_lesson_has_an_exercise():
+    nb = _load("13-the-guides-yaml")
+    assert any("solution" in c.metadata.get("tags", []) for c in nb.cells)

@@ -7,7 +7,7 @@
 # ---
 
 # %% [markdown]
-# # 13 · Cleanup
+# # 14 · Cleanup
 #
 # Remove everything the lessons created, in the reverse order of creation, then stop the target
 # — and check that nothing is left behind.
