@@ -648,7 +648,12 @@ def show_request(t, path: str, headers: dict | None = None, gateway: str | None 
                 lines = [x for x in t.logs(*log).splitlines() if mark in x]
             assert lines, f"the request is not in {log[0]}'s access log yet"
             return lines[-1]
-        h.log_line = t.eventually(logged, timeout, what="the access log line")
+        t.eventually(logged, timeout, what="the access log line")
+        # a gateway logs a request twice, its egress stage first: wait one flush (250 ms) more, so
+        # the line shown is always the last one, the listener's
+        import time as _time
+        _time.sleep(0.3)
+        h.log_line = logged()
         h.flag = response_flag(h.log_line)
         print(f"access log of {log[0]} ({log[1]}): {h.log_line.strip()}")
         print(f"response flag {h.flag}: {explain_flag(h.flag)}")
@@ -1258,26 +1263,7 @@ def topology(t, namespace: str):
     return g, draw_topology(g)
 
 
-# ---- access logs: what Envoy says about each request ------------------------------------
-
-# Envoy's default access-log format (the one App Mesh and the kit use when a virtual node or gateway
-# sets only `logging.accessLog.file.path`) starts with
-#   [%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" %RESPONSE_CODE% %RESPONSE_FLAGS% ...
-_ACCESS_LINE = re.compile(r'^\[[^\]]+\] "(\S+) (\S+) (\S+)" (\d+) (\S+) ')
-
-# the response flags the lessons meet (Envoy's access-log documentation has them all)
-RESPONSE_FLAGS = {
-    "-": "none: the proxy forwarded the request and relayed the answer",
-    "NR": "no route configured for the request (or no cluster for it)",
-    "UH": "no healthy upstream host in the cluster (no endpoints)",
-    "UF": "upstream connection failure",
-    "UT": "upstream request timeout",
-    "URX": "the upstream retry limit was reached",
-    "UO": "upstream overflow (circuit breaking)",
-    "UC": "upstream connection termination",
-    "UR": "upstream remote reset",
-}
-
+# ---- access logs, per proxy and request (lesson 11) ------------------------------------------
 
 def access_log(t, owner: str, path: str, container: str = "envoy") -> list[dict]:
     """The access-log lines the Envoy of `owner`'s pod wrote for requests to `path` (query
@@ -1285,10 +1271,10 @@ def access_log(t, owner: str, path: str, container: str = "envoy") -> list[dict]
     logging.accessLog.file.path must be /dev/stdout (it is then in `kubectl logs -c envoy`)."""
     out = []
     for line in t.logs(owner, container).splitlines():
-        m = _ACCESS_LINE.match(line.strip())
-        if m and m.group(2) == path:
-            out.append({"method": m.group(1), "path": m.group(2), "status": int(m.group(4)),
-                        "flags": m.group(5), "line": line.strip()})
+        e = access_log_entry(line)
+        if e and e["path"] == path:
+            out.append({"method": e["method"], "path": path, "status": int(e["status"]), "flags": e["flags"],
+                        "line": line.strip()})
     return out
 
 
