@@ -205,7 +205,7 @@ def dataplane(rec: dict) -> tuple:
             + "\n\n" + _md_table(rows))
     by = {p["name"]: p for p in rec["paths"]}
     gw, ngx = by["gateway"], by.get("nginx")
-    limit = ("2 cores shared with wrk, the upstream and other work on the machine (the load is in Machine); "
+    limit = ("2 cores shared with wrk, the upstream and other work on the machine (its load average is in the Data plane section); "
              "the gateway path crosses two Envoys (gateway, then the node's sidecar, as in App Mesh) where the "
              "nginx row crosses one proxy, and each Envoy spends several times nginx's CPU per request")
     met = rec["met"]
@@ -268,6 +268,38 @@ def suite(rec: dict) -> tuple:
     return text, targets
 
 
+# Figures of an earlier run (20261123T143920Z, the same 2-core machine, load 1-3), before the xDS
+# server pushed only changed types, before the gateway's second stage was an internal listener,
+# and with the sample app (Python) as the data-plane benchmark's upstream. Kept on the page so a
+# refresh still shows before and after.
+EARLIER = """## Earlier figures (before)
+
+From run `20261123T143920Z` on the same kind of shared 2-core machine (load average 1-3 at the start
+of each part). Then: the xDS server sent every type (CDS, EDS, LDS, RDS) of every new snapshot; the
+gateway's route sent each request over loopback TCP to the gateway's own egress listener (a
+self-redirect cluster to 127.0.0.1) before the sidecar; and the data-plane upstream was the kit's
+Python sample app, which was the bottleneck of every row (the sidecar row came out faster than
+direct), so that run could not tell a proxy's cost from the app's.
+
+| measure | 10 routes | 100 routes | 1,000 routes |
+|---|---|---|---|
+| new gateway route: apply -> routed, p99 | 36.7 ms | 116.6 ms | 910.0 ms |
+| router weights: apply -> traffic follows, p99 | 40.1 ms | 111.5 ms | 918.7 ms |
+| new gateway route: push -> Envoy ACK (floor), p50 / p99 | 6.2 / 9.8 ms | 28.1 / 42.2 ms | 133.6 / 164.5 ms |
+| apply -> routed p99 / floor p99 | 3.7x | 2.8x | 5.5x |
+
+| data-plane path (upstream: the Python sample app) | requests/s | x direct | +p50 ms |
+|---|---|---|---|
+| direct | 4274 | 1.00 | +0.00 |
+| sidecar | 5008 | 1.17 | -0.27 |
+| gateway (three proxy hops: gateway listener, its egress over loopback TCP, sidecar) | 1607 | 0.38 | +2.97 |
+| nginx reverse proxy | 3503 | 0.82 | +0.35 |
+
+What limited them: the control plane's own time (validation against the whole store, translation and
+snapshots of every proxy on each change: 60-70 % of apply -> routed), the floor's four responses per
+change, and on the data plane a Python upstream sharing 2 cores with wrk and the Envoys.
+"""
+
 SECTIONS = {"translate": ("Translation", translate), "converge": ("Convergence", converge),
             "scale": ("Scale", scale), "dataplane": ("Data plane", dataplane), "lab": ("Lab start-up and memory", lab),
             "suite": ("Notebook suite", suite)}
@@ -329,7 +361,7 @@ def write(directory, page=None, images=None) -> Path:
         body += [f"## {title}", "", f"Command: {_cmd(kind, rec)}", "", text, ""]
         for png in sorted(images.glob(f"{kind}*.png")):
             body += [f"![{title}: {png.stem}](img/bench/{png.name})", ""]
-    lines += ["## Targets", "", _md_table(target_rows), ""] + body
+    lines += ["## Targets", "", _md_table(target_rows), ""] + body + [EARLIER]
     page.parent.mkdir(parents=True, exist_ok=True)
     page.write_text("\n".join(lines).rstrip() + "\n")
     return page

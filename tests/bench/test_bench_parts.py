@@ -149,6 +149,7 @@ def test_results_page_from_the_run(bench_run, tmp_path):
     for png in (tmp_path / "img" / "bench").glob("*.png"):
         assert f"(img/bench/{png.name})" in text
     assert "dataplane: gateway path adds at p50" in text and "converge: new gateway route, 10 routes, p99" in text
+    assert "## Earlier figures (before)" in text  # before and after stay side by side after a refresh
 
 
 def test_results_page_shows_the_suite_record(tmp_path):
