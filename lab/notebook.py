@@ -387,6 +387,29 @@ def router_with_weights(path, router: str, route: str, weights: dict) -> str:
     return to_yaml(doc)
 
 
+def show_routes(path: str) -> None:
+    """Show the GatewayRoutes of a manifest file as the YAML that decides the routing: each
+    one's name, priority, match and target (the rest of each document left out), to put next
+    to the table of what the requests got."""
+    p = Path(path) if Path(path).is_absolute() else ROOT / path
+    docs = [d for d in yaml.safe_load_all(p.read_text()) if d and d.get("kind") == "GatewayRoute"]
+    rows = []
+    for d in docs:
+        spec = d.get("spec") or {}
+        kind = next((k for k in ("httpRoute", "http2Route", "grpcRoute") if k in spec), None)
+        body = spec.get(kind) or {}
+        entry = {"name": d["metadata"]["name"]}
+        if "priority" in spec:
+            entry["priority"] = spec["priority"]
+        entry[kind or "route"] = {"match": body.get("match"),
+                                  "target": ((body.get("action") or {}).get("target") or {}).get("virtualService", {})
+                                  .get("virtualServiceRef", {}).get("name")}
+        if (body.get("action") or {}).get("rewrite"):
+            entry[kind]["rewrite"] = body["action"]["rewrite"]
+        rows.append(entry)
+    show_text(to_yaml(rows), title=f"{_rel(p)} (each GatewayRoute's name, priority, match, rewrite, target)")
+
+
 def route_snippet(router_yaml: str, route: str) -> str:
     """One route of a VirtualRouter (YAML text), as YAML, to show next to what it produced."""
     doc = yaml.safe_load(router_yaml)

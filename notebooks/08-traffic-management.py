@@ -137,6 +137,7 @@ nb.delete(t, CANARY)
 # %%
 HQ = "manifests/examples/header-query-matching/"
 nb.apply(t, HQ)
+nb.show_routes(HQ + "40-gateway-routes.yaml")
 CASES = [  # request, headers, answered by, path the app sees
     ("/orders", {}, "main", "/orders"),
     ("/orders", {"x-tier": "gold"}, "gold", "/orders"),
@@ -170,6 +171,7 @@ nb.delete(t, HQ)
 # %%
 PM = "manifests/examples/path-matching/"
 nb.apply(t, PM)
+nb.show_routes(PM + "40-gateway-routes.yaml")
 CASES = [("/status", 200, "status", "/status"), ("/status?verbose=1", 200, "status", "/status?verbose=1"),
          ("//status", 200, "status", "/status"), ("/status/", 404, None, None), ("/STATUS", 404, None, None),
          ("/items/42", 200, "items", "/items/42"), ("/items/abc", 404, None, None),

@@ -469,3 +469,18 @@ def test_an_exercise_solution_is_hidden_and_checked(name):
 def test_the_guides_yaml_lesson_has_an_exercise():
     nb = _load("13-the-guides-yaml")
     assert any("solution" in c.metadata.get("tags", []) for c in nb.cells)
+
+
+def test_show_routes_shows_each_gateway_routes_match_and_target(monkeypatch):
+    import yaml
+    from lab import notebook
+    shown = []
+    monkeypatch.setattr(notebook, "_display", lambda obj: shown.append(obj.data))
+    notebook.show_routes("manifests/examples/path-matching/40-gateway-routes.yaml")
+    text = shown[0].split("```yaml\n", 1)[1].rsplit("```", 1)[0]
+    routes = {r["name"]: r for r in yaml.safe_load(text)}
+    docs = [d for d in yaml.safe_load_all((ROOT / "manifests/examples/path-matching/40-gateway-routes.yaml").read_text())
+            if d and d["kind"] == "GatewayRoute"]
+    assert set(routes) == {d["metadata"]["name"] for d in docs}
+    for d in docs:
+        assert routes[d["metadata"]["name"]]["httpRoute"]["match"] == d["spec"]["httpRoute"]["match"]
