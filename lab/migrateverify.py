@@ -169,6 +169,21 @@ def _split_routes(world: World) -> set:
     return out
 
 
+def _warm_up(lab, probes, timeout: float = 10.0) -> None:
+    """Until both gateways route a request each must take (an ACKed configuration can take a
+    moment more to serve on a loaded machine), or `timeout` seconds."""
+    if not probes:
+        return
+    p = probes[0]
+    headers = dict(p.headers, Host=p.host)
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        a, g = lab.both(p.method, p.path, headers)
+        if a[0] not in (404, 503) and g[0] not in (404, 503):
+            return
+        time.sleep(0.1)
+
+
 def _answer(a) -> dict:
     return {"status": a[0], "service": a[1], "path": a[2], "host": a[3]}
 
@@ -180,6 +195,7 @@ def run(app_mesh, gateway_api, probes, announced, workdir: Path) -> list[dict]:
     split = _split_routes(world)
     rows = []
     with SideBySide(app_mesh, gateway_api, workdir) as lab:
+        _warm_up(lab, [p for p in probes if p.tag == "match"])
         for p in probes:
             headers = dict(p.headers)
             if p.host:
