@@ -143,6 +143,7 @@ def check_tools(ctx: Context) -> str:
 def check_api_server(ctx: Context) -> str:
     """The current kube context reaches an API server, and the App Mesh CRDs are installed."""
     context = ctx.run(kubectl("config", "current-context")).out.strip() or "(none)"
+    ctx.facts["context"] = context
     doc = ctx.get_json(kubectl("version", "-o", "json"), f"bring the cluster up (scripts/{ctx.target}-up.sh), or "
                        "select its context: `kubectl config use-context ...`")
     server = (doc.get("serverVersion") or {}).get("gitVersion")
@@ -441,7 +442,10 @@ def gateway_address(ctx: Context) -> tuple[str, int]:
                 raise CheckFailed(f"Service {ns}/{s['metadata']['name']} uses NodePort {port.get('nodePort')}, which "
                                   "the kind cluster does not publish",
                                   "use one of 30080-30083 (manifests/kind/cluster.yaml publishes them on 8080-8083)")
-            return "127.0.0.1", KIND_PORTS[port["nodePort"]]
+            node = f"{ctx.facts.get('context', '').removeprefix('kind-') or 'appmesh-gateway-demo'}-control-plane"
+            published = ctx.run(["docker", "port", node]).out  # "30080/tcp -> 127.0.0.1:8080", as docker publishes it
+            seen = {int(m[1]): int(m[2]) for m in re.finditer(r"^(\d+)/tcp -> [\d.]+:(\d+)\s*$", published, re.M)}
+            return "127.0.0.1", seen.get(port["nodePort"], KIND_PORTS[port["nodePort"]])
     raise CheckFailed(f"no LoadBalancer or NodePort Service selects the gateway pod in {ns}",
                       "apply one (manifests/walkthrough/09-gateway-deployment.yaml has it)")
 

@@ -145,6 +145,7 @@ class ClusterTarget(Target):
         self._admin = admin  # (namespace, pod, path) -> bytes; tests pass a fake
         self._controller_status = controller_status  # (namespace, pod) -> the replica's /status; tests pass a fake
         self._registry: str | None = None
+        self._host_ports: dict | None = None  # kind: NodePort -> host port (kind_host_ports)
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -423,7 +424,7 @@ class ClusterTarget(Target):
 
     def proxies_waiting(self) -> list[str]:
         """Proxies that have not ACKed the configuration their controller replica serves now, from
-        each running replica's /status (its health port, through the API server's port-forward).
+        each running replica's /status (its health port, through the API server's pod proxy).
         Every replica publishes every change before the leader writes `observedGeneration`, so
         after that, a proxy that has ACKed its replica's current version runs the change (a replica
         whose informers lag the leader's by more than that is the one case this cannot see).
@@ -439,7 +440,7 @@ class ClusterTarget(Target):
             if self._controller_status is not None:
                 status = self._controller_status(CONTROLLER_NAMESPACE, name)
             else:
-                status = json.loads(port_forward_get(self.kube, CONTROLLER_NAMESPACE, name, HEALTH_PORT, "/status"))
+                status = json.loads(pod_proxy_get(self.kube, CONTROLLER_NAMESPACE, name, HEALTH_PORT, "/status"))
             for proxy in (status.get("proxies") or {}).values():
                 if not proxy.get("connected"):
                     continue   # connected to another replica
@@ -534,7 +535,22 @@ class ClusterTarget(Target):
             self.run(["kubectl", "patch", "service", svc["metadata"]["name"], "-n", svc["metadata"]["namespace"],
                       "--type", "json", "-p", patch], print_output=False)
             node_port = free
-        return f"http://127.0.0.1:{KIND_PORTS[node_port]}"
+        return f"http://127.0.0.1:{self.kind_host_ports()[node_port]}"
+
+    def kind_host_ports(self) -> dict:
+        """NodePort -> port on 127.0.0.1, as docker publishes the kind node's ports (`docker port
+        <cluster>-control-plane`: what is, even if the config was edited); the config's
+        (KIND_PORTS, manifests/kind/cluster.yaml) for any docker does not list."""
+        if self._host_ports is None:
+            import re
+            try:
+                out = self._runner(["docker", "port", f"{self.cluster_name}-control-plane"], input=None, env=None,
+                                   timeout=30)
+            except TargetError:
+                out = ""
+            seen = {int(m[1]): int(m[2]) for m in re.finditer(r"^(\d+)/tcp -> [\d.]+:(\d+)\s*$", out, re.M)}
+            self._host_ports = {p: seen.get(p, h) for p, h in KIND_PORTS.items()}
+        return self._host_ports
 
     def curl(self, path: str, headers: dict | None = None, method: str = "GET", body: bytes | None = None,
              timeout: float = 10.0, gateway: str | None = None, quiet: bool = False) -> Response:
@@ -563,7 +579,7 @@ class ClusterTarget(Target):
         ns, name = p["metadata"]["namespace"], p["metadata"]["name"]
         if self._admin is not None:
             return self._admin(ns, name, path)
-        return port_forward_get(self.kube, ns, name, 9901, path)
+        return pod_proxy_get(self.kube, ns, name, 9901, path)
 
     def config_dump(self, proxy: str) -> dict:
         p = self._pod_for(proxy)
@@ -572,14 +588,16 @@ class ClusterTarget(Target):
         return json.loads(self.admin(proxy, "/config_dump"))
 
     def stats(self, proxy: str, filter: str | None = None) -> dict:
+        import re
         p = self._pod_for(proxy)
         q = f"/stats?filter={filter}" if filter else "/stats"
         self.say(f"kubectl -n {p['metadata']['namespace']} port-forward pod/{p['metadata']['name']} 9901 & "
                  f"curl -s localhost:9901{q}")
+        rx = re.compile(filter) if filter else None  # Envoy's filter, applied here (the pod proxy passes no query)
         out = {}
-        for line in self.admin(proxy, q).decode(errors="replace").splitlines():
+        for line in self.admin(proxy, "/stats").decode(errors="replace").splitlines():
             k, _, v = line.partition(": ")
-            if v.strip().isdigit():
+            if v.strip().isdigit() and (rx is None or rx.search(k)):
                 out[k] = int(v)
         return out
 
@@ -655,28 +673,18 @@ def pod_view(p: dict) -> dict:
             else "NotReady", "restarts": sum(c["restarts"] for c in containers), "containers": containers}
 
 
-def port_forward_get(api_client, namespace: str, pod: str, port: int, path: str) -> bytes:
-    """GET http://localhost:<port><path> inside a pod, through the API server's port-forward."""
+def pod_proxy_get(api_client, namespace: str, pod: str, port: int, path: str) -> bytes:
+    """GET http://<pod>:<port>/<path> through the API server's pod proxy
+    (/api/v1/namespaces/NS/pods/POD:PORT/proxy/PATH): one request, no port-forward to keep open.
+    `path` is one segment with no query (Envoy's /stats filter is applied by the caller)."""
     from kubernetes.client import CoreV1Api
-    from kubernetes.stream import portforward
-    pf = portforward(CoreV1Api(api_client).connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port))
-    sock = pf.socket(port)
     try:
-        sock.setblocking(True)
-        sock.sendall(f"GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n".encode())
-        data = b""
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        sock.close()
-        pf.close()
-    head, _, body = data.partition(b"\r\n\r\n")
-    if not head.startswith(b"HTTP/1.") or b" 200 " not in head.split(b"\r\n")[0] + b" ":
-        raise TargetError(f"Envoy admin {path} in {namespace}/{pod}: {head[:200]!r}")
-    return body
+        resp = CoreV1Api(api_client).connect_get_namespaced_pod_proxy_with_path(
+            f"{pod}:{port}", namespace, path.lstrip("/"), _preload_content=False)
+        return resp.data
+    except Exception as exc:  # ApiException, urllib3 errors: said with the pod and the path
+        raise TargetError(f"Envoy admin {path} in {namespace}/{pod} (through the API server's pod proxy): "
+                          f"{getattr(exc, 'status', '')} {getattr(exc, 'reason', '') or exc}".strip()) from exc
 
 
 # ---- AWS: ECR repositories and load balancers (boto3) ----------------------------------------

@@ -74,6 +74,9 @@ class RecordedCluster:
         tool = argv[0]
         if tool in self.down:
             return Answer(argv, 1, "", f"{tool}: Cannot connect to the Docker daemon at unix:///var/run/docker.sock")
+        if tool == "docker" and argv[1] == "port":
+            assert argv[2] == "appmesh-gateway-demo-control-plane", argv
+            return Answer(argv, 0, "30080/tcp -> 127.0.0.1:18080\n30081/tcp -> 127.0.0.1:18081\n")
         if tool == "docker":
             return Answer(argv, 0, "27.3.1\n")
         if tool == "kind":

@@ -230,11 +230,12 @@ def test_kind_gateway_url_moves_the_service_to_a_published_node_port(api, runner
     t = kind_target(api, runner)
     assert t.gateway_url() == "http://127.0.0.1:8080"
     assert runner.lines == ['kubectl patch service appmesh-gateway -n appmesh-demo --type json -p '
-                            '[{"op": "replace", "path": "/spec/ports/0/nodePort", "value": 30080}]']
+                            '[{"op": "replace", "path": "/spec/ports/0/nodePort", "value": 30080}]',
+                            "docker port appmesh-gateway-demo-control-plane"]  # where the node publishes it
     svc = api.get("Service", "appmesh-demo", "appmesh-gateway")
     svc["spec"]["ports"][0]["nodePort"] = 30081
     assert t.gateway_url() == "http://127.0.0.1:8081"
-    assert len(runner.calls) == 1  # already published: nothing to patch
+    assert len(runner.calls) == 2  # already published: nothing to patch (and docker asked once)
 
 
 def test_eks_gateway_url_is_the_load_balancers_name(api, runner, aws):
@@ -305,10 +306,9 @@ def test_config_dump_and_stats_read_the_envoy_admin_of_the_proxys_pod(api, runne
         return b'{"configs": []}' if path == "/config_dump" else b"cluster.x.upstream_rq_200: 7\nserver.state: 0\nname: x\n"
     t = ClusterTarget("kind", runner=runner, kube=api.client(), admin=admin)
     assert t.config_dump("appmesh-gateway") == {"configs": []}
-    assert t.stats("product-service-vn_appmesh-demo", filter="upstream") == {"cluster.x.upstream_rq_200": 7,
-                                                                             "server.state": 0}
+    assert t.stats("product-service-vn_appmesh-demo", filter="upstream") == {"cluster.x.upstream_rq_200": 7}
     assert asked[0][0] == "appmesh-demo" and asked[0][1].startswith("appmesh-gateway-")
-    assert asked[1][1].startswith("product-service-") and asked[1][2] == "/stats?filter=upstream"
+    assert asked[1][1].startswith("product-service-") and asked[1][2] == "/stats"  # filtered here, as Envoy would
     with pytest.raises(TargetError, match="no pod with an Envoy"):
         t.config_dump("unknown")
 
@@ -479,3 +479,56 @@ def test_convergence_reports_a_nack_with_envoys_message(api, runner):
     t = kind_target(api, runner, controller_status=lambda ns, name: _replica_status("7-3", "7-2", nack="7-3"))
     with pytest.raises(AssertionError, match=r"rejected version 7-3 \(rds\): invalid route"):
         t.converge(timeout=0.1)
+
+
+def test_envoy_admin_is_read_through_the_api_servers_pod_proxy():
+    """One GET at /api/v1/namespaces/NS/pods/POD:9901/proxy/PATH with the client's credentials; an
+    error answer is a TargetError naming the pod and the path."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from kubernetes import client
+
+    from lab.targets.cluster import pod_proxy_get
+    seen = []
+
+    class H(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            return
+
+        def do_GET(self):  # noqa: N802
+            seen.append((self.path, self.headers.get("Authorization")))
+            code, body = (200, b"LIVE\n") if self.path.endswith("/ready") else (503, b"no")
+            self.send_response(code)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        cfg = client.Configuration()
+        cfg.host = f"http://127.0.0.1:{server.server_address[1]}"
+        cfg.api_key = {"BearerToken": "Bearer t0ken"}
+        api = client.ApiClient(cfg)
+        assert pod_proxy_get(api, "appmesh-demo", "gw-1", 9901, "/ready") == b"LIVE\n"
+        path, auth = seen[0]
+        assert path.replace("%3A", ":") == "/api/v1/namespaces/appmesh-demo/pods/gw-1:9901/proxy/ready"
+        assert auth == "Bearer t0ken"
+        with pytest.raises(TargetError, match="Envoy admin /config_dump in appmesh-demo/gw-1"):
+            pod_proxy_get(api, "appmesh-demo", "gw-1", 9901, "/config_dump")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_kind_gateway_port_is_where_docker_publishes_the_nodes_nodeport(api):
+    from tests.cluster.conftest import Runner
+    svc = api.get("Service", "appmesh-demo", "appmesh-gateway")
+    svc["spec"]["ports"][0]["nodePort"] = 30081
+    published = Runner({"docker port appmesh-gateway-demo-control-plane":
+                        "30080/tcp -> 127.0.0.1:18080\n30081/tcp -> 127.0.0.1:18081\n"})
+    t = ClusterTarget("kind", runner=published, kube=api.client(), echo=False)
+    assert t.gateway_url() == "http://127.0.0.1:18081"
+    assert published.lines == ["docker port appmesh-gateway-demo-control-plane"]
+    silent = Runner()  # docker says nothing: the ports manifests/kind/cluster.yaml publishes
+    assert ClusterTarget("kind", runner=silent, kube=api.client(), echo=False).gateway_url() == "http://127.0.0.1:8081"

@@ -43,7 +43,7 @@ def test_a_healthy_cluster_passes_every_check_in_order(cluster, tmp_path):
     text = "\n".join(lines)
     assert "docker 27.3.1, kind v0.27.0 go1.23.6" in text and "kubectl v1.32.4" in text and "helm v3.17.3" in text
     assert "the webhook added container envoy, init container proxyinit" in text
-    assert cluster.requests == [("127.0.0.1", 8080, "GET", "/products")]  # NodePort 30080 -> 8080 on kind
+    assert cluster.requests == [("127.0.0.1", 18080, "GET", "/products")]  # NodePort 30080, where docker publishes it
 
 
 def test_rbac_is_derived_from_the_chart_and_checked_as_the_service_account(cluster, tmp_path):
