@@ -71,6 +71,7 @@ class Run:
     target: str
     outcomes: list = field(default_factory=list)
     teardown: str = ""
+    note: str = ""  # what the run was against, when not what the target's name says (e.g. stand-ins)
 
     @property
     def failed(self) -> list:
@@ -236,9 +237,11 @@ def _teardown(target: str, lab_home: str | None, cluster_name=None, region=None)
 
 
 def run(target: str = "local", params: dict | None = None, only: str | None = None, keep: bool = False,
-        output_dir="runs", timeout: float | None = None, log=print, directory: Path | None = None) -> Run:
+        output_dir="runs", timeout: float | None = None, log=print, directory: Path | None = None,
+        note: str = "") -> Run:
     """Execute the notebooks (of `directory`, default notebooks/) and write the run's files;
-    returns the Run (see the module doc)."""
+    returns the Run (see the module doc). `note` is said first in the log, the report and junit.xml
+    (what the target really was, e.g. stand-ins rather than a cluster)."""
     if target not in ("local", "kind", "eks"):
         raise E2EError(f"--target {target}: choose local, kind or eks")
     chosen = notebooks(only, directory or NOTEBOOKS)
@@ -263,8 +266,10 @@ def run(target: str = "local", params: dict | None = None, only: str | None = No
         if DEFAULTS[target]["region"]:
             parameters.setdefault("REGION", DEFAULTS[target]["region"])
         parameters.setdefault("TIMEOUT_S", DEFAULTS[target]["timeout_s"])
-    r = Run(run_dir, target)
+    r = Run(run_dir, target, note=note)
     log(f"appmesh-lab e2e: {len(chosen)} notebook(s) on target {target}, output in {run_dir}")
+    if note:
+        log(f"note: {note}")
     width = max(len(p.stem) for p in chosen)
     # The kernels get an IPython profile of their own: history stays in the run, and the kernel's
     # start-up warnings (e.g. "running over TCP without encryption") do not drown the progress lines.
@@ -314,6 +319,8 @@ def write_junit(r: Run, path: Path) -> None:
                        failures=str(len(r.failed)), errors="0", skipped="0",
                        time=f"{sum(o.seconds for o in r.outcomes):.3f}",
                        timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    if r.note:
+        ET.SubElement(ET.SubElement(suite, "properties"), "property", name="note", value=r.note)
     for o in r.outcomes:
         case = ET.SubElement(suite, "testcase", classname=f"notebooks.{r.target}", name=o.notebook,
                              time=f"{o.seconds:.3f}")
@@ -336,7 +343,7 @@ text-align:left}} .ok{{color:#1a7f37}} .fail{{color:#cf222e;font-weight:bold}} .
 padding:0 1em;margin:1em 0}}</style></head><body>
 <h1>appmesh-lab e2e: <span class="{'ok' if not r.failed else 'fail'}">{passed} passed, {len(r.failed)} failed</span></h1>
 <p>target <b>{e(r.target)}</b>, run {e(r.directory.name)}, {sum(o.seconds for o in r.outcomes):.1f}s;
-{e(r.teardown)}</p>"""]
+{e(r.teardown)}</p>""" + (f'<p class="box"><b>Note:</b> {e(r.note)}</p>' if r.note else "")]
     if r.failed:
         f = r.failed[0]
         parts.append(f"""<div class="box"><h2>First failure: {e(f.notebook)}, cell {f.cell_index}</h2>

@@ -810,8 +810,29 @@ def percentile(values: list[float], q: float) -> float:
 def lab_ca(t) -> Path:
     """The local lab's demo CA certificate (made on first use under <lab home>/certs/)."""
     if t.name != "local":
-        raise NotebookError("the lab CA lives in the local lab; on clusters use the CA you created (certs/ca/ca.crt)")
+        raise NotebookError("the lab CA lives in the local lab; on clusters read it from its Secret: "
+                            "nb.tls_ca(t, NAMESPACE, SECRET)")
     return Path(t.client.paths.home) / "certs" / "ca" / "ca.crt"
+
+
+def tls_ca(t, namespace: str, secret: str, key: str = "ca.crt") -> Path:
+    """The CA certificate a client of the TLS lessons trusts, as a file: on `local` the lab's CA;
+    on a cluster the one stored in Secret `secret` of `namespace` (what the pods mount), read back
+    through the API, as `kubectl get secret ... -o jsonpath='{.data.ca\\.crt}' | base64 -d` does."""
+    if t.name == "local":
+        return lab_ca(t)
+    import base64
+    import tempfile
+    command(f"kubectl -n {namespace} get secret {secret} -o jsonpath='{{.data.{key.replace('.', chr(92) + '.')}}}' "
+            f"| base64 -d > {key}")
+    items = t.get("Secret", secret, namespace)
+    data = ((items[0] if items else {}).get("data") or {}).get(key)
+    if not data:
+        raise NotebookError(f"Secret {namespace}/{secret} has no {key}: create it first (kubectl -n {namespace} create "
+                            f"secret generic {secret} --from-file={key}=...)")
+    path = Path(tempfile.mkdtemp(prefix="appmesh-ca-")) / key
+    path.write_bytes(base64.b64decode(data))
+    return path
 
 
 class _SNIConnection(http.client.HTTPSConnection):

@@ -71,8 +71,11 @@ def _sh_runner(argv: list[str], input: str | None = None, env: dict | None = Non
 
     import sh
     lines: list[str] = []
+    exe = argv[0]
+    if "/" in exe and not Path(exe).is_absolute():  # scripts/...: the checkout's, wherever the kernel runs
+        exe = str(ROOT / exe)
     try:
-        cmd = sh.Command(argv[0])
+        cmd = sh.Command(exe)
         kwargs = {"_in": input, "_err_to_out": True, "_cwd": str(ROOT)}
         if env:
             kwargs["_env"] = {**os.environ, **env}
@@ -467,7 +470,8 @@ class ClusterTarget(Target):
             calls = {"Namespace": (core.list_namespace, core.list_namespace),
                      "Pod": (core.list_pod_for_all_namespaces, core.list_namespaced_pod),
                      "Service": (core.list_service_for_all_namespaces, core.list_namespaced_service),
-                     "Deployment": (apps.list_deployment_for_all_namespaces, apps.list_namespaced_deployment)}
+                     "Deployment": (apps.list_deployment_for_all_namespaces, apps.list_namespaced_deployment),
+                     "Secret": (core.list_secret_for_all_namespaces, core.list_namespaced_secret)}
             if kind not in calls:
                 raise TargetError(f"the cluster target cannot get {kind}")
             every, one_ns = calls[kind]
@@ -495,8 +499,10 @@ class ClusterTarget(Target):
 
     def _gateway_service(self, gateway: str | None) -> dict:
         vgs = self.get("VirtualGateway", None, None)
-        if gateway:
-            vgs = [v for v in vgs if v["metadata"]["name"].startswith(gateway)]
+        if gateway:  # a name prefix, or the proxy's name as the lessons write it: <name>_<namespace>
+            name, _, ns = gateway.partition("_")
+            vgs = [v for v in vgs if (v["metadata"]["name"] == name and v["metadata"].get("namespace") == ns)
+                   or (not ns and v["metadata"]["name"].startswith(gateway))]
         services = self.get("Service", None, None)
         for vg in vgs:
             sel = ((vg.get("spec") or {}).get("podSelector") or {}).get("matchLabels") or {}

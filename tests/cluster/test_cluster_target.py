@@ -532,3 +532,21 @@ def test_kind_gateway_port_is_where_docker_publishes_the_nodes_nodeport(api):
     assert published.lines == ["docker port appmesh-gateway-demo-control-plane"]
     silent = Runner()  # docker says nothing: the ports manifests/kind/cluster.yaml publishes
     assert ClusterTarget("kind", runner=silent, kube=api.client(), echo=False).gateway_url() == "http://127.0.0.1:8081"
+
+
+def test_a_gateway_is_named_as_the_lessons_name_it_name_underscore_namespace(api, runner):
+    t = kind_target(api, runner)
+    assert t.gateway_url("appmesh-gateway_appmesh-demo") == t.gateway_url("appmesh-gateway")
+    with pytest.raises(TargetError, match="no LoadBalancer or NodePort Service"):
+        t.gateway_url("appmesh-gateway_ex-canary")  # same name, another namespace: not this one
+
+
+def test_the_scripts_are_found_wherever_the_caller_runs(tmp_path, monkeypatch):
+    """A notebook's kernel runs in notebooks/: scripts/kind-down.sh is the checkout's, not a
+    missing program (notebook 12 stops the target with it)."""
+    from lab.targets.cluster import _sh_runner
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TargetError) as err:
+        _sh_runner(["scripts/kind-down.sh"], env={"PATH": f"{tmp_path}:/usr/bin:/bin"})  # it runs: no kind here
+    assert "is not installed" not in str(err.value) and "failed (exit 1)" in str(err.value), str(err.value)
+    assert "kind" in str(err.value)

@@ -125,8 +125,8 @@ class LabApi:
         for c in p["containers"]:
             spec = {"name": c["name"], "image": "envoyproxy/envoy:v1.40.0" if c["name"] == "envoy"
                     else "appmesh-lab/sample-app:0.1.0"}
-            if c["name"] == "envoy" and p.get("proxy"):
-                spec["env"] = [{"name": "APPMESH_RESOURCE_ARN", "value": p["proxy"]}]
+            if c["name"] == "envoy" and p.get("node_id"):  # what the injector writes: the Envoy's node id
+                spec["env"] = [{"name": "APPMESH_RESOURCE_ARN", "value": p["node_id"]}]
             containers.append(spec)
             state = {"Running": {"running": {"startedAt": _ts(c.get("started"))}}}.get(
                 c["state"], {"waiting": {"reason": c["state"]}})
@@ -423,6 +423,11 @@ def make_server(api: LabApi) -> ThreadingHTTPServer:
             body = self._body()
             try:
                 if segs == ["standin", "apply"]:
+                    if body.get("ca_key"):
+                        key = api.home / "certs" / "ca" / "ca.key"
+                        key.parent.mkdir(parents=True, exist_ok=True)
+                        key.write_text(body["ca_key"])
+                        key.chmod(0o600)
                     return _send(self, 200, api.apply(body["object"], body.get("source", "-")))
                 if segs == ["standin", "delete"]:
                     return _send(self, 200, {"action": api.delete(body["kind"], body.get("namespace", ""),

@@ -461,7 +461,15 @@ def create(rest: list[str]) -> str:
     problems = check_object(obj, "secret")
     if problems:
         raise Fail("\n".join(problems))
-    answer = call("POST", "/standin/apply", {"object": obj, "source": "secret"})
+    request = {"object": obj, "source": "secret"}
+    # The stand-in's pods are the lab's processes, and the lab issues certificates with its CA's key.
+    # A CA certificate given from a file next to its key (what `make_ca` writes) becomes the lab's
+    # CA, key and all, so what the lab issues later verifies against the CA in this Secret.
+    for spec in opts.get("--from-file") or []:
+        key, _, path = spec.partition("=")
+        if key == "ca.crt" and path and (Path(path).parent / "ca.key").is_file():
+            request["ca_key"] = (Path(path).parent / "ca.key").read_text()
+    answer = call("POST", "/standin/apply", request)
     if answer.get("action") != "created":
         raise Fail(f'error: failed to create secret secrets "{pos[2]}" already exists')
     return f"secret/{pos[2]} created\n"
@@ -589,6 +597,8 @@ def docker(args: list[str], stdin: str | None) -> str:
         return "Server Version: 27.3.1-standin\n"
     if args[:1] == ["version"]:
         return "27.3.1-standin\n"
+    if args == ["--version"]:
+        return "Docker version 27.3.1-standin, build standin\n"
     if args[:1] == ["build"]:
         pos, opts = parse(args[1:], {"-f|--file": True, "-t|--tag": True, "--platform": True}, (1, 1), "docker build")
         dockerfile = ROOT / one(opts, "--file", str(Path(pos[0]) / "Dockerfile"))

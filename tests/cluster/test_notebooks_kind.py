@@ -1,0 +1,59 @@
+"""The real lesson notebooks on TARGET=kind, end to end — against stand-ins: **a recording, not a cluster.**
+
+`appmesh-lab e2e --target kind` (lab.e2e.run) runs with tests/cluster/standins first on PATH:
+stand-in kubectl, helm, kind, eksctl and docker that check every argument and every manifest
+they receive, and a stand-in Kubernetes API whose nodes and controller are a local lab (see
+tests/cluster/standins/__init__.py for what stands in for what). The lessons' kind branches run
+as written: scripts/kind-up.sh brings the "cluster" up, the target applies with kubectl, reads
+through the `kubernetes` client, reaches the gateway where docker publishes kind's NodePort and
+Envoy's admin through the API server's pod proxy. The run's report says it is a recording.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from lab import e2e
+from tests.cluster.standins.cluster import NOTE, StandInCluster
+from tests.controller.helmbin import find_helm
+
+pytestmark = pytest.mark.notebooks_kind
+
+LESSONS = os.environ.get("APPMESH_LAB_KIND_LESSONS", "00,01,02,03,04,05,06,07,08,09,10,11,12")
+
+
+@pytest.fixture
+def standin(tmp_path, monkeypatch):
+    env = StandInCluster(tmp_path / "standin")
+    helm = find_helm()
+    environ = env.start(real_helm=str(helm) if helm else None)
+    for k, v in environ.items():
+        monkeypatch.setenv(k, v)
+    yield env
+    env.stop()
+
+
+def test_the_lessons_hold_on_kind_against_the_stand_ins(standin, tmp_path):
+    lines = []
+    r = e2e.run("kind", params={"TIMEOUT_S": 60}, only=LESSONS, output_dir=tmp_path / "runs", log=lines.append,
+                note=NOTE)
+    report = (r.directory / "report.html").read_text()
+    assert "a recording, not a cluster" in report and "a recording, not a cluster" in (
+        r.directory / "junit.xml").read_text()
+    failed = [f"{o.notebook}: cell {o.cell_index}: {o.ename}: {o.evalue}\n{o.output[-1500:]}" for o in r.failed]
+    assert not failed, "\n".join(lines) + "\n\n" + "\n\n".join(failed)
+    calls = standin.calls()
+    # every tool call was checked by a stand-in, none failed unexpectedly: the failures are the
+    # ones the lessons provoke on purpose (rejected applies), each a kubectl apply
+    unexpected = [c["line"] for c in calls if c["rc"] != 0 and c["argv"][:1] != ["apply"]]
+    assert not unexpected, unexpected
+    tools = {c["tool"] for c in calls}
+    assert {"kubectl", "helm", "kind", "docker"} <= tools, tools
+    # scripts/kind-up.sh ran: cluster, images built and loaded, the chart installed, the rollout waited for
+    lines_run = [c["line"] for c in calls]
+    assert any(x.startswith("kind create cluster --name appmesh-gateway-demo --config manifests/kind/cluster.yaml")
+               for x in lines_run), lines_run[:20]
+    assert any(x.startswith("docker build -f lab/controller/Dockerfile") for x in lines_run)
+    assert any(x.startswith("helm upgrade --install appmesh-lab-controller manifests/charts/appmesh-lab-controller")
+               for x in lines_run)
