@@ -277,7 +277,10 @@ if TARGET == "local":
     print("the lab daemon answers on its Unix socket; control and xDS sockets are 0600 in a 0700 folder; "
           "the App Mesh API listens on 127.0.0.1 only")
 else:
-    nb.cluster_step(t, "kubectl get nodes -o wide")
+    nodes = nb.cluster_step(t, "kubectl get nodes -o wide")
+    ready = [line.split()[0] for line in nodes.splitlines()[1:] if line.split()[1:2] == ["Ready"]]
+    assert ready, f"no node is Ready yet:\\n{nodes}"
+    print(f"{len(ready)} node(s) Ready: {', '.join(ready)}")
 '''),
     C('''
 if TARGET == "local":
@@ -352,6 +355,8 @@ if TARGET == "local":
 else:
     nb.install_controller(t)
     nb.cluster_step(t, "kubectl -n appmesh-system get pods")
+    d = t.get("Deployment", "appmesh-lab-controller", "appmesh-system")
+    assert d and (d[0].get("status") or {}).get("readyReplicas", 0) >= 1, "the controller is not ready"
 '''),
     M("""
 ## The custom resource definitions
@@ -394,6 +399,7 @@ if TARGET == "local":
     nb.table(rows or [["(none yet)", "-", "-", "-"]], ["proxy (Envoy node id)", "connected", "ACKed", "last NACK"])
 else:
     nb.cluster_step(t, "kubectl -n appmesh-system logs deploy/appmesh-lab-controller --tail 20")
+    assert not t.proxies_waiting(), "a proxy has not taken its configuration"   # each replica's /status
 ''', "volatile"),
     M("""
 The control plane is ready. Next, **03-mesh-nodes-services** gives it something to do.
@@ -618,6 +624,10 @@ if TARGET == "local":
         node = f"mesh/my-app-mesh/virtualNode/{vn}_{NAMESPACE}"
         assert node in ids, f"{node} has not connected"
         assert all(r[1:3] == ["yes", "yes"] for r in rows if r[0] == node), rows
+else:   # each controller replica's /status (through the API server's pod proxy) lists its proxies and their ACKs
+    waiting = t.proxies_waiting()
+    print("every sidecar has ACKed its configuration" if not waiting else waiting)
+    assert not waiting, waiting
 '''),
     M("""
 And the application itself has started (its first log line says where it listens — on

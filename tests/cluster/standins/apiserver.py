@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import http.client
 import json
 import socket
 import threading
@@ -182,16 +181,19 @@ class LabApi:
         return "\n".join(lines[-tail:] if tail else lines) + "\n"
 
     def admin(self, namespace: str, name: str, port: int, path: str) -> tuple[int, bytes]:
-        p = self.pod_view(namespace, name)
-        if p is None or port != 9901 or not p.get("admin_port"):
-            return 404, f'pods "{name}" has no Envoy admin port {port}'.encode()
-        conn = http.client.HTTPConnection("127.0.0.1", p["admin_port"], timeout=10)
-        try:
-            conn.request("GET", path)
-            r = conn.getresponse()
-            return r.status, r.read()
-        finally:
-            conn.close()
+        """The pod proxy: Envoy's admin (9901) of a lab pod, or a controller replica's /status
+        (8081), which here is the lab's: the proxies, their versions and ACKs, by node id."""
+        from lab.runtime.envoy import admin_request
+        from lab.targets.cluster import CONTROLLER_NAMESPACE, HEALTH_PORT
+        if namespace == CONTROLLER_NAMESPACE and port == HEALTH_PORT and path == "/status":
+            proxies = self.lab.call("GET", "/v1/status")["proxies"]
+            return 200, json.dumps({"proxies": {p["node_id"]: p for p in proxies}}).encode()
+        if port != 9901:
+            return 404, f'the stand-in proxies to Envoy\'s admin port 9901 only, not {name}:{port}'.encode()
+        out = self.lab.call("GET", f"/v1/proxy?proxy={namespace}/{name}", ok=(200, 404))
+        if "admin_socket" not in out:
+            return 503, f'pod "{name}" has no running Envoy: {out.get("error")}'.encode()
+        return admin_request(out["admin_socket"], "GET", path, 10)
 
     # ---- changing things ------------------------------------------------------------------------
 

@@ -581,8 +581,13 @@ def kind(args: list[str], stdin: str | None) -> str:
         if one(opts, "--name", "kind") not in state["clusters"]:
             raise Fail(f"ERROR: no nodes found for cluster \"{one(opts, '--name', 'kind')}\"")
         return "".join(f'Image: "{i}" with ID "sha256:standin" not yet present on node, loading...\n' for i in pos)
+    if args[:2] == ["load", "image-archive"]:
+        pos, opts = parse(args[2:], {"--name": True}, (1, 1), "kind load image-archive")
+        if not Path(pos[0]).is_file():
+            raise Fail(f"ERROR: failed to load image: open {pos[0]}: no such file or directory")
+        return ""
     raise Fail(f"ERROR: unknown command {args[:2]} for \"kind\" (the stand-in knows get clusters, version, create "
-               "cluster, delete cluster, load docker-image)")
+               "cluster, delete cluster, load docker-image, load image-archive)")
 
 
 def eksctl(args: list[str], stdin: str | None) -> str:
@@ -611,11 +616,23 @@ def docker(args: list[str], stdin: str | None) -> str:
                     if not src.startswith("--") and not (ROOT / pos[0] / src).exists():
                         raise Fail(f"ERROR: failed to solve: failed to compute cache key: \"{src}\": not found")
         call("POST", "/standin/state", {"images": state["images"] + opts.get("--tag", [])})
-        return f"naming to docker.io/{one(opts, '--tag')} done\n"
+        return "".join(f"naming to docker.io/{t} done\n" for t in opts.get("--tag", []))
     if args[:2] == ["image", "inspect"]:
         if args[2] not in state["images"]:
             raise Fail(f"Error: No such image: {args[2]}")
         return "[{}]\n"
+    if args[:2] == ["image", "ls"]:
+        pos, opts = parse(args[2:], {"--format": True}, (1, 1), "docker image ls")
+        if one(opts, "--format") != "{{.Repository}}:{{.Tag}}":
+            raise Fail(f"the stand-in prints --format '{{{{.Repository}}}}:{{{{.Tag}}}}' only (got {one(opts, '--format')})")
+        return "".join(i + "\n" for i in state["images"] if i.split(":")[0] == pos[0])
+    if args[:1] == ["save"]:
+        pos, opts = parse(args[1:], {"-o|--output": True}, (1, 20), "docker save")
+        missing = [i for i in pos if i not in state["images"]]
+        if missing:
+            raise Fail(f"Error response from daemon: reference does not exist: {missing[0]}")
+        Path(one(opts, "--output")).write_text("\n".join(pos))
+        return ""
     if args[:2] == ["image", "rm"]:
         call("POST", "/standin/state", {"images": [i for i in state["images"] if i != args[2]]})
         return f"Untagged: {args[2]}\n"
