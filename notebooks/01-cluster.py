@@ -101,7 +101,10 @@ if TARGET == "local":
     print("the lab daemon answers on its Unix socket; control and xDS sockets are 0600 in a 0700 folder; "
           "the App Mesh API listens on 127.0.0.1 only")
 else:
-    nb.cluster_step(t, "kubectl get nodes -o wide")
+    nodes = nb.cluster_step(t, "kubectl get nodes -o wide")
+    ready = [line.split()[0] for line in nodes.splitlines()[1:] if line.split()[1:2] == ["Ready"]]
+    assert ready, f"no node is Ready yet:\n{nodes}"
+    print(f"{len(ready)} node(s) Ready: {', '.join(ready)}")
 
 # %% [markdown]
 # `appmesh-lab status` shows the daemon, its endpoints, the proxies and the pods. The lessons print

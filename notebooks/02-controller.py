@@ -112,6 +112,8 @@ if TARGET == "local":
 else:
     nb.install_controller(t)
     nb.cluster_step(t, "kubectl -n appmesh-system get pods")
+    d = t.get("Deployment", "appmesh-lab-controller", "appmesh-system")
+    assert d and (d[0].get("status") or {}).get("readyReplicas", 0) >= 1, "the controller is not ready"
 
 # %% [markdown]
 # ## The custom resource definitions
@@ -154,6 +156,7 @@ if TARGET == "local":
     nb.table(rows or [["(none yet)", "-", "-", "-"]], ["proxy (Envoy node id)", "connected", "ACKed", "last NACK"])
 else:
     nb.cluster_step(t, "kubectl -n appmesh-system logs deploy/appmesh-lab-controller --tail 20")
+    assert not t.proxies_waiting(), "a proxy has not taken its configuration"   # each replica's /status
 
 # %% [markdown]
 # The control plane is ready. Next, **03-mesh-nodes-services** gives it something to do.

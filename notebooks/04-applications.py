@@ -76,6 +76,10 @@ if TARGET == "local":
         node = f"mesh/my-app-mesh/virtualNode/{vn}_{NAMESPACE}"
         assert node in ids, f"{node} has not connected"
         assert all(r[1:3] == ["yes", "yes"] for r in rows if r[0] == node), rows
+else:   # each controller replica's /status (through the API server's pod proxy) lists its proxies and their ACKs
+    waiting = t.proxies_waiting()
+    print("every sidecar has ACKed its configuration" if not waiting else waiting)
+    assert not waiting, waiting
 
 # %% [markdown]
 # And the application itself has started (its first log line says where it listens — on

@@ -39,7 +39,9 @@ t = nb.setup(TARGET, stage="06", namespace=NAMESPACE, cluster_name=CLUSTER_NAME,
 # (`gateway/tls.crt`, `gateway/tls.key`, ...). On `local` the lab creates them the first time a
 # manifest names them, under `<lab home>/certs/`, with the DNS names the manifests list in their
 # `subjectAlternativeNames`. On a cluster you create them and store them in Secrets (the cell
-# below does that when `TARGET` is not `local`).
+# below does that when `TARGET` is not `local`). Either way a client trusts the CA the pods were
+# given: on `local` the lab's, on a cluster the one in the Secret `mesh-ca`, read back from the
+# cluster (`kubectl get secret mesh-ca -o jsonpath=...`).
 
 # %%
 from pathlib import Path
@@ -61,14 +63,12 @@ if TARGET != "local":
     nb.cluster_step(t, f"kubectl -n ex-mtls-mesh create secret generic mesh-ca --from-file=ca.crt={certs}/ca/ca.crt")
     nb.cluster_step(t, f"kubectl -n ex-mtls-mesh create secret tls gateway-tls --cert={certs}/gateway/tls.crt --key={certs}/gateway/tls.key")
     nb.cluster_step(t, f"kubectl -n ex-mtls-mesh create secret tls accounts-tls --cert={certs}/accounts/tls.crt --key={certs}/accounts/tls.key")
-    CA = certs / "ca" / "ca.crt"
 
 # mtls-mesh first: the lab makes each certificate once, with the names the manifests applied so far ask
 # for, and the gateway certificate both examples share must carry the mtls-mesh gateway's name.
 nb.apply(t, MTLS)
 nb.apply(t, TLS)
-if TARGET == "local":
-    CA = nb.lab_ca(t)
+CA = nb.tls_ca(t, "ex-mtls-mesh", "mesh-ca")   # local: the lab's CA; a cluster: the CA in the Secret the pods mount
 assert CA.is_file(), CA
 
 # %% [markdown]
@@ -77,15 +77,21 @@ assert CA.is_file(), CA
 # The gateway listener has `tls.mode: STRICT` and a certificate from files: clients must speak
 # TLS. (`PERMISSIVE` would accept both TLS and plain HTTP.) Inside the mesh, the request goes on
 # as plain HTTP.
+#
+# Where the client connects depends on the target — 127.0.0.1 and the lab's port on `local`,
+# 127.0.0.1 and the port kind publishes for the Service's NodePort on `kind`, the load balancer's
+# DNS name on `eks` — and the target says which. What the client verifies does not: the demo
+# certificate is made for the name `localhost` (and the gateway's service names), so the check
+# connects to the gateway's address and verifies that name (`curl --connect-to` does the same).
 
 # %%
 nb.show_text(nb.to_yaml(nb.manifest_doc(TLS + "20-gateway.yaml", "VirtualGateway", "gateway")),
              title=TLS + "20-gateway.yaml (the VirtualGateway)")
-host, port = nb.gateway_address(t, "gateway_ex-tls-gateway")
-nb.command(f"curl --cacert {CA} \"https://{host}:{port}/account?id=7\"      # the demo CA; the gateway's address")
+host, port = nb.gateway_address(t, "gateway_ex-tls-gateway")   # local, kind: 127.0.0.1 and a port; eks: the NLB
+nb.command('curl --cacert ca.crt --connect-to "localhost:443:$GW_HOST:$GW_PORT" "https://localhost/account?id=7"')
 
 def tls_ok():
-    h = nb.https_get("localhost", port, "/account?id=7", CA)
+    h = nb.https_get(host, port, "/account?id=7", CA)
     assert h.status == 200 and h.service == "secure-web", h
     return h
 h = t.eventually(tls_ok, TIMEOUT_S, what="an HTTPS answer from the TLS gateway")
@@ -105,7 +111,7 @@ from lab.runtime.certs import make_ca
 with tempfile.TemporaryDirectory() as other:
     make_ca(Path(other), "some other CA")
     try:
-        nb.https_get("localhost", port, "/", Path(other) / "ca.crt")
+        nb.https_get(host, port, "/", Path(other) / "ca.crt")
         raise AssertionError("a client trusting another CA accepted the gateway's certificate")
     except ssl.SSLCertVerificationError as exc:
         print("trusting another CA: refused,", exc.verify_message)
