@@ -98,6 +98,13 @@ def _sh_runner(argv: list[str], input: str | None = None, env: dict | None = Non
         raise TargetError(f"`{shlex.join(argv)}` did not finish within {timeout:.0f}s") from exc
 
 
+def _kubeconfig() -> str | None:
+    """$KUBECONFIG as it is now, as kubectl reads it on every call (the `kubernetes` client reads it
+    once, when it is first imported); None: the client's default, ~/.kube/config."""
+    import os
+    return os.environ.get("KUBECONFIG") or None
+
+
 def missing_prerequisites(name: str, which=shutil.which, run=subprocess.run, credentials=None) -> list[str]:
     """What target `name` needs and this machine lacks, one phrase each (empty: nothing)."""
     missing = []
@@ -170,7 +177,7 @@ class ClusterTarget(Target):
             from kubernetes import client, config
             context = self.context
             try:
-                config.load_kube_config(context=context)
+                config.load_kube_config(config_file=_kubeconfig(), context=context)
             except Exception as exc:  # no kubeconfig, or no such context: said, with what to run
                 raise TargetError(f"cannot use kube context {context!r}: {exc}; bring the target up first "
                                   f"(scripts/{self.name}-up.sh)") from exc
@@ -243,7 +250,7 @@ class ClusterTarget(Target):
         context the current one, as the up scripts do, if another one is."""
         from kubernetes import config
         try:
-            active = config.list_kube_config_contexts()[1] or {}
+            active = config.list_kube_config_contexts(config_file=_kubeconfig())[1] or {}
         except (config.ConfigException, OSError):
             active = {}
         if active.get("name") != self.context:

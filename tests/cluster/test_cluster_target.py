@@ -550,3 +550,19 @@ def test_the_scripts_are_found_wherever_the_caller_runs(tmp_path, monkeypatch):
         _sh_runner(["scripts/kind-down.sh"], env={"PATH": f"{tmp_path}:/usr/bin:/bin"})  # it runs: no kind here
     assert "is not installed" not in str(err.value) and "failed (exit 1)" in str(err.value), str(err.value)
     assert "kind" in str(err.value)
+
+
+def test_the_kube_context_comes_from_kubeconfig_as_it_is_when_used(tmp_path, monkeypatch):
+    """The `kubernetes` client fixes its default kubeconfig when it is imported; the target reads
+    $KUBECONFIG when it connects, as kubectl does (a kernel that set it later still finds the cluster)."""
+    import kubernetes.config  # noqa: F401 - imported before KUBECONFIG is set, as in a long-lived kernel
+    import yaml
+    cfg = tmp_path / "kubeconfig"
+    cfg.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "",
+        "clusters": [{"name": "c", "cluster": {"server": "http://127.0.0.1:9"}}],
+        "contexts": [{"name": "kind-later", "context": {"cluster": "c", "user": "u"}}],
+        "users": [{"name": "u", "user": {"token": "x"}}]}))
+    monkeypatch.setenv("KUBECONFIG", str(cfg))
+    t = ClusterTarget("kind", cluster_name="later", runner=lambda *a, **k: "", echo=False)
+    assert t.kube.configuration.host == "http://127.0.0.1:9"
