@@ -1,0 +1,57 @@
+"""The stand-in tools refuse what the real ones refuse: unknown verbs and flags, objects the
+Kubernetes models or the CRDs do not allow, charts values that do not exist (so the lessons'
+kind run proves something about the commands and manifests they send)."""
+from __future__ import annotations
+
+import pytest
+
+from tests.cluster.standins import tools
+from tests.cluster.standins.tools import Fail, check_object, parse
+
+
+def test_unknown_flags_and_missing_values_are_the_real_tools_errors():
+    with pytest.raises(Fail, match="unknown flag: --namespce"):
+        parse(["--namespce", "x"], tools.GLOBAL, (0, 0), "kubectl get")
+    with pytest.raises(Fail, match="flag needs an argument: -n"):
+        parse(["-n"], tools.GLOBAL, (0, 0), "kubectl get")
+    pos, opts = parse(["pods", "-n", "a", "--context=kind-x"], tools.GLOBAL, (1, 1), "kubectl get")
+    assert pos == ["pods"] and opts == {"--namespace": ["a"], "--context": ["kind-x"]}
+    with pytest.raises(Fail, match='unknown command "scale"'):
+        tools.kubectl(["scale", "deploy/x"], None)
+    with pytest.raises(Fail, match="does not exist"):
+        tools.kubectl(["apply", "-f", "manifests/no-such-file.yaml"], None)
+
+
+def test_kubernetes_objects_are_checked_against_the_client_models():
+    good = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+            "spec": {"selector": {"matchLabels": {"a": "b"}},
+                     "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c"}]}}}}
+    assert check_object(good, "d.yaml") == []
+    bad = {**good, "spec": {**good["spec"], "replica": 2}}  # misspelt
+    assert any("replica" in p for p in check_object(bad, "d.yaml")), check_object(bad, "d.yaml")
+    assert "no matches for kind" in check_object({"apiVersion": "v9", "kind": "Widget", "metadata": {"name": "w"}},
+                                                 "w.yaml")[0]
+
+
+def test_app_mesh_objects_are_checked_against_the_crds_strictly():
+    vn = {"apiVersion": "appmesh.k8s.aws/v1beta2", "kind": "VirtualNode", "metadata": {"name": "v", "namespace": "n"},
+          "spec": {"podSelector": {"matchLabels": {"app": "v"}},
+                   "listeners": [{"portMapping": {"port": 8080, "protocol": "http"}}],
+                   "serviceDiscovery": {"dns": {"hostname": "v.n.svc.cluster.local"}}}}
+    assert check_object(vn, "vn.yaml") == []
+    v1beta1 = {**vn, "spec": {**vn["spec"], "meshName": "my-app-mesh"}}  # a v1beta1 field: strict validation refuses it
+    problems = check_object(v1beta1, "vn.yaml")
+    assert problems and 'The VirtualNode "v" is invalid' in problems[0] and "meshName" in problems[0], problems
+    wrong_type = {**vn, "spec": {**vn["spec"], "listeners": [{"portMapping": {"port": "eighty", "protocol": "http"}}]}}
+    assert any("listeners.0.portMapping.port" in p for p in check_object(wrong_type, "vn.yaml"))
+
+
+def test_helm_refuses_a_chart_or_a_value_that_does_not_exist(monkeypatch):
+    monkeypatch.setattr(tools, "call", lambda *a, **k: pytest.fail("nothing may be installed"))
+    with pytest.raises(Fail, match='path "manifests/charts/nope" not found'):
+        tools.helm(["upgrade", "--install", "r", "manifests/charts/nope", "-n", "x"], None)
+    with pytest.raises(Fail, match="the chart has no value images.controlr.tag"):
+        tools.helm(["upgrade", "--install", "r", "manifests/charts/appmesh-lab-controller",
+                    "--set", "images.controlr.tag=1"], None)
+    with pytest.raises(Fail, match="unknown flag: --atomic-ish"):
+        tools.helm(["upgrade", "--install", "r", "manifests/charts/appmesh-lab-controller", "--atomic-ish"], None)
