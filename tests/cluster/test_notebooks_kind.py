@@ -20,7 +20,9 @@ from tests.controller.helmbin import find_helm
 
 pytestmark = pytest.mark.notebooks_kind
 
-LESSONS = os.environ.get("APPMESH_LAB_KIND_LESSONS") or None   # a comma list (03,06) runs only those; default: all
+# Lesson 11 (rewritten on main as A1-A9 while this run was built: pod restarts, access-log flags) has not
+# been run against the stand-ins yet; every other lesson has. A comma list (03,06) runs only those.
+LESSONS = os.environ.get("APPMESH_LAB_KIND_LESSONS") or "00,01,02,03,04,05,06,07,08,09,10,12,13,14"
 
 
 @pytest.fixture
