@@ -82,7 +82,8 @@ for kind, name, ns in (("GatewayRoute", "broken-route", NAMESPACE), ("GatewayRou
                        ("VirtualRouter", "flaky-router", NAMESPACE), ("Deployment", "flaky", NAMESPACE),
                        ("Service", "flaky", NAMESPACE), ("VirtualNode", "flaky-vn", NAMESPACE),
                        ("VirtualGateway", "second-gateway", NAMESPACE), ("GatewayRoute", "team-b-route", "team-b"),
-                       ("Namespace", "team-b", ""), ("VirtualNode", "lonely", "outside"), ("Namespace", "outside", "")):
+                       ("Namespace", "team-b", ""), ("VirtualNode", "lonely", "outside"), ("Namespace", "outside", ""),
+                       ("GatewayRoute", "catalog-route", NAMESPACE)):
     nb.forget(t, kind, name, ns)   # leftovers of an interrupted run
 nb.apply(t, "manifests/walkthrough/01-mesh.yaml")
 vn = with_logging(VN_FILE, "product-service-vn")
@@ -755,6 +756,66 @@ nb.apply(t, VG_FILE)
 for f in ROUTE_FILES:
     nb.apply(t, f)
 nb.expect(t, "/products", 200, service="product-service", timeout=TIMEOUT_S)
+
+# %% [markdown]
+# ## Exercise: two mistakes, one symptom
+#
+# `/catalog` should reach the product service through the gateway, but the route below answers
+# **404** with flag **`NR`** — for two reasons (parts A1 and A5). Correct `ANSWER`, then run the
+# check cell: it applies your route, requests `/catalog`, and reads the gateway's access log. (The
+# solution is in the hidden cell after it.)
+
+# %%
+ANSWER = """apiVersion: appmesh.k8s.aws/v1beta2
+kind: GatewayRoute
+metadata:
+  name: catalog-route
+  namespace: appmesh-demo
+spec:
+  httpRoute:
+    match:
+      prefix: /catalog/
+    action:
+      target:
+        virtualService:
+          virtualServiceRef:
+            name: products
+"""
+
+
+def check_exercise(text, attempt):
+    """True when the route applies and /catalog reaches the product service (flag -)."""
+    answer = t.try_apply(text, is_text=True)
+    if answer["rejected"]:
+        print("not yet: the apply was refused:", [p["message"] for p in answer["problems"]])
+        return False
+    path = f"/catalog?try={attempt}"
+    with nb.quiet(t):
+        def settled():   # Active once the gateway ACKs it, or a reason why not
+            c = nb.condition(t.get("GatewayRoute", "catalog-route", NAMESPACE)[0])
+            assert c["reason"] != "Pending", c
+            return c
+        c = t.eventually(settled, TIMEOUT_S, what="the route's condition")
+        try:
+            assert c["status"] == "True", c
+            h = nb.expect(t, path, 200, service="product-service", timeout=TIMEOUT_S, echo=False)
+        except AssertionError:
+            h = nb.hit(t, path)[0]
+            print(f"not yet: {path} -> {h.status}, gateway flag {nb.flags(t, 'appmesh-gateway', path, show=False)[-1]}; "
+                  f"the route is {c['reason']}: {c['message']}")
+            return False
+    print(f"it works: {path} -> {h.status} {h.service}, gateway flags {nb.flags(t, 'appmesh-gateway', path, 2, show=False)}")
+    return True
+
+
+check_exercise(ANSWER, "yours")
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution (hidden in the notebook: expand the cell to read it): the virtual service is called
+# product-service, and a prefix of /catalog (no trailing slash) matches /catalog itself.
+ANSWER = ANSWER.replace("name: products", "name: product-service").replace("prefix: /catalog/", "prefix: /catalog")
+assert check_exercise(ANSWER, "solution")
+nb.remove(t, "GatewayRoute", "catalog-route", NAMESPACE)
 
 # %% [markdown]
 # ## All clear
