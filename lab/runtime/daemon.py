@@ -33,6 +33,7 @@ from ..model.validate import check_document
 from ..store import Store
 from ..translate import naming, translate
 from ..translate.ir import Placement
+from ..translate.incremental import Incremental
 from ..translate.status import APPMESH as APPMESH_KINDS, conditions
 from ..xds.bootstrap import ENVOY_RUNTIME, make_bootstrap
 from ..xds.errors import SnapshotError
@@ -113,6 +114,7 @@ class Daemon:
         self.envoy = str(find_envoy())
         self.version = 0
         self._pushed: dict = {}
+        self._incremental = Incremental()  # the last translation, per proxy, and what each read
         # node id -> the latest push: {"version", "pushed" (time.time() of set_snapshot), "acked" (when the
         # proxy had ACKed every type of it, or None)}; in /v1/status, so push -> ACK can be measured
         self.pushes: dict = {}
@@ -438,7 +440,8 @@ class Daemon:
         for _ in range(8):
             effective = iso.effective(resources)
             try:
-                return effective, translate(World(effective), placement, files=files)
+                # only the proxies the change touches are translated again (lab/translate/incremental.py)
+                return effective, self._incremental.update(effective, placement, files)
             except Exception as exc:  # noqa: BLE001 - isolated below, or raised when it cannot be
                 traceback.print_exc()
 

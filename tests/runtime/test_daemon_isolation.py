@@ -96,6 +96,13 @@ def test_a_route_the_lab_cannot_translate_is_left_out_and_marked(daemon, monkeyp
             raise KeyError("certificate_chain")
         return real(world, placement, files=files)
     monkeypatch.setattr(dmod, "translate", broken)
+    real_update = dmod.Incremental.update  # the daemon's own path: only what a change touches
+
+    def broken_update(self, resources, placement, files=None):
+        if any(r.key == ("GatewayRoute", NS, "crash") for r in resources):
+            raise KeyError("certificate_chain")
+        return real_update(self, resources, placement, files)
+    monkeypatch.setattr(dmod.Incremental, "update", broken_update)
     d = daemon
     d.apply([("<base>", m.text(m.scale(5, NS)))])
     d.apply([("<change>", m.text(m.gateway_route("crash", NS, {"prefix": "/crash/"}, "vs1"),
