@@ -34,7 +34,7 @@ from ..store import Store
 from ..translate import naming, translate
 from ..translate.ir import Placement
 from ..translate.incremental import Incremental
-from ..translate.status import APPMESH as APPMESH_KINDS, conditions
+from ..translate.status import APPMESH as APPMESH_KINDS, conditions, with_pending
 from ..xds.bootstrap import ENVOY_RUNTIME, make_bootstrap
 from ..xds.errors import SnapshotError
 from ..xds.snapshot import Snapshot
@@ -133,6 +133,8 @@ class Daemon:
         self._changed_at: dict = {}  # key -> the pass in which that version appeared
         self._acked_pass: dict = {}  # node id -> the pass of the push it last ACKed
         self._rejected_seen: set = set()  # the keys left out (isolation.rejected) at the last status pass
+        self._base_conds = None  # ((store version, rejections), conditions before Pending) of the last pass
+        self._last_pending: dict = {}  # key -> message of the resources the last status pass showed Pending
         self._reconciled_version = -1
         self.pods: list = []
         self._admin_sockets: set | None = None  # names of the admin sockets of the pods last planned
@@ -237,14 +239,14 @@ class Daemon:
                 # resource it rejects; its ACKs alone are remembered without translating anything
                 if not self.isolation.pending():
                     if self._unsettled():
-                        self._write_status(self.world())
+                        self._write_status(self.world(), ack_only=True)
                     return self.last_reconcile
                 if self.isolation.quiet():
                     world = self.world()
                     self.isolation.settle(lambda nid: self._fixed_keys(world, nid))
                     if not self.isolation.probes:
                         if self._unsettled():  # a proxy ACKed: what it now serves turns Active
-                            self._write_status(world)
+                            self._write_status(world, ack_only=True)
                         return self.last_reconcile
             t0 = time.perf_counter()
             self._pass += 1
@@ -577,13 +579,25 @@ class Daemon:
                 late[r.key] = messages[memo]
         return late, settled
 
-    def _write_status(self, world: World) -> None:
+    def _write_status(self, world: World, ack_only: bool = False) -> None:
+        """Every resource's status. `ack_only`: a pass for proxies' ACKs with nothing else new (same
+        store version, same rejections): the conditions of the last pass are reused and only the
+        records whose Pending state changes are read and written, so it stays cheap at 1,000 routes."""
         pending, settled = self._pending(world)
-        conds = conditions(world, self.isolation.conditions(), pending)
+        rejected = self.isolation.conditions()
+        token = (self.store.version(), rejected)
+        if ack_only and self._base_conds is not None and self._base_conds[0] == token:
+            base = self._base_conds[1]
+            records = [r for r in (self.store.get(*k) for k in set(pending) | set(self._last_pending)) if r is not None]
+        else:
+            base = conditions(world, rejected)
+            records = self.store.list()
+        self._base_conds, self._last_pending = (token, base), pending
+        conds = with_pending(base, pending)
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         by_key = world.by_key
         statuses, events = [], []
-        for rec in self.store.list():
+        for rec in records:
             r = by_key.get(rec.key)
             if r is None:
                 continue

@@ -127,7 +127,12 @@ def conditions(world: World, rejected: dict | None = None, pending: dict | None 
     ACKed yet (key -> message): one that would be True is Unknown, reason Pending, until it is
     served (what depends on it is gated as before: dependency gating is about the manifests)."""
     s = _Status(world, rejected)
-    out = {r.key: s.of(r) for kind in APPMESH for r in world.by_kind[kind]}
+    return with_pending({r.key: s.of(r) for kind in APPMESH for r in world.by_kind[kind]}, pending)
+
+
+def with_pending(conds: dict, pending: dict | None) -> dict:
+    """`conds` with each True condition of a `pending` key turned Unknown, reason Pending."""
+    out = dict(conds)
     for key, message in (pending or {}).items():
         c = out.get(key)
         if c is not None and c["status"] == "True":
