@@ -361,7 +361,7 @@ def daemon_breakdown(n: int = 100, changes: int = 10) -> dict:
         (dmod.Daemon, "world", "reconcile: stored resources -> World"),
         (dmod.Daemon, "_place", "reconcile: placement + pod specs"),
         (dmod.Daemon, "_files", "reconcile: certificates"),
-        (dmod, "translate", "reconcile: translate (every proxy)"),
+        (dmod.Incremental, "update", "reconcile: translate (only the proxies the change touches)"),
         (dmod.Daemon, "_publish", "reconcile: publish"),
         (Snapshot, "from_dicts", "  Snapshot.from_dicts (changed proxies; unchanged resources reused)"),
         (Snapshot, "expected_types", "  Snapshot.expected_types (reference scan)"),
