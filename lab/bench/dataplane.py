@@ -42,6 +42,7 @@ from pathlib import Path
 
 from . import manifests
 from .common import machine, percentile, scratch_lab, table
+from .upstream import NGINX_MAIN
 
 NS = "bench"
 PATH = "/r0/"
@@ -160,18 +161,7 @@ def run_asyncio(port: int, connections: int, duration: float, path: str = PATH) 
 
 # ---- nginx -------------------------------------------------------------------------
 
-NGINX_CONF = """\
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/client_body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
+NGINX_CONF = NGINX_MAIN + """\
     upstream app {{
         server 127.0.0.1:{app};
         keepalive 32;
@@ -199,7 +189,7 @@ class Nginx:
         self.dir = workdir
         self.proc: subprocess.Popen | None = None
         workdir.mkdir(parents=True, exist_ok=True)
-        (workdir / "nginx.conf").write_text(NGINX_CONF.format(d=workdir, app=app_port, port=self.port))
+        (workdir / "nginx.conf").write_text(NGINX_CONF.format(d=workdir, connections=1024, app=app_port, port=self.port))
 
     def __enter__(self):
         kwargs: dict = {}

@@ -17,11 +17,13 @@ from pathlib import Path
 
 BODY = "ok\n"
 
-NGINX_CONF = """\
+# One unprivileged nginx worker with everything it writes in its own directory {d}: the start of
+# both configurations the benches use (this static upstream, and dataplane's reverse proxy).
+NGINX_MAIN = """\
 worker_processes 1;
 pid {d}/nginx.pid;
 error_log {d}/error.log warn;
-events {{ worker_connections 4096; }}
+events {{ worker_connections {connections}; }}
 http {{
     access_log off;
     client_body_temp_path {d}/client_body;
@@ -29,6 +31,9 @@ http {{
     fastcgi_temp_path {d}/fastcgi;
     uwsgi_temp_path {d}/uwsgi;
     scgi_temp_path {d}/scgi;
+"""
+
+NGINX_CONF = NGINX_MAIN + """\
     keepalive_requests 1000000;
     server {{
         listen {host}:{port};
@@ -64,7 +69,7 @@ def argv(host: str, port: int, workdir: Path) -> list[str]:
     nginx = nginx_path()
     if nginx:
         conf = workdir / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(d=workdir, host=host, port=port, body=BODY.replace("\n", "\\n")))
+        conf.write_text(NGINX_CONF.format(d=workdir, connections=4096, host=host, port=port, body=BODY.replace("\n", "\\n")))
         return [nginx, "-p", str(workdir), "-c", str(conf), "-e", str(workdir / "error.log"),
                 "-g", "daemon off; master_process off;"]
     from ..runtime.envoy import find_envoy
