@@ -69,8 +69,11 @@ assert any("product-service-vn" in name and value >= N for name, value in rows),
 # %% [markdown]
 # ## Access logs
 #
-# The virtual gateway's `logging.accessLog.file.path: /dev/stdout` makes Envoy write one line per
-# request to its standard output — what `kubectl logs` shows. Envoy's default line format is:
+# The virtual gateway's `logging.accessLog.file.path: /dev/stdout` makes Envoy write to its
+# standard output — what `kubectl logs` shows — one line per request at each of the gateway's two
+# routing stages: first the line of the second stage (the virtual service's routing, where an
+# upstream failure sets the response flag), then the line of the listener where the gateway route
+# matched. Envoy's default line format is:
 # time, `"METHOD PATH PROTOCOL"`, status, response flags, bytes received and sent, total and
 # upstream milliseconds, `x-forwarded-for`, user agent, request id, authority (Host) and the
 # upstream address.
