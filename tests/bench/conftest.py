@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 
 import pytest
 
@@ -23,14 +24,19 @@ SMALL = {
 
 
 def processes_with(marker: str) -> list:
+    """This interpreter's processes whose command line holds `marker`. The version matrix
+    (tests/matrix) runs the bench tests at the same time from its own `.venv-<version>/`, with
+    the same folder prefixes: processes of another virtual environment are not this run's."""
     found = []
+    ours = sys.prefix.encode()
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if marker.encode() in f.read():
-                    found.append(int(pid))
+                cmdline = f.read()
         except OSError:
             continue
+        if marker.encode() in cmdline and not (b"/.venv-" in cmdline and ours not in cmdline):
+            found.append(int(pid))
     return found
 
 
