@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 
 from tests.api.conftest import eventually, lab_profile, make_client
 from tests.api.support import build, gr_spec, purge, route_spec, unique, vg_spec, vn_spec
+from tests.runtime.walkthrough import EXTRA_ROUTE
 
 pytestmark = pytest.mark.envoy
 
@@ -359,19 +360,6 @@ def test_a_gateway_route_created_through_the_api_serves_traffic(walkthrough, cli
                                 gatewayRouteName="api-made")
     assert walkthrough.get("GatewayRoute", "api-made", namespace="appmesh-demo") == []
     eventually(lambda: walkthrough.curl("/api-moved", quiet=True).status == 404)
-
-
-EXTRA_ROUTE = """
-apiVersion: appmesh.k8s.aws/v1beta2
-kind: GatewayRoute
-metadata:
-  name: extra-route
-  namespace: appmesh-demo
-spec:
-  httpRoute:
-    match: {prefix: /extra}
-    action: {target: {virtualService: {virtualServiceRef: {name: review-service}}}}
-"""
 
 
 def test_manifest_and_api_changes_are_seen_by_the_other_side(walkthrough, client):

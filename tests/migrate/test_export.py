@@ -6,7 +6,6 @@ v1.6.1 standard-channel CRDs (schema and CEL rules, see crds.py).
 testdata/<set>/<kind>.yaml   the files `appmesh-lab migrate SET -o DIR` writes
 testdata/<set>/findings.txt  the findings it prints
 """
-import shutil
 
 import pytest
 import yaml
@@ -14,6 +13,7 @@ import yaml
 from lab.migrate import export
 from lab.migrate import render
 from lab.migratecli import load
+from tests.golden import check_folder, orphan_folders
 from tests.translate.test_golden import manifest_sets
 
 from . import crds
@@ -48,17 +48,7 @@ def test_export_matches_golden(set_name, update_golden):
     files = {n: _relative(t) for n, t in render.files(ex, "standard").items()}
     files["findings.txt"] = "".join(_relative(str(p)) + "\n" for p in ex.findings)
     assert any(n != "findings.txt" for n in files), f"{set_name} exports nothing"
-    d = TESTDATA / set_name.replace("/", "__")
-    if update_golden:
-        if d.exists():
-            shutil.rmtree(d)
-        d.mkdir(parents=True)
-        for name, text in files.items():
-            (d / name).write_text(text)
-    on_disk = {p.name: p.read_text() for p in d.iterdir()} if d.is_dir() else {}
-    assert set(on_disk) == set(files), f"{set_name}: golden files differ in names; run with --update-golden"
-    for name, text in files.items():
-        assert on_disk[name] == text, f"{set_name}/{name} differs from the golden file; run with --update-golden"
+    check_folder(TESTDATA / set_name.replace("/", "__"), files, update_golden, set_name)
 
 
 @needs_crds
@@ -141,9 +131,5 @@ def test_experimental_retries_are_written_only_behind_the_flag():
 
 def test_every_golden_folder_belongs_to_a_manifest_set(update_golden):
     want = {s.replace("/", "__") for s in manifest_sets()}
-    orphans = sorted(p.name for p in TESTDATA.iterdir() if p.is_dir() and p.name not in want)
-    if update_golden:
-        for name in orphans:
-            shutil.rmtree(TESTDATA / name)
-        orphans = []
+    orphans = orphan_folders(TESTDATA, want, update_golden)
     assert not orphans, f"golden folders without a manifest set: {orphans}; run with --update-golden"

@@ -5,12 +5,11 @@
 testdata-ir/<set>/<gateway>.ir.yaml     the gateway IR (lab/translate/gatewayapi.py)
 testdata-ir/<set>/<gateway>.envoy.yaml  the Envoy resources made of it (lab/translate/envoy.py)
 """
-import shutil
-
 import pytest
 
 from lab.model import World
 from lab.translate import gatewayapi, to_envoy
+from tests.golden import check_folder, orphan_folders
 from tests.translate.helpers import cluster_placement, dump
 from tests.translate.test_golden import manifest_sets
 
@@ -46,24 +45,10 @@ def _app_mesh(set_name: str):
 def test_gateway_api_translation_matches_golden(set_name, update_golden):
     files = render(set_name)
     assert files, f"{set_name}: the export has no Gateway"
-    d = GOLDEN / set_name.replace("/", "__")
-    if update_golden:
-        if d.exists():
-            shutil.rmtree(d)
-        d.mkdir(parents=True)
-        for name, text in files.items():
-            (d / name).write_text(text)
-    on_disk = {p.name: p.read_text() for p in d.glob("*.yaml")} if d.is_dir() else {}
-    assert set(on_disk) == set(files), f"{set_name}: golden files differ in names; run with --update-golden"
-    for name, text in files.items():
-        assert on_disk[name] == text, f"{set_name}/{name} differs from the golden file; run with --update-golden"
+    check_folder(GOLDEN / set_name.replace("/", "__"), files, update_golden, set_name, "*.yaml")
 
 
 def test_every_ir_golden_folder_belongs_to_a_manifest_set(update_golden):
     want = {s.replace("/", "__") for s in manifest_sets()}
-    orphans = sorted(p.name for p in GOLDEN.iterdir() if p.is_dir() and p.name not in want) if GOLDEN.is_dir() else []
-    if update_golden:
-        for name in orphans:
-            shutil.rmtree(GOLDEN / name)
-        orphans = []
+    orphans = orphan_folders(GOLDEN, want, update_golden)
     assert not orphans, f"golden folders without a manifest set: {orphans}; run with --update-golden"

@@ -17,44 +17,9 @@ from pathlib import Path
 import pytest
 
 from lab.targets.base import TargetError
+from tests.runtime.walkthrough import BAD_HEADER_ROUTE, EXTRA_ROUTE, running_lab
 
 pytestmark = pytest.mark.envoy
-
-BAD = """apiVersion: appmesh.k8s.aws/v1beta2
-kind: GatewayRoute
-metadata:
-  name: bad-header-route
-  namespace: appmesh-demo
-spec:
-  httpRoute:
-    match:
-      prefix: /bad
-      headers:
-        - name: "x-canary\\r\\nx-injected"
-          match:
-            exact: "yes"
-    action:
-      target:
-        virtualService:
-          virtualServiceRef:
-            name: product-service
-"""
-
-EXTRA = """apiVersion: appmesh.k8s.aws/v1beta2
-kind: GatewayRoute
-metadata:
-  name: extra-route
-  namespace: appmesh-demo
-spec:
-  httpRoute:
-    match:
-      prefix: /extra
-    action:
-      target:
-        virtualService:
-          virtualServiceRef:
-            name: review-service
-"""
 
 
 def eventually(check, timeout=30.0, what="the condition"):
@@ -85,26 +50,16 @@ def route_conditions(lab) -> dict:
 
 @pytest.fixture(scope="module")
 def unchecked_lab(tmp_path_factory):
-    """A lab whose daemon skips the Envoy checks of validation (the test-only seam)."""
-    from tests.runtime.conftest import _envoy_or_skip
-    _envoy_or_skip()
-    from lab.targets.local import LocalTarget
-    os.environ["APPMESH_LAB_TEST_SKIP_ENVOY_CHECKS"] = "1"
-    t = LocalTarget(home=str(tmp_path_factory.mktemp("lab")), echo=False)
-    try:
-        t.up()
-        t.apply("manifests/walkthrough/")
+    """A lab whose daemon skips the Envoy checks of validation (the test-only seam), walkthrough applied."""
+    with running_lab(tmp_path_factory.mktemp("lab"), {"APPMESH_LAB_TEST_SKIP_ENVOY_CHECKS": "1"}, walkthrough=True) as t:
         yield t
-    finally:
-        t.down()
-        os.environ.pop("APPMESH_LAB_TEST_SKIP_ENVOY_CHECKS", None)
 
 
 def test_a_route_envoy_rejects_is_left_out_and_marked_while_every_other_change_flows(unchecked_lab):
     lab = unchecked_lab
     for path in ("/products", "/reviews"):
         eventually(answers(lab, path), what=f"{path} answering")
-    lab.apply_text(BAD, wait=False)  # the seam lets it through validation: it is stored
+    lab.apply_text(BAD_HEADER_ROUTE, wait=False)  # the seam lets it through validation: it is stored
     assert lab.get("GatewayRoute", "bad-header-route", namespace="appmesh-demo")
 
     def rejected():
@@ -118,7 +73,7 @@ def test_a_route_envoy_rejects_is_left_out_and_marked_while_every_other_change_f
         assert lab.curl(path).status == 200, path
     assert lab.curl("/bad").status == 404  # not served, and not shown as served
 
-    lab.apply_text(EXTRA)  # a good route applied afterwards answers
+    lab.apply_text(EXTRA_ROUTE)  # a good route applied afterwards answers
     eventually(answers(lab, "/extra"), what="/extra answering")
     lab.delete_resource("GatewayRoute", "review-gateway-route", "appmesh-demo")  # a deleted one stops
     eventually(answers(lab, "/reviews", 404), what="/reviews gone")
@@ -133,7 +88,7 @@ def test_a_route_envoy_rejects_is_left_out_and_marked_while_every_other_change_f
 
 def test_apply_names_the_resource_envoy_rejected_and_fails(unchecked_lab, tmp_path):
     manifest = tmp_path / "bad.yaml"
-    manifest.write_text(BAD)
+    manifest.write_text(BAD_HEADER_ROUTE)
     cli = Path(sys.executable).parent / "appmesh-lab"
     cmd = [str(cli)] if cli.exists() else [sys.executable, "-m", "lab.cli"]
     env = {**os.environ, "APPMESH_LAB_HOME": str(unchecked_lab.client.paths.home)}
@@ -184,11 +139,11 @@ def test_a_route_is_shown_active_only_once_envoy_acked_it(unchecked_lab):
     """Statuses follow what the proxies ACKed: a good route is Active when apply (which waits)
     returns; a route Envoy rejects is never shown Active, not even between the push and the NACK."""
     lab = unchecked_lab
-    good = EXTRA.replace("extra-route", "acked-route").replace("/extra", "/acked")
+    good = EXTRA_ROUTE.replace("extra-route", "acked-route").replace("/extra", "/acked")
     lab.apply_text(good)
     assert (route_conditions(lab).get("acked-route") or {}).get("status") == "True", route_conditions(lab)
 
-    bad = BAD.replace("bad-header-route", "never-active-route").replace("/bad", "/never")
+    bad = BAD_HEADER_ROUTE.replace("bad-header-route", "never-active-route").replace("/bad", "/never")
     seen, answer = [], {}
     sender = threading.Thread(target=lambda: answer.update(lab.try_apply(bad, is_text=True)))
     sender.start()
@@ -215,7 +170,7 @@ def test_a_route_the_gateway_has_not_acked_is_pending_and_names_the_proxy(unchec
     lab.converge()
     assert lab.kill("appmesh-gateway", "envoy", signal.SIGSTOP)
     try:
-        lab.apply_text(EXTRA.replace("extra-route", "paused-route").replace("/extra", "/paused"), wait=False)
+        lab.apply_text(EXTRA_ROUTE.replace("extra-route", "paused-route").replace("/extra", "/paused"), wait=False)
         time.sleep(1.0)  # time enough for an ACK, were the Envoy running
         c = route_conditions(lab)["paused-route"]
         assert (c["status"], c["reason"]) == ("Unknown", "Pending"), c

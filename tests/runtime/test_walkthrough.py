@@ -1,13 +1,15 @@
 """The guide's walkthrough on the local lab, with real Envoy and real processes."""
 import pytest
 
+from tests.runtime.walkthrough import BAD_HEADER_ROUTE, WALKTHROUGH
+
 
 pytestmark = pytest.mark.envoy
 
 
 @pytest.fixture(scope="module")
 def walkthrough(lab):
-    lab.apply("manifests/walkthrough/")
+    lab.apply(WALKTHROUGH)
     return lab
 
 
@@ -126,27 +128,6 @@ spec:
         assert walkthrough.curl("/dangling").status == 404  # not programmed: the request falls through
     finally:
         walkthrough.delete_resource("GatewayRoute", "dangling", "appmesh-demo")
-
-
-BAD_HEADER_ROUTE = '''apiVersion: appmesh.k8s.aws/v1beta2
-kind: GatewayRoute
-metadata:
-  name: bad-header-route
-  namespace: appmesh-demo
-spec:
-  httpRoute:
-    match:
-      prefix: /bad
-      headers:
-        - name: "x-canary\\r\\nx-injected"
-          match:
-            exact: "yes"
-    action:
-      target:
-        virtualService:
-          virtualServiceRef:
-            name: product-service
-'''
 
 
 def test_a_header_name_with_cr_lf_is_refused_at_apply_and_traffic_keeps_flowing(walkthrough):

@@ -1,15 +1,15 @@
 """Golden files for both translation stages, for every manifest set the kit ships.
 
     scripts/test.sh tests/translate --update-golden    # regenerate (removes orphans), then review the diff
+    (tests/golden.py: the comparison and the flag, shared with tests/migrate)
 
 testdata/<set>/<proxy>.ir.yaml       stage one: the per-proxy intermediate representation
 testdata/<set>/<proxy>.envoy.yaml    stage two: clusters, endpoints, listeners, routes
 """
-import shutil
-
 import pytest
 
 from lab.translate import translate
+from tests.golden import check_folder, orphan_folders
 
 from .helpers import ROOT, cluster_placement, dump, world_from
 
@@ -49,26 +49,14 @@ def render(set_name: str) -> dict:
 def test_translation_matches_golden(set_name, update_golden):
     files = render(set_name)
     assert files, f"{set_name} produces no proxy at all"
-    d = TESTDATA / set_name.replace("/", "__")
-    if update_golden:
-        if d.exists():
-            shutil.rmtree(d)
-        d.mkdir(parents=True)
-        for name, text in files.items():
-            (d / name).write_text(text)
-    on_disk = {p.name: p.read_text() for p in d.glob("*.yaml")} if d.is_dir() else {}
-    assert set(on_disk) == set(files), f"{set_name}: golden files differ in names; run with --update-golden"
-    for name, text in files.items():
-        assert on_disk[name] == text, f"{set_name}/{name} differs from its golden; review, then --update-golden"
+    check_folder(TESTDATA / set_name.replace("/", "__"), files, update_golden, set_name, "*.yaml")
 
 
 def test_every_manifest_set_has_goldens_and_there_are_no_orphans(update_golden):
     sets = manifest_sets()
     assert "walkthrough" in sets
     expected = {s.replace("/", "__") for s in sets}
-    if update_golden:
-        for d in TESTDATA.iterdir() if TESTDATA.is_dir() else []:
-            if d.name not in expected:
-                shutil.rmtree(d)
-    present = {d.name for d in TESTDATA.iterdir()} if TESTDATA.is_dir() else set()
-    assert present == expected, f"missing {expected - present}, orphaned {present - expected}: run with --update-golden"
+    orphans = orphan_folders(TESTDATA, expected, update_golden)
+    present = {d.name for d in TESTDATA.iterdir() if d.is_dir()} if TESTDATA.is_dir() else set()
+    assert not orphans and expected <= present, \
+        f"missing {expected - present}, orphaned {orphans}: run with --update-golden"

@@ -71,6 +71,14 @@ class AdsClient:
     def nack(self, resp, message, *, last_good="", names=()):
         self.send(resp.type_url, version=last_good, nonce=resp.nonce, names=names, error=message)
 
+    def subscribe_and_ack_all(self, endpoints=("a",), routes=("rc",)) -> None:
+        """Subscribe to clusters, endpoints, listeners and routes in the order Envoy does (each
+        after the previous answer) and ACK each answer."""
+        for type_url, names in ((CLUSTER_TYPE, ()), (ENDPOINT_TYPE, endpoints), (LISTENER_TYPE, ()),
+                                (ROUTE_TYPE, routes)):
+            self.subscribe(type_url, names=names)
+            self.ack(self.recv(), names=names)
+
     def recv(self, timeout=5.0) -> discovery_pb2.DiscoveryResponse:
         resp = self.responses.get(timeout=timeout)
         if resp is None:
@@ -250,14 +258,7 @@ def test_only_changed_types_are_pushed_and_the_rest_count_as_acked(server, clien
     proxy ACKed with the same content on this stream, count as ACKed at the new version."""
     server.set_snapshot("node-1", snap(res, "v1"))
     c = clients()
-    c.subscribe(CLUSTER_TYPE)
-    c.ack(c.recv())
-    c.subscribe(ENDPOINT_TYPE, names=["a"])
-    c.ack(c.recv(), names=["a"])
-    c.subscribe(LISTENER_TYPE)
-    c.ack(c.recv())
-    c.subscribe(ROUTE_TYPE, names=["rc"])
-    c.ack(c.recv(), names=["rc"])
+    c.subscribe_and_ack_all()
     assert server.wait_for_ack("node-1", "v1", timeout=5)
     acks = []
 
@@ -293,14 +294,7 @@ def test_a_nacked_type_is_sent_again_even_when_the_next_snapshot_restores_its_co
     next snapshot's routes are sent even when they equal the last ACKed ones."""
     server.set_snapshot("node-1", snap(res, "v1"))
     c = clients()
-    c.subscribe(CLUSTER_TYPE)
-    c.ack(c.recv())
-    c.subscribe(ENDPOINT_TYPE, names=["a"])
-    c.ack(c.recv(), names=["a"])
-    c.subscribe(LISTENER_TYPE)
-    c.ack(c.recv())
-    c.subscribe(ROUTE_TYPE, names=["rc"])
-    c.ack(c.recv(), names=["rc"])
+    c.subscribe_and_ack_all()
     server.set_snapshot("node-1", snap(res, "v2", rewrite="/bad/"))
     bad = c.recv()
     assert bad.type_url == ROUTE_TYPE
