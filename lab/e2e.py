@@ -210,7 +210,7 @@ def _cell_output(path: Path, index: int | None) -> str:
 
 def _bring_up(target: str, parameters: dict) -> Outcome:
     """ClusterTarget.up() for a cluster target; a failure is an Outcome named `up`."""
-    from .notebook import make_target
+    from .notebook.staging import make_target
     o = Outcome("up")
     t0 = time.perf_counter()
     try:
@@ -229,7 +229,7 @@ def _teardown(target: str, lab_home: str | None, cluster_name=None, region=None)
             from .targets.local import LocalTarget
             LocalTarget(home=lab_home, echo=False).down()
             return "local lab stopped"
-        from .notebook import make_target
+        from .notebook.staging import make_target
         make_target(target, echo=False, cluster_name=cluster_name, region=region).down()
         return f"{target} target torn down"
     except Exception as exc:  # teardown must not hide the run's result; it is reported instead

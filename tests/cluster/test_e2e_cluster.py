@@ -133,11 +133,11 @@ def _notebook(directory: Path) -> None:
 
 @pytest.fixture
 def fake_cluster(monkeypatch):
-    import lab.notebook
+    import lab.notebook.staging
     FakeCluster.log = []
     state = {"fail_up": False}
     monkeypatch.setattr("lab.targets.cluster.check_prerequisites", lambda target: None)
-    monkeypatch.setattr(lab.notebook, "make_target",
+    monkeypatch.setattr(lab.notebook.staging, "make_target",
                         lambda target, **kw: FakeCluster(target, fail_up=state["fail_up"],
                                                          **{k: v for k, v in kw.items() if k != "echo"}))
     return state

@@ -1,7 +1,7 @@
 """(a) The notebooks' shape: parameters, kernel metadata, the setup cell right after the
 parameters, and each lesson's source notebooks/NN-name.py paired with its notebook by Jupytext
 (a pair out of sync fails).
-Also the pure helpers in lab/notebook.py and the e2e harness on small fixture notebooks."""
+Also the pure helpers in lab/notebook/ and the e2e harness on small fixture notebooks."""
 import ast
 import subprocess
 import sys
@@ -184,7 +184,7 @@ def test_the_machine_path_check_finds_each_kind_of_folder():
     assert machine_paths(nb) == []
 
 
-# ---- lab/notebook.py helpers -------------------------------------------------------------
+# ---- lab/notebook/ helpers ---------------------------------------------------------------
 
 def test_binomial_p_value_is_the_exact_two_sided_test():
     from math import comb
@@ -474,8 +474,9 @@ def test_the_guides_yaml_lesson_has_an_exercise():
 def test_show_routes_shows_each_gateway_routes_match_and_target(monkeypatch):
     import yaml
     from lab import notebook
+    from lab.notebook import display
     shown = []
-    monkeypatch.setattr(notebook, "_display", lambda obj: shown.append(obj.data))
+    monkeypatch.setattr(display, "_display", lambda obj: shown.append(obj.data))
     notebook.show_routes("manifests/examples/path-matching/40-gateway-routes.yaml")
     text = shown[0].split("```yaml\n", 1)[1].rsplit("```", 1)[0]
     routes = {r["name"]: r for r in yaml.safe_load(text)}

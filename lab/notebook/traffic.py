@@ -1,0 +1,121 @@
+"""Sending requests through the gateway, as curl would, and checking their answers."""
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from .common import NotebookError
+
+
+# ---- traffic ----------------------------------------------------------------------------
+
+@dataclass
+class Hit:
+    """One request through the gateway and what answered it."""
+    status: int
+    elapsed_ms: float
+    body: bytes
+    headers: dict
+
+    def __repr__(self) -> str:
+        who = f" {self.service} {self.version}" if self.service else ""
+        seen = f" saw {self.path!r}" if self.path is not None else ""
+        return f"<{self.status}{who}{seen}>"
+
+    @property
+    def data(self) -> dict:
+        try:
+            d = json.loads(self.body)
+            return d if isinstance(d, dict) else {}
+        except ValueError:
+            return {}
+
+    @property
+    def service(self):
+        return self.data.get("service")
+
+    @property
+    def version(self):
+        return self.data.get("version")
+
+    @property
+    def path(self):
+        return (self.data.get("request") or {}).get("path")
+
+    @property
+    def host(self):
+        return (self.data.get("request") or {}).get("host")
+
+
+def gateway_address(t, gateway: str | None = None) -> tuple[str, int]:
+    url = t.gateway_url(gateway) if gateway else t.gateway_url()
+    hostport = url.split("//", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    return host, int(port)
+
+
+def hit(t, path: str, n: int = 1, headers: dict | None = None, gateway: str | None = None, method: str = "GET",
+        concurrency: int = 1, timeout: float = 10.0, address: tuple | None = None) -> list[Hit]:
+    """Send `n` requests for `path` through the gateway (or to `address`, a (host, port)),
+    `concurrency` at a time over keep-alive connections (like a load generator), and return
+    every answer in order."""
+    host, port = address or gateway_address(t, gateway)
+    local = threading.local()
+
+    def one(_i: int) -> Hit:
+        import time as _time
+        for attempt in (1, 2):
+            conn = getattr(local, "conn", None)
+            if conn is None:
+                conn = local.conn = http.client.HTTPConnection(host, port, timeout=timeout)
+            t0 = _time.perf_counter()
+            try:
+                conn.request(method, path, headers=headers or {})
+                resp = conn.getresponse()
+                body = resp.read()
+                return Hit(resp.status, (_time.perf_counter() - t0) * 1000, body,
+                           {k.lower(): v for k, v in resp.getheaders()})
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                local.conn = None
+                if attempt == 2:
+                    raise NotebookError(f"{method} {path} to {host}:{port} failed: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    if concurrency <= 1:
+        return [one(i) for i in range(n)]
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def curl_line(path: str, headers: dict | None = None, gateway: str | None = None, method: str = "GET") -> str:
+    hs = "".join(f" -H '{k}: {v}'" for k, v in (headers or {}).items())
+    x = f" -X {method}" if method != "GET" else ""
+    q = f'"$GW{path}"' if any(c in path for c in "?&") else f"$GW{path}"
+    return f"curl{x}{hs} {q}" + (f"      # GW: gateway {gateway}" if gateway else "")
+
+
+def expect(t, path: str, status: int = 200, *, headers: dict | None = None, gateway: str | None = None,
+           service: str | None = None, version: str | None = None, seen_path: str | None = None,
+           seen_host: str | None = None, method: str = "GET", timeout: float = 30, echo: bool = True) -> Hit:
+    """Request `path` through the gateway until the answer is the expected one (config
+    converges), then return it; fails with the last answer after `timeout` seconds."""
+    if echo:
+        print("$ " + curl_line(path, headers, gateway, method))
+
+    def check() -> Hit:
+        try:
+            h = hit(t, path, headers=headers, gateway=gateway, method=method)[0]
+        except NotebookError as exc:
+            raise AssertionError(str(exc)) from exc
+        assert h.status == status, f"{path}: status {h.status}, expected {status}: {h.body[:160]!r}"
+        for field, want in (("service", service), ("version", version), ("path", seen_path), ("host", seen_host)):
+            if want is not None:
+                assert getattr(h, field) == want, f"{path}: {field} is {getattr(h, field)!r}, expected {want!r}"
+        return h
+    return t.eventually(check, timeout, what=f"{method} {path} answered {status}")
+
+
