@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -111,15 +112,21 @@ def _user_probes(path: str):
         raise ValueError(f"{path}: cannot read the probes: {exc}")
     if not isinstance(data, list):
         raise ValueError(f"{path}: write a list of requests, e.g. - {{method: GET, path: /products, "
-                         "headers: {{x-tier: gold}}, host: shop.example.com}}")
+                         "headers: {{x-tier: gold}}, host: shop.example.com}}, or gRPC calls, "
+                         "- {{grpc: true, path: /lab.echo.Echo/Say, headers: {{x-tenant: beta}}}}")
     out = []
     for i, item in enumerate(data):
         if not isinstance(item, dict) or not str(item.get("path", "")).startswith("/"):
             raise ValueError(f"{path}: item {i + 1}: each request needs path: /something (method, headers, host "
-                             "are optional)")
+                             "and grpc: true are optional)")
         headers = item.get("headers") or {}
-        out.append(Probe(str(item.get("method", "GET")).upper(), item["path"], str(item.get("host", DEFAULT_HOST)),
-                         tuple(sorted((str(k).lower(), str(v)) for k, v in headers.items()))))
+        grpc = item.get("grpc") is True
+        if grpc and not re.fullmatch(r"/[^/]+/[^/]+", str(item["path"])):
+            raise ValueError(f"{path}: item {i + 1}: a gRPC call's path is /<service>/<method>, e.g. "
+                             "/lab.echo.Echo/Say")
+        out.append(Probe("POST" if grpc else str(item.get("method", "GET")).upper(), item["path"],
+                         str(item.get("host", DEFAULT_HOST)),
+                         tuple(sorted((str(k).lower(), str(v)) for k, v in headers.items())), grpc=grpc))
     return out
 
 
@@ -149,8 +156,7 @@ def cmd_verify(args, resources) -> int:
             out(f"migrate --verify: {exc}", file=sys.stderr)
             return 2
     if not probes:
-        out("migrate --verify: nothing to compare: no HTTP gateway routes (gRPC routes are not probed yet) and no "
-            "--probes", file=sys.stderr)
+        out("migrate --verify: nothing to compare: no gateway routes to probe and no --probes", file=sys.stderr)
         return 0
     try:
         with tempfile.TemporaryDirectory(prefix="appmesh-lab-verify-") as work:
@@ -194,7 +200,8 @@ def add_parser(sub) -> None:
     m.add_argument("--export", metavar="DIR", help="--verify: compare with the Gateway API objects in DIR (an "
                    "edited export) instead of a fresh export")
     m.add_argument("--probes", metavar="FILE", help="--verify: more requests, a YAML list of "
-                   "{method, path, headers, host}")
+                   "{method, path, headers, host}; {grpc: true, path: /<service>/<method>, headers, host} for a "
+                   "gRPC call")
     m.add_argument("--strict", action="store_true", help="--verify: announced differences fail too")
     m.add_argument("--experimental", action="store_true",
                    help="also write experimental-channel fields (HTTPRoute rules[].retry, GEP-1731); they need "

@@ -34,7 +34,10 @@ Methods
     delayed or failed by ``LATENCY_MS`` / ``ERROR_RATE``.
 
 A request body that is not a JSON object gets INVALID_ARGUMENT; an unknown method of
-``lab.echo.Echo``, or any other service, gets UNIMPLEMENTED (from grpcio). There is no server
+``lab.echo.Echo``, or any other service, gets UNIMPLEMENTED, with the ``x-served-by``
+initial metadata all the same (a client tells the app's UNIMPLEMENTED from a proxy's: Envoy
+answers a gRPC call no route matches with UNIMPLEMENTED too, and no ``x-served-by``) and the
+call it received in the trailers ``x-request-method`` and ``x-request-authority``. There is no server
 reflection, so ``grpcurl`` needs a ``.proto`` file to call it (see the example's README).
 
 Configuration (environment variables)
@@ -250,6 +253,13 @@ class EchoService:
     def info(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         return self._call("Info", request, context)
 
+    def unknown(self, method: str, context: grpc.ServicerContext) -> bytes:
+        s = self.settings
+        context.send_initial_metadata((("x-served-by", f"{s.service}/{s.version}/{s.pod}"),))
+        _log(f'{context.peer()} "{method}" UNIMPLEMENTED authority={_authority(context) or "-"}')
+        context.set_trailing_metadata((("x-request-method", method), ("x-request-authority", _authority(context))))
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{s.service} does not implement {method}")
+
     def health_check(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         try:
             name = decode_health_request(request or b"")
@@ -265,12 +275,24 @@ def _unary(fn) -> grpc.RpcMethodHandler:
     return grpc.unary_unary_rpc_method_handler(fn, request_deserializer=None, response_serializer=None)
 
 
+class _Unknown(grpc.GenericRpcHandler):
+    """Every method the handlers before it do not serve: UNIMPLEMENTED, saying who answered."""
+
+    def __init__(self, echo: EchoService) -> None:
+        self.echo = echo
+
+    def service(self, handler_call_details):
+        method = handler_call_details.method
+        return _unary(lambda _request, context: self.echo.unknown(method, context))
+
+
 def make_server(settings: Settings, max_workers: int = 16) -> tuple[grpc.Server, int]:
     """Build and bind the server (not started). Returns it and the port it is bound to."""
     echo = EchoService(settings)
     handlers = [
         grpc.method_handlers_generic_handler(SERVICE, {"Say": _unary(echo.say), "Info": _unary(echo.info)}),
         grpc.method_handlers_generic_handler(HEALTH_SERVICE, {"Check": _unary(echo.health_check)}),
+        _Unknown(echo),
     ]
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc-echo"),

@@ -307,6 +307,7 @@ class _Exporter:
                               "channel, so the app sees the client's authority", "make the app accept any "
                               "authority, or set defaultTargetHostname: DISABLED to compare like for like",
                               "semantics")
+                    self.out.announced.setdefault(f"GatewayRoute {gr.namespace}/{gr.name}", set()).add("authority")
             else:
                 host = vs.aws_name().lower()
                 if not _PRECISE_HOST.match(host):
@@ -509,7 +510,7 @@ class _Exporter:
         for entries in scopes.values():
             for first, second, req, why in conflicts(entries):
                 r, path = first.where
-                self.out.announced.setdefault("precedence", []).append(req)
+                self.out.announced.setdefault("precedence", []).append({**req, "grpc": first.grpc})
                 self.find(r, path, f"App Mesh sends {describe(req)} to {first.ref}, Gateway API to {second.ref}: "
                           f"{why}", f"to keep App Mesh's order, add to {first.ref}'s rule a match as specific as "
                           f"{second.ref}'s (its path and conditions plus this route's own), or narrow "

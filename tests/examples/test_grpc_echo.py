@@ -95,6 +95,9 @@ def test_unknown_method_and_service_are_unimplemented(echo):
         with pytest.raises(grpc.RpcError) as err:
             ch.unary_unary(path, request_serializer=None, response_deserializer=None)(b"{}", timeout=5)
         assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED, path
+        # who answered, as for every call: the app, not a proxy that found no route
+        assert dict(err.value.initial_metadata())["x-served-by"] == "echo/v7/echo-abc", path
+        assert dict(err.value.trailing_metadata())["x-request-method"] == path
 
 
 def test_error_rate_is_deterministic_and_unavailable_by_default(echo):

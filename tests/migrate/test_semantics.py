@@ -124,3 +124,17 @@ def test_lattice_has_no_query_matches_and_no_rewrite():
 def test_range_regex_matches_exactly_the_range(start, length, n):
     rx = re.compile(range_regex(start, start + length))
     assert bool(rx.fullmatch(str(n))) == (start <= n < start + length)
+
+
+def test_grpc_probes_cover_the_service_the_method_and_the_metadata():
+    from lab.migrate.probes import grpc_route_probes
+    ps = grpc_route_probes("GatewayRoute ns/r", {"serviceName": "shop.Cart", "methodName": "Add",
+                                                 "metadata": [{"name": "X-Tenant", "match": {"prefix": "be"}}]})
+    got = {(p.path, p.headers, p.tag) for p in ps}
+    md = (("x-tenant", "be1"),)
+    assert ("/shop.Cart/Add", md, "match") in got
+    assert {("/shop.Cart/Addx", md, "method-miss"), ("/shop.Cart/add", md, "method-case"),
+            ("/shop.Cartx/Add", md, "service-miss"), ("/shop/Add", md, "service-miss"),
+            ("/SHOP.CART/Add", md, "service-case"), ("/shop.Cart/Add", (("x-tenant", "xbe1"),), "header-miss"),
+            ("/shop.Cart/Add", (), "header-absent")} <= got
+    assert all(p.grpc and p.describe().startswith("gRPC /") for p in ps)

@@ -31,13 +31,13 @@ def failing(report: dict) -> set:
     return {r["request"] for r in report["requests"] if r["differs"] and not r["announced"]}
 
 
-def edited_export(tmp_path, set_path, edit):
+def edited_export(tmp_path, set_path, edit, name="httproutes.yaml"):
     out = tmp_path / "export"
     assert migrate(set_path, "-o", out).returncode == 0
-    docs = list(yaml.safe_load_all((out / "httproutes.yaml").read_text()))
+    docs = list(yaml.safe_load_all((out / name).read_text()))
     for d in docs:
         edit(d)
-    (out / "httproutes.yaml").write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    (out / name).write_text(yaml.safe_dump_all(docs, sort_keys=False))
     return out
 
 
@@ -94,6 +94,41 @@ def test_a_changed_weight_is_found_by_comparing_the_splits(tmp_path):
     assert failing(json.loads(r.stdout)) == {"GET / Host: client.example", "GET /x Host: client.example"}
 
 
+GRPC = "manifests/examples/grpc-gateway-route"
+
+
+def test_grpc_routes_are_probed_with_real_calls_and_a_changed_method_match_is_reported(tmp_path):
+    r = migrate("--verify", GRPC, "-o", "json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = [x for x in json.loads(r.stdout)["requests"] if x["probe"]["method"] == "gRPC"]
+    tags = {x["probe"]["tag"] for x in rows}
+    assert {"match", "service-miss", "service-case", "header-miss"} <= tags, tags
+    by = {x["request"]: x for x in rows}
+    beta = by["gRPC /lab.echo.Echo/Probe authority: client.example, x-tenant: beta"]
+    assert beta["app_mesh"]["service"] == beta["gateway_api"]["service"] == "echo-v2"
+    assert beta["gateway_api"]["path"] == "/lab.echo.Echo/Probe"  # what the app received, from the app
+    miss = by["gRPC /lab.echo.Echox/Probe authority: client.example"]
+    assert miss["app_mesh"] == miss["gateway_api"] == {"status": "UNIMPLEMENTED", "service": None, "path": None,
+                                                       "host": None}  # Envoy's answer: no route
+    # App Mesh rewrites the authority, GRPCRoute cannot: a difference, announced, and only that one
+    assert beta["differs"] and beta["announced"]
+    assert beta["app_mesh"]["host"] == "echo-v2.ex-grpc-gateway-route.svc.cluster.local"
+    assert beta["gateway_api"]["host"] == "client.example"
+    assert migrate("--verify", GRPC, "--strict").returncode == 1
+
+    def edit(d):  # the catch-all route now matches one method of the service only
+        if d["metadata"]["name"] == "echo":
+            d["spec"]["rules"][0]["matches"][0]["method"]["method"] = "Say"
+    out = edited_export(tmp_path, GRPC, edit, "grpcroutes.yaml")
+    r = migrate("--verify", GRPC, "--export", out, "-o", "json")
+    assert r.returncode == 1, r.stdout + r.stderr
+    report = json.loads(r.stdout)
+    assert failing(report) == {"gRPC /lab.echo.Echo/Probe authority: client.example",
+                               "gRPC /lab.echo.Echo/Probe authority: client.example, x-tenant: betax"}
+    moved = next(x for x in report["requests"] if x["request"] == "gRPC /lab.echo.Echo/Probe authority: client.example")
+    assert moved["app_mesh"]["service"] == "echo-v1" and moved["gateway_api"]["service"] is None
+
+
 def test_user_probes_and_mistakes(tmp_path):
     probes = tmp_path / "probes.yaml"
     probes.write_text("- {path: /, headers: {x-canary: 'true'}}\n- {method: post, path: /reviews}\n")
@@ -104,6 +139,14 @@ def test_user_probes_and_mistakes(tmp_path):
                                             "POST /reviews Host: client.example"]
     # the header rule of the router's GAMMA route: all of them to the canary, on both sides
     assert mine[0]["app_mesh"]["split"] == mine[0]["gateway_api"]["split"] == {"reviews-v2": 1.0}
+    probes.write_text("- {grpc: true, path: /lab.echo.Echo/Say, headers: {x-tenant: beta}}\n")
+    r = migrate("--verify", GRPC, "--probes", probes, "-o", "json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    mine = [x for x in json.loads(r.stdout)["requests"] if x["probe"]["tag"] == "user"]
+    assert [(x["app_mesh"]["status"], x["gateway_api"]["service"]) for x in mine] == [("OK", "echo-v2")]
+    probes.write_text("- {grpc: true, path: /lab.echo.Echo}\n")
+    r = migrate("--verify", GRPC, "--probes", probes)
+    assert r.returncode == 2 and "/<service>/<method>" in r.stderr and "Traceback" not in r.stderr
     probes.write_text("- {path: nope}\n")
     r = migrate("--verify", "manifests/examples/canary", "--probes", probes)
     assert r.returncode == 2 and "item 1" in r.stderr and "Traceback" not in r.stderr
