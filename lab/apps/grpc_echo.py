@@ -34,7 +34,8 @@ Methods
     delayed or failed by ``LATENCY_MS`` / ``ERROR_RATE``.
 
 A request body that is not a JSON object gets INVALID_ARGUMENT; an unknown method of
-``lab.echo.Echo``, or any other service, gets UNIMPLEMENTED, with the ``x-served-by``
+``lab.echo.Echo``, or any other service, gets UNIMPLEMENTED (details ``Method not found!``, as
+grpcio says it), with the ``x-served-by``
 initial metadata all the same (a client tells the app's UNIMPLEMENTED from a proxy's: Envoy
 answers a gRPC call no route matches with UNIMPLEMENTED too, and no ``x-served-by``) and the
 call it received in the trailers ``x-request-method`` and ``x-request-authority``. There is no server
@@ -258,7 +259,7 @@ class EchoService:
         context.send_initial_metadata((("x-served-by", f"{s.service}/{s.version}/{s.pod}"),))
         _log(f'{context.peer()} "{method}" UNIMPLEMENTED authority={_authority(context) or "-"}')
         context.set_trailing_metadata((("x-request-method", method), ("x-request-authority", _authority(context))))
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{s.service} does not implement {method}")
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")  # grpcio's own words
 
     def health_check(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         try:
