@@ -15,13 +15,21 @@ KINDS = {
     "service": "Service", "services": "Service", "svc": "Service",
     "namespace": "Namespace", "namespaces": "Namespace", "ns": "Namespace",
     "pod": "Pod", "pods": "Pod", "po": "Pod",
+    # Gateway API (kubectl's names and short names for its CRDs)
+    "gatewayclass": "GatewayClass", "gatewayclasses": "GatewayClass", "gc": "GatewayClass",
+    "gateway": "Gateway", "gateways": "Gateway", "gtw": "Gateway",
+    "httproute": "HTTPRoute", "httproutes": "HTTPRoute",
+    "grpcroute": "GRPCRoute", "grpcroutes": "GRPCRoute",
+    "referencegrant": "ReferenceGrant", "referencegrants": "ReferenceGrant", "refgrant": "ReferenceGrant",
 }
+
+GATEWAY_API = ("GatewayClass", "Gateway", "HTTPRoute", "GRPCRoute", "ReferenceGrant")
 
 
 APPMESH = ("Mesh", "VirtualNode", "VirtualService", "VirtualRouter", "VirtualGateway", "GatewayRoute")
 
 
-CLUSTER_SCOPED = ("Mesh", "Namespace")
+CLUSTER_SCOPED = ("Mesh", "Namespace", "GatewayClass")
 
 
 def kind_of(word: str) -> list[str]:
@@ -33,5 +41,6 @@ def kind_of(word: str) -> list[str]:
         elif w in KINDS:
             kinds.append(KINDS[w])
         else:
-            raise LabError(f"unknown resource type {w!r}; known: mesh, vn, vs, vr, vg, gr, deploy, svc, ns, pod, all")
+            raise LabError(f"unknown resource type {w!r}; known: mesh, vn, vs, vr, vg, gr, deploy, svc, ns, pod, all, "
+                           "gatewayclasses, gateways, httproutes, grpcroutes, referencegrants")
     return kinds

@@ -85,7 +85,40 @@ def header(kind, wide, all_ns):
         return base + ["TYPE", "PORT(S)", "EXTERNAL"] + ["AGE"]
     if kind == "Deployment":
         return base + ["REPLICAS"] + ["AGE"]
+    if kind == "GatewayClass":
+        return base + ["CONTROLLER", "ACCEPTED", "AGE"]
+    if kind == "Gateway":
+        return base + ["CLASS", "EXPOSED", "ACCEPTED", "PROGRAMMED"] + (["MESSAGE"] if wide else []) + ["AGE"]
+    if kind in ("HTTPRoute", "GRPCRoute"):
+        return base + ["HOSTNAMES", "PARENTS", "ACCEPTED", "RESOLVEDREFS"] + (["MESSAGE"] if wide else []) + ["AGE"]
     return base + ["LABELS", "AGE"]
+
+
+def _cond_of(conds: list, type_: str) -> dict:
+    return next((c for c in conds or [] if c.get("type") == type_), {})
+
+
+def _gateway_api_row(kind, i, wide) -> list:
+    st, spec = i["status"] or {}, i["doc"].get("spec", {})
+    if kind == "GatewayClass":
+        return [spec.get("controllerName", ""), _cond_of(st.get("conditions"), "Accepted").get("status", "Unknown")]
+    if kind == "Gateway":
+        acc, prog = _cond_of(st.get("conditions"), "Accepted"), _cond_of(st.get("conditions"), "Programmed")
+        exposed = ",".join(f"{p['port']}->127.0.0.1:{p['exposed']}" for p in st.get("exposedPorts") or []) or "<none>"
+        cells = [spec.get("gatewayClassName", ""), exposed, acc.get("status", "Unknown"),
+                 prog.get("status", "Unknown") + (f" ({prog['reason']})" if prog.get("status") == "False" else "")]
+        return cells + ([prog.get("message") or acc.get("message", "")] if wide else [])
+    parents = st.get("parents") or []
+    names = ",".join(f"{p['parentRef'].get('kind', 'Gateway')}/{p['parentRef'].get('name')}" for p in parents) or "<none>"
+
+    def worst(type_):
+        cs = [_cond_of(p["conditions"], type_) for p in parents]
+        bad = next((c for c in cs if c.get("status") != "True"), None)
+        return ("False (" + bad.get("reason", "?") + ")" if bad.get("status") == "False" else "Unknown") if bad else (
+            "True" if cs else "Unknown")
+    cells = [",".join(spec.get("hostnames") or []) or "*", names, worst("Accepted"), worst("ResolvedRefs")]
+    msgs = "; ".join(c.get("message", "") for p in parents for c in p["conditions"] if c.get("status") != "True")
+    return cells + ([msgs] if wide else [])
 
 
 def row(kind, i, wide, all_ns):
@@ -102,6 +135,8 @@ def row(kind, i, wide, all_ns):
         return base + [spec.get("type", "ClusterIP"), ports, exposed, age(i["created"])]
     if kind == "Deployment":
         return base + [str(i["doc"].get("spec", {}).get("replicas", 1)), age(i["created"])]
+    if kind in ("GatewayClass", "Gateway", "HTTPRoute", "GRPCRoute"):
+        return base + _gateway_api_row(kind, i, wide) + [age(i["created"])]
     labels = ",".join(f"{k}={v}" for k, v in (i["doc"].get("metadata", {}).get("labels") or {}).items())
     return base + [labels or "<none>", age(i["created"])]
 

@@ -162,7 +162,9 @@ def cmd_describe(args) -> int:
                     f"since {cond.get('lastTransitionTime')}")
                 out(f"    {cond.get('message', '')}")
             for k, v in st.items():
-                if k != "conditions":
+                if k in ("listeners", "parents") and isinstance(v, list):  # Gateway API
+                    _describe_nested(k, v)
+                elif k != "conditions":
                     out(f"  {k}: {v}")
             _events(c, kind, i["namespace"], i["name"])
             out()
@@ -170,6 +172,21 @@ def cmd_describe(args) -> int:
         out(f"no {args.kind} named {args.name!r}" + (f" in namespace {args.namespace}" if args.namespace else ""),
             file=sys.stderr)
     return code
+
+
+def _describe_nested(key: str, items: list) -> None:
+    """A Gateway's listeners or a route's parents, each with its conditions."""
+    out(f"  {key[0].upper() + key[1:]}:")
+    for x in items:
+        if key == "listeners":
+            out(f"    Listener {escape(str(x.get('name')))}: attachedRoutes={x.get('attachedRoutes')}")
+        else:
+            ref = x.get("parentRef", {})
+            out(f"    Parent {ref.get('kind', 'Gateway')}/{escape(str(ref.get('name')))}"
+                + (f" sectionName={escape(str(ref['sectionName']))}" if ref.get("sectionName") else ""))
+        for cond in x.get("conditions", []):
+            out(f"      Condition {cond['type']}={cond['status']} reason={cond.get('reason')}: "
+                f"{escape(cond.get('message', ''))}")
 
 
 def _events(c, kind, ns, name) -> None:

@@ -17,6 +17,7 @@ import re
 
 from . import envoy_rules as E
 from . import limits
+from .gatewayapi import K8S_KINDS as GATEWAY_API_KINDS
 from .schema import (AnnotationMap, Arr, Bool, Finding, Int, LabelMap, Obj, ReadOnly, Str, StrMap,
                      valid_re2ish)
 
@@ -903,6 +904,7 @@ K8S_KINDS = {
     ("v1", "Service"): dict(spec=SERVICE_SPEC, namespaced=True, spec_required=True),
     ("apps/v1", "Deployment"): dict(spec=DEPLOYMENT_SPEC, namespaced=True, spec_required=True),
     ("v1", "Pod"): dict(spec=POD_SPEC, namespaced=True, spec_required=True),
+    **GATEWAY_API_KINDS,  # Gateway API, served by the local lab (lab/model/gatewayapi.py)
 }
 
 # Kinds a manifest folder may hold that the lab passes over (counted, not checked).

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from . import gatewayapi_refs as gwrefs
 from .problems import Problem
 from .resources import Resource, selector_matches
 
 INJECT_LABEL = "appmesh.k8s.aws/sidecarInjectorWebhook"
 SKIP_IMAGE_ANNOTATION = "appmesh.k8s.aws/virtualGatewaySkipImageOverride"
 DEFAULT_ENVOY_IMAGE = "envoyproxy/envoy:v1.40.0"
+GATEWAY_API_CHECKED = ("Gateway", "HTTPRoute", "GRPCRoute")
 ADMISSION = {"duplicate", "mesh-membership", "gateway-attachment", "injection", "protocol", "port"}
 
 
@@ -101,6 +103,15 @@ class _Checker:
         self.add(r, path, message, hint, code, "error" if self.complete else "warning")
 
     # -- rules -------------------------------------------------------------------------
+
+    def gateway_api(self, r: Resource):
+        """Gateway API references (lab/model/gatewayapi_refs.py): a cluster accepts such objects and
+        reports these in their status, so they never reject an apply (code "reference")."""
+        for path, message, hint, severity in gwrefs.findings(self.world, r):
+            if severity == "error":
+                self.missing(r, path, message, hint)
+            else:
+                self.add(r, path, message, hint, "reference", "warning")
 
     def duplicates(self, resources):
         seen = {}
@@ -345,6 +356,8 @@ class _Checker:
                        "Deployment": self.pods, "Pod": self.pods}.get(r.kind)
             if handler:
                 handler(r)
+            elif r.kind in GATEWAY_API_CHECKED:
+                self.gateway_api(r)
         self.gateway_priorities()
         return self.problems
 

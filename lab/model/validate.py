@@ -84,12 +84,9 @@ def check_document(doc: Document) -> DocResult:
                 return DocResult(None, [_p(doc, "apiVersion", f"apiVersion {api!r} does not serve {kind}",
                                            f"write apiVersion: {match[0][0]}", "api-version")])
             if api.startswith("gateway.networking.k8s.io/"):
-                return DocResult(None, [_p(doc, "kind", f"{api}/{kind} is Kubernetes Gateway API, which the lab "
-                                           "does not apply: it runs Gateway API side by side with App Mesh only "
-                                           "in `appmesh-lab migrate --verify`",
-                                           "check an export with `appmesh-lab migrate --verify APP_MESH_PATH "
-                                           "--export DIR`; validate the App Mesh manifests it came from",
-                                           "gateway-api")])
+                return DocResult(None, [_p(doc, "kind", f"{api}/{kind} is not a Gateway API kind the lab serves",
+                                           "the lab serves GatewayClass, Gateway, HTTPRoute, GRPCRoute and "
+                                           "ReferenceGrant (standard channel)", "gateway-api")])
             known = sorted({k for (_, k) in K.K8S_KINDS} | set(K.APPMESH_KINDS))
             return DocResult(None, [_p(doc, "kind", f"the lab does not handle {api}/{kind}",
                                        _kind_hint(kind, known), "unknown-kind")])

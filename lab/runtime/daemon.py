@@ -39,6 +39,7 @@ from ..xds.bootstrap import ENVOY_RUNTIME, make_bootstrap
 from ..xds.errors import SnapshotError
 from ..xds.snapshot import Snapshot
 from ..xds.server import SHORT_NAMES, XdsServer
+from . import gatewayapi as gwapi
 from . import pods as podplan
 from .envoy import EnvoyProcess, find_envoy
 from .home import Paths, UnsafeHome, lab_home
@@ -166,7 +167,9 @@ class Daemon:
         if not parsed:
             return None
         _, kind, aws_name = parsed
-        kind = {"virtualGateway": "VirtualGateway", "virtualNode": "VirtualNode"}.get(kind)
+        kind = {"virtualGateway": "VirtualGateway", "virtualNode": "VirtualNode", "gateway": "Gateway"}.get(kind)
+        if kind is None:
+            return None
         for rec in self.store.list(kind):
             r = resource_of(rec)
             if r is not None and r.aws_name() == aws_name:
@@ -295,7 +298,9 @@ class Daemon:
         services = world.by_kind["Service"]
         for pod in pods:
             nid = None
-            if pod.proxy is not None:
+            if gwapi.is_gateway_api(pod.proxy):  # a Gateway API Gateway's own Envoy
+                nid = pod.node_id = gwapi.node_id(pod.proxy)
+            elif pod.proxy is not None:
                 mesh = world.mesh_of(pod.proxy)
                 if mesh is None:
                     continue  # the proxy's resource is inactive; its pod waits
@@ -316,8 +321,7 @@ class Daemon:
                         eps.append(["127.0.0.1", pl.listeners[nid][lp]])
                 pl.egress[nid] = self.ports.get(f"egress:{nid}")
             elif pod.role == "gateway":
-                for lst in pod.proxy.spec.get("listeners") or []:
-                    lp = (lst.get("portMapping") or {}).get("port")
+                for lp in gwapi.listener_ports(pod.proxy):
                     pl.listeners.setdefault(nid, {})[lp] = self._gateway_port(services, pod, nid, lp)
                 pl.egress[nid] = self.ports.get(f"egress:{nid}")
             pod_dir = self.paths.pod_dir(pod.namespace, pod.name)
@@ -376,6 +380,8 @@ class Daemon:
             for sp in svc.spec.get("ports") or []:
                 if sp.get("targetPort", sp.get("port")) == listener_port:
                     return self.service_port(svc, sp)
+        if gwapi.is_gateway_api(pod.proxy):
+            return self.ports.get(f"gw:{nid}:{listener_port}", gwapi.preferred_port(listener_port))
         return self.ports.get(f"gw:{nid}:{listener_port}")
 
     def service_port(self, svc, sp) -> int:
@@ -389,7 +395,7 @@ class Daemon:
         if not parsed:
             return set()
         mesh, kind, aws_name = parsed
-        kind = {"virtualGateway": "VirtualGateway", "virtualNode": "VirtualNode"}.get(kind)
+        kind = {"virtualGateway": "VirtualGateway", "virtualNode": "VirtualNode", "gateway": "Gateway"}.get(kind)
         return {r.key for r in world.by_kind[kind] if r.aws_name() == aws_name} | {
             r.key for r in world.by_kind["Mesh"] if r.aws_name() == mesh}
 
@@ -624,6 +630,7 @@ class Daemon:
                 status = {"loadBalancer": {"ingress": [{"ip": "127.0.0.1"}]}, "exposedPorts": ports}
             if status and status != rec.status:
                 statuses.append((rec.key, status))
+        statuses += gwapi.statuses(self, world, now)  # Gateway API objects (lab/runtime/gatewayapi.py)
         self.store.set_statuses(statuses)  # one transaction for the whole pass
         for push in settled:  # `apply --wait` returns once this pass has taken the proxy's ACK in
             push["settled"] = True
@@ -714,6 +721,7 @@ class Daemon:
         for nid, listeners in self.placement.listeners.items():
             if "/virtualGateway/" in nid:
                 gateways.append({"node_id": nid, "listeners": {str(k): f"http://127.0.0.1:{v}" for k, v in listeners.items()}})
+        gateways += gwapi.gateway_views(self.placement)
         return {"daemon": {"pid": os.getpid(), "home": str(self.paths.home), "started": self.started,
                            "uptime_s": round(time.time() - self.started, 1)},
                 "endpoints": {"control": str(self.sockets.api), "xds": f"unix:{self.sockets.xds}",

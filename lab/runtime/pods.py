@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from ..apps import LOCAL_COMMAND_ANNOTATION as LOCAL_COMMAND, SAMPLE_IMAGE
 from ..model import World
+from ..model import gatewayapi_refs as gwrefs
 from ..model.resources import Resource
 from ..model.semantics import INJECT_LABEL
 
@@ -43,7 +44,7 @@ class Pod:
     labels: dict
     containers: list = field(default_factory=list)
     role: str = "app"  # app | meshed | gateway
-    proxy: Resource | None = None  # the VirtualNode (meshed) or VirtualGateway (gateway)
+    proxy: Resource | None = None  # the VirtualNode (meshed), VirtualGateway or Gateway API Gateway (gateway)
     node_id: str | None = None  # its Envoy's node id, once placed
 
 
@@ -123,4 +124,20 @@ def plan(world: World, names: dict) -> tuple[list[Pod], list[tuple[Resource, str
             containers.append(Container(c.get("name", f"c{i}"), c.get("image", ""), argv, env, ports))
         for n in pnames:
             pods.append(Pod(r.namespace, n, r.name, labels, containers, role, proxy))
+    pods += gateway_api_pods(world)
     return pods, problems
+
+
+GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
+
+
+def gateway_api_pods(world: World) -> list[Pod]:
+    """One Envoy pod for each Gateway the lab serves (its GatewayClass names the lab's controller), as
+    an implementation provisions one Deployment per Gateway: named <gateway>-<class>, labelled
+    with the Gateway's name."""
+    out = []
+    for gw in sorted(world.by_kind["Gateway"], key=lambda r: r.key):
+        if gwrefs.served_by_lab(world, gw):
+            name = f"{gw.name}-{gw.spec.get('gatewayClassName')}"
+            out.append(Pod(gw.namespace, name, name, {GATEWAY_NAME_LABEL: gw.name}, [], "gateway", gw))
+    return out

@@ -98,11 +98,22 @@ def wait_converged(c: Client, timeout: float, versions: dict | None = None, pods
         st = c.call("GET", "/v1/status")
 
 
+def _names_gateway(node_id: str, word: str) -> bool:
+    """`word` names the gateway: a prefix of its name, or with its kind in front (vg/NAME for a
+    virtual gateway, gateway/NAME for a Gateway API Gateway, when both have one name)."""
+    kind, _, prefix = word.rpartition("/")
+    name, node_kind = node_id.split("/")[-1], node_id.split("/")[-2] if node_id.count("/") >= 3 else ""
+    if kind and {"vg": "virtualGateway", "virtualgateway": "virtualGateway", "gateway": "gateway",
+                 "gtw": "gateway"}.get(kind.lower()) != node_kind:
+        return False
+    return name.startswith(prefix)
+
+
 def gateway_address(c: Client, gateway: str | None = None) -> tuple[str, int]:
     """(host, port) of the first listener of the virtual gateway whose name starts with `gateway`
     (any gateway when None)."""
     st = c.call("GET", "/v1/status")
-    gws = [g for g in st["gateways"] if gateway is None or g["node_id"].split("/")[-1].startswith(gateway)]
+    gws = [g for g in st["gateways"] if gateway is None or _names_gateway(g["node_id"], gateway)]
     if not gws:
         raise LabError("no virtual gateway is running; apply one (e.g. manifests/walkthrough/) first")
     url = next(iter(gws[0]["listeners"].values()))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 
 from ..model import World
+from ..model import gatewayapi_refs as gwrefs
 from ..model.resources import Resource, selector_matches
 from . import naming
 from .ir import Placement, _Egress, mesh_name, timeout_ir
@@ -178,19 +179,10 @@ def _allowed(world: World, listener: dict, gw: Resource, route: Resource) -> boo
 
 
 def attached(world: World, gw: Resource, listener: dict) -> list[Resource]:
-    out = []
-    for route in world.by_kind["HTTPRoute"] + world.by_kind["GRPCRoute"]:
-        for ref in route.spec.get("parentRefs") or []:
-            if not _parent_is(ref, route, "Gateway", gw.namespace, gw.name):
-                continue
-            if ref.get("sectionName") not in (None, listener.get("name")):
-                continue
-            if ref.get("port") not in (None, listener.get("port")):
-                continue
-            if _allowed(world, listener, gw, route):
-                out.append(route)
-                break
-    return out
+    """The routes attached to a listener: their parentRef names it (or the Gateway), its
+    allowedRoutes admit them, and a hostname matches (lab/model/gatewayapi_refs.py, which the
+    routes' status conditions read too)."""
+    return gwrefs.attached_routes(world, gw, listener)
 
 
 def granted(world: World, route: Resource, ns: str) -> bool:
@@ -366,7 +358,18 @@ def gateway_ir(world: World, gw: Resource, placement: Placement) -> dict:
     }
 
 
+def lab_gateway_ir(world: World, gw: Resource, placement: Placement) -> dict | None:
+    """The IR of a Gateway the lab serves (its GatewayClass names the lab's controller), else None."""
+    if not gwrefs.served_by_lab(world, gw):
+        return None
+    return gateway_ir(world, gw, placement)
+
+
 def build(world: World, placement: Placement) -> dict[str, dict]:
-    """node id -> IR, for every Gateway in the world."""
-    return {node_id(gw): gateway_ir(world, gw, placement)
-            for gw in sorted(world.by_kind["Gateway"], key=lambda r: r.key)}
+    """node id -> IR, for every Gateway the lab serves."""
+    out = {}
+    for gw in sorted(world.by_kind["Gateway"], key=lambda r: r.key):
+        ir = lab_gateway_ir(world, gw, placement)
+        if ir:
+            out[ir["node_id"]] = ir
+    return out

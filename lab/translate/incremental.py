@@ -14,6 +14,7 @@ import copy
 
 from ..model import World
 from .envoy import to_envoy
+from .gatewayapi import lab_gateway_ir
 from .ir import gateway_ir, sidecar_ir
 
 
@@ -70,7 +71,7 @@ class Incremental:
         everything = placement != self._placement or (files or {}) != (self._files or {})
         proxies, self.translated = {}, []
         out: dict = {}
-        for kind, make in (("VirtualGateway", gateway_ir), ("VirtualNode", sidecar_ir)):
+        for kind, make in (("VirtualGateway", gateway_ir), ("VirtualNode", sidecar_ir), ("Gateway", lab_gateway_ir)):
             for r in world.by_kind[kind]:
                 old = self._proxies.get(r.key)
                 if (old is None or everything or r.key in changed or old[2] & changed or old[3] & kinds):

@@ -23,8 +23,10 @@ def render(set_name: str) -> dict:
     resources = _app_mesh(set_name) + ex.resources()
     world = World(resources)
     out = {}
-    for nid, ir in gatewayapi.build(world, cluster_placement(world)).items():
-        base = nid.split("/")[-1]
+    placement = cluster_placement(world)
+    for gw in world.by_kind["Gateway"]:  # whatever its class: the translation itself
+        ir = gatewayapi.gateway_ir(world, gw, placement)
+        base = ir["node_id"].split("/")[-1]
         out[f"{base}.ir.yaml"] = dump(ir)
         out[f"{base}.envoy.yaml"] = dump(to_envoy(ir))
     return out
