@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 from ..model.resources import Resource
 from ..model.arns import ARN_FIELD, arn  # the local lab's ARNs, so both targets report the same
+from ..runtime.generations import generations
 from ..translate import translate
 from ..translate.status import conditions
 from ..xds.snapshot import Snapshot
@@ -252,6 +253,7 @@ class Controller:
         self._emitted: set = set()
         self._lock = threading.Lock()
         self.last: dict = {}
+        self.published: dict | None = None  # generations of the objects the published configuration comes from
         self.nacks: dict = {}
 
     # xDS callbacks: a NACK becomes a Warning event on the proxy's resource
@@ -277,15 +279,20 @@ class Controller:
     def run_pass(self) -> Decisions:
         with self._lock:
             t0 = time.perf_counter()
-            d = compute(self.cache.snapshot())
+            objects = self.cache.snapshot()
+            d = compute(objects)
             try:
                 self.publish(d.envoy)
+                self.published = generations((k, o) for k in APPMESH_KINDS for o in objects.get(k, []))
             except Exception:  # an inconsistent snapshot is a bug: keep serving the last good one
                 log.exception("publishing xDS snapshots failed; proxies keep their last configuration")
             if self.is_leader():
                 self._write(d)
+            # `generations`: what the configuration this replica serves was made from (readers
+            # compare it with the API server's, lab/runtime/generations.py)
             self.last = {"time": time.time(), "seconds": round(time.perf_counter() - t0, 4), "proxies": len(d.envoy),
-                         "statuses": len(d.statuses), "finalizers": len(d.finalizers), "held": d.held}
+                         "statuses": len(d.statuses), "finalizers": len(d.finalizers), "held": d.held,
+                         "generations": self.published}
             return d
 
     def _write(self, d: Decisions) -> None:

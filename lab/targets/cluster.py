@@ -433,13 +433,16 @@ class ClusterTarget(Target):
         self.eventually(check, timeout, 1.0, what="the cluster to converge")
 
     def proxies_waiting(self) -> list[str]:
-        """Proxies that have not ACKed the configuration their controller replica serves now, from
-        each running replica's /status (its health port, through the API server's pod proxy).
-        Every replica publishes every change before the leader writes `observedGeneration`, so
-        after that, a proxy that has ACKed its replica's current version runs the change (a replica
-        whose informers lag the leader's by more than that is the one case this cannot see).
-        A NACK of the current version is reported with Envoy's message."""
+        """Proxies that do not run the App Mesh objects as the API server has them now, from each
+        running replica's /status (its health port, through the API server's pod proxy). Every
+        replica serves xDS from its own informers, which may lag the API server (and the leader,
+        whose `observedGeneration` says nothing of the others): a replica holding proxies must
+        report that its published configuration was made from the objects' current generations
+        (lab/runtime/generations.py), and each proxy connected to it must have ACKed the version
+        it serves now. A NACK of the current version is reported with Envoy's message."""
+        from ..runtime.generations import behind, generations
         from ..runtime.status import proxy_rejected, proxy_waiting
+        current = None
         waiting = []
         for pod in self.get("Pod", None, CONTROLLER_NAMESPACE):
             meta = pod.get("metadata") or {}
@@ -451,9 +454,17 @@ class ClusterTarget(Target):
                 status = self._controller_status(CONTROLLER_NAMESPACE, name)
             else:
                 status = json.loads(pod_proxy_get(self.kube, CONTROLLER_NAMESPACE, name, HEALTH_PORT, "/status"))
-            for proxy in (status.get("proxies") or {}).values():
-                if not proxy.get("connected"):
-                    continue   # connected to another replica
+            mine = [p for p in (status.get("proxies") or {}).values() if p.get("connected")]  # others: another replica's
+            if not mine:
+                continue
+            if current is None:
+                current = generations((kind, o) for kind in APPMESH_PLURALS for o in self.get(kind))
+            lag = behind((status.get("last_pass") or {}).get("generations"), current)
+            if lag:
+                waiting.append(f"controller {name} serves {len(mine)} prox{'y' if len(mine) == 1 else 'ies'} a "
+                               f"configuration made before its informers saw {', '.join(lag)}")
+                continue
+            for proxy in mine:
                 rejected = proxy_rejected(proxy)
                 if rejected:
                     raise TargetError(f"{rejected} (controller {name}); see `kubectl describe` of its resource")

@@ -440,12 +440,24 @@ def _controller_pod(api, name="appmesh-lab-controller-7f9c-abcde"):
     return name
 
 
-def _replica_status(version, acked, connected=True, nack=None):
+def _current_generations(api=None) -> dict:
+    """What a replica whose informers are current reports (lab/runtime/generations.py)."""
+    from lab.runtime.generations import generations
+    objects = cluster_objects()
+    if api is not None:
+        objects = {k: [api.get(k, (o["metadata"].get("namespace") or ""), o["metadata"]["name"]) for o in v]
+                   for k, v in objects.items()}
+    return generations((k, o) for k in ("Mesh", "VirtualNode", "VirtualService", "VirtualRouter", "VirtualGateway",
+                                         "GatewayRoute") for o in objects.get(k, []))
+
+
+def _replica_status(version, acked, connected=True, nack=None, generations=None):
     types = {t: {"acked_version": acked, "last_sent_version": version,
                  "nack": {"version": nack, "message": "invalid route"} if nack and t == "rds" else None}
              for t in ("cds", "eds", "lds", "rds")}
     nid = "mesh/my-app-mesh/virtualGateway/appmesh-gateway_appmesh-demo"
-    return {"proxies": {nid: {"node_id": nid, "connected": connected, "snapshot_version": version, "types": types}}}
+    return {"last_pass": {"generations": _current_generations() if generations is None else generations},
+            "proxies": {nid: {"node_id": nid, "connected": connected, "snapshot_version": version, "types": types}}}
 
 
 def test_convergence_waits_until_every_connected_proxy_acked_its_replicas_version(api, runner):
@@ -459,6 +471,45 @@ def test_convergence_waits_until_every_connected_proxy_acked_its_replicas_versio
     t = kind_target(api, runner, controller_status=status)
     t.converge(timeout=10)
     assert asked == [("appmesh-system", pod)] * 2
+
+
+def test_convergence_waits_for_a_replica_whose_informers_lag_the_api_server(api, runner):
+    """The leader has reconciled a GatewayRoute's new generation (observedGeneration 2); the other
+    replica's informers have not seen it yet, so the configuration it serves, which its proxy has
+    ACKed, is the old one. Convergence waits until that replica has published generation 2 (and its
+    proxy ACKed it); before, each replica's ACKs alone were read and this returned at once."""
+    leader, lagging = _controller_pod(api), _controller_pod(api, "appmesh-lab-controller-7f9c-fghij")
+    gr = api.get("GatewayRoute", "appmesh-demo", "product-gateway-route")
+    gr["spec"]["httpRoute"]["match"]["prefix"] = "/products-v2"
+    gr["metadata"]["generation"] = gr["status"]["observedGeneration"] = 2
+    api.put("GatewayRoute", gr)
+    now = _current_generations(api)
+    assert now["GatewayRoute/appmesh-demo/product-gateway-route"] == 2
+    old = {**now, "GatewayRoute/appmesh-demo/product-gateway-route": 1}
+    answers = {leader: [_replica_status("7-4", "7-4", generations=now)],
+               lagging: [_replica_status("5-2", "5-2", generations=old), _replica_status("5-2", "5-2", generations=old),
+                         _replica_status("5-3", "5-2", generations=now), _replica_status("5-3", "5-3", generations=now)]}
+    asked = []
+
+    def status(ns, name):
+        asked.append(name)
+        mine = answers[name]
+        return mine[min(asked.count(name) - 1, len(mine) - 1)]
+    t = kind_target(api, runner, controller_status=status)
+    waiting = t.proxies_waiting()
+    assert waiting == ["controller appmesh-lab-controller-7f9c-fghij serves 1 proxy a configuration made before its "
+                       "informers saw GatewayRoute/appmesh-demo/product-gateway-route generation 2 (it has 1)"], waiting
+    t.converge(timeout=10)
+    assert asked.count(lagging) == 4, asked  # lagging, lagging, current but not ACKed, ACKed
+
+
+def test_a_replica_that_still_has_a_deleted_object_is_behind(api, runner):
+    _controller_pod(api)
+    extra = {**_current_generations(), "GatewayRoute/appmesh-demo/gone-route": 1}
+    t = kind_target(api, runner, controller_status=lambda ns, name: _replica_status("7-3", "7-3", generations=extra))
+    assert t.proxies_waiting() == ["controller appmesh-lab-controller-7f9c-abcde serves 1 proxy a configuration made "
+                                   "before its informers saw GatewayRoute/appmesh-demo/gone-route deleted (it still "
+                                   "has generation 1)"]
 
 
 def test_convergence_names_the_proxy_that_has_not_acked(api, runner):

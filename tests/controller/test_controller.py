@@ -50,6 +50,35 @@ def test_a_pass_publishes_every_proxy_and_writes_status_finalizers_and_events(fa
     assert vn_ev["source"] == {"component": "appmesh-lab-controller"} and vn_ev["type"] == "Normal"
 
 
+def test_a_pass_reports_the_generations_its_published_configuration_was_made_from(fake_kube, walkthrough):
+    """/status `last_pass.generations`: what readers compare with the API server's generations
+    (a replica whose informers lag serves an older configuration); a pass whose publishing
+    failed keeps reporting what the proxies are still served."""
+    import copy
+    c, kube, cache, xds = controller(fake_kube, walkthrough)
+    c.run_pass()
+    gens = c.last["generations"]
+    assert gens["Mesh/my-app-mesh"] == 1 and gens["VirtualNode/appmesh-demo/product-service-vn"] == 1
+    assert len(gens) == sum(len(walkthrough.get(k, [])) for k in ("Mesh", "VirtualNode", "VirtualService",
+                                                                  "VirtualRouter", "VirtualGateway", "GatewayRoute"))
+    vn = copy.deepcopy(cache.get("VirtualNode", "appmesh-demo", "review-service-vn"))
+    vn["metadata"]["generation"], vn["metadata"]["resourceVersion"] = 2, "r2"
+    vn["spec"]["listeners"][0]["portMapping"]["port"] = 9090
+    cache.event("VirtualNode", "MODIFIED", vn)
+    c.run_pass()
+    assert c.last["generations"]["VirtualNode/appmesh-demo/review-service-vn"] == 2
+    vn = copy.deepcopy(vn)
+    vn["metadata"]["generation"], vn["metadata"]["resourceVersion"] = 3, "r3"
+    vn["spec"]["listeners"][0]["portMapping"]["port"] = 9191
+    cache.event("VirtualNode", "MODIFIED", vn)
+
+    def broken(nid, snap):
+        raise RuntimeError("inconsistent snapshot")
+    xds.set_snapshot = broken
+    c.run_pass()
+    assert c.last["generations"]["VirtualNode/appmesh-demo/review-service-vn"] == 2
+
+
 def test_the_second_pass_writes_nothing(fake_kube, walkthrough):
     c, kube, cache, xds = controller(fake_kube, walkthrough)
     c.run_pass()

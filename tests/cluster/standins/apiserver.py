@@ -182,12 +182,16 @@ class LabApi:
 
     def admin(self, namespace: str, name: str, port: int, path: str) -> tuple[int, bytes]:
         """The pod proxy: Envoy's admin (9901) of a lab pod, or a controller replica's /status
-        (8081), which here is the lab's: the proxies, their versions and ACKs, by node id."""
+        (8081), which here is the lab's: the proxies, their versions and ACKs, by node id, and the
+        generations its configuration comes from (the lab serves what it stores: the API's own)."""
         from lab.runtime.envoy import admin_request
+        from lab.runtime.generations import generations
         from lab.targets.cluster import CONTROLLER_NAMESPACE, HEALTH_PORT
         if namespace == CONTROLLER_NAMESPACE and port == HEALTH_PORT and path == "/status":
             proxies = self.lab.call("GET", "/v1/status")["proxies"]
-            return 200, json.dumps({"proxies": {p["node_id"]: p for p in proxies}}).encode()
+            gens = generations((k, o) for k in APPMESH.values() for o in self.objects(k))
+            return 200, json.dumps({"proxies": {p["node_id"]: p for p in proxies},
+                                    "last_pass": {"generations": gens}}).encode()
         if port != 9901:
             return 404, f'the stand-in proxies to Envoy\'s admin port 9901 only, not {name}:{port}'.encode()
         out = self.lab.call("GET", f"/v1/proxy?proxy={namespace}/{name}", ok=(200, 404))
