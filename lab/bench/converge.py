@@ -353,7 +353,9 @@ def daemon_breakdown(n: int = 100, changes: int = 10) -> dict:
         return owner, attr, raw
 
     stages = (
-        (dmod, "validate_texts", "validate the new text against the store"),
+        (dmod, "validate_texts", "validate the new text against the store's index"),
+        (dmod.SemanticIndex, "sync", "SemanticIndex.sync (the stored resources a change since reached)"),
+        (dmod.SemanticIndex, "check", "  SemanticIndex.check (the apply, and the stored ones it reaches)"),
         (dmod.podplan, "plan", "pod plan (apply check + reconcile)"),
         (Store, "apply", "store write"),
         (Store, "versions", "Store.versions (what changed since the last read)"),
@@ -367,7 +369,7 @@ def daemon_breakdown(n: int = 100, changes: int = 10) -> dict:
         (Snapshot, "expected_types", "  Snapshot.expected_types (reference scan)"),
         (XdsServer, "set_snapshot", "  XdsServer.set_snapshot (consistency check)"),
         (dmod.Daemon, "_write_status", "reconcile: status"),
-        (dmod, "conditions", "  conditions()"),
+        (dmod.Conditions, "update", "  Conditions.update (the conditions a change reaches)"),
         (Store, "set_statuses", "  Store.set_statuses (one transaction)"),
         (dmod.Daemon, "apply", "total Daemon.apply"),
     )

@@ -40,7 +40,9 @@ class Result:
         return Counter(r.kind for r in self.resources)
 
 
-def validate_documents(docs, *, complete: bool = False, existing=(), problems=()) -> Result:
+def validate_documents(docs, *, complete: bool = False, existing=(), problems=(), index=None) -> Result:
+    """`index`: a SemanticIndex synced with the existing resources (the lab's daemon), used instead
+    of `existing` to check the documents against them; the findings are the same."""
     result = Result(problems=list(problems), documents=len(docs))
     for doc in docs:
         r = check_document(doc)
@@ -49,16 +51,19 @@ def validate_documents(docs, *, complete: bool = False, existing=(), problems=()
             result.skipped[r.skipped] += 1
         elif r.resource is not None:
             result.resources.append(r.resource)
-    result.problems += check_semantics(result.resources, complete=complete, existing=existing)
+    if index is not None:
+        result.problems += index.check(result.resources)
+    else:
+        result.problems += check_semantics(result.resources, complete=complete, existing=existing)
     result.problems.sort(key=lambda p: (p.file, p.line, p.path))
     return result
 
 
-def validate_texts(texts, *, complete: bool = False, existing=()) -> Result:
-    """texts: iterable of (file name, text)."""
+def validate_texts(texts, *, complete: bool = False, existing=(), index=None) -> Result:
+    """texts: iterable of (file name, text). `index`: see validate_documents."""
     docs, problems = [], []
     for name, text in texts:
         d, p = load_text(text, name)
         docs += d
         problems += p
-    return validate_documents(docs, complete=complete, existing=existing, problems=problems)
+    return validate_documents(docs, complete=complete, existing=existing, problems=problems, index=index)

@@ -81,6 +81,60 @@ class World:
         return vns, vgs
 
 
+class ReadingWorld(World):
+    """The same index as `world`, noting what is read from it, per step: `begin()` opens a step,
+    `end()` closes it and returns (keys looked up, found or not; kinds listed whole). Steps nest
+    (a step's reads are its own); `note(key)` adds a key to the open step by hand."""
+
+    def __init__(self, world: World):  # no super().__init__: the index is shared, not rebuilt
+        self.by_key = world.by_key
+        self._stack: list = []
+        self.by_kind = _ReadKinds(world.by_kind, self)
+
+    def begin(self) -> None:
+        self._stack.append((set(), set()))
+
+    def end(self) -> tuple:
+        keys, kinds = self._stack.pop()
+        return frozenset(keys), frozenset(kinds)
+
+    def note(self, key) -> None:
+        if self._stack:
+            self._stack[-1][0].add(key)
+
+    def note_kind(self, kind) -> None:
+        if self._stack:
+            self._stack[-1][1].add(kind)
+
+    def get(self, kind, namespace, name):
+        key = (kind, namespace or "", name)
+        self.note(key)
+        return self.by_key.get(key)
+
+
+class _ReadKinds(dict):
+    """by_kind that notes every kind listed."""
+
+    def __init__(self, source, reads: ReadingWorld):
+        super().__init__()
+        self._source, self._reads = source, reads
+
+    def __getitem__(self, kind):
+        self._reads.note_kind(kind)
+        return self._source[kind]
+
+    def get(self, kind, default=None):
+        self._reads.note_kind(kind)
+        return self._source.get(kind, default)
+
+
+def same_resource(a, b) -> bool:
+    """The same resource content (the lab's daemon hands out the same object for an unchanged record)."""
+    return a is b or (a is not None and b is not None and a.kind == b.kind and a.api_version == b.api_version
+                      and a.labels == b.labels and a.annotations == b.annotations and a.spec == b.spec
+                      and a.raw == b.raw)
+
+
 def _ref_name(ref, arn) -> str:
     if isinstance(ref, dict):
         ns = f"{ref.get('namespace')}/" if ref.get("namespace") else ""
@@ -346,19 +400,24 @@ class _Checker:
                          f"add image: <the image to run>, e.g. image: {DEFAULT_ENVOY_IMAGE}" if c.get("name") == "envoy"
                          else "add image: <the image to run>", "required")
 
-    def run(self, resources, subjects):
+    def one(self, r: Resource):
+        """The rules about one resource (its references, membership, ports, pods)."""
+        if r.kind in ("VirtualNode", "VirtualService", "VirtualRouter", "VirtualGateway", "GatewayRoute"):
+            self.mesh_membership(r)
+        handler = {"GatewayRoute": self.gateway_route, "VirtualService": self.virtual_service,
+                   "VirtualRouter": self.virtual_router, "VirtualNode": self.virtual_node,
+                   "Deployment": self.pods, "Pod": self.pods}.get(r.kind)
+        if handler:
+            handler(r)
+        elif r.kind in GATEWAY_API_CHECKED:
+            self.gateway_api(r)
+
+    def run(self, resources, subjects, priorities: bool = True):
         self.duplicates(resources)
         for r in subjects:
-            if r.kind in ("VirtualNode", "VirtualService", "VirtualRouter", "VirtualGateway", "GatewayRoute"):
-                self.mesh_membership(r)
-            handler = {"GatewayRoute": self.gateway_route, "VirtualService": self.virtual_service,
-                       "VirtualRouter": self.virtual_router, "VirtualNode": self.virtual_node,
-                       "Deployment": self.pods, "Pod": self.pods}.get(r.kind)
-            if handler:
-                handler(r)
-            elif r.kind in GATEWAY_API_CHECKED:
-                self.gateway_api(r)
-        self.gateway_priorities()
+            self.one(r)
+        if priorities:
+            self.gateway_priorities()
         return self.problems
 
 
@@ -378,3 +437,109 @@ def check_semantics(resources, *, complete: bool = False, existing=()) -> list[P
         before = {(p.file, p.path, p.message) for p in errors(_Checker(list(existing), complete))}
         problems += [p for p in errors(_Checker(world, complete)) if (p.file, p.path, p.message) not in before]
     return [p for p in problems if not (p.code == "priority" and p.file == "<lab>")]
+
+
+def _errors(problems) -> list:
+    return [p for p in problems if p.severity == "error" and p.code != "reference"]
+
+
+class SemanticIndex:
+    """`check_semantics(resources, complete=..., existing=stored)` for a store that changes a little
+    at a time (the lab's daemon), without checking every stored resource again.
+
+    `sync(stored)` takes the store's resources (in its order); it keeps, per stored resource, the
+    errors the store's world gives it and what those checks read (keys looked up, found or not;
+    kinds listed whole; ReadingWorld), and checks again only the resources whose reads a change
+    touches. `check(resources)` then checks an apply: the resources themselves in the world with
+    them, and, of the stored ones, only those whose reads the apply touches (the others' errors
+    cannot change). The findings equal check_semantics' (tests/translate/test_incremental.py checks
+    it on random sequences of changes)."""
+
+    def __init__(self, complete: bool = True):
+        self.complete = complete
+        self._stored: dict = {}  # key -> resource
+        self._order: dict = {}  # key -> position in the store's order
+        self._world = World([])
+        self._errors: dict = {}  # key -> its errors in the store's world
+        self._reads: dict = {}  # key -> (keys, kinds) its checks read
+        self._readers: dict = {}  # key -> keys of the resources whose checks read it
+        self._kind_readers: dict = {}  # kind -> keys of the resources whose checks list it
+        self._before: dict = {}  # (file, path, message) -> how many stored resources have that error
+        self.checked: list = []  # stored keys checked again by the last sync or check (for tests, benches)
+
+    def _affected(self, keys: set) -> set:
+        out = set()
+        for k in keys:
+            out |= self._readers.get(k, set())
+        for kind in {k[0] for k in keys}:
+            out |= self._kind_readers.get(kind, set())
+        return out
+
+    def _check(self, world: World, r: Resource) -> tuple:
+        reading = ReadingWorld(world)
+        checker = _Checker.__new__(_Checker)
+        checker.world, checker.complete, checker.problems = reading, self.complete, []
+        reading.begin()
+        checker.one(r)
+        return _errors(checker.problems), reading.end()
+
+    def _forget(self, key) -> None:
+        for p in self._errors.pop(key, ()):
+            t = (p.file, p.path, p.message)
+            self._before[t] -= 1
+            if not self._before[t]:
+                del self._before[t]
+        keys, kinds = self._reads.pop(key, ((), ()))
+        for k in keys:
+            self._readers[k].discard(key)
+        for kind in kinds:
+            self._kind_readers[kind].discard(key)
+
+    def sync(self, stored) -> None:
+        stored = list(stored)
+        now = {r.key: r for r in stored}
+        changed = {k for k in now.keys() | self._stored.keys() if not same_resource(now.get(k), self._stored.get(k))}
+        order = [r.key for r in stored]
+        if not changed and len(order) == len(self._order) and all(self._order.get(k) == i for i, k in enumerate(order)):
+            self.checked = []
+            return
+        self._world = World(stored)
+        self._order = {k: i for i, k in enumerate(order)}
+        again = (changed | self._affected(changed)) & now.keys()
+        for key in changed | again:
+            self._forget(key)
+        self._stored = now
+        self.checked = sorted(again, key=self._order.get)
+        for key in self.checked:
+            errors, (keys, kinds) = self._check(self._world, now[key])
+            self._errors[key], self._reads[key] = errors, (keys, kinds)
+            for k in keys:
+                self._readers.setdefault(k, set()).add(key)
+            for kind in kinds:
+                self._kind_readers.setdefault(kind, set()).add(key)
+            for p in errors:
+                t = (p.file, p.path, p.message)
+                self._before[t] = self._before.get(t, 0) + 1
+
+    def check(self, resources) -> list[Problem]:
+        """The same findings as check_semantics(resources, complete=..., existing=<the synced store>)."""
+        resources = list(resources)
+        keys = {r.key for r in resources}
+        stored = self._stored
+        others = [r for r in stored.values() if r.key not in keys] if keys & stored.keys() else list(stored.values())
+        world = World(others + resources)
+        priorities = any(r.kind == "GatewayRoute" and r.spec.get("priority") is not None for r in resources)
+        problems = _Checker.__new__(_Checker)
+        problems.world, problems.complete, problems.problems = world, self.complete, []
+        problems = problems.run(resources, resources, priorities=priorities)
+        self.checked = []
+        if others and resources:
+            before = dict(self._before)
+            for k in keys & stored.keys():  # what the replaced versions contributed is not "before"
+                for p in self._errors.get(k, ()):
+                    before[(p.file, p.path, p.message)] -= 1
+            self.checked = sorted(self._affected(keys) - keys, key=self._order.get)
+            for key in self.checked:
+                errors, _ = self._check(world, stored[key])
+                problems += [p for p in errors if before.get((p.file, p.path, p.message), 0) <= 0]
+        return [p for p in problems if not (p.code == "priority" and p.file == "<lab>")]

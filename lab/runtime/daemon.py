@@ -26,6 +26,7 @@ from pathlib import Path
 from ..model import World, validate_texts
 from ..model.arns import ARN_FIELD, REGION, arn
 from ..model.discovery import reaches
+from ..model.semantics import SemanticIndex
 from ..model.loader import Document
 from ..model.problems import Problem
 from ..model.envoy_rules import STREAMS
@@ -34,7 +35,7 @@ from ..store import Store
 from ..translate import naming, translate
 from ..translate.ir import Placement
 from ..translate.incremental import Incremental
-from ..translate.status import APPMESH as APPMESH_KINDS, conditions, with_pending
+from ..translate.status import APPMESH as APPMESH_KINDS, Conditions, with_pending
 from ..xds.bootstrap import ENVOY_RUNTIME, make_bootstrap
 from ..xds.errors import SnapshotError
 from ..xds.snapshot import Snapshot
@@ -127,15 +128,17 @@ class Daemon:
         self._stop = threading.Event()
         self.started = time.time()
         self.last_reconcile: dict = {}
-        self._resource_cache: dict = {}
+        self._resource_cache: dict = {}  # key -> (store version, Resource or None, Record): read once per change
+        self._semantic = SemanticIndex(complete=True)  # validation of an apply against the store's index
+        self._conditions = Conditions()  # the status conditions, computed again only where a change reaches
+        self._last_conds: dict | None = None  # key -> the condition the last status pass gave it (Pending included)
+        self._status_seen: dict = {}  # key -> the record version the last status pass saw
         self._was_active: set = set()  # keys that were Active before their change went Pending
         self._pass = 0  # reconcile passes; each push and each resource version notes its pass
         self._seen: dict = {}  # key -> the resource version the status passes last saw
         self._changed_at: dict = {}  # key -> the pass in which that version appeared
         self._acked_pass: dict = {}  # node id -> the pass of the push it last ACKed
         self._rejected_seen: set = set()  # the keys left out (isolation.rejected) at the last status pass
-        self._base_conds = None  # ((store version, rejections), conditions before Pending) of the last pass
-        self._last_pending: dict = {}  # key -> message of the resources the last status pass showed Pending
         self._reconciled_version = -1
         self.pods: list = []
         self._admin_sockets: set | None = None  # names of the admin sockets of the pods last planned
@@ -217,13 +220,13 @@ class Daemon:
             key = (kind, namespace, name)
             hit = self._resource_cache.get(key)
             if hit and hit[0] == version:
-                r = hit[1]
+                r, rec = hit[1], hit[2]
             else:
                 rec = self.store.get(kind, namespace, name)
                 if rec is None:  # deleted since the listing
                     continue
                 version, r = rec.version, resource_of(rec)
-            cache[key] = (version, r)
+            cache[key] = (version, r, rec)
             if r is not None:
                 out.append(r)
         self._resource_cache = cache
@@ -559,8 +562,12 @@ class Daemon:
             return {}, settled
         late, messages = {}, {}
         changed_at = self._changed_at
-        for r in world.by_key.values():
-            if r.kind not in APPMESH_KINDS:
+        # only a resource that changed after the oldest ACKed pass of a waiting proxy, or a suspect, can wait
+        oldest = min((after for group in spans.values() for after, _ in group), default=None)
+        keys = {k for k, when in changed_at.items() if oldest is not None and when > oldest} | suspects.keys()
+        for key in keys:
+            r = world.by_key.get(key)
+            if r is None or r.kind not in APPMESH_KINDS:
                 continue
             parts = [suspects[r.key]] if r.key in suspects else []
             when = changed_at.get(r.key, -1)
@@ -586,20 +593,30 @@ class Daemon:
         return late, settled
 
     def _write_status(self, world: World, ack_only: bool = False) -> None:
-        """Every resource's status. `ack_only`: a pass for proxies' ACKs with nothing else new (same
-        store version, same rejections): the conditions of the last pass are reused and only the
-        records whose Pending state changes are read and written, so it stays cheap at 1,000 routes."""
+        """Every resource's status, written where it changes. The conditions are computed again only
+        where the change reaches (translate/status.py Conditions); the records come from the
+        daemon's cache (resources()), and only those whose condition, Pending state or version
+        changed since the last pass are looked at, so a pass stays cheap at 1,000 routes.
+        `ack_only`: a pass for proxies' ACKs with nothing else new (kept for the callers: the
+        same work, as little is new)."""
         pending, settled = self._pending(world)
         rejected = self.isolation.conditions()
-        token = (self.store.version(), rejected)
-        if ack_only and self._base_conds is not None and self._base_conds[0] == token:
-            base = self._base_conds[1]
-            records = [r for r in (self.store.get(*k) for k in set(pending) | set(self._last_pending)) if r is not None]
-        else:
-            base = conditions(world, rejected)
-            records = self.store.list()
-        self._base_conds, self._last_pending = (token, base), pending
+        base = self._conditions.update(world, rejected)
         conds = with_pending(base, pending)
+        cache = self._resource_cache
+        last, seen = self._last_conds, self._status_seen
+        # a change to a mesh, a namespace or a gateway can change ARNs without changing a condition
+        wide = last is None or any(k[0] in ("Mesh", "Namespace", "VirtualGateway") for k in self._conditions.changed)
+        if wide:
+            keys = list(cache)
+        else:
+            keys = {k for k in conds.keys() | last.keys() if conds.get(k) != last.get(k)}
+            keys |= {k for k, hit in cache.items() if seen.get(k) != hit[0]}
+            keys |= {r.key for r in world.by_kind["Service"]}
+            keys = sorted(k for k in keys if k in cache)
+        records = [cache[k][2] for k in keys]
+        self._last_conds = conds
+        self._status_seen = {k: hit[0] for k, hit in cache.items()}
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         by_key = world.by_key
         statuses, events = [], []
@@ -632,6 +649,8 @@ class Daemon:
                 statuses.append((rec.key, status))
         statuses += gwapi.statuses(self, world, now)  # Gateway API objects (lab/runtime/gatewayapi.py)
         self.store.set_statuses(statuses)  # one transaction for the whole pass
+        for key, status in statuses:  # the cached records hold what the store now holds
+            cache[key][2].status = status
         for push in settled:  # `apply --wait` returns once this pass has taken the proxy's ACK in
             push["settled"] = True
         for e in events:
@@ -642,7 +661,8 @@ class Daemon:
     def apply(self, texts: list, dry_run: bool = False) -> dict:
         with self._lock:
             existing = self.resources()
-            result = validate_texts(texts, complete=True, existing=existing)
+            self._semantic.sync(existing)  # checks again only the stored resources a change since reaches
+            result = validate_texts(texts, complete=True, index=self._semantic)
             rejected = [p for p in result.errors if p.code != "reference"]
             problems = list(result.problems)
             if not rejected:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..model import World
 from ..model.resources import Resource
+from ..model.semantics import ReadingWorld, same_resource
 
 APPMESH = ("Mesh", "VirtualNode", "VirtualService", "VirtualRouter", "VirtualGateway", "GatewayRoute")
 
@@ -19,18 +20,25 @@ def _cond(kind: str, ok: bool, reason: str, message: str) -> dict:
 
 
 class _Status:
-    def __init__(self, world: World, rejected: dict | None = None):
+    def __init__(self, world: World, rejected: dict | None = None, memo: dict | None = None):
         self.world = world
         self.rejected = rejected or {}
-        self.memo: dict = {}
+        self.memo: dict = memo if memo is not None else {}
+        self.reads: dict | None = None  # key -> what of(key) read (keys, kinds), when recording (Conditions)
 
     def of(self, r: Resource) -> dict:
         if r.key not in self.memo:
             self.memo[r.key] = _cond(r.kind, False, "Pending", "dependency cycle")  # guards recursion
+            if self.reads is not None:
+                self.world.begin()
             if r.key in self.rejected:
                 self.memo[r.key] = _cond(r.kind, False, "ConfigRejected", self.rejected[r.key][0])
             else:
                 self.memo[r.key] = getattr(self, r.kind)(r)
+            if self.reads is not None:
+                self.reads[r.key] = self.world.end()
+        if self.reads is not None:
+            self.world.note(r.key)  # whoever asks depends on this resource's condition
         return self.memo[r.key]
 
     def active(self, r: Resource | None) -> bool:
@@ -128,6 +136,57 @@ def conditions(world: World, rejected: dict | None = None, pending: dict | None 
     served (what depends on it is gated as before: dependency gating is about the manifests)."""
     s = _Status(world, rejected)
     return with_pending({r.key: s.of(r) for kind in APPMESH for r in world.by_kind[kind]}, pending)
+
+
+class Conditions:
+    """`conditions()` kept from one call to the next: each condition notes what it read from the
+    world (resources by key, found or not; kinds listed whole; the conditions it asked for), and a
+    call computes again only the conditions whose reads a change touches, and then those that read
+    one of them, and so on. The result equals `conditions(world, rejected)` (tests/translate/
+    test_incremental.py checks it on random sequences of changes)."""
+
+    def __init__(self):
+        self._resources: dict = {}  # key -> the resource object of the last call
+        self._rejected: dict = {}
+        self._conds: dict = {}  # key -> condition
+        self._reads: dict = {}  # key -> (keys, kinds) it read
+        self.computed: list = []  # keys computed by the last call (for tests, benches)
+        self.changed: set = set()  # keys of the resources (and rejections) the last call found changed
+
+    def update(self, world: World, rejected: dict | None = None) -> dict:
+        rejected = rejected or {}
+        old = self._resources
+        now = {r.key: r for kind in APPMESH for r in world.by_kind[kind]}
+        others = {k: r for k, r in world.by_key.items() if r.kind not in APPMESH}  # Namespaces: read by the mesh gate
+        now_all = {**now, **others}
+        changed = {k for k in now_all.keys() | old.keys() if not same_resource(now_all.get(k), old.get(k))}
+        changed |= {k for k in rejected.keys() | self._rejected.keys() if rejected.get(k) != self._rejected.get(k)}
+        self.changed = changed
+        if not changed and old:
+            self.computed = []
+            return dict(self._conds)
+        kinds = {k[0] for k in changed}
+        readers: dict = {}
+        for key, (keys, ks) in self._reads.items():
+            for k in keys:
+                readers.setdefault(k, []).append(key)
+        dirty = {k for k in changed if k in now}
+        dirty |= {key for key, (_, ks) in self._reads.items() if ks & kinds}
+        todo = [k for k in changed] + list(dirty)
+        while todo:
+            k = todo.pop()
+            for reader in readers.get(k, ()):
+                if reader not in dirty:
+                    dirty.add(reader)
+                    todo.append(reader)
+        memo = {k: c for k, c in self._conds.items() if k in now and k not in dirty}
+        reads = {k: v for k, v in self._reads.items() if k in memo}
+        s = _Status(ReadingWorld(world), rejected, memo)
+        s.reads = reads
+        self.computed = [k for k in now if k not in memo]
+        conds = {key: s.of(r) for key, r in now.items()}
+        self._resources, self._rejected, self._conds, self._reads = now_all, dict(rejected), conds, reads
+        return dict(conds)
 
 
 def with_pending(conds: dict, pending: dict | None) -> dict:

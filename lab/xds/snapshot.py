@@ -152,6 +152,7 @@ _KIND_OF_TYPE = {type_url: kind for kind, (type_url, _, _) in _KINDS.items()}
 # resources (including inside typed_config Anys).
 _HCM = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 _ROUTE_ACTION = "envoy.config.route.v3.RouteAction"
+_ROUTES = frozenset({("envoy.config.route.v3.VirtualHost", "routes")})  # scanned route by route
 _TCP_PROXY = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
 _SDS_SECRET_CONFIG = "envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig"
 _ROUTE_CONFIGURATION = "envoy.config.route.v3.RouteConfiguration"
@@ -180,8 +181,9 @@ def _unpack_any(value: any_pb2.Any) -> Message | None:
     return inner
 
 
-def iter_messages(root: Message) -> Iterator[Message]:
-    """Yield ``root`` and every message nested in it (Anys are unpacked)."""
+def iter_messages(root: Message, skip: frozenset = frozenset()) -> Iterator[Message]:
+    """Yield ``root`` and every message nested in it (Anys are unpacked). ``skip``: (message
+    type's full name, field name) pairs whose messages are not visited."""
     stack: list[Message] = [root]
     while stack:
         msg = stack.pop()
@@ -193,7 +195,7 @@ def iter_messages(root: Message) -> Iterator[Message]:
             continue
         for field, value in msg.ListFields():
             mtype = field.message_type
-            if mtype is None:
+            if mtype is None or skip and (msg.DESCRIPTOR.full_name, field.name) in skip:
                 continue
             if mtype.GetOptions().map_entry:
                 if mtype.fields_by_name["value"].message_type is not None:
@@ -244,8 +246,8 @@ class _References:
             for mirror in msg.request_mirror_policies:
                 add(self.route_clusters, who, mirror.cluster)
 
-        def scan(who: str, root: Message) -> None:
-            for msg in iter_messages(root):
+        def scan(who: str, root: Message, skip: frozenset = frozenset()) -> None:
+            for msg in iter_messages(root, skip):
                 full = msg.DESCRIPTOR.full_name
                 if full == _HCM:
                     if msg.WhichOneof("route_specifier") == "rds" and _uses_ads(
@@ -267,10 +269,59 @@ class _References:
 
         for name, listener in snap.listeners.items():
             scan(f"listener {name!r}", listener)
-        for name, route in snap.routes.items():
-            scan(f"route configuration {name!r}", route)
+        memo = snap._route_memo or {}
+        for name, config in snap.routes.items():
+            who = f"route configuration {name!r}"
+            if not memo:
+                scan(who, config)
+                continue
+            # route by route: a route the previous snapshot had is not scanned again (its names
+            # are kept with it from one snapshot to the next, see from_dicts)
+            scan(who, config, _ROUTES)
+            for vh_index, vh in enumerate(config.virtual_hosts):
+                for index, route in enumerate(vh.routes):
+                    holder = memo.get((name, vh_index, index))
+                    if holder is None or "names" not in holder:
+                        found = _References.__new__(_References)
+                        found.rds, found.route_clusters, found.secrets = {}, {}, {}
+                        _References._scan_into(found, route)
+                        names = (found.rds.get(""), found.route_clusters.get(""), found.secrets.get(""))
+                        if holder is not None:
+                            holder["names"] = names
+                    else:
+                        names = holder["names"]
+                    for table, got in zip((self.rds, self.route_clusters, self.secrets), names):
+                        if got:
+                            table.setdefault(who, set()).update(got)
         for name, cluster in snap.clusters.items():
             scan(f"cluster {name!r}", cluster)
+
+    def _scan_into(self, root: Message) -> None:
+        """The names one message references, under the referrer "" (a route, scanned alone)."""
+        def add(table: dict, name: str) -> None:
+            if name:
+                table.setdefault("", set()).add(name)
+        for msg in iter_messages(root):
+            full = msg.DESCRIPTOR.full_name
+            if full == _HCM:
+                if msg.WhichOneof("route_specifier") == "rds" and _uses_ads(
+                    msg.rds.config_source, msg.rds.HasField("config_source")
+                ):
+                    add(self.rds, msg.rds.route_config_name)
+            elif full == _ROUTE_ACTION:
+                add(self.route_clusters, msg.cluster)
+                for weighted in msg.weighted_clusters.clusters:
+                    add(self.route_clusters, weighted.name)
+                for mirror in msg.request_mirror_policies:
+                    add(self.route_clusters, mirror.cluster)
+            elif full == _TCP_PROXY:
+                if msg.WhichOneof("cluster_specifier") == "cluster":
+                    add(self.route_clusters, msg.cluster)
+                for weighted in msg.weighted_clusters.clusters:
+                    add(self.route_clusters, weighted.name)
+            elif full == _SDS_SECRET_CONFIG:
+                if msg.HasField("sds_config") and msg.sds_config.WhichOneof("config_source_specifier") == "ads":
+                    add(self.secrets, msg.name)
 
 
 # --------------------------------------------------------------------------
@@ -297,9 +348,11 @@ def _parse_route_config(item: Mapping[str, _AnyT], cache: dict, kept: dict) -> M
             hit = cache.get(key)
             if hit is not None and hit[0] == route:
                 vh_msg.routes.add().CopyFrom(hit[1])
+                holder = hit[2]
             else:
                 json_format.ParseDict(route, vh_msg.routes.add())
-            kept[key] = (route, vh_index, index)
+                holder = {}
+            kept[key] = (route, vh_index, index, holder)
     return config
 
 
@@ -311,7 +364,7 @@ class Snapshot:
     way in; the ones handed out by the accessors must be treated as read-only.
     """
 
-    __slots__ = ("_version", "_resources", "_packed", "_digest", "_refs")
+    __slots__ = ("_version", "_resources", "_packed", "_digest", "_refs", "_route_memo")
 
     def __init__(
         self,
@@ -365,6 +418,9 @@ class Snapshot:
         self._packed = MappingProxyType(packed)
         self._digest = digest.hexdigest()
         self._refs: _References | None = None
+        # (route configuration, virtual host index, route index) -> a dict shared with the previous
+        # snapshot's same route when it did not change (from_dicts): the names it references
+        self._route_memo: dict | None = None
 
     # -- construction from translator output --------------------------------
     @classmethod
@@ -439,8 +495,9 @@ class Snapshot:
             cache.update(((kind, name), (item, snapshot.resources(type_url)[name]))
                          for kind, name, item, type_url in kept)
             configs = snapshot.resources(ROUTE_TYPE)
-            cache.update((key, (route, configs[key[1]].virtual_hosts[vh].routes[i]))
-                         for key, (route, vh, i) in kept_routes.items())
+            cache.update((key, (route, configs[key[1]].virtual_hosts[vh].routes[i], holder))
+                         for key, (route, vh, i, holder) in kept_routes.items())
+            snapshot._route_memo = {(key[1], vh, i): holder for key, (route, vh, i, holder) in kept_routes.items()}
         return snapshot
 
     def to_dicts(self) -> dict[str, list[dict[str, _AnyT]]]:

@@ -1,13 +1,16 @@
-"""Incremental translation equals a translation from scratch, after every step of random changes."""
+"""Incremental translation, validation and status equal the same from scratch, after every step of
+random changes."""
 import json
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from lab.bench import manifests as m
 from lab.model import World, validate_texts
+from lab.model.semantics import SemanticIndex, check_semantics
 from lab.translate import Placement, translate
 from lab.translate.incremental import Incremental
+from lab.translate.status import Conditions, conditions
 
 NS = "inc"
 NODES = ("a", "b", "c")
@@ -19,7 +22,8 @@ def _docs(state: dict) -> list:
         docs[1] = m.mesh(NS, state["egress"])
     for n in NODES:
         if n in state["nodes"]:
-            docs.append(m.virtual_node(n, NS, backends=sorted(state["backends"].get(n, ()))))
+            docs.append(m.virtual_node(n, NS, port=state.get("listen", {}).get(n, 8080),
+                                       backends=sorted(state["backends"].get(n, ()))))
     for s, target in sorted(state["services"].items()):
         if target == "router":
             docs.append(m.virtual_router(s, NS, [m.router_route("r", dict(state["weights"]))]))
@@ -27,7 +31,12 @@ def _docs(state: dict) -> list:
         else:
             docs.append(m.virtual_service(s, NS, node=target))
     for g, s in sorted(state["routes"].items()):
-        docs.append(m.gateway_route(g, NS, {"prefix": f"/{g}/"}, s))
+        docs.append(m.gateway_route(g, NS, {"prefix": f"/{g}/"}, s, priority=state.get("priority", {}).get(g),
+                                    target_port=state.get("port", {}).get(g)))
+    if state.get("mesh2"):  # a second mesh selecting the namespace: every member gets an error
+        docs.append({**m.mesh("other"), "spec": {"namespaceSelector": {"matchLabels": {"mesh": NS}}}})
+    for n in sorted(state.get("apps", ())):  # pods of a node that may not exist: an injection error
+        docs.append(m.deployment(n, NS))
     return docs
 
 
@@ -48,7 +57,74 @@ OPS = st.one_of(
     st.tuples(st.just("egress"), st.sampled_from(("DROP_ALL", "ALLOW_ALL"))),
     st.tuples(st.just("gateway"), st.booleans()),
     st.tuples(st.just("endpoint"), st.sampled_from(NODES), st.integers(20000, 20003)),
+    st.tuples(st.just("priority"), st.sampled_from(("g1", "g2", "g3", "g4")), st.sampled_from((None, 1, 2))),
+    st.tuples(st.just("port"), st.sampled_from(("g1", "g2", "g3", "g4")), st.sampled_from((None, 8080, 9090))),
+    st.tuples(st.just("listen"), st.sampled_from(NODES), st.sampled_from((8080, 9090))),
+    st.tuples(st.just("mesh2"), st.booleans()),
+    st.tuples(st.just("app"), st.sampled_from(NODES + ("d",))),
+    st.tuples(st.just("reject"), st.sampled_from([("VirtualNode", NS, "a"), ("VirtualService", NS, "s1"),
+                                                 ("VirtualGateway", NS, "gateway"), ("Mesh", "", NS)]),
+              st.sampled_from((None, True, False))),
 )
+
+
+def _stored(state: dict) -> list:
+    """The state as the daemon holds it: resources read back from its store point at no file."""
+    out = _resources(state)
+    for r in out:
+        r.doc = None
+    return out
+
+
+def _findings(problems) -> list:
+    return [p.to_dict() for p in problems]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(OPS, min_size=1, max_size=12))
+@example([("port", "g1", 8080), ("listen", "a", 9090), ("mesh2", True), ("app", "d"), ("node", "a")])
+@example([("reject", ("VirtualNode", NS, "a"), False), ("priority", "g1", 1), ("priority", "g2", 1)])
+def test_incremental_validation_and_status_equal_full_after_every_change(ops):
+    """Each step applies what the change makes different (the daemon's apply) and checks it with the
+    index against the store before it; then the store holds the new state and the conditions of
+    the whole world are computed incrementally."""
+    state = {"nodes": {"a", "b"}, "services": {"s1": "a", "s2": "router"}, "routes": {"g1": "s1", "g2": "s2"},
+             "weights": {"a": 50, "b": 50}, "backends": {}, "egress": "DROP_ALL", "gateway": True}
+    placement = Placement(bind_address="127.0.0.1")
+    index, conds = SemanticIndex(complete=True), Conditions()
+    stored = _stored(state)
+    index.sync(stored)
+    assert conds.update(World(stored)) == conditions(World(stored))
+    for op in ops:
+        _apply(state, placement, op)
+        fresh = _resources(state)
+        before = {r.key: r for r in stored}
+        applied = [r for r in fresh if r.key not in before or before[r.key].raw != r.raw] or fresh[-1:]
+        assert _findings(index.check(applied)) == _findings(check_semantics(applied, complete=True, existing=stored)), op
+        stored = _stored(state)
+        index.sync(stored)
+        rejected = state.get("rejected", {})
+        assert conds.update(World(stored), rejected) == conditions(World(stored), rejected), op
+
+
+def test_a_new_gateway_route_is_checked_alone():
+    """What makes validation and status incremental: a new route is checked against the index, and
+    its own condition is the only one computed again."""
+    state = {"nodes": set(NODES), "services": {"s1": "a", "s2": "b", "s3": "c"}, "routes": {"g1": "s1"},
+             "weights": {"a": 50, "b": 50}, "backends": {"a": {"s2"}}, "egress": "DROP_ALL", "gateway": True}
+    stored = _stored(state)
+    index, conds = SemanticIndex(complete=True), Conditions()
+    index.sync(stored)
+    conds.update(World(stored))
+    assert len(index.checked) == len(stored) and len(conds.computed) > 5
+    state["routes"]["g2"] = "s3"
+    new = [r for r in _resources(state) if r.name == "g2"]
+    assert index.check(new) == [] and index.checked == []
+    stored = _stored(state)
+    index.sync(stored)
+    conds.update(World(stored))
+    assert index.checked == [("GatewayRoute", NS, "g2")]
+    assert conds.computed == [("GatewayRoute", NS, "g2")]
 
 
 def _apply(state: dict, placement: Placement, op) -> None:
@@ -76,6 +152,15 @@ def _apply(state: dict, placement: Placement, op) -> None:
     elif kind == "endpoint":
         nid = f"mesh/{NS}/virtualNode/{op[1]}_{NS}"
         placement.endpoints[nid] = {8080: [["127.0.0.1", op[2]]]}
+    elif kind in ("priority", "port", "listen"):
+        state.setdefault(kind, {})[op[1]] = op[2]
+    elif kind == "mesh2":
+        state["mesh2"] = op[1]
+    elif kind == "app":
+        state.setdefault("apps", set()).symmetric_difference_update({op[1]})
+    elif kind == "reject":
+        state.setdefault("rejected", {}).pop(op[1], None) if op[2] is None else \
+            state.setdefault("rejected", {}).update({op[1]: ("Envoy rejected it", op[2])})
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -88,3 +88,22 @@ def test_routes_moved_or_broken_give_the_same_result_as_without_the_cache(res):
     routes[1] = dict(routes[1], bogus_field=1)
     with pytest.raises(SnapshotError, match="rc"):
         Snapshot.from_dicts("v3", **dicts, cache=cache)
+
+
+def test_the_reference_scan_reuses_unchanged_routes_and_sees_changed_ones(res):
+    """The names a snapshot references are gathered route by route, kept with each unchanged route
+    from one snapshot to the next; a changed route is scanned again (its missing cluster is found)."""
+    cache: dict = {}
+    first = Snapshot.from_dicts("v1", **full_dicts(res), cache=cache)
+    assert first.consistency_problems() == ([], {}) and first.expected_types()
+    dicts = full_dicts(res)
+    routes = dicts["routes"][0]["virtual_hosts"][0]["routes"]
+    routes.append(res.route("/c", "c", "/"))  # a route to a cluster the snapshot lacks
+    second = Snapshot.from_dicts("v2", **dicts, cache=cache)
+    plain = Snapshot.from_dicts("v2", **copy.deepcopy(dicts))
+    assert second.consistency_problems() == plain.consistency_problems()
+    assert "route configuration 'rc' references cluster 'c', which is missing" in second.consistency_problems()[0]
+    held = [entry[2] for key, entry in cache.items() if key[0] == "route"]
+    assert len(held) == 3 and sum("names" in h for h in held) == 3  # each route's names, kept for the next one
+    third = Snapshot.from_dicts("v3", **full_dicts(res), cache=cache)  # without it again
+    assert third.consistency_problems() == ([], {}) and third.expected_types() == first.expected_types()
