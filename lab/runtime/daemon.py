@@ -650,7 +650,8 @@ class Daemon:
         statuses += gwapi.statuses(self, world, now)  # Gateway API objects (lab/runtime/gatewayapi.py)
         self.store.set_statuses(statuses)  # one transaction for the whole pass
         for key, status in statuses:  # the cached records hold what the store now holds
-            cache[key][2].status = status
+            if key in cache:
+                cache[key][2].status = status
         for push in settled:  # `apply --wait` returns once this pass has taken the proxy's ACK in
             push["settled"] = True
         for e in events:
