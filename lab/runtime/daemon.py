@@ -110,8 +110,9 @@ class Daemon:
             raise DaemonError(str(exc)) from exc
         self.store = Store(self.paths.db)
         self.ports = Ports(self.store, claims)
-        for key in self.ports.all():  # admin and xDS were TCP ports before they were Unix sockets
-            if key == "xds" or key.startswith("admin:"):
+        for key in self.ports.all():  # admin and xDS were TCP ports before they were Unix sockets,
+            # and a virtual gateway's egress stage was a TCP listener before it was an internal one
+            if key == "xds" or key.startswith("admin:") or key.startswith("egress:") and "/virtualGateway/" in key:
                 self.ports.release(key)
         self.envoy = str(find_envoy())
         self.version = 0
@@ -326,7 +327,10 @@ class Daemon:
             elif pod.role == "gateway":
                 for lp in gwapi.listener_ports(pod.proxy):
                     pl.listeners.setdefault(nid, {})[lp] = self._gateway_port(services, pod, nid, lp)
-                pl.egress[nid] = self.ports.get(f"egress:{nid}")
+                if gwapi.is_gateway_api(pod.proxy):
+                    pl.egress[nid] = self.ports.get(f"egress:{nid}")
+                # a virtual gateway's egress stage is an internal listener (no socket): it claims no
+                # port, and its names carry the placement's default (15001, as on a cluster)
             pod_dir = self.paths.pod_dir(pod.namespace, pod.name)
             for c in pod.containers:
                 if c.name == "envoy" and pod.role == "gateway":

@@ -55,3 +55,27 @@ def test_an_apply_reads_and_parses_only_what_changed(daemon, monkeypatch):
     assert [r.name for r in d.resources() if r.kind == "GatewayRoute"] == ["new", "r0", "r1", "r2"]
     d.delete([["GatewayRoute", NS, "new"]])
     assert "new" not in [r.name for r in d.resources() if r.kind == "GatewayRoute"]
+
+
+def test_a_virtual_gateway_claims_no_port_for_its_egress_stage(tmp_path):
+    """The gateway's second stage is an internal listener: no socket, so no port claimed for it (a
+    lab that claimed one before gives it back when its daemon starts); the names it carries are
+    the ones a cluster's gateway has (15001)."""
+    from lab.runtime.daemon import Daemon
+    with in_process_daemon(tmp_path / "lab") as d:
+        d.ports.get("egress:mesh/old/virtualGateway/gw_old")  # as an older daemon claimed it
+        d.apply([("<base>", m.text(m.scale(1, NS, live=1)))])
+        gw = gateway_node(d)
+        assert f"egress:{gw}" not in d.ports.all()
+        assert [k for k in d.ports.all() if k.startswith("egress:") and "/virtualNode/" in k]  # sidecars bind theirs
+        envoy = d._pushed[gw]
+        (internal,) = [lst for lst in envoy["listeners"] if "internal_listener" in lst]
+        assert internal["name"] == "lds_egress_internal_15001" and "address" not in internal
+        assert any(c["name"].endswith("_self_redirect_http_15001") for c in envoy["clusters"])
+    d._lock_file.close()  # as the daemon's exit would
+    d = Daemon(tmp_path / "lab")  # the next daemon on the same home releases the old claim
+    try:
+        assert not [k for k in d.ports.all() if k.startswith("egress:") and "/virtualGateway/" in k]
+    finally:
+        d.store.close()
+        d._lock_file.close()
