@@ -10,10 +10,12 @@
 # # 08 · Traffic management
 #
 # A gateway route sends a request to one virtual service. Everything more elaborate — splitting
-# traffic between versions, choosing by header, retrying, giving up — happens behind that
-# virtual service, in a **VirtualRouter**, or in the gateway route's match. This lesson uses four
-# of the kit's self-contained examples from `manifests/examples/`. Each has its own namespace,
-# mesh and gateway, so they never mix with the walkthrough.
+# traffic between versions, switching all of it at once, choosing by header, retrying, giving
+# up, refusing what a service cannot take — happens behind that virtual service, in a
+# **VirtualRouter** or a **VirtualNode**'s listener, or in the gateway route's match. This lesson
+# uses six of the kit's self-contained examples from `manifests/examples/` (canary, blue-green,
+# header-query-matching, path-matching, retries-timeouts, circuit-breaking). Each has its own
+# namespace, mesh and gateway, so they never mix with the walkthrough.
 #
 # The next cell holds the parameters (papermill and `appmesh-lab e2e` override them). The cell after it brings the target to the state this lesson starts from — the complete walkthrough (notebooks 03 to 06) — so you can open this notebook on its own. It is safe to run it again.
 
@@ -121,6 +123,138 @@ hits = nb.hit(t, "/", n=20, headers={"x-canary": "true"}, gateway="gateway_ex-ca
 print(nb.count(hits, "version"))
 assert nb.count(hits, "version") == {"v2": 20}
 nb.delete(t, CANARY)
+
+# %% [markdown]
+# ## Blue/green: switching every request at once, under load
+#
+# A canary moves traffic step by step; a **blue/green** release keeps two complete versions
+# running and moves all of it in one step. In the blue-green example, the router `checkout-router`
+# sends 100 % to `checkout-blue` and 0 % to `checkout-green`, and testers reach green before the
+# switch with `x-preview: green`. The switch is the same router with the weights swapped
+# (`switch/virtual-router-green-live.yaml`); the gateway route never changes.
+#
+# The question a release manager asks is whether anyone notices. The next cell runs a load
+# generator — 4 clients sending `GET /checkout/cart` back to back through the gateway, each
+# over its own keep-alive connection — for half a second, applies the switch while they run, and
+# keeps them running half a second after the apply returned (`apply` returns once every proxy
+# has acknowledged the new configuration). It checks that **no request failed** (a status other
+# than 200, or no answer at all), that every answer before the apply came from blue, and that
+# **every answer after it came from green**. Envoy swaps a route table between two requests: a
+# request is routed either by the old table or by the new one, never dropped between them.
+
+# %%
+BG = "manifests/examples/blue-green/"
+nb.apply(t, BG)
+nb.show_text(nb.route_snippet(nb.to_yaml(nb.manifest_doc(BG + "switch/virtual-router-green-live.yaml", "VirtualRouter",
+                                                         "checkout-router")), "live"),
+             title=BG + "switch/virtual-router-green-live.yaml (the live route after the switch)")
+nb.expect(t, "/checkout/cart", 200, gateway="gateway_ex-blue-green", version="blue", timeout=TIMEOUT_S)
+nb.command("hey -z 1s -c 4 $GW/checkout/cart &    # any load generator; the cell uses 4 Python clients")
+hits, (switch_start, switch_end) = nb.load_during(t, "/checkout/cart", lambda: nb.apply(t, BG + "switch/"),
+                                                  gateway="gateway_ex-blue-green", concurrency=4,
+                                                  before_s=0.5, after_s=0.5)
+
+# %% tags=["volatile"]
+phases = [("before the apply", lambda h: h.at < switch_start),
+          ("while apply waited for the proxies", lambda h: switch_start <= h.at < switch_end),
+          ("after the apply returned", lambda h: h.at >= switch_end)]
+rows = []
+for label, within in phases:
+    some = [h for h in hits if within(h)]
+    rows.append([label, len(some), sum(h.status != 200 for h in some), some and nb.count(some, "version").get("blue", 0),
+                 some and nb.count(some, "version").get("green", 0)])
+nb.table(rows, ["phase", "requests", "failed", "blue", "green"])
+
+# %%
+failed = [h for h in hits if h.status != 200]
+before = nb.count([h for h in hits if h.at < switch_start], "version")
+after = nb.count([h for h in hits if h.at >= switch_end], "version")
+print(f"no request failed; before the switch only {sorted(before)} answered, after it only {sorted(after)}")
+assert len(hits) >= 200, f"the load generator sent only {len(hits)} requests"
+assert not failed, f"{len(failed)} request(s) failed during the cutover: {failed[:5]}"
+assert set(before) == {"blue"} and set(after) == {"green"} and after["green"] >= 50, (before, after)
+
+# %% [markdown]
+# ### Exercise: roll back
+#
+# Green has a bug. Write `checkout-router` so that **all traffic goes back to blue**, while
+# testers can still reach green with the header `x-preview: green` (to check the fix). The
+# starting point below is the router as it is now, after the switch. Edit `ANSWER`, then run the
+# check cell: it applies your router, sends 40 requests without the header and 5 with it, and
+# says what it found. (The solution is in the hidden cell after it.)
+
+# %%
+ANSWER = (nb.ROOT / BG / "switch/virtual-router-green-live.yaml").read_text()
+
+
+def check_rollback(text):
+    """True when `text` applies and the router sends plain requests to blue, x-preview: green to green."""
+    answer = t.try_apply(text, is_text=True)
+    if answer.get("rejected"):
+        print("not yet: the apply was refused:", [p["message"] for p in answer["problems"]])
+        return False
+    with nb.quiet(t):
+        t.wait_active("VirtualRouter", "checkout-router", "ex-blue-green", timeout=TIMEOUT_S)
+    plain = nb.count(nb.hit(t, "/checkout", n=40, gateway="gateway_ex-blue-green", concurrency=4), "version")
+    preview = nb.count(nb.hit(t, "/checkout", n=5, headers={"x-preview": "green"}, gateway="gateway_ex-blue-green"),
+                       "version")
+    if plain != {"blue": 40}:
+        print(f"not yet: 40 requests without the header were answered by {dict(plain)}: all should be blue")
+        return False
+    if preview != {"green": 5}:
+        print(f"not yet: 5 requests with x-preview: green were answered by {dict(preview)}: all should be green")
+        return False
+    print("rolled back: 40/40 plain requests to blue, 5/5 previews to green")
+    return True
+
+
+check_rollback(ANSWER)
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution (hidden in the notebook: expand the cell to read it): the preview route matches
+# x-preview: green and leads to green; the live route gives blue 100 and green 0. This is the
+# example's own router in 10-virtual-services.yaml: rolling back is re-applying that file.
+ANSWER = """apiVersion: appmesh.k8s.aws/v1beta2
+kind: VirtualRouter
+metadata:
+  name: checkout-router
+  namespace: ex-blue-green
+spec:
+  listeners:
+    - portMapping:
+        port: 8080
+        protocol: http
+  routes:
+    - name: preview
+      priority: 0
+      httpRoute:
+        match:
+          prefix: /
+          headers:
+            - name: x-preview
+              match:
+                exact: green
+        action:
+          weightedTargets:
+            - virtualNodeRef:
+                name: checkout-green
+              weight: 100
+    - name: live
+      priority: 10
+      httpRoute:
+        match:
+          prefix: /
+        action:
+          weightedTargets:
+            - virtualNodeRef:
+                name: checkout-blue
+              weight: 100
+            - virtualNodeRef:
+                name: checkout-green
+              weight: 0
+"""
+assert check_rollback(ANSWER)
+nb.delete(t, BG)
 
 # %% [markdown]
 # ## Choosing by header, query parameter and path
@@ -248,5 +382,123 @@ assert p.status == 200 and p.service == "ledger" and p.elapsed_ms >= 2900, (p.st
 nb.delete(t, RT)
 
 # %% [markdown]
-# Weights, matches, retries and timeouts: all of it configuration, none of it in the applications.
+# ## Circuit breaking: a connection pool under concurrent load
+#
+# A service that is slow to answer collects waiting requests; a **connection pool** limit makes
+# Envoy refuse the excess at once instead of letting the queue — and every caller's wait — grow.
+# In the circuit-breaking example, the `inventory` virtual node's listener has
+# `connectionPool.http: {maxConnections: 1, maxPendingRequests: 2}`, and its app takes 50 ms per
+# answer. App Mesh's user guide applies a virtual node listener's pool in the node's own Envoy,
+# to its connections to the local application; the kit does the same (the circuit breaker of
+# the sidecar's local-app cluster). So the sidecar lets 1 request reach the app, queues 2 more,
+# and answers any request beyond those 3 itself: **503**, header `x-envoy-overloaded: true`,
+# response flag **`UO`** (upstream overflow) in its access log, and one more
+# `upstream_rq_pending_overflow` on that cluster.
+#
+# The cell sends the same request twice over: 30 times, 3 at a time (never more than the pool
+# holds: nothing may be refused), then 160 times, 16 at a time.
+
+# %%
+CB = "manifests/examples/circuit-breaking/"
+nb.apply(t, CB)
+nb.show_text(nb.to_yaml(nb.manifest_doc(CB + "10-virtual-services.yaml", "VirtualNode", "inventory")),
+             title=CB + "10-virtual-services.yaml (the VirtualNode inventory)")
+nb.expect(t, "/inventory/items", 200, gateway="gateway_ex-circuit-breaking", service="inventory", timeout=TIMEOUT_S)
+
+
+def overflows():
+    with nb.quiet(t):
+        return nb.stat(t.stats("inventory", filter="upstream_rq_pending_overflow"),
+                       r"^cluster\.cds_ingress_.*\.upstream_rq_pending_overflow$")
+
+
+LIGHT, HEAVY = "/inventory/items?load=3-at-a-time", "/inventory/items?load=16-at-a-time"
+nb.command("hey -n 30 -c 3 \"$GW/inventory/items?load=3-at-a-time\"; hey -n 160 -c 16 \"$GW/inventory/items?load=16-at-a-time\"")
+o0 = overflows()
+light = nb.hit(t, LIGHT, n=30, gateway="gateway_ex-circuit-breaking", concurrency=3)
+o1 = overflows()
+heavy = nb.hit(t, HEAVY, n=160, gateway="gateway_ex-circuit-breaking", concurrency=16)
+o2 = overflows()
+
+# %% tags=["volatile"]
+nb.table([["3 at a time", len(light), sum(h.status == 200 for h in light), sum(h.status == 503 for h in light), o1 - o0],
+          ["16 at a time", len(heavy), sum(h.status == 200 for h in heavy), sum(h.status == 503 for h in heavy), o2 - o1]],
+         ["load", "requests", "200", "503", "upstream_rq_pending_overflow (inventory's sidecar)"])
+
+# %%
+refused = [h for h in heavy if h.status != 200]
+assert all(h.status == 200 for h in light) and o1 == o0, (nb.count(light, "status"), o1 - o0)
+assert refused and len(refused) < len(heavy), nb.count(heavy, "status")   # some refused, some served
+assert all(h.status == 503 and h.headers.get("x-envoy-overloaded") == "true" for h in refused), refused[:3]
+assert o2 - o1 >= len(refused), (o2 - o1, len(refused))
+print("3 at a time: none refused; 16 at a time: some served, the others refused with 503 and "
+      "x-envoy-overloaded: true, each counted by the sidecar's upstream_rq_pending_overflow")
+
+# %% [markdown]
+# Who said what? The sidecar's access log has the refusals with flag `UO`. The gateway's line
+# for the same request says **`URX`**, retry limit exceeded: App Mesh's default retry policy
+# retries a 503, so the gateway tried each refused request up to twice more, each time into the
+# same full pool — the overflow counter rises by up to three per refused request. Retries on an
+# overloaded service add load where it hurts most; a router route with its own `retryPolicy`
+# (without `gateway-error`) changes that.
+
+# %%
+def first_line(owner, status, flag):
+    with nb.quiet(t):
+        lines = [e["line"] for e in nb.access_log(t, owner, HEAVY) if (e["status"], e["flags"]) == (status, flag)]
+    assert lines, f"no {status} {flag} line for {HEAVY} in {owner}'s access log"
+    return lines[0]
+
+
+nb.command(f"kubectl -n ex-circuit-breaking logs deploy/inventory -c envoy | grep ' 503 UO ' | head -1")
+print(t.eventually(lambda: first_line("inventory", 503, "UO"), TIMEOUT_S, what="the sidecar's UO line"))
+nb.command(f"kubectl -n ex-circuit-breaking logs deploy/gateway -c envoy | grep ' 503 URX ' | head -1")
+print(t.eventually(lambda: first_line("gateway", 503, "URX"), TIMEOUT_S, what="the gateway's URX line"))
+print(nb.explain_flag("UO"), "|", nb.explain_flag("URX"))
+
+# %% [markdown]
+# ## Outlier detection: ejecting a failing host
+#
+# A connection pool protects a service from its callers; **outlier detection** protects callers
+# from a service. It is set on the virtual node's listener but applied by the node's callers
+# (here the gateway): a host that answers `maxServerErrors` 5xx in a row is ejected from their
+# load balancing for `baseEjectionDuration`. The example's `pricing` is a broken release: every
+# answer is a 500. Its listener has `maxServerErrors: 3`, `baseEjectionDuration: 30s`.
+#
+# What ejection changes depends on what is left. App Mesh documents that at least one host is
+# always ejected, whatever `maxEjectionPercent` says, and that ejection only helps with several
+# hosts (Cloud Map, or DNS that returns every pod's address). Here pricing has one host: Envoy
+# ejects it, finds no healthy host left, and — below its panic threshold (50 % healthy, Envoy's
+# default) — balances over all hosts anyway, so the 500s keep coming. The ejection is in Envoy's
+# counters and in the host's health flags (`/clusters` on the admin port).
+
+# %%
+nb.show_text(nb.to_yaml(nb.manifest_doc(CB + "10-virtual-services.yaml", "VirtualNode", "pricing")),
+             title=CB + "10-virtual-services.yaml (the VirtualNode pricing)")
+PRICING = "cds_egress_ex-circuit-breaking_pricing"
+
+
+def ejections():
+    with nb.quiet(t):
+        return nb.stat(t.stats("gateway_ex-circuit-breaking", filter="ejections_enforced_total"),
+                       rf"^cluster\.{PRICING}.*\.outlier_detection\.ejections_enforced_total$")
+
+
+e0 = ejections()
+answers = [nb.hit(t, "/pricing/quote", gateway="gateway_ex-circuit-breaking")[0].status for _ in range(5)]
+e1 = ejections()
+with nb.quiet(t):
+    hosts = nb.host_health(t, "gateway_ex-circuit-breaking", PRICING)
+print("5 requests to /pricing/quote:", answers)
+print(f"outlier_detection.ejections_enforced_total: {e0} -> {e1}")
+nb.table([[h["host"], h["health_flags"], h["rq_total"], h["rq_error"]] for h in hosts],
+         ["pricing host (the gateway's view)", "health flags", "requests", "errors"])
+assert answers == [500] * 5, answers
+assert e1 - e0 == 1, (e0, e1)
+assert hosts and all("failed_outlier_check" in h["health_flags"] for h in hosts), hosts
+nb.delete(t, CB)
+
+# %% [markdown]
+# Weights, matches, retries, timeouts, connection pools and outlier detection: all of it
+# configuration, none of it in the applications.
 # Next, **09-security**.

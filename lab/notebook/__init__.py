@@ -41,7 +41,7 @@ from .resources import (  # noqa: F401
     router_without, show_routes, to_yaml,
 )
 from .traffic import (  # noqa: F401
-    Hit, curl_line, expect, gateway_address, hit,
+    Hit, curl_line, expect, gateway_address, hit, load_during,
 )
 from .accesslog import (  # noqa: F401
     ENVOY_HEADERS, RESPONSE_FLAGS, _ACCESS_LOG, _MARKS, access_log, access_log_entry, explain_flag,
@@ -55,7 +55,7 @@ from .tls import (  # noqa: F401
     _SNIConnection, https_get, lab_ca, tls_ca,
 )
 from .envoyconfig import (  # noqa: F401
-    _hcm, cli, config_summary, find_all, listening, proxy_rows, stat, tls_contexts,
+    _hcm, cli, config_summary, find_all, host_health, listening, proxy_rows, stat, tls_contexts,
 )
 from .tools import (  # noqa: F401
     NEEDS, TOOLS, check_tools,

@@ -18,6 +18,22 @@ def stat(stats: dict, pattern: str) -> int:
     return sum(v for k, v in stats.items() if rx.search(k))
 
 
+def host_health(t, proxy: str, cluster: str) -> list[dict]:
+    """The hosts of the clusters of `proxy` whose name contains `cluster`, as Envoy's admin
+    `/clusters` lists them: {"cluster", "host", "health_flags", "rq_total", "rq_error"}
+    (health_flags "healthy", or e.g. "/failed_outlier_check" while outlier detection ejects it)."""
+    raw = t.admin(proxy, "/clusters")
+    text = raw.decode(errors="replace") if isinstance(raw, bytes) else raw.text
+    hosts: dict = {}
+    for line in text.splitlines():
+        parts = line.split("::")
+        if len(parts) != 4 or cluster not in parts[0] or parts[2] not in ("health_flags", "rq_total", "rq_error"):
+            continue
+        h = hosts.setdefault((parts[0], parts[1]), {"cluster": parts[0], "host": parts[1]})
+        h[parts[2]] = parts[3] if parts[2] == "health_flags" else int(parts[3])
+    return list(hosts.values())
+
+
 def config_summary(dump: dict) -> tuple[list, list]:
     """A human reading of an Envoy config dump: (listeners, routes) as table rows."""
     listeners, routes = [], []

@@ -19,6 +19,7 @@ class Hit:
     elapsed_ms: float
     body: bytes
     headers: dict
+    at: float = 0.0   # when it was sent, in seconds from the start of a load run (see load_during)
 
     def __repr__(self) -> str:
         who = f" {self.service} {self.version}" if self.service else ""
@@ -89,6 +90,56 @@ def hit(t, path: str, n: int = 1, headers: dict | None = None, gateway: str | No
         return [one(i) for i in range(n)]
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         return list(pool.map(one, range(n)))
+
+
+def load_during(t, path: str, action, *, gateway: str | None = None, concurrency: int = 4,
+                before_s: float = 0.5, after_s: float = 0.5, headers: dict | None = None,
+                timeout: float = 10.0) -> tuple[list[Hit], tuple[float, float]]:
+    """A load generator: `concurrency` clients send `path` back to back through the gateway,
+    each over its own keep-alive connection, for `before_s` seconds, then while `action()` runs
+    (an apply, say), then `after_s` seconds more. Returns every answer in the order sent, each
+    with `.at` (seconds from the start), and the (start, end) of the action on the same clock.
+    A request that got no HTTP answer at all is a Hit with status 0 and the error as its body."""
+    import time as _time
+    host, port = gateway_address(t, gateway)
+    t0 = _time.perf_counter()
+    stop = threading.Event()
+    results: list[list[Hit]] = [[] for _ in range(concurrency)]
+
+    def client(mine: list) -> None:
+        conn = None
+        while not stop.is_set():
+            sent = _time.perf_counter()
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+                conn.request("GET", path, headers=headers or {})
+                resp = conn.getresponse()
+                body = resp.read()
+                mine.append(Hit(resp.status, (_time.perf_counter() - sent) * 1000, body,
+                                {k.lower(): v for k, v in resp.getheaders()}, sent - t0))
+            except (OSError, http.client.HTTPException) as exc:
+                if conn is not None:
+                    conn.close()
+                conn = None
+                mine.append(Hit(0, (_time.perf_counter() - sent) * 1000, str(exc).encode(), {}, sent - t0))
+        if conn is not None:
+            conn.close()
+
+    threads = [threading.Thread(target=client, args=(r,), daemon=True) for r in results]
+    for th in threads:
+        th.start()
+    try:
+        _time.sleep(before_s)
+        start = _time.perf_counter() - t0
+        action()
+        end = _time.perf_counter() - t0
+        _time.sleep(after_s)
+    finally:
+        stop.set()
+        for th in threads:
+            th.join(timeout + 1)
+    return sorted((h for r in results for h in r), key=lambda h: h.at), (start, end)
 
 
 def curl_line(path: str, headers: dict | None = None, gateway: str | None = None, method: str = "GET") -> str:

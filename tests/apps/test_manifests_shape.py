@@ -35,6 +35,7 @@ TOPICS = {
     "canary",
     "blue-green",
     "retries-timeouts",
+    "circuit-breaking",
     "tls-gateway",
     "mtls-mesh",
     "access-logging",

@@ -453,6 +453,23 @@ def test_access_log_lines_give_their_response_flags():
         response_flag("starting envoy")
 
 
+def test_host_health_reads_the_admin_clusters_list_from_either_target():
+    """/clusters comes as bytes from a cluster's pod proxy and as a Response from the local lab."""
+    from lab.notebook import host_health
+    from lab.targets.base import Response
+    text = ("cds_egress_m_pricing_ns_http_8080::outlier::success_rate_average::-1\n"
+            "cds_egress_m_pricing_ns_http_8080::127.0.0.1:4100::rq_total::5\n"
+            "cds_egress_m_pricing_ns_http_8080::127.0.0.1:4100::rq_error::5\n"
+            "cds_egress_m_pricing_ns_http_8080::127.0.0.1:4100::health_flags::/failed_outlier_check\n"
+            "cds_egress_m_other_ns_http_8080::127.0.0.1:4200::health_flags::healthy\n")
+    want = [{"cluster": "cds_egress_m_pricing_ns_http_8080", "host": "127.0.0.1:4100", "rq_total": 5, "rq_error": 5,
+             "health_flags": "/failed_outlier_check"}]
+    for raw in (text.encode(), Response(200, {}, text.encode())):
+        t = type("T", (), {"admin": lambda self, proxy, path, raw=raw: raw})()
+        assert host_health(t, "gw", "_pricing_") == want
+    assert host_health(t, "gw", "_nothing_") == []
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_an_exercise_solution_is_hidden_and_checked(name):
     """An exercise's solution is a code cell tagged `solution`, collapsed in the notebook
