@@ -10,10 +10,14 @@ targets is sent many times to each and the splits are compared.
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 import http.client
 import json
 import os
 import shutil
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -22,7 +26,9 @@ from collections import Counter
 from pathlib import Path
 
 from .model import World
+from .runtime import certs
 from .runtime.envoy import EnvoyProcess, free_port
+from .runtime.secrets import write_tls_secrets
 from .translate import Placement, gatewayapi, naming, to_envoy
 from .translate import ir as irmod
 from .xds import Snapshot, XdsServer, make_bootstrap
@@ -35,31 +41,51 @@ class VerifyError(Exception):
     """A set the verifier cannot run, with what to do instead."""
 
 
-def _tls_in(resources) -> str | None:
+def _without_mesh_tls(resources) -> list:
+    """The resources with the mesh's own TLS left out: virtual node listeners' TLS and client
+    policies. The verifier runs no sidecars (the gateways reach the apps directly), and the export
+    does not carry mesh TLS either (a stays-behind finding); a gateway listener's TLS stays, and is
+    compared: both gateways serve HTTPS."""
+    out = []
     for r in resources:
-        if r.kind not in ("VirtualGateway", "VirtualNode"):
-            continue
-        for i, lst in enumerate(r.spec.get("listeners") or []):
-            if (lst.get("tls") or {}).get("mode", "DISABLED") != "DISABLED":
-                return f"{r.ref} spec.listeners[{i}].tls"
-        if ((r.spec.get("backendDefaults") or {}).get("clientPolicy") or {}).get("tls"):
-            return f"{r.ref} spec.backendDefaults.clientPolicy.tls"
-    return None
+        if r.kind in ("VirtualNode", "VirtualGateway"):
+            spec = copy.deepcopy(r.spec)
+            if r.kind == "VirtualNode":
+                for lst in spec.get("listeners") or []:
+                    if isinstance(lst, dict):
+                        lst.pop("tls", None)
+            ((spec.get("backendDefaults") or {}).get("clientPolicy") or {}).pop("tls", None)
+            for b in spec.get("backends") or []:
+                ((b.get("virtualService") or {}).get("clientPolicy") or {}).pop("tls", None) \
+                    if isinstance(b, dict) else None
+            r = dataclasses.replace(r, spec=spec)
+        out.append(r)
+    return out
 
 
 class SideBySide:
-    """Sample apps, the App Mesh gateway and the Gateway API gateway, on loopback."""
+    """Sample apps, the App Mesh gateway and the Gateway API gateway, on loopback.
 
-    def __init__(self, app_mesh_resources: list, gateway_api_resources: list, workdir: Path):
-        tls = _tls_in(app_mesh_resources)
-        if tls:
-            raise VerifyError(f"the verifier compares plain-HTTP gateways; {tls} uses TLS, whose certificates "
-                              "live in the cluster: verify a copy of the set without TLS")
+    A gateway listener with TLS serves HTTPS on both sides: the App Mesh side's certificate files
+    are made by the lab's CA as the local lab makes them (lab/runtime/certs.py); the Gateway API
+    side's Secrets are made of the same files, as the export's `kubectl create secret tls`
+    commands make them (`secrets`: Export.secrets), and written owner-only for Envoy
+    (lab/runtime/secrets.py). All of it lives in a 0700 folder removed at the end.
+    """
+
+    def __init__(self, app_mesh_resources: list, gateway_api_resources: list, workdir: Path,
+                 secrets: list | None = None):
+        app_mesh_resources = _without_mesh_tls(app_mesh_resources)
         self.am = World(app_mesh_resources)
-        self.world = World(app_mesh_resources + gateway_api_resources)
         self.workdir = workdir
         self.apps, self.envoys = [], []
         self.sockets = Path(tempfile.mkdtemp(prefix="lab-gwapi-"))
+        try:
+            self.files_am, made = self._certificates(app_mesh_resources, gateway_api_resources, secrets or [])
+        except BaseException:
+            shutil.rmtree(self.sockets, ignore_errors=True)
+            raise
+        self.world = World(app_mesh_resources + gateway_api_resources + made)
         self.xds = XdsServer(unix_socket=str(self.sockets / "xds.sock"))
         endpoints, self.app_ports, self.grpc_nodes = {}, {}, set()
         for vn in sorted(self.am.by_kind["VirtualNode"], key=lambda r: r.key):
@@ -81,6 +107,54 @@ class SideBySide:
             listeners={self.vg_id: {(self.vg.spec["listeners"][0]["portMapping"])["port"]: self.vg_port},
                        self.gw_id: {self.gw.spec["listeners"][0]["port"]: self.gw_port}},
             egress={self.vg_id: free_port(), self.gw_id: free_port()})
+        problems = gatewayapi.listener_problems(self.world, self.gw)
+        if problems:
+            shutil.rmtree(self.sockets, ignore_errors=True)
+            raise VerifyError(f"{self.gw.ref} is not served as written: " + "; ".join(
+                f"{path}: {msg} ({hint})" for path, msg, hint in problems))
+        self.files_gw = write_tls_secrets(self.world, self.sockets / "secrets")
+        ca = self.certs / "ca" / "ca.crt"
+        self.ca_pem = ca.read_bytes() if ca.is_file() else None
+        self.tls = {self.vg_port: bool((self.vg.spec["listeners"][0].get("tls") or {}).get("mode", "DISABLED")
+                                       != "DISABLED"),
+                    self.gw_port: self.gw.spec["listeners"][0].get("protocol") == "HTTPS"}
+
+    def _certificates(self, app_mesh: list, gateway_api: list, secrets: list) -> tuple[dict, list]:
+        """The App Mesh side's certificate files (path in the manifests -> file) and the TLS Secrets
+        the export's commands make of them (those the Gateway API objects do not bring)."""
+        self.certs = self.sockets / "certs"
+        paths, sans = certs.tls_paths(World(app_mesh))
+        files = certs.ensure(self.certs, paths, sans)
+        have = {(r.namespace, r.name) for r in gateway_api if r.kind == "Secret"}
+        made = []
+        for sec in secrets:
+            if (sec["namespace"], sec["name"]) in have:
+                continue
+            if sec["cert"] not in files or sec["key"] not in files:
+                raise VerifyError(f"the Secret {sec['namespace']}/{sec['name']} is made of {sec['cert']} and "
+                                  f"{sec['key']}, which the lab does not make: name files under "
+                                  f"{certs.PREFIX}<name>/tls.crt and tls.key, as the local lab reads them")
+            made.append(gatewayapi.tls_secret(sec["namespace"], sec["name"], Path(files[sec["cert"]]).read_bytes(),
+                                              Path(files[sec["key"]]).read_bytes()))
+        return files, made
+
+    def context(self, port: int):
+        """An SSL context for the side on `port` (None when it is plain HTTP): the lab CA trusted,
+        the host name not checked (probes use made-up hosts; the certificate names the gateway)."""
+        if not self.tls.get(port):
+            return None
+        ctx = ssl.create_default_context(cadata=self.ca_pem.decode() if self.ca_pem else None)
+        ctx.check_hostname = False
+        return ctx
+
+    def ask(self, port: int, method: str, path: str, headers: dict) -> tuple:
+        return ask(port, method, path, headers, tls=self.context(port))
+
+    def ask_grpc(self, port: int, path: str, authority: str, metadata: tuple, channel=None) -> tuple:
+        return ask_grpc(port, path, authority, metadata, channel or self.channel(port, authority))
+
+    def channel(self, port: int, authority: str):
+        return grpc_channel(port, authority, self.ca_pem if self.tls.get(port) else None)
 
     def __enter__(self):
         self.xds.start()
@@ -92,13 +166,14 @@ class SideBySide:
                                               stderr=subprocess.DEVNULL))
         irs = {self.vg_id: irmod.gateway_ir(self.am, self.vg, self.placement),
                self.gw_id: gatewayapi.gateway_ir(self.world, self.gw, self.placement)}
+        files = {self.vg_id: self.files_am, self.gw_id: self.files_gw}
         for i, (nid, ir) in enumerate(irs.items()):
             boot = make_bootstrap(nid, cluster="gateway", xds_socket=self.xds.unix_socket,
                                   admin_socket=str(self.sockets / f"admin{i}.sock"))
             envoy = EnvoyProcess(boot, self.workdir, name=f"gw{i}")
             envoy.start()
             self.envoys.append(envoy)
-            snap = Snapshot.from_dicts("v1", **to_envoy(ir))
+            snap = Snapshot.from_dicts("v1", **to_envoy(ir, files[nid]))
             self.xds.set_snapshot(nid, snap)
             if not self.xds.wait_for_ack(nid, "v1", 20):
                 self.__exit__(None, None, None)
@@ -117,11 +192,10 @@ class SideBySide:
         shutil.rmtree(self.sockets, ignore_errors=True)
 
     def both(self, method: str, path: str, headers: dict) -> tuple:
-        return ask(self.vg_port, method, path, headers), ask(self.gw_port, method, path, headers)
+        return self.ask(self.vg_port, method, path, headers), self.ask(self.gw_port, method, path, headers)
 
 
 def wait_listening(port: int, timeout: float = 20):
-    import socket
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         try:
@@ -132,9 +206,18 @@ def wait_listening(port: int, timeout: float = 20):
     raise VerifyError(f"nothing listens on port {port} after {timeout:.0f} s")
 
 
-def ask(port: int, method: str, path: str, headers: dict) -> tuple:
+def ask(port: int, method: str, path: str, headers: dict, tls: ssl.SSLContext | None = None) -> tuple:
+    """One request; over TLS when `tls` is given, naming the request's Host in SNI, as a client would."""
+    headers = {"Host": "client.example", **headers}
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request(method, path, headers={"Host": "client.example", **headers})
+    if tls is not None:
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        try:
+            conn.sock = tls.wrap_socket(raw, server_hostname=headers["Host"].rsplit(":", 1)[0])
+        except BaseException:
+            raw.close()
+            raise
+    conn.request(method, path, headers=headers)
     r = conn.getresponse()
     body = r.read()
     conn.close()
@@ -152,7 +235,7 @@ def ask_grpc(port: int, path: str, authority: str, metadata: tuple, channel=None
     it lacks) is told apart from one Envoy answers for a call no route matches."""
     import grpc
     own = channel is None
-    ch = channel or grpc_channel(port, authority)
+    ch = channel or grpc_channel(port, authority)  # the caller's channel closes with the caller
     try:
         call = ch.unary_unary(path, request_serializer=None, response_deserializer=None)
         try:
@@ -172,10 +255,15 @@ def ask_grpc(port: int, path: str, authority: str, metadata: tuple, channel=None
             ch.close()
 
 
-def grpc_channel(port: int, authority: str):
+def grpc_channel(port: int, authority: str, ca_pem: bytes | None = None):
+    """A channel to a gateway; over TLS trusting `ca_pem` when given (the server name checked is
+    localhost, which the lab's certificates carry; the authority is the probe's)."""
     import grpc
-    return grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.default_authority", authority),
-                                                               ("grpc.enable_retries", 0)])
+    options = [("grpc.default_authority", authority), ("grpc.enable_retries", 0)]
+    if ca_pem is None:
+        return grpc.insecure_channel(f"127.0.0.1:{port}", options=options)
+    return grpc.secure_channel(f"127.0.0.1:{port}", grpc.ssl_channel_credentials(root_certificates=ca_pem),
+                               options=options + [("grpc.ssl_target_name_override", "localhost")])
 
 
 def _split_targets(world: World, vs_name: str) -> bool:
@@ -214,7 +302,7 @@ def _warm_up(lab, probes, timeout: float = 10.0) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if p.grpc:
-            a, g = (ask_grpc(port, p.path, p.host, p.headers) for port in (lab.vg_port, lab.gw_port))
+            a, g = (lab.ask_grpc(port, p.path, p.host, p.headers) for port in (lab.vg_port, lab.gw_port))
             if a[1] and g[1]:
                 return
         else:
@@ -228,13 +316,13 @@ def _answer(a) -> dict:
     return {"status": a[0], "service": a[1], "path": a[2], "host": a[3]}
 
 
-def run(app_mesh, gateway_api, probes, announced, workdir: Path) -> list[dict]:
+def run(app_mesh, gateway_api, probes, announced, workdir: Path, secrets: list | None = None) -> list[dict]:
     """One row per probe: the two answers, whether they differ and whether a finding announced it."""
     from .migrate.probes import is_announced
     world = World(app_mesh)
     split = _split_routes(world)
     rows = []
-    with SideBySide(app_mesh, gateway_api, workdir) as lab:
+    with SideBySide(app_mesh, gateway_api, workdir, secrets) as lab:
         _warm_up(lab, [p for p in probes if p.tag == "match"])
         for p in probes:
             headers = dict(p.headers)
@@ -242,7 +330,7 @@ def run(app_mesh, gateway_api, probes, announced, workdir: Path) -> list[dict]:
                 headers["Host"] = p.host
             row = {"probe": p.to_dict(), "request": p.describe()}
             if p.route in split or (split and not p.route):  # a user's request may reach a split
-                am, gw = (_samples(lab.vg_port, p, headers), _samples(lab.gw_port, p, headers))
+                am, gw = (_samples(lab, lab.vg_port, p, headers), _samples(lab, lab.gw_port, p, headers))
                 share_am = {k: v / len(am) for k, v in Counter(a[1] for a in am).items()}
                 share_gw = {k: v / len(gw) for k, v in Counter(a[1] for a in gw).items()}
                 # GRPCRoute cannot rewrite the authority: compared only when the export did not say so
@@ -254,7 +342,7 @@ def run(app_mesh, gateway_api, probes, announced, workdir: Path) -> list[dict]:
                            gateway_api={"split": dict(sorted(share_gw.items(), key=str))},
                            differs=worst > SPLIT_TOLERANCE or rest_am != rest_gw)
             elif p.grpc:
-                a, g = (ask_grpc(port, p.path, p.host, p.headers) for port in (lab.vg_port, lab.gw_port))
+                a, g = (lab.ask_grpc(port, p.path, p.host, p.headers) for port in (lab.vg_port, lab.gw_port))
                 row.update(app_mesh=_answer(a), gateway_api=_answer(g), differs=a != g)
             else:
                 a, g = lab.both(p.method, p.path, headers)
@@ -265,12 +353,12 @@ def run(app_mesh, gateway_api, probes, announced, workdir: Path) -> list[dict]:
     return rows
 
 
-def _samples(port: int, p, headers: dict) -> list[tuple]:
+def _samples(lab: SideBySide, port: int, p, headers: dict) -> list[tuple]:
     if not p.grpc:
-        return [ask(port, p.method, p.path, headers) for _ in range(SPLIT_SAMPLES)]
-    ch = grpc_channel(port, p.host)
+        return [lab.ask(port, p.method, p.path, headers) for _ in range(SPLIT_SAMPLES)]
+    ch = lab.channel(port, p.host)
     try:
-        return [ask_grpc(port, p.path, p.host, p.headers, ch) for _ in range(SPLIT_SAMPLES)]
+        return [lab.ask_grpc(port, p.path, p.host, p.headers, ch) for _ in range(SPLIT_SAMPLES)]
     finally:
         ch.close()
 

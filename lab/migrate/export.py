@@ -42,6 +42,9 @@ class Export:
     objects: list = field(default_factory=list)
     findings: list = field(default_factory=list)
     commands: list = field(default_factory=list)
+    # the TLS Secrets the commands make: {"namespace", "name", "cert", "key"} (the files' paths as
+    # the manifests name them), for the verifier to make them the same way
+    secrets: list = field(default_factory=list)
     # which requests the findings say route differently: "GatewayRoute ns/name" -> tags of
     # lab/migrate/probes.py ("*": every request of that route), plus precedence examples
     announced: dict = field(default_factory=dict)
@@ -216,6 +219,8 @@ class _Exporter:
         name = self._mounted_secret(vg, f.get("certificateChain") or "") or f"{vg.name}-tls"
         self.out.commands.append(f"kubectl create secret tls {name} -n {vg.namespace} "
                                  f"--cert={f.get('certificateChain')} --key={f.get('privateKey')}")
+        self.out.secrets.append({"namespace": vg.namespace, "name": name, "cert": f.get("certificateChain"),
+                                 "key": f.get("privateKey")})
         return {"kind": "Secret", "name": name}
 
     def _mounted_secret(self, vg: Resource, file: str) -> str | None:

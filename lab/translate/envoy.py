@@ -162,8 +162,9 @@ def _validation(v: dict | None, files: dict) -> dict | None:
 
 
 def downstream_tls(tls: dict, files: dict) -> dict:
-    common = {"tls_certificates": [{"certificate_chain": _file(tls["certificate_chain"], files),
-                                    "private_key": _file(tls["private_key"], files)}]}
+    common = {"tls_certificates": [{"certificate_chain": _file(c["certificate_chain"], files),
+                                    "private_key": _file(c["private_key"], files)}
+                                   for c in [tls] + list(tls.get("more_certificates") or [])]}
     ctx = {"@type": DOWNSTREAM_TLS, "common_tls_context": common}
     val = _validation(tls.get("validation"), files)
     if val:
@@ -357,8 +358,9 @@ def _log_file(ir: dict, files: dict) -> dict | None:
 
 def gateway(ir: dict, files: dict) -> dict:
     listeners, routes = [], []
+    by_port: dict = {}  # bind port -> the Envoy listener (HTTPS listeners of one port: one filter chain each)
     for lst in ir["listeners"]:
-        rname = naming.ingress_routes(lst["port"])
+        rname = naming.ingress_routes(lst["port"]) + (f"_{lst['section']}" if lst.get("section") else "")
         vroutes = []
         for r in lst["routes"]:
             rw = r["rewrite"]
@@ -382,8 +384,20 @@ def gateway(ir: dict, files: dict) -> dict:
         routes.append({"name": rname, "virtual_hosts": [{"name": "gateway", "domains": ["*"], "routes": vroutes}]})
         f = hcm(f"ingress_{lst['port']}", rname, access_log=_log_file(ir, files),
                 health_path=lst.get("health_check_path"), websocket=lst["protocol"] == "http")
-        listeners.append(listener(naming.ingress_listener(ir["bind_address"], lst["port"]), ir["bind_address"],
-                                  lst["bind_port"], f, lst.get("tls"), files))
+        out = listener(naming.ingress_listener(ir["bind_address"], lst["port"]), ir["bind_address"],
+                       lst["bind_port"], f, lst.get("tls"), files)
+        if lst.get("server_names"):  # SNI, which the TLS inspector reads: a Gateway API listener's hostname
+            for chain in out["filter_chains"]:
+                chain.setdefault("filter_chain_match", {})["server_names"] = list(lst["server_names"])
+            out["listener_filters"] = [{"name": "envoy.filters.listener.tls_inspector",
+                                        "typed_config": {"@type": TLS_INSPECTOR}}]
+        if lst["bind_port"] in by_port:
+            by_port[lst["bind_port"]]["filter_chains"] += out["filter_chains"]
+            if out.get("listener_filters"):
+                by_port[lst["bind_port"]]["listener_filters"] = out["listener_filters"]
+        else:
+            by_port[lst["bind_port"]] = out
+            listeners.append(out)
     return _finish(ir, listeners, routes, files)
 
 

@@ -16,10 +16,22 @@ header matches; more query matches; then the oldest route, then namespace/name; 
 rule order, then match order. Envoy takes the first matching route, so the IR routes are sorted
 by that key. PathPrefix matches whole path segments (Envoy's path_separated_prefix).
 GRPCRoute rules become HTTP/2 matches on the :path /<service>/<method> (GRPCRoute has no URLRewrite).
-Not served yet: TLS listeners (HTTPS), filters other than URLRewrite.
+
+HTTPS listeners (tls.mode Terminate) are served: each certificateRef names a Secret of type
+kubernetes.io/tls (in another namespace only with a ReferenceGrant from the Gateway); the IR names
+its files secret:<namespace>/<name>/tls.crt and tls.key, which the runtime writes from the Secret,
+owner-only (lab/runtime/secrets.py), and maps to real files, as it maps App Mesh's certificate
+paths: no key material in the IR or in the Envoy configuration sent over xDS. A listener's
+`hostname` becomes its filter chain's server_names (SNI; a client naming another host, or none,
+is refused at the handshake); HTTPS listeners sharing a port are filter chains of one Envoy
+listener, the most specific server name winning (Envoy's rule, the spec's too). Every listener's
+`hostname` also narrows the hostnames of the routes attached to it (the intersection, per the
+Gateway spec); a route with none in common does not attach. Passthrough (TLSRoute, experimental
+channel) is not served. Not served either: TLS, TCP and UDP listeners, filters other than URLRewrite.
 """
 from __future__ import annotations
 
+import base64
 import re
 
 from ..model import World
@@ -178,6 +190,33 @@ def _allowed(world: World, listener: dict, gw: Resource, route: Resource) -> boo
     return selector_matches(ns.get("selector"), world.namespace_labels(route.namespace) or {})
 
 
+def _host_in(host: str, pattern: str) -> bool:
+    """Whether `host` (a name or a *.wildcard) lies within `pattern` (Gateway API hostname rules:
+    a wildcard stands for one or more labels)."""
+    if pattern.startswith("*."):
+        base = pattern[1:]  # ".example.com"
+        return host.endswith(base) and len(host) > len(base)
+    return host == pattern
+
+
+def effective_hostnames(listener: dict, route: Resource) -> list[str] | None:
+    """The hostnames a route serves on a listener: the listener's and the route's, intersected
+    (Gateway spec, listeners[].hostname); [] for any host, None when they have none in common."""
+    mine = [h.lower() for h in route.spec.get("hostnames") or []]
+    theirs = (listener.get("hostname") or "").lower()
+    if not theirs:
+        return mine
+    if not mine:
+        return [theirs]
+    out = []
+    for h in mine:
+        if _host_in(h, theirs):
+            out.append(h)
+        elif _host_in(theirs, h):
+            out.append(theirs)
+    return sorted(set(out), key=out.index) or None
+
+
 def attached(world: World, gw: Resource, listener: dict) -> list[Resource]:
     """The routes attached to a listener: their parentRef names it (or the Gateway), its
     allowedRoutes admit them, and a hostname matches (lab/model/gatewayapi_refs.py, which the
@@ -185,18 +224,110 @@ def attached(world: World, gw: Resource, listener: dict) -> list[Resource]:
     return gwrefs.attached_routes(world, gw, listener)
 
 
-def granted(world: World, route: Resource, ns: str) -> bool:
-    """A backend in another namespace needs a ReferenceGrant there."""
-    if ns == route.namespace:
-        return True
-    for g in world.by_kind["ReferenceGrant"]:
-        if g.namespace != ns:
+def granted(world: World, route: Resource, ns: str, kind: str = "Service", name: str | None = None) -> bool:
+    """A reference into another namespace (a route's backend Service, a Gateway's certificate
+    Secret) needs a ReferenceGrant there (lab/model/gatewayapi_refs.py)."""
+    return gwrefs.granted(world, route, ns, kind, name)
+
+
+# ---- TLS ----------------------------------------------------------------------------------
+
+TLS_SECRET = "kubernetes.io/tls"
+
+
+def secret_file(ns: str, name: str, key: str) -> str:
+    """The IR's name for one file of a Secret (`key` tls.crt or tls.key); the runtime maps it."""
+    return f"secret:{ns}/{name}/{key}"
+
+
+def tls_secret_pems(secret: Resource) -> tuple[bytes, bytes] | None:
+    """A kubernetes.io/tls Secret's certificate chain and key, PEM (None when it is not one)."""
+    raw = secret.raw if isinstance(secret.raw, dict) else {}
+    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+    if raw.get("type") != TLS_SECRET:
+        return None
+    try:
+        crt, key = (base64.b64decode(str(data.get(k) or ""), validate=True) for k in ("tls.crt", "tls.key"))
+    except (ValueError, TypeError):
+        return None
+    if b"-----BEGIN CERTIFICATE-----" not in crt or b"PRIVATE KEY-----" not in key:
+        return None
+    return crt, key
+
+
+def tls_secret(ns: str, name: str, crt: bytes, key: bytes) -> Resource:
+    """A Secret as `kubectl create secret tls NAME -n NS --cert=FILE --key=FILE` makes it."""
+    body = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns},
+            "type": TLS_SECRET, "data": {"tls.crt": base64.b64encode(crt).decode(),
+                                         "tls.key": base64.b64encode(key).decode()}}
+    return Resource("v1", "Secret", name, ns, {}, {}, {}, None, body)
+
+
+def certificate_secrets(world: World, gw: Resource, listener: dict) -> tuple[list, list]:
+    """The Secrets an HTTPS listener's certificateRefs name and can use, as (namespace, name);
+    and what is wrong, as (field path under the listener, message, hint)."""
+    tls = listener.get("tls") or {}
+    good, problems = [], []
+    for i, ref in enumerate(tls.get("certificateRefs") or []):
+        where = f"tls.certificateRefs[{i}]"
+        if ref.get("group", "") != "" or ref.get("kind", "Secret") != "Secret":
+            problems.append((where, f"a certificate of kind {ref.get('kind')!r} (group {ref.get('group')!r})",
+                             "the lab reads core Secrets: kind: Secret, no group"))
             continue
-        if any(f.get("group") == GROUP and f.get("kind") == route.kind and f.get("namespace") == route.namespace
-               for f in g.spec.get("from") or []) and \
-                any(t.get("group", "") == "" and t.get("kind") == "Service" for t in g.spec.get("to") or []):
-            return True
-    return False
+        ns = ref.get("namespace") or gw.namespace
+        if not granted(world, gw, ns, "Secret", ref.get("name")):
+            problems.append((where, f"Secret {ns}/{ref.get('name')} is in another namespace and no ReferenceGrant "
+                             f"there lets Gateways of {gw.namespace} use it",
+                             f"add a ReferenceGrant in {ns} from Gateway in {gw.namespace} to Secret"))
+            continue
+        secret = world.get("Secret", ns, ref.get("name"))
+        if secret is None:
+            problems.append((where, f"Secret {ns}/{ref.get('name')} does not exist",
+                             f"kubectl create secret tls {ref.get('name')} -n {ns} --cert=FILE --key=FILE"))
+            continue
+        pems = tls_secret_pems(secret)
+        if pems is None:
+            problems.append((where, f"Secret {ns}/{ref.get('name')} is not a TLS Secret (type {TLS_SECRET} with "
+                             "data tls.crt and tls.key, PEM, base64-encoded)", "make it with kubectl create secret tls"))
+            continue
+        good.append((ns, ref.get("name")))
+    if not good and not problems:
+        problems.append(("tls.certificateRefs", "an HTTPS listener without a certificate",
+                         "name the Secret with the certificate in tls.certificateRefs"))
+    return good, problems
+
+
+def listener_problems(world: World, gw: Resource) -> list[tuple[str, str, str]]:
+    """Why a Gateway's listeners are not served as written: (field path, message, hint); empty
+    when every one is (the ResolvedRefs/Programmed story of each listener)."""
+    out = []
+    for i, lst in enumerate(gw.spec.get("listeners") or []):
+        base = f"spec.listeners[{i}]"
+        proto = lst.get("protocol")
+        if proto == "HTTPS":
+            if (lst.get("tls") or {}).get("mode", "Terminate") != "Terminate":
+                out.append((f"{base}.tls.mode", "TLS Passthrough is for TLSRoute (experimental channel); the lab "
+                            "serves HTTPS with mode Terminate only", "use mode: Terminate with a certificate"))
+                continue
+            out += [(f"{base}.{p}", m, h) for p, m, h in certificate_secrets(world, gw, lst)[1]]
+        elif proto != "HTTP":
+            out.append((f"{base}.protocol", f"{proto} listeners are not served by the lab", "use HTTP or HTTPS"))
+    return out
+
+
+def listener_tls_ir(world: World, gw: Resource, listener: dict) -> dict | None:
+    """The IR's TLS of an HTTPS listener (None when it cannot be served: listener_problems says why)."""
+    if (listener.get("tls") or {}).get("mode", "Terminate") != "Terminate":
+        return None
+    secrets, _ = certificate_secrets(world, gw, listener)
+    if not secrets:
+        return None
+    files = [{"certificate_chain": secret_file(ns, n, "tls.crt"), "private_key": secret_file(ns, n, "tls.key")}
+             for ns, n in secrets]
+    out = {"mode": "STRICT", **files[0]}
+    if len(files) > 1:  # e.g. an RSA and an ECDSA certificate: Envoy serves the one the client can use
+        out["more_certificates"] = files[1:]
+    return out
 
 
 # ---- backends -----------------------------------------------------------------------------
@@ -325,13 +456,35 @@ def gateway_ir(world: World, gw: Resource, placement: Placement) -> dict:
     grpc = any(r.kind == "GRPCRoute" for lst in gw.spec.get("listeners") or [] for r in attached(world, gw, lst))
     proto = "http2" if grpc else "http"
     redirect = naming.self_redirect_cluster(MESH, f"{gw.name}_{gw.namespace}", proto, egress_port)
-    listeners = []
+    listeners: list = []
+    chains: dict = {}  # port -> {"protocol": "HTTP"|"HTTPS", server names...: the IR listener}
     for lst in gw.spec.get("listeners") or []:
-        if lst.get("protocol") != "HTTP":
-            continue  # HTTPS, TLS, TCP, UDP listeners are not served by the lab yet
-        entries = []
+        kind = lst.get("protocol")
+        if kind not in ("HTTP", "HTTPS"):
+            continue  # TLS, TCP, UDP listeners are not served by the lab (listener_problems says so)
+        tls = listener_tls_ir(world, gw, lst) if kind == "HTTPS" else None
+        if kind == "HTTPS" and tls is None:
+            continue  # no usable certificate: not served (listener_problems says why)
+        on_port = chains.setdefault(lst["port"], {"protocol": kind, "chains": {}})
+        if on_port["protocol"] != kind:
+            continue  # HTTP and HTTPS on one port conflict; the first listener's protocol wins
+        # HTTP listeners of one port share a chain (no SNI to tell them apart); HTTPS ones have one
+        # each, told apart by server name
+        sni = (lst.get("hostname") or "").lower() if kind == "HTTPS" else ""
+        ir_lst = on_port["chains"].get(sni)
+        if ir_lst is None:
+            ir_lst = {"port": lst["port"], "bind_port": placement.bind_port(nid, lst["port"]), "protocol": "http",
+                      "tls": tls, "health_check_path": None, "routes": [], "_entries": []}
+            if kind == "HTTPS":
+                ir_lst["server_names"] = [sni] if sni else []
+                ir_lst["section"] = lst.get("name")
+            on_port["chains"][sni] = ir_lst
+            listeners.append(ir_lst)
+        elif kind == "HTTPS":
+            continue  # two HTTPS listeners on one port and host name conflict; the first wins
+        entries = ir_lst["_entries"]
         for route in attached(world, gw, lst):
-            hostnames = [h.lower() for h in route.spec.get("hostnames") or []]
+            hostnames = effective_hostnames(lst, route) or []
             for i, rule in enumerate(route.spec.get("rules") or []):
                 rule_name = f"{route.name}_{route.namespace}-{i}"
                 target = backends.service(route, rule, rule_name)
@@ -342,9 +495,8 @@ def gateway_ir(world: World, gw: Resource, placement: Placement) -> dict:
                         "name": f"{rule_name}-{j}", "source": route.ref, "priority": None,
                         "match": match, "rewrite": rewrite_ir(m, rule.get("filters")),
                         "target": {"virtual_service": target, "port": None}, "cluster": redirect}))
-        listeners.append({"port": lst["port"], "bind_port": placement.bind_port(nid, lst["port"]), "protocol": "http",
-                          "tls": None, "health_check_path": None,
-                          "routes": [e for _, e in sorted(entries, key=lambda x: x[0])]})
+    for ir_lst in listeners:
+        ir_lst["routes"] = [e for _, e in sorted(ir_lst.pop("_entries"), key=lambda x: x[0])]
     self_cluster = {"name": redirect, "kind": "self_redirect", "protocol": proto,
                     "endpoints": [{"address": "127.0.0.1" if placement.bind_address != "0.0.0.0" else "127.0.0.1",
                                    "port": egress_port}],

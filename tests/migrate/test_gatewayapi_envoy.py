@@ -150,3 +150,99 @@ def test_grpc_routes_route_like_app_mesh_on_real_envoy(tmp_path):
             assert a == g, (method, md, a, g)
         assert _grpc(lab.gw_port, "/lab.echo.Echo/Say", (("x-tenant", "beta"),))[1] == "echo-v2"
         assert _grpc(lab.gw_port, "/lab.echo.Echo/Say")[1] == "echo-v1"
+
+
+# ---- HTTPS listeners ------------------------------------------------------------------------
+
+def _handshake(port: int, ca_pem: bytes | None, server_name: str | None) -> bytes:
+    """The certificate the gateway serves for `server_name` in SNI (None: no SNI); checked against
+    `ca_pem` when given."""
+    import socket
+    import ssl
+    ctx = ssl.create_default_context(cadata=ca_pem.decode() if ca_pem else None)
+    ctx.check_hostname = False
+    if ca_pem is None:
+        ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname=server_name) as tls:
+            return tls.getpeercert(binary_form=True)
+
+
+def test_https_listener_serves_the_secret_s_certificate_for_its_hostname_only(tmp_path):
+    """The export's HTTPS listener, given a hostname: the certificate of its Secret is served to a
+    client naming that host; another name, no name, or no TLS at all gets no answer."""
+    import http.client
+    import os
+    import ssl
+    import stat
+    import subprocess
+
+    from cryptography import x509
+
+    am = _resources("examples/tls-gateway")
+    ex = export(am)
+    assert [(s["namespace"], s["name"]) for s in ex.secrets] == [("ex-tls-gateway", "gateway-tls")]
+    gw_api = ex.resources()
+    gw = next(r for r in gw_api if r.kind == "Gateway")
+    gw.spec["listeners"][0]["hostname"] = "secure.example.com"
+    with SideBySide(am, gw_api, tmp_path, ex.secrets) as lab:
+        host = {"Host": "secure.example.com"}
+        assert lab.ask(lab.gw_port, "GET", "/", host)[:2] == (200, "secure-web")
+        a, g = lab.both("GET", "/x", host)
+        assert a == g and a[0] == 200, (a, g)  # the same answer as App Mesh's gateway, over HTTPS on both
+        # the route takes the listener's hostname only (the spec's intersection): another Host, sent
+        # over a connection that named the right server, is not routed
+        conn = http.client.HTTPConnection("127.0.0.1", lab.gw_port, timeout=10)
+        conn.sock = lab.context(lab.gw_port).wrap_socket(
+            __import__("socket").create_connection(("127.0.0.1", lab.gw_port)), server_hostname="secure.example.com")
+        conn.request("GET", "/", headers={"Host": "elsewhere.example.com"})
+        assert conn.getresponse().status == 404
+        conn.close()
+        served = x509.load_der_x509_certificate(_handshake(lab.gw_port, lab.ca_pem, "secure.example.com"))
+        secret_crt = x509.load_pem_x509_certificate(
+            open(lab.files_gw["secret:ex-tls-gateway/gateway-tls/tls.crt"], "rb").read())
+        assert served == secret_crt
+        for name in ("other.example.com", None):  # no filter chain for that name: the handshake fails
+            with pytest.raises((ssl.SSLError, ConnectionResetError, OSError)):
+                _handshake(lab.gw_port, lab.ca_pem, name)
+        conn = http.client.HTTPConnection("127.0.0.1", lab.gw_port, timeout=10)
+        with pytest.raises((http.client.HTTPException, ConnectionResetError, OSError)):
+            conn.request("GET", "/", headers=host)
+            conn.getresponse().read()
+        conn.close()
+        # the key: a file of the lab's, owner-only, named (not carried) by the configuration Envoy gets
+        key = lab.files_gw["secret:ex-tls-gateway/gateway-tls/tls.key"]
+        st = os.stat(key)
+        assert stat.S_IMODE(st.st_mode) == 0o600 and st.st_uid == os.getuid()
+        assert stat.S_IMODE(os.stat(os.path.dirname(key)).st_mode) == 0o700
+        from lab.translate import gatewayapi, to_envoy
+        config = json.dumps(to_envoy(gatewayapi.gateway_ir(lab.world, lab.gw, lab.placement), lab.files_gw))
+        assert "PRIVATE KEY" not in config and key in config
+        if os.geteuid() == 0 and subprocess.run(["which", "runuser"], capture_output=True).returncode == 0:
+            other = subprocess.run(["runuser", "-u", "nobody", "--", "cat", key], capture_output=True, text=True)
+            assert other.returncode != 0 and "PRIVATE KEY" not in other.stdout
+
+
+def test_https_listeners_sharing_a_port_serve_each_its_own_certificate_by_sni(tmp_path):
+    from cryptography import x509
+
+    from lab.runtime import pki
+    from lab.translate import gatewayapi
+
+    am = _resources("examples/tls-gateway")
+    ex = export(am)
+    gw_api = ex.resources()
+    gw = next(r for r in gw_api if r.kind == "Gateway")
+    first = gw.spec["listeners"][0]
+    first["hostname"] = "*.example.com"
+    gw.spec["listeners"].append({**first, "name": "https-shop", "hostname": "shop.example.com",
+                                 "tls": {"mode": "Terminate", "certificateRefs": [{"name": "shop-tls"}]}})
+    ca = pki.make_ca("another CA", 1)
+    cert, key = pki.make_leaf(ca, "shop", 1, ["shop.example.com"], [], role="server")
+    shop = gatewayapi.tls_secret("ex-tls-gateway", "shop-tls", pki.pem(cert), pki.key_pem(key))
+    with SideBySide(am, gw_api + [shop], tmp_path, ex.secrets) as lab:
+        def subject(name):
+            return x509.load_der_x509_certificate(_handshake(lab.gw_port, None, name)).subject.rfc4514_string()
+        assert subject("shop.example.com") == "CN=shop"  # the more specific server name wins
+        assert subject("www.example.com") == "CN=gateway"  # the wildcard listener's Secret
+        assert lab.ask(lab.gw_port, "GET", "/", {"Host": "www.example.com"})[:2] == (200, "secure-web")

@@ -18,9 +18,16 @@ from .test_export import TESTDATA, exported
 GOLDEN = TESTDATA.parent / "testdata-ir"
 
 
+PEM = (b"-----BEGIN CERTIFICATE-----\n(golden)\n-----END CERTIFICATE-----\n",
+       b"-----BEGIN PRIVATE KEY-----\n(golden)\n-----END PRIVATE KEY-----\n")
+
+
 def render(set_name: str) -> dict:
+    """The export's Gateway API objects, and the TLS Secrets its commands make (their content
+    does not reach the IR, which names the Secrets' files only)."""
     ex = exported(set_name)
-    resources = _app_mesh(set_name) + ex.resources()
+    secrets = [gatewayapi.tls_secret(s["namespace"], s["name"], *PEM) for s in ex.secrets]
+    resources = _app_mesh(set_name) + ex.resources() + secrets
     world = World(resources)
     out = {}
     placement = cluster_placement(world)

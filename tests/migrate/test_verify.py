@@ -150,5 +150,19 @@ def test_user_probes_and_mistakes(tmp_path):
     probes.write_text("- {path: nope}\n")
     r = migrate("--verify", "manifests/examples/canary", "--probes", probes)
     assert r.returncode == 2 and "item 1" in r.stderr and "Traceback" not in r.stderr
-    r = migrate("--verify", "manifests/examples/tls-gateway")
-    assert r.returncode == 2 and "uses TLS" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_tls_sets_are_verified_over_https_on_both_sides(tmp_path):
+    for set_path in ("manifests/examples/tls-gateway", "manifests/examples/mtls-mesh"):
+        r = migrate("--verify", set_path, "-o", "json")
+        assert r.returncode == 0, r.stdout + r.stderr
+        rows = json.loads(r.stdout)["requests"]
+        assert rows and all(x["app_mesh"]["status"] == x["gateway_api"]["status"] == 200 for x in rows
+                            if x["probe"]["tag"] == "match")
+
+    def edit(d):
+        d["spec"]["listeners"][0]["tls"]["mode"] = "Passthrough"
+    out = edited_export(tmp_path, "manifests/examples/tls-gateway", edit, "gateways.yaml")
+    r = migrate("--verify", "manifests/examples/tls-gateway", "--export", out)
+    assert r.returncode == 2 and "spec.listeners[0].tls.mode" in r.stderr and "TLSRoute" in r.stderr
+    assert "Traceback" not in r.stderr

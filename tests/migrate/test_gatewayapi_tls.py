@@ -1,0 +1,89 @@
+"""The lab's Gateway API translation of HTTPS listeners and listener hostnames (pure: IR and
+Envoy resources; served on real Envoy in test_gatewayapi_envoy.py)."""
+import pytest
+
+from lab.model import World
+from lab.model.resources import Resource
+from lab.translate import Placement, gatewayapi, to_envoy
+
+PEM = (b"-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n",
+       b"-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n")
+
+
+def res(kind, name, ns, spec, api="gateway.networking.k8s.io/v1"):
+    body = {"apiVersion": api, "kind": kind, "metadata": {"name": name, "namespace": ns}, "spec": spec}
+    return Resource(api, kind, name, ns, {}, {}, spec, None, body)
+
+
+def gateway(*listeners):
+    return res("Gateway", "gw", "ns", {"gatewayClassName": "x", "listeners": list(listeners)})
+
+
+def https(name="https", port=443, hostname=None, refs=({"name": "tls"},), mode="Terminate"):
+    out = {"name": name, "port": port, "protocol": "HTTPS", "tls": {"mode": mode, "certificateRefs": list(refs)}}
+    if hostname:
+        out["hostname"] = hostname
+    return out
+
+
+def problems(*objs):
+    world = World(list(objs))
+    return [(p, m) for p, m, _ in gatewayapi.listener_problems(world, world.by_kind["Gateway"][0])]
+
+
+def test_a_usable_tls_secret_gives_an_https_listener_whose_files_name_the_secret():
+    gw = gateway(https(hostname="shop.example.com"))
+    world = World([gw, gatewayapi.tls_secret("ns", "tls", *PEM)])
+    ir = gatewayapi.gateway_ir(world, gw, Placement())
+    (lst,) = ir["listeners"]
+    assert lst["tls"] == {"mode": "STRICT", "certificate_chain": "secret:ns/tls/tls.crt",
+                          "private_key": "secret:ns/tls/tls.key"}
+    assert lst["server_names"] == ["shop.example.com"]
+    envoy = to_envoy(ir, {"secret:ns/tls/tls.key": "/private/tls.key", "secret:ns/tls/tls.crt": "/private/tls.crt"})
+    (chain,) = envoy["listeners"][0]["filter_chains"]
+    assert chain["filter_chain_match"] == {"server_names": ["shop.example.com"]}
+    certs = chain["transport_socket"]["typed_config"]["common_tls_context"]["tls_certificates"]
+    assert certs == [{"certificate_chain": {"filename": "/private/tls.crt"},
+                      "private_key": {"filename": "/private/tls.key"}}]
+    assert "PRIVATE KEY" not in str(envoy)
+
+
+@pytest.mark.parametrize("objs,path,words", [
+    ([gateway(https())], "spec.listeners[0].tls.certificateRefs[0]", "does not exist"),
+    ([gateway(https()), res("Secret", "tls", "ns", {}, "v1")], "spec.listeners[0].tls.certificateRefs[0]",
+     "not a TLS Secret"),
+    ([gateway(https(refs=({"name": "tls", "namespace": "certs"},))), gatewayapi.tls_secret("certs", "tls", *PEM)],
+     "spec.listeners[0].tls.certificateRefs[0]", "no ReferenceGrant"),
+    ([gateway(https(mode="Passthrough"))], "spec.listeners[0].tls.mode", "TLSRoute"),
+    ([gateway(https(refs=()))], "spec.listeners[0].tls.certificateRefs", "without a certificate"),
+    ([gateway({"name": "tcp", "port": 9, "protocol": "TCP"})], "spec.listeners[0].protocol", "TCP listeners"),
+])
+def test_what_keeps_a_listener_from_being_served_is_said(objs, path, words):
+    (found,) = problems(*objs)
+    assert found[0] == path and words in found[1], found
+    world = World(objs)
+    assert gatewayapi.gateway_ir(world, world.by_kind["Gateway"][0], Placement())["listeners"] == []
+
+
+def test_a_reference_grant_lets_a_gateway_use_a_secret_of_another_namespace():
+    grant = res("ReferenceGrant", "gw-certs", "certs", {
+        "from": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": "ns"}],
+        "to": [{"group": "", "kind": "Secret"}]}, "gateway.networking.k8s.io/v1beta1")
+    objs = [gateway(https(refs=({"name": "tls", "namespace": "certs"},))), gatewayapi.tls_secret("certs", "tls", *PEM),
+            grant]
+    assert problems(*objs) == []
+
+
+@pytest.mark.parametrize("listener,route,want", [
+    (None, [], []), (None, ["a.example.com"], ["a.example.com"]),
+    ("a.example.com", [], ["a.example.com"]),
+    ("*.example.com", ["a.example.com", "other.org"], ["a.example.com"]),
+    ("a.example.com", ["*.example.com"], ["a.example.com"]),
+    ("*.example.com", ["*.example.com"], ["*.example.com"]),
+    ("a.example.com", ["b.example.com"], None),
+    ("*.example.com", ["example.com"], None),  # a wildcard needs one label at least
+])
+def test_listener_and_route_hostnames_intersect(listener, route, want):
+    lst = {"name": "l", "port": 80, "protocol": "HTTP", **({"hostname": listener} if listener else {})}
+    r = res("HTTPRoute", "r", "ns", {"hostnames": route})
+    assert gatewayapi.effective_hostnames(lst, r) == want
