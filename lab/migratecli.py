@@ -164,6 +164,10 @@ def cmd_verify(args, resources) -> int:
     except VerifyError as exc:
         out(f"migrate --verify: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a gateway that stopped answering, a TLS handshake refused
+        out(f"migrate --verify: a request to a gateway failed: {exc}; run it again, and if it fails the same way, "
+            "report it with the output of `appmesh-lab doctor`", file=sys.stderr)
+        return 2
     failing = [r for r in rows if r["differs"] and (args.strict or not r["announced"])]
     if args.output == "json":
         json.dump({"equivalent": not failing, "requests": rows,

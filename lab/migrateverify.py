@@ -27,7 +27,7 @@ from pathlib import Path
 
 from .model import World
 from .runtime import certs
-from .runtime.envoy import EnvoyProcess, free_port
+from .runtime.envoy import EnvoyProcess
 from .runtime.secrets import write_tls_secrets
 from .translate import Placement, gatewayapi, naming, to_envoy
 from .translate import ir as irmod
@@ -88,9 +88,11 @@ class SideBySide:
         self.world = World(app_mesh_resources + gateway_api_resources + made)
         self.xds = XdsServer(unix_socket=str(self.sockets / "xds.sock"))
         endpoints, self.app_ports, self.grpc_nodes = {}, {}, set()
-        for vn in sorted(self.am.by_kind["VirtualNode"], key=lambda r: r.key):
+        nodes = sorted(self.am.by_kind["VirtualNode"], key=lambda r: r.key)
+        ports = iter(free_ports(len(nodes) + 4))
+        for vn in nodes:
             mesh = self.am.mesh_of(vn)
-            port = free_port()
+            port = next(ports)
             self.app_ports[vn.name] = port
             if any((lst.get("portMapping") or {}).get("protocol") == "grpc" for lst in vn.spec.get("listeners") or []):
                 self.grpc_nodes.add(vn.name)
@@ -101,12 +103,12 @@ class SideBySide:
         self.gw = self.world.by_kind["Gateway"][0]
         self.vg_id = irmod.proxy_id(self.am, self.vg)
         self.gw_id = gatewayapi.node_id(self.gw)
-        self.vg_port, self.gw_port = free_port(), free_port()
+        self.vg_port, self.gw_port = next(ports), next(ports)
         self.placement = Placement(
             bind_address="127.0.0.1", endpoints=endpoints,
             listeners={self.vg_id: {(self.vg.spec["listeners"][0]["portMapping"])["port"]: self.vg_port},
                        self.gw_id: {self.gw.spec["listeners"][0]["port"]: self.gw_port}},
-            egress={self.vg_id: free_port(), self.gw_id: free_port()})
+            egress={self.vg_id: next(ports), self.gw_id: next(ports)})
         problems = gatewayapi.listener_problems(self.world, self.gw)
         if problems:
             shutil.rmtree(self.sockets, ignore_errors=True)
@@ -193,6 +195,21 @@ class SideBySide:
 
     def both(self, method: str, path: str, headers: dict) -> tuple:
         return self.ask(self.vg_port, method, path, headers), self.ask(self.gw_port, method, path, headers)
+
+
+def free_ports(n: int) -> list[int]:
+    """`n` different ports free a moment ago: held all at once, so no two are the same (the apps
+    and Envoys bind with SO_REUSEPORT, so a port handed out twice would be shared, not refused)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(s)
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def wait_listening(port: int, timeout: float = 20):
