@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 
 from ..model import World
+from ..model.semantics import same_resource
 from .envoy import to_envoy
 from .gatewayapi import lab_gateway_ir
 from .ir import gateway_ir, sidecar_ir
@@ -49,13 +50,9 @@ class _Recording(World):
         return self.by_key.get(key)
 
 
-def _fingerprint(r) -> tuple:
-    return (r.api_version, r.labels, r.annotations, r.spec, r.raw)
-
-
 class Incremental:
     def __init__(self):
-        self._resources: dict = {}  # key -> fingerprint of the last call's resources
+        self._resources: dict = {}  # key -> the last call's resource (compared by identity, then content)
         self._proxies: dict = {}  # proxy resource key -> (node id or None, output, keys, kinds)
         self._placement = None
         self._files = None
@@ -65,8 +62,9 @@ class Incremental:
         """node id -> {"ir": ..., "envoy": ...}, as lab.translate.translate."""
         resources = list(resources)
         world = World(resources)
-        now = {r.key: _fingerprint(r) for r in resources}
-        changed = {k for k in now.keys() | self._resources.keys() if now.get(k) != self._resources.get(k)}
+        now = world.by_key
+        old = self._resources
+        changed = {k for k in now.keys() | old.keys() if not same_resource(now.get(k), old.get(k))}
         kinds = {k[0] for k in changed}
         everything = placement != self._placement or (files or {}) != (self._files or {})
         proxies, self.translated = {}, []
@@ -83,8 +81,9 @@ class Incremental:
                 proxies[r.key] = old
                 if old[0] is not None:
                     out[old[0]] = old[1]
-        self._proxies, self._resources = proxies, now
-        self._placement, self._files = _copy(placement), dict(files or {})
+        self._proxies, self._resources = proxies, dict(now)
+        if everything:  # a copy only when it changed (comparing costs less than copying)
+            self._placement, self._files = _copy(placement), dict(files or {})
         return dict(sorted(out.items()))
 
 

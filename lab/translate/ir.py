@@ -166,7 +166,8 @@ def gateway_rewrite_ir(match: dict, action: dict, vs_name: str, grpc: bool) -> d
 
 def retry_ir(policy: dict | None) -> dict:
     if not policy:
-        return copy.deepcopy(DEFAULT_RETRY)
+        # a fresh copy (lists included) without copy.deepcopy: one per route and virtual service
+        return {k: list(v) if isinstance(v, list) else v for k, v in DEFAULT_RETRY.items()}
     return {
         "max_retries": policy.get("maxRetries", 0),
         "per_try_timeout_ms": duration_ms(policy.get("perRetryTimeout")),
