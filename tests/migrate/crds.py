@@ -7,11 +7,17 @@
 3. The CEL rules (x-kubernetes-validations), each by a Python equivalent keyed by its message.
    Rules without an equivalent are collected in NOT_CHECKED so a test can list them.
 The CRDs are read from ../shared/reference/gateway-api/ beside the repository ($APPMESH_LAB_SHARED overrides).
+The experimental channel's are not in ../shared: experimental_crds() reads them, at tag v1.6.1,
+from a git clone of kubernetes-sigs/gateway-api when there is one ($APPMESH_LAB_GATEWAY_API_GIT),
+never from a copy in this repository; CI has no such clone, so that check is an extra one.
 """
 from __future__ import annotations
 
 import copy
+import os
 import re
+import shutil
+import subprocess
 import jsonschema
 import yaml
 
@@ -109,6 +115,11 @@ CHECKS = {
         sum(1 for b in s if b.get("port") == a.get("port")) == 1 for a in s),
     "sectionName must be specified when parentRefs includes 2 or more": _section_specified,
     "sectionName must be unique when parentRefs includes 2 or more": _section_unique,
+    # the experimental channel's wording (its parentRefs may also be told apart by port)
+    "sectionName or port must be specified when parentRefs includes 2 or more": _section_specified,
+    "sectionName or port must be unique when parentRefs includes 2 or more": _section_unique,
+    "Rule name must be unique within the route": lambda s: all(
+        sum(1 for b in s if b.get("name") == a["name"]) == 1 for a in s if "name" in a),
     "While 16 rules and 64 matches per rule are allowed": lambda s: sum(len(r.get("matches") or []) for r in s) <= 128,
     "Must have port for Service reference": lambda s: not (s.get("group", "") == "" and s.get("kind") == "Service") or (
         "port" in s),
@@ -190,16 +201,47 @@ _strict_cache: dict = {}
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
-def crds() -> dict:
-    """{(apiVersion, kind): openAPIV3Schema} for every served version."""
-    if not _crds:
-        for f in sorted(CRD_DIR.glob("*.yaml")):
-            doc = yaml.safe_load(f.read_text())
-            group, kind = doc["spec"]["group"], doc["spec"]["names"]["kind"]
-            for v in doc["spec"]["versions"]:
-                if v.get("served"):
-                    _crds[(f"{group}/{v['name']}", kind)] = v["schema"]["openAPIV3Schema"]
-    return _crds
+GATEWAY_API_GIT = os.environ.get("APPMESH_LAB_GATEWAY_API_GIT", "/work/.mirror/kubernetes-sigs+gateway-api/repo")
+GATEWAY_API_TAG = "v1.6.1"
+EXPERIMENTAL = "config/crd/experimental"
+
+
+def experimental_crds(into) -> tuple:
+    """Write the experimental-channel CRDs of GATEWAY_API_TAG from the git clone GATEWAY_API_GIT
+    into the folder `into` (a test's temporary folder); (folder, None), or (None, why not)."""
+    git = shutil.which("git")
+    if git is None:
+        return None, "git is not installed"
+    if not os.path.isdir(GATEWAY_API_GIT):
+        return None, (f"no git clone of kubernetes-sigs/gateway-api at {GATEWAY_API_GIT} ($APPMESH_LAB_GATEWAY_API_GIT); "
+                      "the experimental-channel CRDs are read from one (CI has none: an extra check)")
+    ls = subprocess.run([git, "--git-dir", GATEWAY_API_GIT, "ls-tree", "--name-only", f"{GATEWAY_API_TAG}:{EXPERIMENTAL}"],
+                        capture_output=True, text=True)
+    names = [n for n in ls.stdout.split() if n.startswith("gateway.networking.k8s.io_") and n.endswith(".yaml")]
+    if ls.returncode != 0 or not names:
+        return None, f"{GATEWAY_API_GIT} has no {GATEWAY_API_TAG}:{EXPERIMENTAL}: {ls.stderr.strip()[:200]}"
+    for n in names:
+        text = subprocess.run([git, "--git-dir", GATEWAY_API_GIT, "show", f"{GATEWAY_API_TAG}:{EXPERIMENTAL}/{n}"],
+                              capture_output=True, text=True, check=True).stdout
+        (into / n).write_text(text)
+    return into, None
+
+
+def crds(directory=None) -> dict:
+    """{(apiVersion, kind): openAPIV3Schema} for every served version of the CRDs in `directory`
+    (default: the standard channel, CRD_DIR)."""
+    directory = directory or CRD_DIR
+    if directory not in _crds:
+        found = _crds[directory] = {}
+        for f in sorted(directory.glob("*.yaml")):
+            for doc in yaml.safe_load_all(f.read_text()):
+                if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
+                    continue  # a kustomization, a ValidatingAdmissionPolicy
+                group, kind = doc["spec"]["group"], doc["spec"]["names"]["kind"]
+                for v in doc["spec"]["versions"]:
+                    if v.get("served"):
+                        found[(f"{group}/{v['name']}", kind)] = v["schema"]["openAPIV3Schema"]
+    return _crds[directory]
 
 
 def _strict(schema):
@@ -244,18 +286,20 @@ def _cel(schema: dict, value, path: str, errors: list, unchecked: set):
             _cel(schema["items"], x, f"{path}[{i}]", errors, unchecked)
 
 
-def validate(doc: dict, unchecked: set | None = None) -> list[str]:
-    """Errors an API server with the v1.6.1 standard CRDs would report for `doc` (empty: valid)."""
+def validate(doc: dict, unchecked: set | None = None, directory=None) -> list[str]:
+    """Errors an API server with the v1.6.1 CRDs in `directory` (default: the standard channel)
+    would report for `doc` (empty: valid)."""
     key = (doc.get("apiVersion"), doc.get("kind"))
-    schema = crds().get(key)
+    schema = crds(directory).get(key)
     if schema is None:
-        return [f"{key[0]}/{key[1]} is not served by the standard-channel CRDs"]
+        return [f"{key[0]}/{key[1]} is not served by the CRDs in {directory or CRD_DIR}"]
     doc = copy.deepcopy(doc)
     _default(schema, doc)
-    if key not in _strict_cache:
-        _strict_cache[key] = jsonschema.Draft7Validator(_strict(schema))
+    ckey = (directory or CRD_DIR, key)
+    if ckey not in _strict_cache:
+        _strict_cache[ckey] = jsonschema.Draft7Validator(_strict(schema))
     errors = [f"{'.'.join(str(p) for p in e.absolute_path) or '.'}: {e.message}"
-              for e in _strict_cache[key].iter_errors(doc)]
+              for e in _strict_cache[ckey].iter_errors(doc)]
     meta = doc.get("metadata") or {}
     for field in ("name", "namespace"):
         v = meta.get(field)
