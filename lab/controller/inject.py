@@ -13,7 +13,9 @@ The decision follows the AWS controller's injector (APPMESH-FACTS §9.4–9.7):
     (unless one exists) that redirects traffic with iptables. The pod annotation
     `appmesh.k8s.aws/secretMounts: "<secret>:<directory>,..."` mounts those Secrets read-only
     into the injected `envoy` container (a volume named like the Secret, as upstream does);
-    a malformed value rejects the pod with the format to write.
+    a malformed value rejects the pod with the format to write. proxy-init redirects IPv6 as
+    well as IPv4 (APPMESH_ENABLE_IPV6=1, upstream's default) unless the pod is annotated
+    `appmesh.k8s.aws/ipv6: disabled` (any other value rejects the pod).
   * VirtualGateway pod: its own container named `envoy` becomes the gateway (image replaced
     unless `appmesh.k8s.aws/virtualGatewaySkipImageOverride: enabled`); without such a
     container nothing happens. No init container: the gateway listens itself.
@@ -37,12 +39,15 @@ from ..model import World, selector_matches
 from ..model.semantics import INJECT_LABEL
 from ..translate import naming
 from ..xds.bootstrap import ENVOY_RUNTIME, make_bootstrap
+from .pod_traffic import dual_stack
+from .world import ip_preference
 
 ANN_PORTS = "appmesh.k8s.aws/ports"
 ANN_EGRESS_PORTS = "appmesh.k8s.aws/egressIgnoredPorts"
 ANN_EGRESS_IPS = "appmesh.k8s.aws/egressIgnoredIPs"
 ANN_SKIP_IMAGE = "appmesh.k8s.aws/virtualGatewaySkipImageOverride"
 ANN_SECRET_MOUNTS = "appmesh.k8s.aws/secretMounts"
+ANN_IPV6 = "appmesh.k8s.aws/ipv6"  # "disabled": proxy-init leaves IPv6 alone (the only value upstream takes)
 ENVOY_UID = 1337
 ADMIN_PORT = 9901
 READY_PORT = 15021
@@ -62,7 +67,7 @@ class InjectConfig:
     cpu_request: str = "10m"
     memory_request: str = "32Mi"
     pre_stop_sleep_s: int = 20
-    enable_ipv6: bool = False
+    enable_ipv6: bool = True  # upstream's default: APPMESH_ENABLE_IPV6=1 unless the pod opts out
 
 
 @dataclass
@@ -110,13 +115,26 @@ def secret_mounts(annotations: dict) -> list[tuple[str, str]]:
     return out
 
 
+def ipv6_enabled(annotations: dict, cfg: InjectConfig) -> bool:
+    """Whether proxy-init redirects IPv6 too: yes (the controller's default, as upstream's),
+    unless the pod is annotated `appmesh.k8s.aws/ipv6: disabled`."""
+    value = (annotations or {}).get(ANN_IPV6)
+    if value is None:
+        return cfg.enable_ipv6
+    if str(value) != "disabled":
+        raise BadAnnotation(f"annotation {ANN_IPV6}: {value!r} is not a value it takes; write "
+                            f'{ANN_IPV6}: "disabled" to leave the pod\'s IPv6 traffic out of the mesh, or remove it')
+    return False
+
+
 def mode_of(ns_labels: dict, annotations: dict) -> str:
     value = str((annotations or {}).get(INJECT_LABEL) or (ns_labels or {}).get(INJECT_LABEL) or "").lower()
     return value if value in ("enabled", "disabled") else "unspecified"
 
 
-def bootstrap(node_id: str, cluster: str, cfg: InjectConfig) -> dict:
-    """The Envoy bootstrap of an injected proxy: make_bootstrap + a readiness listener."""
+def bootstrap(node_id: str, cluster: str, cfg: InjectConfig, dual: bool = False) -> dict:
+    """The Envoy bootstrap of an injected proxy: make_bootstrap + a readiness listener (on IPv6
+    too with `dual`: the mesh sets an IP preference, so the kubelet may probe the pod's IPv6)."""
     boot = make_bootstrap(node_id, cluster=cluster, xds_host=cfg.xds_host, xds_port=cfg.xds_port,
                           admin_port=ADMIN_PORT, initial_fetch_timeout_s=10.0, runtime=ENVOY_RUNTIME)
     hcm = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
@@ -124,7 +142,7 @@ def bootstrap(node_id: str, cluster: str, cfg: InjectConfig) -> dict:
         "name": "appmesh_lab_admin", "type": "STATIC", "connect_timeout": "1s",
         "load_assignment": {"cluster_name": "appmesh_lab_admin", "endpoints": [{"lb_endpoints": [{"endpoint": {
             "address": {"socket_address": {"address": "127.0.0.1", "port_value": ADMIN_PORT}}}}]}]}})
-    boot["static_resources"]["listeners"] = [{
+    readiness = {
         "name": f"lds_readiness_0.0.0.0_{READY_PORT}",
         "address": {"socket_address": {"address": "0.0.0.0", "port_value": READY_PORT}},
         "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
@@ -133,7 +151,9 @@ def bootstrap(node_id: str, cluster: str, cfg: InjectConfig) -> dict:
                 {"match": {"path": "/ready"}, "route": {"cluster": "appmesh_lab_admin"}},
                 {"match": {"prefix": "/"}, "direct_response": {"status": 404}}]}]},
             "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}}]}]}]
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}}]}]}
+    listeners = {"listeners": [readiness]}
+    boot["static_resources"]["listeners"] = (dual_stack(listeners) if dual else listeners)["listeners"]
     return boot
 
 
@@ -163,12 +183,12 @@ def _readiness() -> dict:
             "timeoutSeconds": 1, "failureThreshold": 3}
 
 
-def envoy_container(node_id: str, cluster: str, cfg: InjectConfig) -> dict:
+def envoy_container(node_id: str, cluster: str, cfg: InjectConfig, dual: bool = False) -> dict:
     command, args = _command()
     return {
         "name": "envoy", "image": cfg.envoy_image, "imagePullPolicy": "IfNotPresent",
         "command": command, "args": args,
-        "env": _env(node_id, bootstrap(node_id, cluster, cfg), cfg),
+        "env": _env(node_id, bootstrap(node_id, cluster, cfg, dual), cfg),
         "ports": [{"name": "stats", "containerPort": ADMIN_PORT, "protocol": "TCP"}],
         "securityContext": {"runAsUser": ENVOY_UID, "runAsGroup": ENVOY_UID, "runAsNonRoot": True,
                             "allowPrivilegeEscalation": False},
@@ -178,7 +198,8 @@ def envoy_container(node_id: str, cluster: str, cfg: InjectConfig) -> dict:
     }
 
 
-def proxy_init_container(app_ports: str, ignored_ips: str, ignored_ports: str, cfg: InjectConfig) -> dict:
+def proxy_init_container(app_ports: str, ignored_ips: str, ignored_ports: str, cfg: InjectConfig,
+                         ipv6: bool | None = None) -> dict:
     return {
         "name": "proxyinit", "image": cfg.proxy_init_image, "imagePullPolicy": "IfNotPresent",
         "securityContext": {"capabilities": {"add": ["NET_ADMIN", "NET_RAW"]}, "runAsUser": 0,
@@ -191,7 +212,7 @@ def proxy_init_container(app_ports: str, ignored_ips: str, ignored_ports: str, c
             {"name": "APPMESH_APP_PORTS", "value": app_ports},
             {"name": "APPMESH_EGRESS_IGNORED_IP", "value": ignored_ips},
             {"name": "APPMESH_EGRESS_IGNORED_PORTS", "value": ignored_ports},
-            {"name": "APPMESH_ENABLE_IPV6", "value": "1" if cfg.enable_ipv6 else "0"},
+            {"name": "APPMESH_ENABLE_IPV6", "value": "1" if (cfg.enable_ipv6 if ipv6 is None else ipv6) else "0"},
         ],
         "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}},
     }
@@ -237,7 +258,9 @@ def decide(pod: dict, namespace: str, world: World, cfg: InjectConfig) -> Decisi
     kind = "virtualNode" if vns else "virtualGateway"
     nid = naming.node_id(mesh.aws_name(), kind, owner.aws_name())
     try:
-        patch = virtual_node_patch(pod, owner, nid, cfg) if vns else virtual_gateway_patch(pod, nid, owner, cfg)
+        dual = ip_preference(mesh) is not None  # App Mesh: with an IP preference, Envoy binds IPv6 too
+        patch = virtual_node_patch(pod, owner, nid, cfg, dual) if vns else \
+            virtual_gateway_patch(pod, nid, owner, cfg, dual)
     except BadAnnotation as exc:
         return Decision(False, str(exc))
     if vgs and not patch:
@@ -250,14 +273,14 @@ def _ports_from(value: str) -> str:
     return ",".join(p.strip() for p in str(value).split(",") if p.strip())
 
 
-def virtual_node_patch(pod: dict, vn, nid: str, cfg: InjectConfig) -> list:
+def virtual_node_patch(pod: dict, vn, nid: str, cfg: InjectConfig, dual: bool = False) -> list:
     spec = pod.get("spec") or {}
     annotations = (pod.get("metadata") or {}).get("annotations") or {}
     patch = []
     containers = spec.get("containers") or []
     mounts = secret_mounts(annotations)
     if not any(c.get("name") == "envoy" for c in containers):
-        envoy = envoy_container(nid, vn.aws_name(), cfg)
+        envoy = envoy_container(nid, vn.aws_name(), cfg, dual)
         if mounts:
             taken = {v.get("name") for v in spec.get("volumes") or []}
             clash = sorted(taken & {n for n, _ in mounts})
@@ -278,7 +301,7 @@ def virtual_node_patch(pod: dict, vn, nid: str, cfg: InjectConfig) -> list:
             str((lst.get("portMapping") or {}).get("port")) for lst in vn.spec.get("listeners") or [])
         ips = _ports_from(annotations.get(ANN_EGRESS_IPS, cfg.egress_ignored_ips))
         eports = _ports_from(annotations.get(ANN_EGRESS_PORTS, cfg.egress_ignored_ports))
-        init = proxy_init_container(ports, ips, eports, cfg)
+        init = proxy_init_container(ports, ips, eports, cfg, ipv6_enabled(annotations, cfg))
         if inits is None:
             patch.append({"op": "add", "path": "/spec/initContainers", "value": [init]})
         else:
@@ -286,7 +309,7 @@ def virtual_node_patch(pod: dict, vn, nid: str, cfg: InjectConfig) -> list:
     return patch
 
 
-def virtual_gateway_patch(pod: dict, nid: str, vg, cfg: InjectConfig) -> list:
+def virtual_gateway_patch(pod: dict, nid: str, vg, cfg: InjectConfig, dual: bool = False) -> list:
     spec = pod.get("spec") or {}
     annotations = (pod.get("metadata") or {}).get("annotations") or {}
     for i, c in enumerate(spec.get("containers") or []):
@@ -296,7 +319,7 @@ def virtual_gateway_patch(pod: dict, nid: str, vg, cfg: InjectConfig) -> list:
         if str(annotations.get(ANN_SKIP_IMAGE, "")).lower() != "enabled":
             new["image"] = cfg.envoy_image
         new["command"], new["args"] = _command()
-        new["env"] = _merge_env(c.get("env"), _env(nid, bootstrap(nid, vg.aws_name(), cfg), cfg))
+        new["env"] = _merge_env(c.get("env"), _env(nid, bootstrap(nid, vg.aws_name(), cfg, dual), cfg))
         new.setdefault("readinessProbe", _readiness())
         new.setdefault("securityContext", {"runAsUser": ENVOY_UID, "runAsGroup": ENVOY_UID, "runAsNonRoot": True,
                                            "allowPrivilegeEscalation": False})

@@ -29,7 +29,14 @@ egress (`redirect_egress`)
     whose server speaks first (SMTP, MySQL) waits LISTENER_FILTERS_TIMEOUT before the
     connection goes on to the TCP chain.
 
-Gateways are not touched: their pods have no redirect, their listeners bind their own ports.
+Gateways keep their listeners: their pods have no redirect, their listeners bind their own ports.
+
+IPv6 (`dual_stack`): as App Mesh does, a proxy whose mesh sets an IP preference
+(`spec.meshServiceDiscovery.ipPreference`) binds all IPv4 and all IPv6 addresses: every listener
+on 0.0.0.0 also listens on [::] (an additional address, IPv6 only, so the IPv4 socket stays as
+it is); without a preference it binds IPv4 only, and IPv6 connections that proxy-init's ip6tables
+rules redirect to 15000/15001 are refused (source: aws-app-mesh-examples,
+walkthroughs/howto-ipv6, "Envoy Listener Configuration Binding Address").
 """
 from __future__ import annotations
 
@@ -54,12 +61,30 @@ TCP_PROXY = _T + "filters.network.tcp_proxy.v3.TcpProxy"
 DFP_HTTP_FILTER = "envoy.filters.http.dynamic_forward_proxy"
 
 
-def pod_envoy(envoy: dict, ir: dict) -> dict:
+IPV4_ANY, IPV6_ANY = "0.0.0.0", "::"
+
+
+def pod_envoy(envoy: dict, ir: dict, dual: bool = False) -> dict:
     """A proxy's Envoy resources (translator output) as its pod needs them. Sidecars get the
-    redirect listeners; gateways are returned unchanged."""
-    if ir.get("kind") != "sidecar":
-        return envoy
-    return redirect_egress(redirect_ingress(envoy), ir)
+    redirect listeners; with `dual` (the mesh sets an IP preference) every listener also binds
+    IPv6."""
+    if ir.get("kind") == "sidecar":
+        envoy = redirect_egress(redirect_ingress(envoy), ir)
+    return dual_stack(envoy) if dual else envoy
+
+
+def dual_stack(envoy: dict) -> dict:
+    """Every listener bound on 0.0.0.0:<port> also bound on [::]:<port> (IPv6 only)."""
+    out = dict(envoy)
+    listeners = []
+    for lst in envoy.get("listeners") or []:
+        sa = (lst.get("address") or {}).get("socket_address") or {}
+        if sa.get("address") == IPV4_ANY and not lst.get("additional_addresses"):
+            lst = {**lst, "additional_addresses": [{"address": {"socket_address": {
+                "address": IPV6_ANY, "port_value": sa["port_value"]}}}]}
+        listeners.append(lst)
+    out["listeners"] = listeners
+    return out
 
 
 # ---- ingress --------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from ..translate.status import conditions
 from ..xds.snapshot import Snapshot
 from .kube import APPMESH_KINDS, CLUSTER_SCOPED, Conflict, Kube, KubeError, NotFound, key_of
 from .pod_traffic import pod_envoy
-from .world import build_world, placement
+from .world import build_world, ip_preference, placement
 
 log = logging.getLogger("appmesh-lab.controller")
 
@@ -154,9 +154,10 @@ def compute(objects: dict[str, list[dict]], now: str | None = None) -> Decisions
 
     # Envoy resources for every proxy
     pl = placement(world, objects.get("EndpointSlice", []), objects.get("Pod", []))
+    dual = {m.aws_name() for m in world.by_kind["Mesh"] if ip_preference(m)}  # meshes whose proxies bind IPv6 too
     for nid, t in translate(world, pl).items():
         d.ir[nid] = t["ir"]
-        d.envoy[nid] = pod_envoy(t["envoy"], t["ir"])
+        d.envoy[nid] = pod_envoy(t["envoy"], t["ir"], dual=t["ir"].get("mesh") in dual)
 
     # statuses and events
     conds = conditions(world)

@@ -15,6 +15,10 @@ Where things are in a cluster (what `lab.translate.Placement` says for cluster m
     only names it.
   * a virtual node's endpoints are its pods' IPs with the listener port (the port the client
     dials; iptables on the far side hands it to that pod's Envoy).
+  * IP families follow the Mesh's `meshServiceDiscovery.ipPreference` (App Mesh's rules, for the
+    two values the CRD allows): IPv6_ONLY -> IPv6 endpoints and the local app at [::1];
+    IPv4_ONLY or none -> IPv4 endpoints and 127.0.0.1. With a preference, every listener binds
+    IPv6 as well as IPv4 (lab/controller/pod_traffic.py: dual_stack).
 
 Endpoints come from the EndpointSlices of the Service named by `serviceDiscovery.dns.hostname`
 (`<svc>.<ns>.svc.cluster.local`, `<svc>.<ns>.svc`, `<svc>.<ns>` or `<svc>`, lab.model.discovery),
@@ -107,8 +111,21 @@ def _pod_ready(pod: dict) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in st.get("conditions") or [])
 
 
-def node_ips(vn, slices: list[dict], pods: list[dict], world: World) -> list[str]:
-    """The ready pod IPs of a virtual node (see the module docstring for the rule)."""
+def ip_preference(mesh) -> str | None:
+    """The mesh's `spec.meshServiceDiscovery.ipPreference` (IPv4_ONLY, IPv6_ONLY) or None."""
+    if mesh is None:
+        return None
+    sd = mesh.spec.get("meshServiceDiscovery")
+    return sd.get("ipPreference") if isinstance(sd, dict) else None
+
+
+def _family(address: str) -> str:
+    return "IPv6" if ":" in str(address) else "IPv4"
+
+
+def node_ips(vn, slices: list[dict], pods: list[dict], world: World, family: str = "IPv4") -> list[str]:
+    """The ready pod IPs of a virtual node, of one address family (see the module docstring for
+    the rule): IPv6 when its mesh's ipPreference is IPv6_ONLY, IPv4 otherwise."""
     selector = vn.spec.get("podSelector")
     by_name = {(p["metadata"].get("namespace"), p["metadata"]["name"]): p for p in pods}
     svc = service_of(world, vn)
@@ -118,7 +135,7 @@ def node_ips(vn, slices: list[dict], pods: list[dict], world: World) -> list[str
         if mine:
             ips = set()
             for s in mine:
-                if s.get("addressType", "IPv4") != "IPv4":
+                if s.get("addressType", "IPv4") != family:
                     continue
                 for ep in s.get("endpoints") or []:
                     cond = ep.get("conditions") or {}
@@ -133,9 +150,15 @@ def node_ips(vn, slices: list[dict], pods: list[dict], world: World) -> list[str
                     ips.update(ep.get("addresses") or [])
             return sorted(ips)
         return []  # the hostname names no Service: it resolves to nothing
-    return sorted(p["status"]["podIP"] for p in pods
+    return sorted(ip for p in pods
                   if (p.get("metadata") or {}).get("namespace") == vn.namespace and _pod_ready(p)
-                  and selector_matches(selector, (p.get("metadata") or {}).get("labels") or {}))
+                  and selector_matches(selector, (p.get("metadata") or {}).get("labels") or {})
+                  for ip in _pod_ips(p) if _family(ip) == family)
+
+
+def _pod_ips(pod: dict) -> list[str]:
+    st = pod.get("status") or {}
+    return [x.get("ip") for x in st.get("podIPs") or [] if x.get("ip")] or [st["podIP"]]
 
 
 def _ports(r) -> list[int]:
@@ -150,10 +173,11 @@ def placement(world: World, slices: list[dict], pods: list[dict]) -> Placement:
         if mesh is None:
             continue
         nid = naming.node_id(mesh.aws_name(), "virtualNode", vn.aws_name())
-        ips = node_ips(vn, slices, pods, world)
+        v6 = ip_preference(mesh) == "IPv6_ONLY"
+        ips = node_ips(vn, slices, pods, world, "IPv6" if v6 else "IPv4")
         for port in _ports(vn):
             pl.listeners.setdefault(nid, {})[port] = port
-            pl.apps.setdefault(nid, {})[port] = ["127.0.0.1", port]
+            pl.apps.setdefault(nid, {})[port] = ["::1" if v6 else "127.0.0.1", port]
             pl.endpoints.setdefault(nid, {})[port] = [[ip, port] for ip in ips]
         pl.egress[nid] = EGRESS_PORT
     for vg in world.by_kind["VirtualGateway"]:

@@ -167,6 +167,23 @@ def test_proxy_init_with_ipv6_and_no_app_ports():
     assert not any("multiport" in r for r in rules)
 
 
+def test_proxy_init_writes_the_ipv6_rules_unless_the_kernel_has_no_ipv6(tmp_path):
+    common = dict(APPMESH_APP_PORTS="8080", APPMESH_EGRESS_IGNORED_IP="", APPMESH_EGRESS_IGNORED_PORTS="22",
+                  APPMESH_ENABLE_IPV6="1")
+    present = tmp_path / "if_inet6"
+    present.write_text("")
+    rules = proxy_init(IPV6_PROC=str(present), **common)
+    v4 = [r for r in rules if r.startswith("iptables ")]
+    assert [r.replace("ip6tables ", "iptables ", 1) for r in rules if r.startswith("ip6tables ")] == v4
+    assert "ip6tables -t nat -A PREROUTING -p tcp -m addrtype ! --src-type LOCAL -j APPMESH_INGRESS" in rules
+    out = subprocess.run(["sh", str(PROXY_INIT / "proxy-init.sh")], capture_output=True, text=True, timeout=30,
+                         env={"PATH": os.environ["PATH"], "DRY_RUN": "1", "IPV6_PROC": str(tmp_path / "absent"),
+                              **common})
+    assert out.returncode == 0, out.stderr
+    assert not any(r.startswith("ip6tables") for r in out.stdout.splitlines())
+    assert "this kernel has no IPv6" in out.stdout
+
+
 def test_proxy_init_does_nothing_when_not_enabled():
     out = subprocess.run(["sh", str(PROXY_INIT / "proxy-init.sh")], capture_output=True, text=True,
                          env={"PATH": os.environ["PATH"], "APPMESH_START_ENABLED": "0"}, timeout=30)

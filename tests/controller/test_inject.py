@@ -80,7 +80,7 @@ def test_a_virtual_node_pod_gets_envoy_and_proxyinit(walkthrough):
         "APPMESH_START_ENABLED": "1", "APPMESH_IGNORE_UID": "1337", "APPMESH_ENVOY_INGRESS_PORT": "15000",
         "APPMESH_ENVOY_EGRESS_PORT": "15001", "APPMESH_APP_PORTS": "8080",
         "APPMESH_EGRESS_IGNORED_IP": "169.254.169.254", "APPMESH_EGRESS_IGNORED_PORTS": "22",
-        "APPMESH_ENABLE_IPV6": "0"}
+        "APPMESH_ENABLE_IPV6": "1"}  # as upstream: IPv6 redirected unless the pod opts out
     assert init[0]["securityContext"]["capabilities"]["add"] == ["NET_ADMIN", "NET_RAW"]
     # nothing else of the pod changed
     original = REVIEWS["product-pod"]["request"]["object"]
@@ -347,3 +347,38 @@ def test_a_gateway_pod_whose_envoy_container_has_no_image_gets_the_envoy_image(w
     pod = _json_patch(pod, json.loads(base64.b64decode(out["patch"])))
     assert next(c for c in pod["spec"]["containers"] if c["name"] == "envoy")["image"] == CFG.envoy_image
     assert k8s_schema.problems(pod) == []
+
+
+def test_proxyinit_redirects_ipv6_unless_the_pod_opts_out(walkthrough):
+    """Upstream's injector: APPMESH_ENABLE_IPV6=1 unless `appmesh.k8s.aws/ipv6: disabled`; any
+    other value is refused here, saying what to write (upstream logs and ignores it)."""
+    def init_env(review):
+        resp, pod = admit_review(review, walkthrough)
+        assert resp["allowed"], resp
+        return env_of(pod["spec"]["initContainers"][0])
+    assert init_env(copy.deepcopy(REVIEWS["product-pod"]))["APPMESH_ENABLE_IPV6"] == "1"
+    assert init_env(_with_annotation("product-pod", "appmesh.k8s.aws/ipv6", "disabled"))["APPMESH_ENABLE_IPV6"] == "0"
+    out = review_response(_with_annotation("product-pod", "appmesh.k8s.aws/ipv6", "off"), lambda: world(walkthrough),
+                          CFG)["response"]
+    assert out["allowed"] is False and 'appmesh.k8s.aws/ipv6: "disabled"' in out["status"]["message"], out
+
+
+@pytest.mark.parametrize("preference, addresses", [(None, ["0.0.0.0"]), ("IPv4_ONLY", ["0.0.0.0", "::"])])
+def test_the_readiness_listener_binds_ipv6_when_the_mesh_sets_an_ip_preference(walkthrough, preference, addresses):
+    if preference:
+        walkthrough["Mesh"][0]["spec"]["meshServiceDiscovery"] = {"ipPreference": preference}
+    for case in ("product-pod", "gateway-pod"):
+        resp, pod = admit_review(copy.deepcopy(REVIEWS[case]), walkthrough)
+        envoy = next(c for c in pod["spec"]["containers"] if c["name"] == "envoy")
+        (ready,) = json.loads(env_of(envoy)["APPMESH_LAB_BOOTSTRAP"])["static_resources"]["listeners"]
+        got = [ready["address"]["socket_address"]["address"]] + [
+            a["address"]["socket_address"]["address"] for a in ready.get("additional_addresses") or []]
+        assert got == addresses and ready["address"]["socket_address"]["port_value"] == 15021, (case, ready)
+
+
+def admit_review(review, objects, cfg=CFG):
+    out = review_response(review, lambda: world(objects), cfg)["response"]
+    pod = review["request"]["object"]
+    if out.get("patch"):
+        pod = _json_patch(pod, json.loads(base64.b64decode(out["patch"])))
+    return out, pod

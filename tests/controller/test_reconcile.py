@@ -274,3 +274,51 @@ def test_a_virtual_router_gets_route_arns(walkthrough):
     st = compute(walkthrough, NOW).statuses[("VirtualRouter", "appmesh-demo", "review-router")]
     assert st["observedGeneration"] == 3
     assert st["routeARNs"] == {"all": st["virtualRouterARN"] + "/route/all"}
+
+
+# ---- IP families: the Mesh's meshServiceDiscovery.ipPreference, as App Mesh reads it ----------
+
+def _ipv6_slices(walkthrough):
+    """Each IPv4 EndpointSlice again as the IPv6 one a dual-stack Service gets (fd00::<last octet>)."""
+    for s in list(walkthrough["EndpointSlice"]):
+        six = copy.deepcopy(s)
+        six["metadata"]["name"] += "-v6"
+        six["addressType"] = "IPv6"
+        for ep in six["endpoints"]:
+            ep["addresses"] = [f"fd00::{a.rsplit('.', 1)[1]}" for a in ep["addresses"]]
+        walkthrough["EndpointSlice"].append(six)
+
+
+def _addresses(listener):
+    return [listener["address"]["socket_address"]["address"]] + [
+        a["address"]["socket_address"]["address"] for a in listener.get("additional_addresses") or []]
+
+
+def test_without_an_ip_preference_proxies_listen_and_route_on_ipv4_only(walkthrough):
+    _ipv6_slices(walkthrough)
+    d = compute(walkthrough, NOW)
+    for nid in (PRODUCT, GATEWAY):
+        assert all(_addresses(lst) == ["0.0.0.0"] for lst in d.envoy[nid]["listeners"]
+                   if "socket_address" in (lst.get("address") or {}))
+    assert endpoints(d.envoy[GATEWAY], "cds_egress_my-app-mesh_product-service-vn_appmesh-demo_http_8080") == \
+        ["10.244.1.5:8080"]
+
+
+@pytest.mark.parametrize("preference, ingress_app, product", [
+    ("IPv4_ONLY", "127.0.0.1:8080", "10.244.1.5:8080"),
+    ("IPv6_ONLY", "::1:8080", "fd00::5:8080"),
+])
+def test_with_an_ip_preference_every_listener_binds_ipv6_too_and_endpoints_follow_it(
+        walkthrough, preference, ingress_app, product):
+    _ipv6_slices(walkthrough)
+    find(walkthrough, "Mesh", "my-app-mesh")["spec"]["meshServiceDiscovery"] = {"ipPreference": preference}
+    d = compute(walkthrough, NOW)
+    sidecar = d.envoy[PRODUCT]
+    assert [(lst["name"], _addresses(lst)) for lst in sidecar["listeners"]] == [
+        ("lds_ingress_0.0.0.0_15000", ["0.0.0.0", "::"]), ("lds_egress_0.0.0.0_15001", ["0.0.0.0", "::"])]
+    assert sidecar["listeners"][0]["additional_addresses"][0]["address"]["socket_address"]["port_value"] == 15000
+    gateway = [lst for lst in d.envoy[GATEWAY]["listeners"] if "socket_address" in (lst.get("address") or {})]
+    assert gateway and all(_addresses(lst) == ["0.0.0.0", "::"] for lst in gateway)
+    assert endpoints(sidecar, "cds_ingress_my-app-mesh_product-service-vn_appmesh-demo_http_8080") == [ingress_app]
+    assert endpoints(d.envoy[GATEWAY], "cds_egress_my-app-mesh_product-service-vn_appmesh-demo_http_8080") == [product]
+    Snapshot.from_dicts("1", **sidecar).consistent()

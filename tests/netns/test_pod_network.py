@@ -97,12 +97,20 @@ GATEWAY_PORT = GATEWAY_POD["spec"]["containers"][0]["ports"][0]["containerPort"]
 SUBNET = ipaddress.ip_network(f"{POD_IP}/24", strict=False)
 NODE_IP, EXTERNAL_IP = str(SUBNET[1]), str(SUBNET[200])
 APP_PORT = PRODUCT_POD["spec"]["containers"][0]["ports"][0]["containerPort"]  # 8080
+# dual stack: the same hosts on a unique-local IPv6 /64 (the recorded cluster is IPv4; a
+# dual-stack pod has both), and an IPv6 ClusterIP for the review Service that nobody owns
+SUBNET6 = ipaddress.ip_network("fd00:10:244:1::/64")
+NODE_IP6, POD_IP6, REVIEW_IP6, GATEWAY_IP6, EXTERNAL_IP6 = (str(SUBNET6[n]) for n in (1, 5, 6, 7, 0x200))
+CLUSTER_IP6 = "fd00:10:96::50"
+IP_PREFERENCE = "IPv4_ONLY"  # what upstream's Mesh webhook writes on an IPv4-family cluster once discovery is set
 
 
 def objects(egress: str, vn_port: int) -> dict:
-    """The walkthrough with the mesh's egressFilter and product-service-vn's listener port set."""
+    """The walkthrough with the mesh's egressFilter and product-service-vn's listener port set,
+    and an IP preference on the mesh (so its proxies bind IPv6 as well, as App Mesh's do)."""
     objs = copy.deepcopy(WALKTHROUGH)
     objs["Mesh"][0]["spec"]["egressFilter"] = {"type": egress}
+    objs["Mesh"][0]["spec"]["meshServiceDiscovery"] = {"ipPreference": IP_PREFERENCE}
     (vn,) = [v for v in objs["VirtualNode"] if v["metadata"]["name"] == "product-service-vn"]
     vn["spec"]["listeners"][0]["portMapping"]["port"] = vn_port
     return objs
@@ -177,6 +185,7 @@ def app_image(workdir: Path) -> Path:
 class MeshedPod:
     def __init__(self, workdir: Path, pod, cli, xds: XdsServer, iptables: str, python: str):
         self.dir, self.pod, self.cli, self.xds, self.iptables, self.python = workdir, pod, cli, xds, iptables, python
+        self.ip6tables = iptables.replace("iptables", "ip6tables")
         self.version = 0
         self.served = None  # (egress, vn_port) of the configuration Envoy has
         self.app_ports = None  # APPMESH_APP_PORTS the iptables rules were made with
@@ -266,12 +275,13 @@ class MeshedPod:
                 self.proxy_init(init)
 
     def proxy_init(self, init: dict) -> None:
-        if self.app_ports is not None:  # a pod created now has a fresh network namespace: empty nat table
-            for args in (("-t", "nat", "-F"), ("-t", "nat", "-X")):
-                out = self.pod.sh(self.iptables, *args)
-                assert out.returncode == 0, out.stderr
+        if self.app_ports is not None:  # a pod created now has a fresh network namespace: empty nat tables
+            for tool in (self.iptables, self.ip6tables):
+                for args in (("-t", "nat", "-F"), ("-t", "nat", "-X")):
+                    out = self.pod.sh(tool, *args)
+                    assert out.returncode == 0, out.stderr
         env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), **env_of(init),
-               "IPTABLES": self.iptables, "IP6TABLES": self.iptables.replace("iptables", "ip6tables")}
+               "IPTABLES": self.iptables, "IP6TABLES": self.ip6tables}
         out = self.pod.sh("sh", str(PROXY_INIT), env=env)
         assert out.returncode == 0, f"proxy-init failed ({out.returncode}): {out.stdout}{out.stderr}"
         self.app_ports = env_of(init)["APPMESH_APP_PORTS"]
@@ -310,7 +320,7 @@ def meshed_pod():
     xds = XdsServer(NODE_IP, XDS_PORT)
     started = False
     try:
-        pod.create(etc={"hosts": f"127.0.0.1 localhost\n{CLUSTER_IP} {REVIEW_HOST}\n",
+        pod.create(etc={"hosts": f"127.0.0.1 localhost\n::1 localhost\n{CLUSTER_IP} {REVIEW_HOST}\n",
                         "resolv.conf": "nameserver 127.0.0.1\n"})
         cli.create()
         veth(pod, cli)
@@ -318,6 +328,11 @@ def meshed_pod():
         ip("-n", pod.name, "route", "add", "default", "via", NODE_IP)
         for addr in (NODE_IP, REVIEW_IP, GATEWAY_IP, EXTERNAL_IP):
             ip("-n", cli.name, "addr", "add", f"{addr}/{SUBNET.prefixlen}", "dev", "eth0")
+        # IPv6 (nodad: usable at once, no duplicate address detection to wait for)
+        ip("-n", pod.name, "addr", "add", f"{POD_IP6}/{SUBNET6.prefixlen}", "dev", "eth0", "nodad")
+        ip("-n", pod.name, "-6", "route", "add", "default", "via", NODE_IP6)
+        for addr in (NODE_IP6, REVIEW_IP6, GATEWAY_IP6, EXTERNAL_IP6):
+            ip("-n", cli.name, "addr", "add", f"{addr}/{SUBNET6.prefixlen}", "dev", "eth0", "nodad")
 
         # the controller's xDS server, listening in "cli" on the address the bootstrap names
         cli.call(xds.start)
@@ -344,6 +359,10 @@ def meshed_pod():
         aws_tls.load_cert_chain(workdir / "aws" / "tls.crt", workdir / "aws" / "tls.key")
         mp.aws_external = EchoServer(cli, EXTERNAL_IP, 443, aws_tls)
         servers += [mp.http_external, mp.tcp_external, mp.tls_external, mp.banner_external, mp.aws_external]
+        mp.http_external6 = ExternalHttp(cli, EXTERNAL_IP6, 8080)
+        mp.tcp_external6 = EchoServer(cli, EXTERNAL_IP6, 7000)
+        mp.tls_external6 = EchoServer(cli, EXTERNAL_IP6, 8443, tls)
+        servers += [mp.http_external6, mp.tcp_external6, mp.tls_external6]
         app = app_image(workdir)
         app_env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(app), "PYTHONDONTWRITEBYTECODE": "1",
                    "PYTHONUNBUFFERED": "1"}
@@ -594,3 +613,89 @@ def test_port_mismatch_on_a_running_pod(meshed_pod):
     assert p.stat(gw_after, gw_fails) > p.stat(gw_before, gw_fails)
     assert p.stat(after, fails) == p.stat(before, fails), "the pod's sidecar saw nothing"
     assert p.stat(after, no_chain) == p.stat(before, no_chain) + 1
+
+
+# ---- IPv6: the same pod, dual stack ---------------------------------------------------------
+# Before IPv6 was handled, the injector set APPMESH_ENABLE_IPV6=0 (no ip6tables rules: IPv6 went
+# around the sidecar both ways, DROP_ALL included) and Envoy listened on 0.0.0.0 only. Each test
+# below failed then.
+
+def test_ipv6_inbound_traffic_to_the_app_port_is_redirected_to_the_sidecar(meshed_pod):
+    p = meshed_pod
+    p.configure()
+    ingress = INGRESS_RQ.format(port=APP_PORT)
+    before = p.stat(p.stats(), ingress)
+    r = p.from_client(APP_PORT, "/products", POD_IP6)
+    assert not isinstance(r, Exception), f"{r!r}{p.log('envoy')}"
+    status, headers, body = r
+    answer = json.loads(body)
+    assert status == 200 and answer["service"] == "product-service", body
+    assert headers.get("server") == "envoy" and "x-request-id" in answer["request"]["headers"], (headers, answer)
+    assert p.stat(p.stats(), ingress) == before + 1
+    # the kubelet's readiness probe of an IPv6 pod (the bootstrap's 15021 listens on [::] too)
+    status, _, body = p.from_client(15021, "/ready", POD_IP6)
+    assert (status, body.strip()) == (200, b"LIVE")
+
+
+def test_ipv6_egress_to_a_declared_backend_is_routed_by_envoy(meshed_pod):
+    """The app dials the review Service's IPv6 ClusterIP (nobody owns it) with the Service's
+    name as Host: ip6tables hands the connection to Envoy, which routes by Host to the backend."""
+    p = meshed_pod
+    p.configure()
+    backend = r"^cluster\.cds_egress_[^.]*review-service-vn[^.]*\.upstream_rq_completed$"
+    before = p.stat(p.stats(), backend)
+    r = p.from_app("http", CLUSTER_IP6, str(APP_PORT), f"{REVIEW_HOST}:{APP_PORT}", "/reviews")
+    assert r.get("status") == 200, f"{r}{p.log('envoy')}"
+    answer = json.loads(r["body"])
+    assert answer["service"] == "review-service" and "x-envoy-expected-rq-timeout-ms" in answer["request"]["headers"]
+    assert p.stat(p.stats(), backend) == before + 1
+
+
+PASSTHROUGH = r"^tcp\.egress_tcp_passthrough\.downstream_cx_total$"
+
+
+def test_ipv6_allow_all_passes_undeclared_tcp_and_tls_through_envoy(meshed_pod):
+    p = meshed_pod
+    p.configure("ALLOW_ALL")
+    before, accepted = p.stat(p.stats(), PASSTHROUGH), p.tcp_external6.accepted
+    result = p.from_app("tcp", EXTERNAL_IP6, "7000")
+    assert result.get("reply") == "echo: ping\n", f"{result}{p.log('envoy')}"
+    assert p.tcp_external6.accepted == accepted + 1
+    assert p.stat(p.stats(), PASSTHROUGH) == before + 1, "the connection went through Envoy"
+    tls = p.from_app("tls", EXTERNAL_IP6, "8443", str(p.dir / "ca.crt"), EXTERNAL_NAME)
+    assert tls.get("peer") == EXTERNAL_NAME and tls.get("reply") == "echo: ping\n", tls
+    seen = len(p.http_external6.seen)
+    http = p.from_app("http", EXTERNAL_IP6, "8080", f"[{EXTERNAL_IP6}]:8080", "/outside6")
+    assert http.get("status") == 200, http
+    (req,) = p.http_external6.seen[seen:]
+    assert req["path"] == "/outside6" and "x-envoy-expected-rq-timeout-ms" in req["headers"]
+
+
+def test_ipv6_drop_all_blocks_undeclared_destinations(meshed_pod):
+    p = meshed_pod
+    p.configure("DROP_ALL")
+
+    def counts():
+        return len(p.http_external6.seen), p.tcp_external6.accepted, p.tls_external6.accepted
+    before = counts()
+    tcp = p.from_app("tcp", EXTERNAL_IP6, "7000")
+    assert tcp.get("reply") != "echo: ping\n", tcp
+    tls = p.from_app("tls", EXTERNAL_IP6, "8443", str(p.dir / "ca.crt"), EXTERNAL_NAME)
+    assert "error" in tls and "peer" not in tls, tls
+    http = p.from_app("http", EXTERNAL_IP6, "8080", f"[{EXTERNAL_IP6}]:8080", "/outside6")
+    assert http.get("status") == 404 and "DROP_ALL" in http.get("body", ""), http
+    assert counts() == before, "nothing reached the outside host over IPv6"
+    # the declared backend still works over IPv6
+    r = p.from_app("http", CLUSTER_IP6, str(APP_PORT), f"{REVIEW_HOST}:{APP_PORT}", "/reviews")
+    assert r.get("status") == 200 and json.loads(r["body"])["service"] == "review-service", r
+
+
+def test_ipv6_clients_reach_the_gateway(meshed_pod):
+    """The gateway pod's listener binds [::] as well; its route to product-service goes on to
+    the pod's IPv4 endpoint (IPv4_ONLY) through the pod's sidecar."""
+    p = meshed_pod
+    p.configure()
+    r = p.from_client(GATEWAY_PORT, "/products", GATEWAY_IP6)
+    assert not isinstance(r, Exception), f"{r!r}{p.log('gateway')}"
+    status, _, body = r
+    assert status == 200 and json.loads(body)["service"] == "product-service", body

@@ -12,6 +12,10 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+def family_of(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
 def http_get(host: str, port: int, path: str, timeout: float = 10.0, method: str = "GET") -> tuple[int, dict, bytes]:
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
@@ -35,6 +39,14 @@ import json, socket, ssl, sys
 kind, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 out = {"uid": __import__("os").getuid()}
 try:
+    if kind == "http":  # GET argv[5] with Host: argv[4]
+        import http.client
+        c = http.client.HTTPConnection(host, port, timeout=5)
+        c.request("GET", sys.argv[5], headers={"Host": sys.argv[4], "Accept": "application/json"})
+        r = c.getresponse()
+        out["status"], out["body"] = r.status, r.read().decode("utf-8", "replace")
+        print(json.dumps(out))
+        sys.exit(0)
     s = socket.create_connection((host, port), timeout=5)
     if kind == "tls":
         ctx = ssl.create_default_context(cafile=sys.argv[4])
@@ -57,7 +69,7 @@ class EchoServer:
 
     def __init__(self, ns, host: str, port: int, tls: ssl.SSLContext | None = None, banner: bytes = b""):
         self.tls, self.banner, self.accepted, self._stop = tls, banner, 0, threading.Event()
-        self.sock = ns.call(socket.create_server, (host, port))
+        self.sock = ns.call(lambda: socket.create_server((host, port), family=family_of(host)))
         self.sock.settimeout(0.2)
         threading.Thread(target=self._serve, daemon=True).start()
 
@@ -109,7 +121,9 @@ class ExternalHttp:
             def log_message(self, *args):
                 return
 
-        self.server = ns.call(ThreadingHTTPServer, (host, port), Handler)
+        server_class = type("Server6", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6}) \
+            if family_of(host) == socket.AF_INET6 else ThreadingHTTPServer
+        self.server = ns.call(server_class, (host, port), Handler)
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
 
     def close(self):

@@ -7,7 +7,8 @@
 # Environment (set by the injector): APPMESH_START_ENABLED, APPMESH_IGNORE_UID,
 # APPMESH_IGNORE_GID, APPMESH_ENVOY_INGRESS_PORT, APPMESH_ENVOY_EGRESS_PORT, APPMESH_APP_PORTS,
 # APPMESH_EGRESS_IGNORED_IP, APPMESH_EGRESS_IGNORED_PORTS, APPMESH_ENABLE_IPV6.
-# DRY_RUN=1 prints the commands instead of running them (used by the tests).
+# DRY_RUN=1 prints the commands instead of running them (used by the tests); IPV6_PROC names the
+# file whose presence says the kernel has IPv6 (default /proc/net/if_inet6).
 set -eu
 
 IPTABLES="${IPTABLES:-iptables}"
@@ -64,7 +65,14 @@ rules() {
 
 rules "$IPTABLES" 4
 if [ "${APPMESH_ENABLE_IPV6:-0}" = "1" ]; then
-    rules "$IP6TABLES" 6
+    # IPv6 gets the same rules, so IPv6 traffic cannot go around the sidecar (upstream's
+    # default). A kernel without IPv6 (booted with ipv6.disable=1) has no IPv6 traffic to
+    # redirect, and no ip6tables nat table to write to.
+    if [ -e "${IPV6_PROC:-/proc/net/if_inet6}" ]; then
+        rules "$IP6TABLES" 6
+    else
+        echo "proxy-init: this kernel has no IPv6 (no ${IPV6_PROC:-/proc/net/if_inet6}); IPv4 rules only"
+    fi
 fi
 echo "proxy-init: inbound ports [${APP_PORTS}] -> ${INGRESS_PORT}, outbound -> ${EGRESS_PORT}" \
      "(except uid ${IGNORE_UID}, ports [${IGNORED_PORTS}], IPs [${IGNORED_IPS}])"
