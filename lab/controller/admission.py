@@ -16,6 +16,11 @@ Mutating (CREATE only; an UPDATE is left as it is, like upstream):
     (`<name>` for a Mesh, `<name>.<namespace>` for a VirtualService, else `<name>_<namespace>`).
   Where nothing (or more than one thing) can be designated, the reference is left out and the
   validating webhook decides, with the local lab's message.
+  * `spec.meshServiceDiscovery` of a Mesh (CREATE and UPDATE), from the cluster's IP family
+    (controller option --ip-family, chart value ipFamily), as upstream's Mesh webhook does: on an
+    IPv6 cluster always {ipPreference: IPv6_ONLY}; on an IPv4 cluster {ipPreference: IPv4_ONLY}
+    when the Mesh has one (whatever it says), nothing otherwise. With a preference, proxies bind
+    IPv6 as well (lab/controller/pod_traffic.py).
 
 Validating (CREATE, UPDATE): the object as a manifest (lab.controller.world.document_of: what a
 user wrote, without server fields and without the references the mutating webhook filled) goes
@@ -91,15 +96,36 @@ def _read_only(kind: str, field: str) -> str:
     return f"{kind} create may not specify read-only field: spec.{field}. {spec.message}; {spec.hint}"
 
 
-def mutate(kind: str, req: dict, objects: dict) -> dict:
+def ip_preference_patch(spec: dict, ip_family: str) -> list:
+    """Upstream's Mesh defaulting of meshServiceDiscovery from the cluster's IP family."""
+    have = spec.get("meshServiceDiscovery")
+    if ip_family == "IPv6":
+        want = {"ipPreference": "IPv6_ONLY"}
+    elif have is not None:
+        want = {"ipPreference": "IPv4_ONLY"}
+    else:
+        return []
+    return [] if have == want else [{"op": "add", "path": "/spec/meshServiceDiscovery", "value": want}]
+
+
+def _patched(uid: str, patch: list) -> dict:
+    out = {"uid": uid, "allowed": True}
+    if patch:
+        out["patchType"] = "JSONPatch"
+        out["patch"] = base64.b64encode(json.dumps(patch).encode()).decode()
+    return out
+
+
+def mutate(kind: str, req: dict, objects: dict, ip_family: str = "IPv4") -> dict:
     """The mutating webhook's answer (the `response` of an AdmissionReview)."""
     uid = req.get("uid", "")
-    if req.get("operation", "CREATE") != "CREATE":
-        return {"uid": uid, "allowed": True}
     obj = _object(req)
     spec = obj.get("spec")
     if not isinstance(spec, dict):
         return {"uid": uid, "allowed": True}  # the validating webhook says what is wrong
+    family = ip_preference_patch(spec, ip_family) if kind == "Mesh" else []
+    if req.get("operation", "CREATE") != "CREATE":
+        return _patched(uid, family)
     for field in (("meshRef",) if kind != "Mesh" else ()) + (("virtualGatewayRef",) if kind == "GatewayRoute" else ()):
         if spec.get(field) is not None:
             return _denied(uid, _read_only(kind, field))
@@ -124,11 +150,7 @@ def mutate(kind: str, req: dict, objects: dict) -> dict:
                               "value": {"name": vg.name, "namespace": vg.namespace, "uid": vg_uid}})
     if not spec.get("awsName"):
         patch.append({"op": "add", "path": "/spec/awsName", "value": r.aws_name()})
-    out = {"uid": uid, "allowed": True}
-    if patch:
-        out["patchType"] = "JSONPatch"
-        out["patch"] = base64.b64encode(json.dumps(patch).encode()).decode()
-    return out
+    return _patched(uid, patch + family)
 
 
 def findings(kind: str, obj: dict, objects: dict) -> list:
@@ -170,7 +192,7 @@ def validate(kind: str, req: dict, objects: dict) -> dict:
     return _denied(uid, f"{kind} {ref(kind, obj).split('/', 1)[1]} is not valid:\n{shown}{more}")
 
 
-def review(body: dict, path: str, objects_fn) -> dict | None:
+def review(body: dict, path: str, objects_fn, ip_family: str = "IPv4") -> dict | None:
     """An AdmissionReview for an App Mesh path -> the AdmissionReview to answer; None when the
     path is not one of ours."""
     which = route(path)
@@ -180,7 +202,7 @@ def review(body: dict, path: str, objects_fn) -> dict | None:
     req = body.get("request") or {}
     uid = req.get("uid", "")
     try:
-        resp = (mutate if action == "mutate" else validate)(kind, req, objects_fn())
+        resp = mutate(kind, req, objects_fn(), ip_family) if action == "mutate" else validate(kind, req, objects_fn())
     except Exception as exc:  # a bug answers as an error, so failurePolicy decides what happens
         log.exception("admission review %s (%s %s) failed", uid, action, kind)
         resp = _denied(uid, f"appmesh-lab {action} webhook error: {exc}", 500)

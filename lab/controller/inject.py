@@ -68,6 +68,7 @@ class InjectConfig:
     memory_request: str = "32Mi"
     pre_stop_sleep_s: int = 20
     enable_ipv6: bool = True  # upstream's default: APPMESH_ENABLE_IPV6=1 unless the pod opts out
+    ip_family: str = "IPv4"  # the cluster's; the Mesh webhook sets ipPreference from it (admission.py)
 
 
 @dataclass

@@ -47,6 +47,8 @@ OPTIONS = [
     ("--sidecar-cpu-request", "APPMESH_LAB_SIDECAR_CPU", "10m", "injected Envoy CPU request"),
     ("--sidecar-memory-request", "APPMESH_LAB_SIDECAR_MEMORY", "32Mi", "injected Envoy memory request"),
     ("--pre-stop-sleep", "APPMESH_LAB_PRE_STOP_SLEEP", "20", "seconds an injected Envoy drains before stopping"),
+    ("--ip-family", "APPMESH_LAB_IP_FAMILY", "IPv4",
+     "the cluster's IP family, IPv4 or IPv6: a Mesh's ipPreference is set from it, as upstream's Mesh webhook does"),
 ]
 
 
@@ -62,7 +64,8 @@ def inject_config(args):
         xds_host=f"{args.xds_service}.{args.namespace}.svc.{args.cluster_domain}", xds_port=int(args.xds_port),
         log_level=args.envoy_log_level, region=args.region, egress_ignored_ips=args.egress_ignored_ips,
         egress_ignored_ports=args.egress_ignored_ports, cpu_request=args.sidecar_cpu_request,
-        memory_request=args.sidecar_memory_request, pre_stop_sleep_s=int(args.pre_stop_sleep))
+        memory_request=args.sidecar_memory_request, pre_stop_sleep_s=int(args.pre_stop_sleep),
+        ip_family=args.ip_family)
 
 
 class _Health:
@@ -159,6 +162,10 @@ def run(args, kube=None, stop: threading.Event | None = None) -> int:
 def cmd_controller(args) -> int:
     """`appmesh-lab controller`; a start-up failure is one line on stderr and exit 1."""
     from .kube import KubeError
+    if args.ip_family not in ("IPv4", "IPv6"):
+        print(f"appmesh-lab controller: --ip-family (APPMESH_LAB_IP_FAMILY, chart value ipFamily) is "
+              f"{args.ip_family!r}; write IPv4 or IPv6", file=sys.stderr)
+        return 1
     try:
         return run(args)
     except KubeError as exc:  # no API server, no permission (RBAC), no certificate Secret

@@ -203,5 +203,5 @@ def _handler(server: WebhookServer):
             if path == MUTATE_PATH:
                 self._send(200, review_response(review, server.world_fn, server.cfg))
             else:
-                self._send(200, admission.review(review, path, server.objects_fn))
+                self._send(200, admission.review(review, path, server.objects_fn, server.cfg.ip_family))
     return Handler

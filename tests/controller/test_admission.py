@@ -275,3 +275,36 @@ def test_the_controllers_finalizer_writes_pass_even_on_an_object_the_validator_r
     still_bad["spec"]["httpRoute"]["match"] = {"prefix": "items"}
     assert answer(review(still_bad, "UPDATE", old=with_finalizer), "validate", "GatewayRoute",
                   walkthrough)["allowed"] is False
+
+
+@pytest.mark.parametrize("family, written, operation, wanted", [
+    ("IPv4", None, "CREATE", None),                                   # no preference: IPv4 listeners only
+    ("IPv4", {"ipPreference": "IPv6_ONLY"}, "CREATE", {"ipPreference": "IPv4_ONLY"}),
+    ("IPv4", {"ipPreference": "IPv4_ONLY"}, "UPDATE", {"ipPreference": "IPv4_ONLY"}),
+    ("IPv6", None, "CREATE", {"ipPreference": "IPv6_ONLY"}),
+    ("IPv6", {"ipPreference": "IPv4_ONLY"}, "UPDATE", {"ipPreference": "IPv6_ONLY"}),
+])
+def test_a_meshs_ip_preference_is_set_from_the_clusters_ip_family(walkthrough, family, written, operation, wanted):
+    """Upstream's Mesh webhook (webhooks/appmesh/mesh_mutator.go), on CREATE and UPDATE alike."""
+    mesh = copy.deepcopy(walkthrough["Mesh"][0])
+    mesh["spec"].pop("meshServiceDiscovery", None)
+    if written is not None:
+        mesh["spec"]["meshServiceDiscovery"] = written
+    body = review(mesh, operation, old=copy.deepcopy(mesh) if operation == "UPDATE" else None)
+    out = admission.review(body, admission.mutate_path("Mesh"), lambda: without(walkthrough, "Mesh", "my-app-mesh"),
+                           family)["response"]
+    assert out["allowed"], out
+    assert patched(body, out)["spec"].get("meshServiceDiscovery") == wanted
+    assert answer(review(patched(body, out), operation, old=body["request"]["oldObject"]), "validate", "Mesh",
+                  without(walkthrough, "Mesh", "my-app-mesh"))["allowed"]
+
+
+def test_a_cluster_ip_family_the_controller_does_not_know_stops_it_with_one_line(capsys):
+    import argparse
+
+    from lab.controller.main import add_arguments, cmd_controller
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    assert cmd_controller(p.parse_args(["--ip-family", "ipv6"])) == 1
+    assert capsys.readouterr().err.strip() == ("appmesh-lab controller: --ip-family (APPMESH_LAB_IP_FAMILY, chart value "
+                                               "ipFamily) is 'ipv6'; write IPv4 or IPv6")

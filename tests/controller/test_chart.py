@@ -149,6 +149,7 @@ def test_values_set_images_replicas_failure_policy_and_resources():
 def test_the_default_values_match_the_controllers_defaults():
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     defaults = {env: default for _, env, default, _ in OPTIONS}
+    assert values["ipFamily"] == defaults["APPMESH_LAB_IP_FAMILY"]
     assert f"{values['images']['envoy']['repository']}:{values['images']['envoy']['tag']}" == \
         defaults["APPMESH_LAB_ENVOY_IMAGE"]
     assert f"{values['images']['proxyInit']['repository']}:{values['images']['proxyInit']['tag']}" == \
