@@ -11,6 +11,7 @@ references are ResolvedRefs or BackendNotFound / RefNotPermitted / InvalidKind.
 """
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 
 from .gatewayapi import CONTROLLER_NAME, GROUP
@@ -100,13 +101,75 @@ def _kinds_allowed(lst: dict) -> list:
     return [k.get("kind") for k in kinds if k.get("group", GROUP) == GROUP and k.get("kind") in ROUTE_PROTOCOLS]
 
 
-def listener_resolved(lst: dict) -> Cond:
+def listener_resolved(lst: dict, world=None, gw: Resource | None = None) -> Cond:
     kinds = (lst.get("allowedRoutes") or {}).get("kinds")
     if kinds is not None:
         bad = [k.get("kind") for k in kinds if k.get("group", GROUP) != GROUP or k.get("kind") not in ROUTE_PROTOCOLS]
         if bad:
             return Cond(False, "InvalidRouteKinds", f"route kinds the lab does not serve: {', '.join(map(str, bad))}")
+    if world is not None and gw is not None and lst.get("protocol") == "HTTPS" and \
+            (lst.get("tls") or {}).get("mode", "Terminate") == "Terminate":
+        good, problems = certificate_secrets(world, gw, lst)
+        if problems and not good:  # the spec: ResolvedRefs False when no certificateRef can be used
+            reason = "RefNotPermitted" if "ReferenceGrant" in problems[0][1] else "InvalidCertificateRef"
+            index = next(i for i, x in enumerate(gw.spec.get("listeners") or []) if x is lst)
+            return Cond(False, reason, "; ".join(msg for _, msg, _ in problems),
+                        f"spec.listeners[{index}].{problems[0][0]}")
     return Cond(True, "ResolvedRefs", "all references resolved")
+
+
+# ---- TLS certificates (HTTPS listeners) ---------------------------------------------------
+
+TLS_SECRET = "kubernetes.io/tls"
+
+
+def tls_secret_pems(secret: Resource) -> tuple[bytes, bytes] | None:
+    """A kubernetes.io/tls Secret's certificate chain and key, PEM (None when it is not one)."""
+    raw = secret.raw if isinstance(secret.raw, dict) else {}
+    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+    if raw.get("type") != TLS_SECRET:
+        return None
+    try:
+        crt, key = (base64.b64decode(str(data.get(k) or ""), validate=True) for k in ("tls.crt", "tls.key"))
+    except (ValueError, TypeError):
+        return None
+    if b"-----BEGIN CERTIFICATE-----" not in crt or b"PRIVATE KEY-----" not in key:
+        return None
+    return crt, key
+
+
+def certificate_secrets(world, gw: Resource, listener: dict) -> tuple[list, list]:
+    """The Secrets an HTTPS listener's certificateRefs name and can use, as (namespace, name);
+    and what is wrong, as (field path under the listener, message, hint)."""
+    tls = listener.get("tls") or {}
+    good, problems = [], []
+    for i, ref in enumerate(tls.get("certificateRefs") or []):
+        where = f"tls.certificateRefs[{i}]"
+        if ref.get("group", "") != "" or ref.get("kind", "Secret") != "Secret":
+            problems.append((where, f"a certificate of kind {ref.get('kind')!r} (group {ref.get('group')!r})",
+                             "the lab reads core Secrets: kind: Secret, no group"))
+            continue
+        ns = ref.get("namespace") or gw.namespace
+        if not granted(world, gw, ns, "Secret", ref.get("name")):
+            problems.append((where, f"Secret {ns}/{ref.get('name')} is in another namespace and no ReferenceGrant "
+                             f"there lets Gateways of {gw.namespace} use it",
+                             f"add a ReferenceGrant in {ns} from Gateway in {gw.namespace} to Secret"))
+            continue
+        secret = world.get("Secret", ns, ref.get("name"))
+        if secret is None:
+            problems.append((where, f"Secret {ns}/{ref.get('name')} does not exist",
+                             f"kubectl create secret tls {ref.get('name')} -n {ns} --cert=FILE --key=FILE"))
+            continue
+        pems = tls_secret_pems(secret)
+        if pems is None:
+            problems.append((where, f"Secret {ns}/{ref.get('name')} is not a TLS Secret (type {TLS_SECRET} with "
+                             "data tls.crt and tls.key, PEM, base64-encoded)", "make it with kubectl create secret tls"))
+            continue
+        good.append((ns, ref.get("name")))
+    if not good and not problems:
+        problems.append(("tls.certificateRefs", "an HTTPS listener without a certificate",
+                         "name the Secret with the certificate in tls.certificateRefs"))
+    return good, problems
 
 
 def namespace_allowed(world, gw: Resource, lst: dict, ns: str) -> bool:

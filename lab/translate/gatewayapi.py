@@ -232,7 +232,9 @@ def granted(world: World, route: Resource, ns: str, kind: str = "Service", name:
 
 # ---- TLS ----------------------------------------------------------------------------------
 
-TLS_SECRET = "kubernetes.io/tls"
+TLS_SECRET = gwrefs.TLS_SECRET
+tls_secret_pems = gwrefs.tls_secret_pems
+certificate_secrets = gwrefs.certificate_secrets
 
 
 def secret_file(ns: str, name: str, key: str) -> str:
@@ -240,61 +242,12 @@ def secret_file(ns: str, name: str, key: str) -> str:
     return f"secret:{ns}/{name}/{key}"
 
 
-def tls_secret_pems(secret: Resource) -> tuple[bytes, bytes] | None:
-    """A kubernetes.io/tls Secret's certificate chain and key, PEM (None when it is not one)."""
-    raw = secret.raw if isinstance(secret.raw, dict) else {}
-    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
-    if raw.get("type") != TLS_SECRET:
-        return None
-    try:
-        crt, key = (base64.b64decode(str(data.get(k) or ""), validate=True) for k in ("tls.crt", "tls.key"))
-    except (ValueError, TypeError):
-        return None
-    if b"-----BEGIN CERTIFICATE-----" not in crt or b"PRIVATE KEY-----" not in key:
-        return None
-    return crt, key
-
-
 def tls_secret(ns: str, name: str, crt: bytes, key: bytes) -> Resource:
     """A Secret as `kubectl create secret tls NAME -n NS --cert=FILE --key=FILE` makes it."""
     body = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns},
-            "type": TLS_SECRET, "data": {"tls.crt": base64.b64encode(crt).decode(),
+            "type": gwrefs.TLS_SECRET, "data": {"tls.crt": base64.b64encode(crt).decode(),
                                          "tls.key": base64.b64encode(key).decode()}}
     return Resource("v1", "Secret", name, ns, {}, {}, {}, None, body)
-
-
-def certificate_secrets(world: World, gw: Resource, listener: dict) -> tuple[list, list]:
-    """The Secrets an HTTPS listener's certificateRefs name and can use, as (namespace, name);
-    and what is wrong, as (field path under the listener, message, hint)."""
-    tls = listener.get("tls") or {}
-    good, problems = [], []
-    for i, ref in enumerate(tls.get("certificateRefs") or []):
-        where = f"tls.certificateRefs[{i}]"
-        if ref.get("group", "") != "" or ref.get("kind", "Secret") != "Secret":
-            problems.append((where, f"a certificate of kind {ref.get('kind')!r} (group {ref.get('group')!r})",
-                             "the lab reads core Secrets: kind: Secret, no group"))
-            continue
-        ns = ref.get("namespace") or gw.namespace
-        if not granted(world, gw, ns, "Secret", ref.get("name")):
-            problems.append((where, f"Secret {ns}/{ref.get('name')} is in another namespace and no ReferenceGrant "
-                             f"there lets Gateways of {gw.namespace} use it",
-                             f"add a ReferenceGrant in {ns} from Gateway in {gw.namespace} to Secret"))
-            continue
-        secret = world.get("Secret", ns, ref.get("name"))
-        if secret is None:
-            problems.append((where, f"Secret {ns}/{ref.get('name')} does not exist",
-                             f"kubectl create secret tls {ref.get('name')} -n {ns} --cert=FILE --key=FILE"))
-            continue
-        pems = tls_secret_pems(secret)
-        if pems is None:
-            problems.append((where, f"Secret {ns}/{ref.get('name')} is not a TLS Secret (type {TLS_SECRET} with "
-                             "data tls.crt and tls.key, PEM, base64-encoded)", "make it with kubectl create secret tls"))
-            continue
-        good.append((ns, ref.get("name")))
-    if not good and not problems:
-        problems.append(("tls.certificateRefs", "an HTTPS listener without a certificate",
-                         "name the Secret with the certificate in tls.certificateRefs"))
-    return good, problems
 
 
 def listener_problems(world: World, gw: Resource) -> list[tuple[str, str, str]]:
@@ -448,7 +401,8 @@ def _timeout(rule: dict) -> dict:
 
 # ---- the proxy ----------------------------------------------------------------------------
 
-def gateway_ir(world: World, gw: Resource, placement: Placement) -> dict:
+def gateway_ir(world: World, gw: Resource, placement: Placement, protocols=("HTTP", "HTTPS")) -> dict:
+    """The gateway IR of a Gateway; only its listeners of `protocols` are served."""
     nid = node_id(gw)
     egress_port = placement.egress_port(nid)
     backends = _Backends(world, placement)
@@ -460,7 +414,7 @@ def gateway_ir(world: World, gw: Resource, placement: Placement) -> dict:
     chains: dict = {}  # port -> {"protocol": "HTTP"|"HTTPS", server names...: the IR listener}
     for lst in gw.spec.get("listeners") or []:
         kind = lst.get("protocol")
-        if kind not in ("HTTP", "HTTPS"):
+        if kind not in ("HTTP", "HTTPS") or kind not in protocols:
             continue  # TLS, TCP, UDP listeners are not served by the lab (listener_problems says so)
         tls = listener_tls_ir(world, gw, lst) if kind == "HTTPS" else None
         if kind == "HTTPS" and tls is None:
@@ -514,7 +468,9 @@ def lab_gateway_ir(world: World, gw: Resource, placement: Placement) -> dict | N
     """The IR of a Gateway the lab serves (its GatewayClass names the lab's controller), else None."""
     if not gwrefs.served_by_lab(world, gw):
         return None
-    return gateway_ir(world, gw, placement)
+    # the running lab serves the listener protocols its status says it serves: HTTPS once its daemon
+    # writes the Secrets' files (lab/runtime/secrets.py) into the file map it translates with
+    return gateway_ir(world, gw, placement, protocols=gwrefs.SERVED_PROTOCOLS)
 
 
 def build(world: World, placement: Placement) -> dict[str, dict]:

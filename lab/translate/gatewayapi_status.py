@@ -37,7 +37,7 @@ def gateway_status(world: World, gw: Resource, generation: int, programmed: tupl
         prog = gwrefs.Cond(*programmed)
     listeners = []
     for lst in gw.spec.get("listeners") or []:
-        acc, res = gwrefs.listener_accepted(gw, lst), gwrefs.listener_resolved(lst)
+        acc, res = gwrefs.listener_accepted(gw, lst), gwrefs.listener_resolved(lst, world, gw)
         lprog = prog if acc.ok and res.ok else gwrefs.Cond(False, "Invalid", "the listener is not accepted: "
                                                           + (acc.message if not acc.ok else res.message))
         conds = [_c("Accepted", acc, generation), _c("ResolvedRefs", res, generation), _c("Programmed", lprog, generation)]

@@ -87,3 +87,39 @@ def test_listener_and_route_hostnames_intersect(listener, route, want):
     lst = {"name": "l", "port": 80, "protocol": "HTTP", **({"hostname": listener} if listener else {})}
     r = res("HTTPRoute", "r", "ns", {"hostnames": route})
     assert gatewayapi.effective_hostnames(lst, r) == want
+
+
+def test_the_running_lab_serves_the_listener_protocols_its_status_says_it_serves():
+    """The daemon maps the Secrets' files only once HTTPS is among gwrefs.SERVED_PROTOCOLS; until
+    then an HTTPS listener of a live Gateway is left out (status: UnsupportedProtocol), not sent to
+    Envoy with file names it cannot open."""
+    from lab.model import gatewayapi_refs as gwrefs
+    from lab.model.gatewayapi import CONTROLLER_NAME
+    gw = gateway(https(), {"name": "http", "port": 80, "protocol": "HTTP"})
+    cls = res("GatewayClass", "x", None, {"controllerName": CONTROLLER_NAME})
+    world = World([gw, cls, gatewayapi.tls_secret("ns", "tls", *PEM)])
+    live = gatewayapi.lab_gateway_ir(world, gw, Placement())
+    served = {lst["port"] for lst in live["listeners"]}
+    assert served == ({80, 443} if "HTTPS" in gwrefs.SERVED_PROTOCOLS else {80})
+    assert {lst["port"] for lst in gatewayapi.gateway_ir(world, gw, Placement())["listeners"]} == {80, 443}
+
+
+@pytest.mark.parametrize("objs,reason", [
+    ([], "InvalidCertificateRef"),
+    ([res("Secret", "tls", "ns", {}, "v1")], "InvalidCertificateRef"),
+    ([gatewayapi.tls_secret("ns", "tls", *PEM)], "ResolvedRefs"),
+])
+def test_an_https_listener_s_resolved_refs_condition_says_whether_its_certificate_can_be_used(objs, reason):
+    from lab.translate.gatewayapi_status import status_of
+    gw = gateway(https())
+    st = status_of(World([gw] + objs), gw, 1, None, None)
+    (cond,) = [c for c in st["listeners"][0]["conditions"] if c["type"] == "ResolvedRefs"]
+    assert cond["reason"] == reason and cond["status"] == ("True" if reason == "ResolvedRefs" else "False"), cond
+
+
+def test_a_secret_of_another_namespace_without_a_grant_is_ref_not_permitted():
+    from lab.translate.gatewayapi_status import status_of
+    gw = gateway(https(refs=({"name": "tls", "namespace": "certs"},)))
+    st = status_of(World([gw, gatewayapi.tls_secret("certs", "tls", *PEM)]), gw, 1, None, None)
+    (cond,) = [c for c in st["listeners"][0]["conditions"] if c["type"] == "ResolvedRefs"]
+    assert cond["reason"] == "RefNotPermitted" and "ReferenceGrant" in cond["message"]
