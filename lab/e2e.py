@@ -1,21 +1,34 @@
 """Run the lesson notebooks end to end with papermill, and JupyterLab for people.
 
-    appmesh-lab e2e [--target local|kind|eks] [-p KEY VALUE ...] [--only 03,06] [--keep] [--output-dir runs]
+    appmesh-lab e2e [--target local|kind|eks] [-p KEY VALUE ...] [--only 03,06] [--keep] [-j N] [--output-dir runs]
     appmesh-lab jupyter [JUPYTER LAB OPTIONS ...]
 
-`e2e` executes notebooks/NN-*.ipynb in order, each in a fresh kernel started from this
-Python (the `python3` kernelspec; registered into this environment if it is missing or points
-at another interpreter), with the working directory notebooks/ and the parameters TARGET,
-LAB_HOME (runs/<timestamp>/lab, unless $APPMESH_LAB_HOME names the lab) and any
-`-p KEY VALUE`. One progress line per notebook. Everything goes to runs/<timestamp>/
-(runs/latest points at it):
+`e2e` executes notebooks/NN-*.ipynb, each in a fresh kernel started from this Python (the
+`python3` kernelspec; registered into this environment if it is missing or points at another
+interpreter), with the working directory notebooks/ and the parameters TARGET, LAB_HOME (when
+given) and any `-p KEY VALUE`. One progress line per notebook, as each ends. Everything goes to
+runs/<timestamp>/ (runs/latest points at it):
 
     NN-name.ipynb   each notebook as executed, outputs and error included
-    junit.xml       one testcase per notebook; a failure's message is papermill's error:
-                    the cell index, the exception name and its value
+    junit.xml       one testcase per notebook, in order; a failure's message is papermill's
+                    error: the cell index, the exception name and its value
     report.html     the failing cell and its error first, then every notebook's outcome and time
-    lab/            the local lab's state and logs for this run (unless LAB_HOME or
-                    $APPMESH_LAB_HOME is given)
+    lab/, lab-2/    the local labs' state and logs for this run (lab/ is LAB_HOME or
+                    $APPMESH_LAB_HOME when one is given)
+
+Speed (the whole course in about a minute on two cores; `appmesh-lab bench suite`):
+  * on the local target, notebooks run on several labs at once (-j, default one per core, at
+    most four): each lab takes the next notebook in order when it is free, and each notebook's
+    first cell brings its lab to the state it starts from. A lab is passed to the kernels as
+    $APPMESH_LAB_HOME, so every notebook shows the same parameters on any lab; the labs' ports
+    never collide (lab/runtime/ports.py claims them machine-wide). The course's last notebook
+    (cleanup) runs right after the one before it, on that notebook's lab, whose state it
+    removes. A lab stops as soon as its last notebook ends.
+  * each notebook's kernel is started, and the lesson helpers imported into it, while the
+    notebook before it runs, and stopped in the background after it (lab/kernelpool.py): still
+    one fresh kernel per notebook, only the waiting is gone.
+A cluster target runs its notebooks one after another (one cluster, one namespace), with the
+kernels started ahead; so does a local run with --keep, whose lab then holds every lesson's state.
 
 The target is torn down at the end, pass or fail, unless --keep. The exit code is 0 when every
 notebook passed, 1 when one failed, 2 on usage errors. On `kind` and `eks` the tools are checked
@@ -30,6 +43,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -56,6 +70,10 @@ class Outcome:
     traceback: str = ""
     source: str = ""
     output: str = ""
+    lab: int = 1                # which of the run's labs it ran on (1 when there is one)
+    kernel_wait_s: float = 0.0  # how long it waited for its kernel (started while the notebook before it ran)
+    cells: list = field(default_factory=list)   # [index, seconds, first line] of each code cell it ran
+    probe: dict = field(default_factory=dict)   # what `probe` measured on its lab across it (bench suite)
 
     @property
     def message(self) -> str:
@@ -71,7 +89,9 @@ class Run:
     target: str
     outcomes: list = field(default_factory=list)
     teardown: str = ""
-    note: str = ""  # what the run was against, when not what the target's name says (e.g. stand-ins)
+    note: str = ""
+    labs: list = field(default_factory=list)   # the local labs it ran on (one per lane)
+    wall_s: float = 0.0                          # from the first notebook to the teardown's end  # what the run was against, when not what the target's name says (e.g. stand-ins)
 
     @property
     def failed(self) -> list:
@@ -169,15 +189,25 @@ def _new_run_dir(output_dir: Path) -> Path:
     return d
 
 
-def _execute(path: Path, out: Path, parameters: dict, timeout: float | None) -> Outcome:
+def _execute(path: Path, out: Path, parameters: dict, timeout: float | None, spare, more: bool = False,
+             probe=None, home: str | None = None) -> Outcome:
+    """Run one notebook with papermill in a kernel from `spare` (lab/kernelpool.py); when `more`
+    notebooks follow on this lab, the next kernel starts while this one runs."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
+
+    from .kernelpool import register_engine
     o = Outcome(path.stem)
+    before = probe(home) if probe else {}
     t0 = time.perf_counter()
+    km = None
     try:
+        km, o.kernel_wait_s = spare.take()
+        if more:
+            spare.prepare()
         pm.execute_notebook(str(path), str(out), parameters=parameters, kernel_name=KERNEL, language="python",
-                            cwd=str(path.parent), progress_bar=False, log_output=False, start_timeout=60,
-                            execution_timeout=timeout, request_save_on_cell_execute=False)
+                            engine_name=register_engine(), km=km, progress_bar=False, log_output=False,
+                            start_timeout=60, execution_timeout=timeout, request_save_on_cell_execute=False)
         o.passed = True
     except PapermillExecutionError as exc:
         o.cell_index, o.ename, o.evalue = exc.cell_index, exc.ename, exc.evalue
@@ -186,23 +216,51 @@ def _execute(path: Path, out: Path, parameters: dict, timeout: float | None) -> 
     except Exception as exc:  # a kernel that died or timed out, an unreadable notebook: still one failed testcase
         o.ename, o.evalue = type(exc).__name__, str(exc)
         o.traceback = _ANSI.sub("", str(exc))
+    finally:
+        spare.release(km)   # stops in the background
     o.seconds = time.perf_counter() - t0
+    if probe:
+        after = probe(home)
+        o.probe = {k: round(v - before.get(k, 0), 3) for k, v in after.items() if isinstance(v, (int, float))}
+    o.cells = _cell_times(out)
     if not o.passed:
         o.output = _cell_output(out, o.cell_index)
     return o
 
 
-def _cell_output(path: Path, index: int | None) -> str:
-    """The text the failing cell printed before it failed (from the executed notebook)."""
-    if index is None or not path.exists():
-        return ""
+def _cell_times(path: Path) -> list:
+    """[index, seconds, first line] of each code cell papermill ran (its metadata.papermill.duration)."""
+    times = []
+    for i, cell in enumerate(_executed_cells(path)):
+        seconds = (cell.get("metadata", {}).get("papermill") or {}).get("duration")
+        if cell.get("cell_type") == "code" and isinstance(seconds, (int, float)):
+            source = cell.get("source", "")
+            source = "".join(source) if isinstance(source, list) else source
+            first = next((line for line in source.splitlines() if line.strip() and not line.startswith("#")), "")
+            times.append([i, round(seconds, 3), first.strip()[:100]])
+    return times
+
+
+_ERROR_CELL = "papermill-error-cell-tag"   # the two cells papermill inserts in a failed notebook
+
+
+def _executed_cells(path: Path) -> list:
+    """The executed notebook's cells without the ones papermill inserted to mark a failure, so
+    index i is cell i of the notebook as it ran (the index papermill's error names)."""
     try:
         nb = json.loads(path.read_text())
-        cell = nb["cells"][index]
-    except (ValueError, KeyError, IndexError):
+    except (OSError, ValueError):
+        return []
+    return [c for c in nb.get("cells", []) if _ERROR_CELL not in c.get("metadata", {}).get("tags", [])]
+
+
+def _cell_output(path: Path, index: int | None) -> str:
+    """The text the failing cell printed before it failed (from the executed notebook)."""
+    cells = _executed_cells(path)
+    if index is None or not 0 <= index < len(cells):
         return ""
     parts = []
-    for out in cell.get("outputs", []):
+    for out in cells[index].get("outputs", []):
         if out.get("output_type") == "stream":
             parts.append("".join(out.get("text", "")))
     return _ANSI.sub("", "".join(parts))[-4000:]
@@ -236,15 +294,77 @@ def _teardown(target: str, lab_home: str | None, cluster_name=None, region=None)
         return f"teardown failed: {type(exc).__name__}: {exc}"
 
 
+def default_jobs() -> int:
+    """How many labs a local run uses at once: one per core, at least one, at most four (most of a
+    lesson is waiting on requests and timeouts, so two labs on two cores roughly halve the time)."""
+    env = os.environ.get("APPMESH_LAB_E2E_JOBS", "")
+    if env.strip().isdigit() and int(env) >= 1:
+        return int(env)
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+class _Lanes:
+    """Which lab runs which notebook. Each lab takes the next notebook in order when it is free,
+    except the course's last notebook (cleanup: it removes what the lessons before it left and
+    stops the lab): that one runs right after the notebook before it, on the same lab, the state
+    it expects."""
+
+    def __init__(self, chosen: list[Path], last_of_course: str | None):
+        self.queue = list(range(len(chosen)))
+        self.final = self.queue.pop() if len(chosen) > 1 and chosen[-1].name == last_of_course else None
+        self.owner: int | None = None      # the lane that runs the final notebook
+        self.lock = threading.Lock()
+
+    def next(self, lane: int) -> tuple[int | None, bool]:
+        """(the next notebook for `lane`, or None when it has no more; whether more may follow on it)."""
+        with self.lock:
+            if self.queue:
+                i = self.queue.pop(0)
+                if self.final is not None and i == self.final - 1:
+                    self.owner = lane
+            elif self.owner == lane and self.final is not None:
+                i, self.final = self.final, None
+            else:
+                return None, False
+            return i, bool(self.queue) or (self.owner == lane and self.final is not None)
+
+
+def _lab_homes(target: str, parameters: dict, run_dir: Path, jobs: int) -> list[str | None]:
+    """The lab of each lane: the first is LAB_HOME, else $APPMESH_LAB_HOME, else runs/<ts>/lab;
+    the others runs/<ts>/lab-2, lab-3, ... (a cluster target has one lane and no local lab)."""
+    if target != "local":
+        return [None]
+    first = parameters.get("LAB_HOME") or os.environ.get("APPMESH_LAB_HOME") or str(run_dir / "lab")
+    return [str(first)] + [str(run_dir / f"lab-{k}") for k in range(2, jobs + 1)]
+
+
+def _lane_setup(target: str, parameters: dict, homes: list, lane: int) -> tuple[dict, dict | None]:
+    """(the notebook parameters, the kernels' environment) of lane `lane` (1-based). The lab goes
+    to the kernels as $APPMESH_LAB_HOME, and as the LAB_HOME parameter only when the run was
+    given one: a notebook shows the same parameters on every lab."""
+    env = dict(os.environ)
+    if target != "local":
+        return dict(parameters), env
+    params = dict(parameters)
+    if params.get("LAB_HOME"):
+        params["LAB_HOME"] = homes[lane - 1]
+    env["APPMESH_LAB_HOME"] = homes[lane - 1]
+    return params, env
+
+
 def run(target: str = "local", params: dict | None = None, only: str | None = None, keep: bool = False,
         output_dir="runs", timeout: float | None = None, log=print, directory: Path | None = None,
-        note: str = "") -> Run:
+        note: str = "", jobs: int | None = None, probe=None) -> Run:
     """Execute the notebooks (of `directory`, default notebooks/) and write the run's files;
     returns the Run (see the module doc). `note` is said first in the log, the report and junit.xml
-    (what the target really was, e.g. stand-ins rather than a cluster)."""
+    (what the target really was, e.g. stand-ins rather than a cluster). `jobs`: how many local
+    labs run notebooks at once (default: default_jobs(); one with --keep, and on a cluster).
+    `probe(lab_home) -> {name: number}` is called before and after each notebook on its lab;
+    each Outcome's `probe` holds the differences (the bench's CPU accounting)."""
     if target not in ("local", "kind", "eks"):
         raise E2EError(f"--target {target}: choose local, kind or eks")
-    chosen = notebooks(only, directory or NOTEBOOKS)
+    directory = directory or NOTEBOOKS
+    chosen = notebooks(only, directory)
     if target != "local":  # a cluster target's tools first: what is missing is said before anything starts
         from .targets.base import TargetError
         from .targets.cluster import check_prerequisites
@@ -252,22 +372,29 @@ def run(target: str = "local", params: dict | None = None, only: str | None = No
             check_prerequisites(target)
         except TargetError as exc:
             raise E2EError(str(exc)) from exc
+    if jobs is not None and jobs < 1:
+        raise E2EError(f"--jobs {jobs}: give 1 or more")
+    if target != "local":
+        jobs = 1   # one cluster, one namespace: its notebooks run one after another
+    elif jobs is None:
+        jobs = 1 if keep else default_jobs()   # --keep: the lab left running has every lesson's state
+    jobs = max(1, min(jobs, len(chosen)))
     ensure_kernel(log=log)
     out_root = Path(output_dir)
     out_root = out_root if out_root.is_absolute() else Path.cwd() / out_root
     run_dir = _new_run_dir(out_root)
     parameters = dict(params or {})
     parameters["TARGET"] = target
-    if target == "local" and not parameters.get("LAB_HOME") and not os.environ.get("APPMESH_LAB_HOME"):
-        parameters["LAB_HOME"] = str(run_dir / "lab")   # with $APPMESH_LAB_HOME set, the kernels inherit it
     if target != "local":  # the up step, the notebooks and the teardown name the same cluster;
         from .targets.cluster import DEFAULTS  # and a cluster converges slower (image pulls, an NLB)
         parameters.setdefault("CLUSTER_NAME", DEFAULTS[target]["cluster_name"])
         if DEFAULTS[target]["region"]:
             parameters.setdefault("REGION", DEFAULTS[target]["region"])
         parameters.setdefault("TIMEOUT_S", DEFAULTS[target]["timeout_s"])
-    r = Run(run_dir, target, note=note)
-    log(f"appmesh-lab e2e: {len(chosen)} notebook(s) on target {target}, output in {run_dir}")
+    homes = _lab_homes(target, parameters, run_dir, jobs)
+    r = Run(run_dir, target, note=note, labs=[h for h in homes if h])
+    log(f"appmesh-lab e2e: {len(chosen)} notebook(s) on target {target}"
+        + (f", {jobs} labs at once" if jobs > 1 else "") + f", output in {run_dir}")
     if note:
         log(f"note: {note}")
     width = max(len(p.stem) for p in chosen)
@@ -279,6 +406,42 @@ def run(target: str = "local", params: dict | None = None, only: str | None = No
         json.dumps({"IPKernelApp": {"log_level": "CRITICAL"}}))
     saved = os.environ.get("IPYTHONDIR")
     os.environ["IPYTHONDIR"] = str(ipython_dir)
+    outcomes: dict[int, Outcome] = {}
+    done, log_lock = [0], threading.Lock()
+    teardowns: dict[int, str] = {}
+
+    def report(i: int, o: Outcome) -> None:
+        with log_lock:
+            outcomes[i] = o
+            done[0] += 1
+            status = "ok" if o.passed else "FAILED"
+            line = f"[{done[0]:>2}/{len(chosen)}] {chosen[i].stem:<{width}}  {status:<6} {o.seconds:6.1f}s"
+            line += f"  lab {o.lab}" if jobs > 1 else ""
+            log(line + ("" if o.passed else f"  {o.message[:160]}"))
+
+    errors: list = []
+
+    def lane(number: int, lanes: _Lanes) -> None:
+        lane_params, env = _lane_setup(target, parameters, homes, number)
+        from .kernelpool import Spare
+        spare = Spare(KERNEL, cwd=str(directory), env=env)
+        home = homes[number - 1]
+        try:
+            while True:
+                i, more = lanes.next(number)
+                if i is None:
+                    break
+                o = _execute(chosen[i], run_dir / chosen[i].name, lane_params, timeout, spare, more, probe, home)
+                o.lab = number
+                report(i, o)
+        except BaseException as exc:  # a bug of the runner's, not a notebook's: raised again below
+            errors.append(exc)
+        finally:
+            spare.close()
+            if jobs > 1 and not keep:   # this lab's part is done: stopped while the others still run
+                teardowns[number] = _teardown(target, home)
+
+    t_start = time.perf_counter()
     try:
         if target != "local":  # the cluster (scripts/<target>-up.sh), once, before the notebooks
             up = _bring_up(target, parameters)
@@ -287,27 +450,38 @@ def run(target: str = "local", params: dict | None = None, only: str | None = No
             if not up.passed:
                 r.outcomes.append(up)
                 chosen = []
-        for i, path in enumerate(chosen, 1):
-            o = _execute(path, run_dir / path.name, parameters, timeout)
-            r.outcomes.append(o)
-            status = "ok" if o.passed else "FAILED"
-            line = f"[{i:>2}/{len(chosen)}] {path.stem:<{width}}  {status:<6} {o.seconds:6.1f}s"
-            log(line + ("" if o.passed else f"  {o.message[:160]}"))
+        if chosen:
+            lanes = _Lanes(chosen, notebooks(None, directory)[-1].name)
+            threads = [threading.Thread(target=lane, args=(n, lanes), name=f"e2e-lab-{n}", daemon=True)
+                       for n in range(1, jobs + 1)]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join()
+            r.outcomes.extend(outcomes[i] for i in sorted(outcomes))
+            if errors:
+                raise errors[0]
     finally:
         if saved is None:
             os.environ.pop("IPYTHONDIR", None)
         else:
             os.environ["IPYTHONDIR"] = saved
         if keep:
-            r.teardown = "kept running (--keep)"
+            r.teardown = "kept running (--keep)" + (f": labs {', '.join(r.labs)}" if len(r.labs) > 1 else "")
+        elif jobs > 1 and chosen:
+            missing = [n for n in range(1, jobs + 1) if n not in teardowns]   # a lane that never ran
+            for n in missing:
+                teardowns[n] = _teardown(target, homes[n - 1])
+            failed = [m for m in teardowns.values() if m.startswith("teardown failed")]
+            r.teardown = "; ".join(failed) if failed else f"{jobs} local labs stopped"
         else:
-            r.teardown = _teardown(target, parameters.get("LAB_HOME") or os.environ.get("APPMESH_LAB_HOME"),
-                                   parameters.get("CLUSTER_NAME"),
-                                   parameters.get("REGION"))
+            r.teardown = _teardown(target, homes[0], parameters.get("CLUSTER_NAME"), parameters.get("REGION"))
+        r.wall_s = time.perf_counter() - t_start
         write_junit(r, run_dir / "junit.xml")
         write_report(r, run_dir / "report.html")
     total = sum(o.seconds for o in r.outcomes)
-    log(f"{len(r.outcomes) - len(r.failed)} passed, {len(r.failed)} failed in {total:.1f}s; {r.teardown}")
+    log(f"{len(r.outcomes) - len(r.failed)} passed, {len(r.failed)} failed in {r.wall_s:.1f}s"
+        + (f" ({total:.1f}s of notebooks on {jobs} labs)" if jobs > 1 else "") + f"; {r.teardown}")
     log(f"report: {run_dir / 'report.html'}")
     return r
 
@@ -370,7 +544,7 @@ def cmd_e2e(args) -> int:
     for key, value in args.parameter or []:
         params[key] = parse_value(value)
     try:
-        r = run(args.target, params, args.only, args.keep, args.output_dir, args.timeout)
+        r = run(args.target, params, args.only, args.keep, args.output_dir, args.timeout, jobs=args.jobs)
     except E2EError as exc:
         print(f"appmesh-lab e2e: {exc}", file=sys.stderr)
         return 2
@@ -405,6 +579,9 @@ def add_e2e_parser(sub) -> None:
     p.add_argument("--keep", action="store_true", help="leave the target running afterwards")
     p.add_argument("--output-dir", default="runs", help="where runs go (default: runs/)")
     p.add_argument("--timeout", type=float, default=None, help="seconds a single cell may take (default: no limit)")
+    p.add_argument("-j", "--jobs", type=int, default=None,
+                   help="local target: how many labs run notebooks at once (default: one per core, at most 4, "
+                   "or $APPMESH_LAB_E2E_JOBS; 1 with --keep)")
     p.set_defaults(func=cmd_e2e)
 
 

@@ -373,7 +373,7 @@ def test_e2e_runner_reports_a_failing_cell_in_junit_and_html(tmp_path, monkeypat
     r = e2e.run("local", {"LAB_HOME": str(tmp_path / "lab")}, output_dir=tmp_path / "runs", log=lines.append,
                 directory=books)
     assert [o.passed for o in r.outcomes] == [True, False]
-    assert r.teardown == "local lab stopped"
+    assert r.teardown == "2 local labs stopped"   # one lab per notebook (two cores or more)
     suite = ET.parse(r.directory / "junit.xml").getroot().find("testsuite")
     assert suite.get("tests") == "2" and suite.get("failures") == "1"
     failure = suite.findall("testcase")[1].find("failure")

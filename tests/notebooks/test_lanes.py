@@ -1,0 +1,97 @@
+"""The e2e runner's machinery (lab/e2e.py, lab/kernelpool.py) on small fixture notebooks: notebooks
+run on several labs at once and in kernels started ahead of time, yet every failure is still
+attributed to its notebook and cell, each lab is its own, and each notebook gets a fresh kernel."""
+import json
+import xml.etree.ElementTree as ET
+
+import nbformat
+
+from lab import e2e
+
+PROBE = ("import os, json\n"
+         "print(json.dumps({'pid': os.getpid(), 'home': os.environ.get('APPMESH_LAB_HOME'), 'cwd': os.getcwd(), "
+         "'lab_home_param': LAB_HOME}))")
+
+
+def _notebook(path, *cells):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
+    nb.cells = [nbformat.v4.new_code_cell('TARGET = "local"\nLAB_HOME = None', metadata={"tags": ["parameters"]})]
+    nb.cells += [nbformat.v4.new_code_cell(c) for c in cells]
+    nbformat.write(nb, path)
+
+
+def _printed(path) -> dict:
+    nb = nbformat.read(path, as_version=4)
+    cell = next(c for c in nb.cells if "json.dumps" in c.source)
+    return json.loads("".join(o.get("text", "") for o in cell.outputs))
+
+
+def test_two_labs_keep_failures_attributed_and_labs_apart(tmp_path):
+    books = tmp_path / "books"
+    books.mkdir()
+    _notebook(books / "00-first.ipynb", PROBE, "import time\ntime.sleep(0.5)")
+    _notebook(books / "01-broken.ipynb", PROBE, "print('the cell before')",
+              "print('before the failure')\nraise ValueError('the gateway said 503')")
+    _notebook(books / "02-third.ipynb", PROBE)
+    _notebook(books / "03-cleanup.ipynb", PROBE)   # the course's last notebook: on the lab of the one before it
+    lines = []
+    r = e2e.run("local", {}, output_dir=tmp_path / "runs", log=lines.append, directory=books, jobs=2)
+
+    assert [o.notebook for o in r.outcomes] == ["00-first", "01-broken", "02-third", "03-cleanup"]   # in order
+    assert [o.passed for o in r.outcomes] == [True, False, True, True]
+    broken = r.outcomes[1]
+    assert broken.message == "cell 4: ValueError: the gateway said 503"   # papermill's injected cell counts
+    # what the failing cell printed, not its neighbour's (papermill inserts two cells when a notebook fails)
+    assert broken.output == "before the failure\n" and "raise ValueError" in broken.source
+    failure = [c for c in ET.parse(r.directory / "junit.xml").getroot().iter("testcase") if c.find("failure") is not None]
+    assert [c.get("name") for c in failure] == ["01-broken"]
+    assert failure[0].find("failure").get("message") == "cell 4: ValueError: the gateway said 503"
+    report = (r.directory / "report.html").read_text()
+    assert "First failure: 01-broken, cell 4" in report
+    assert any("01-broken" in line and "FAILED" in line and "cell 4: ValueError" in line for line in lines)
+
+    # two labs, each its own: the kernels of a lab see that lab's home, never the other's
+    assert len(r.labs) == 2 and r.labs[0] != r.labs[1]
+    assert {o.lab for o in r.outcomes} == {1, 2}
+    seen = {o.notebook: _printed(r.directory / f"{o.notebook}.ipynb") for o in r.outcomes}
+    for o in r.outcomes:
+        assert seen[o.notebook]["home"] == r.labs[o.lab - 1], (o.notebook, o.lab, seen[o.notebook])
+        assert seen[o.notebook]["lab_home_param"] is None   # the same parameters on every lab
+        assert seen[o.notebook]["cwd"] == str(books)
+    assert r.outcomes[3].lab == r.outcomes[2].lab   # cleanup follows the notebook before it, on its lab
+    # a fresh kernel for every notebook, though started ahead of time
+    assert len({s["pid"] for s in seen.values()}) == 4
+    assert r.teardown == "2 local labs stopped"
+    assert lines[-1] == f"report: {r.directory / 'report.html'}"
+
+
+def test_a_warmed_kernel_looks_fresh_to_the_notebook(tmp_path):
+    """The warm-up import runs silently: the notebook's first cell is execution 1, and nothing it
+    did shows in the notebook's history."""
+    books = tmp_path / "books"
+    books.mkdir()
+    _notebook(books / "00-a.ipynb", "import sys\nassert 'lab.notebook' in sys.modules\nprint(len(In))")
+    _notebook(books / "01-b.ipynb", "print(len(In))")
+    r = e2e.run("local", {}, output_dir=tmp_path / "runs", log=lambda *_: None, directory=books, jobs=1)
+    assert not r.failed, [o.message for o in r.outcomes]
+    for o in r.outcomes:
+        nb = nbformat.read(r.directory / f"{o.notebook}.ipynb", as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert [c.execution_count for c in code] == list(range(1, len(code) + 1))
+        assert code[-1].outputs[0]["text"].strip() == str(len(code) + 1)   # In[0] is "", then one per cell: no warm-up
+        assert [cell[0] for cell in o.cells] == [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    assert r.teardown == "local lab stopped"
+
+
+def test_the_lanes_hand_out_notebooks_in_order_and_keep_the_last_for_the_lab_before_it():
+    from pathlib import Path
+    chosen = [Path(f"{i:02d}-x.ipynb") for i in range(5)]
+    lanes = e2e._Lanes(chosen, "04-x.ipynb")
+    assert lanes.next(1) == (0, True) and lanes.next(2) == (1, True) and lanes.next(2) == (2, True)
+    assert lanes.next(1) == (3, True)          # the notebook before the last: lane 1 will run the last
+    assert lanes.next(2) == (None, False)      # not lane 2
+    assert lanes.next(1) == (4, False)
+    assert lanes.next(1) == (None, False)
+    only = e2e._Lanes(chosen[:3], "04-x.ipynb")   # the course's last notebook not chosen: nothing held
+    assert [only.next(1)[0], only.next(2)[0], only.next(1)[0], only.next(1)[0]] == [0, 1, 2, None]
