@@ -73,6 +73,7 @@ class Outcome:
     lab: int = 1                # which of the run's labs it ran on (1 when there is one)
     kernel_wait_s: float = 0.0  # how long it waited for its kernel (started while the notebook before it ran)
     cells: list = field(default_factory=list)   # [index, seconds, first line] of each code cell it ran
+    setup_s: float | None = None                 # its set-up cell's time (the one calling nb.setup)
     probe: dict = field(default_factory=dict)   # what `probe` measured on its lab across it (bench suite)
 
     @property
@@ -222,15 +223,16 @@ def _execute(path: Path, out: Path, parameters: dict, timeout: float | None, spa
     if probe:
         after = probe(home)
         o.probe = {k: round(v - before.get(k, 0), 3) for k, v in after.items() if isinstance(v, (int, float))}
-    o.cells = _cell_times(out)
+    o.cells, o.setup_s = _cell_times(out)
     if not o.passed:
         o.output = _cell_output(out, o.cell_index)
     return o
 
 
-def _cell_times(path: Path) -> list:
-    """[index, seconds, first line] of each code cell papermill ran (its metadata.papermill.duration)."""
-    times = []
+def _cell_times(path: Path) -> tuple[list, float | None]:
+    """([index, seconds, first line] of each code cell papermill ran, from its
+    metadata.papermill.duration; the seconds of the first cell calling `nb.setup(`)."""
+    times, setup = [], None
     for i, cell in enumerate(_executed_cells(path)):
         seconds = (cell.get("metadata", {}).get("papermill") or {}).get("duration")
         if cell.get("cell_type") == "code" and isinstance(seconds, (int, float)):
@@ -238,7 +240,9 @@ def _cell_times(path: Path) -> list:
             source = "".join(source) if isinstance(source, list) else source
             first = next((line for line in source.splitlines() if line.strip() and not line.startswith("#")), "")
             times.append([i, round(seconds, 3), first.strip()[:100]])
-    return times
+            if setup is None and "nb.setup(" in source:
+                setup = round(seconds, 3)
+    return times, setup
 
 
 _ERROR_CELL = "papermill-error-cell-tag"   # the two cells papermill inserts in a failed notebook

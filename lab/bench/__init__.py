@@ -5,7 +5,7 @@
     appmesh-lab bench scale       10/100/1,000/5,000 routes: translation, snapshot size, RSS, ACK time (scale.py)
     appmesh-lab bench dataplane   wrk against a static upstream direct, via its sidecar, via the gateway, via nginx (dataplane.py)
     appmesh-lab bench lab         lab start-up time and memory (labbench.py)
-    appmesh-lab bench suite       the notebook suite's wall time (suite.py, where present)
+    appmesh-lab bench suite       the notebook suite's wall time, --profile: where it goes (suite.py)
     appmesh-lab bench reliability faults, churn, crash safety, hostile input, exposure (reliability/)
     appmesh-lab bench all         every part above but reliability, one after the other (--write-docs:
                                   and docs/benchmarks.md from the results)
@@ -49,9 +49,15 @@ KINDS = {
                    ("--tool", {"choices": ("auto", "wrk", "asyncio"), "help": "load generator (default auto: wrk "
                                                                               "when installed)"}, "tool")]),
     "lab": ("labbench", "lab start-up time and memory", []),
-    "suite": ("suite", "the 13 lesson notebooks end to end on the local target, per notebook, vs the kernel floor",
+    "suite": ("suite", "every lesson notebook end to end on the local target: per notebook, the total, the load; "
+                       "target <= 60 s on 2 cores",
               [("--only", {"help": "only these notebook numbers, e.g. 00,03 (the target applies to all of them)"}, "only"),
-               ("--rounds", {"type": int, "help": "suite runs, median kept (default 3, --quick 1)"}, "rounds")]),
+               ("--rounds", {"type": int, "help": "suite runs, median kept (default 3, --quick 1)"}, "rounds"),
+               ("--jobs", {"type": int, "help": "labs at once (default: as appmesh-lab e2e, one per core, at most 4)"},
+                "jobs"),
+               ("--profile", {"action": "store_true", "default": None,
+                              "help": "per notebook: kernel wait, set-up cell, slowest cell, its lab's CPU; "
+                                      "the suite's slowest cells"}, "profile")]),
     "reliability": ("reliability", "faults, churn, crash safety, hostile input, exposure",
                     [("--scenario", {"action": "append", "help": "run only this scenario (repeatable)"},
                       "scenarios")]),
