@@ -190,10 +190,10 @@ def _new_run_dir(output_dir: Path) -> Path:
     return d
 
 
-def _execute(path: Path, out: Path, parameters: dict, timeout: float | None, spare, more: bool = False,
+def _execute(path: Path, out: Path, parameters: dict, timeout: float | None, spare, ahead: int = 0,
              probe=None, home: str | None = None) -> Outcome:
-    """Run one notebook with papermill in a kernel from `spare` (lab/kernelpool.py); when `more`
-    notebooks follow on this lab, the next kernel starts while this one runs."""
+    """Run one notebook with papermill in a kernel from `spare` (lab/kernelpool.py); the kernels of
+    the `ahead` notebooks that follow on this lab start while this one runs."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
@@ -204,8 +204,8 @@ def _execute(path: Path, out: Path, parameters: dict, timeout: float | None, spa
     km = None
     try:
         km, o.kernel_wait_s = spare.take()
-        if more:
-            spare.prepare()
+        if ahead:
+            spare.prepare(ahead)
         pm.execute_notebook(str(path), str(out), parameters=parameters, kernel_name=KERNEL, language="python",
                             engine_name=register_engine(), km=km, progress_bar=False, log_output=False,
                             start_timeout=60, execution_timeout=timeout, request_save_on_cell_execute=False)
@@ -313,14 +313,18 @@ class _Lanes:
     stops the lab): that one runs right after the notebook before it, on the same lab, the state
     it expects."""
 
-    def __init__(self, chosen: list[Path], last_of_course: str | None):
+    AHEAD = 2   # kernels a lab keeps starting ahead: a short notebook ends before one kernel has started
+
+    def __init__(self, chosen: list[Path], last_of_course: str | None, jobs: int = 1):
+        self.jobs = jobs
         self.queue = list(range(len(chosen)))
         self.final = self.queue.pop() if len(chosen) > 1 and chosen[-1].name == last_of_course else None
         self.owner: int | None = None      # the lane that runs the final notebook
         self.lock = threading.Lock()
 
-    def next(self, lane: int) -> tuple[int | None, bool]:
-        """(the next notebook for `lane`, or None when it has no more; whether more may follow on it)."""
+    def next(self, lane: int) -> tuple[int | None, int]:
+        """(the next notebook for `lane`, or None when it has no more; how many kernels to start ahead
+        for it: about its share of the notebooks left, at most AHEAD)."""
         with self.lock:
             if self.queue:
                 i = self.queue.pop(0)
@@ -329,8 +333,9 @@ class _Lanes:
             elif self.owner == lane and self.final is not None:
                 i, self.final = self.final, None
             else:
-                return None, False
-            return i, bool(self.queue) or (self.owner == lane and self.final is not None)
+                return None, 0
+            share = -(-len(self.queue) // self.jobs) + (1 if self.owner == lane and self.final is not None else 0)
+            return i, min(self.AHEAD, share)
 
 
 def _lab_homes(target: str, parameters: dict, run_dir: Path, jobs: int) -> list[str | None]:
@@ -432,10 +437,10 @@ def run(target: str = "local", params: dict | None = None, only: str | None = No
         home = homes[number - 1]
         try:
             while True:
-                i, more = lanes.next(number)
+                i, ahead = lanes.next(number)
                 if i is None:
                     break
-                o = _execute(chosen[i], run_dir / chosen[i].name, lane_params, timeout, spare, more, probe, home)
+                o = _execute(chosen[i], run_dir / chosen[i].name, lane_params, timeout, spare, ahead, probe, home)
                 o.lab = number
                 report(i, o)
         except BaseException as exc:  # a bug of the runner's, not a notebook's: raised again below
@@ -455,7 +460,7 @@ def run(target: str = "local", params: dict | None = None, only: str | None = No
                 r.outcomes.append(up)
                 chosen = []
         if chosen:
-            lanes = _Lanes(chosen, notebooks(None, directory)[-1].name)
+            lanes = _Lanes(chosen, notebooks(None, directory)[-1].name, jobs)
             threads = [threading.Thread(target=lane, args=(n, lanes), name=f"e2e-lab-{n}", daemon=True)
                        for n in range(1, jobs + 1)]
             for th in threads:

@@ -6,9 +6,9 @@ stops the next notebook's kernel from starting while the current notebook runs, 
 one from stopping while the next runs. `Spare` does that for one line of notebooks:
 
     spare = Spare(cwd="notebooks", env={...})
-    spare.prepare()                 # the next kernel starts in the background
-    km, waited = spare.take()       # it, started and answering (waited: seconds spent waiting)
-    spare.prepare()                 # ... and the one after it starts now
+    spare.prepare(2)                # the next two kernels start in the background, one after the other
+    km, waited = spare.take()       # the first, started and answering (waited: seconds spent waiting)
+    spare.prepare(2)                # ... and another starts now
     execute(notebook, km)           # papermill with ENGINE: the kernel is not restarted
     spare.release(km)               # stopped in the background
     spare.close()                   # stops the spare and waits for every stop
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 
 KERNEL = "python3"
@@ -75,29 +76,29 @@ def stop(km) -> None:
 
 
 class Spare:
-    """One kernel starting ahead of the notebook that will use it, for one line of notebooks."""
+    """Kernels starting ahead of the notebooks that will use them, for one line of notebooks."""
 
     def __init__(self, kernel_name: str = KERNEL, cwd: str | None = None, env: dict | None = None,
                  warm: str = WARM, timeout: float = 60):
         self.kernel_name, self.cwd, self.env, self.warm, self.timeout = kernel_name, cwd, env, warm, timeout
-        self._starter = ThreadPoolExecutor(1, thread_name_prefix="kernel-start")
+        self._starter = ThreadPoolExecutor(1, thread_name_prefix="kernel-start")   # one at a time, in order
         self._stopper = ThreadPoolExecutor(2, thread_name_prefix="kernel-stop")
-        self._next: Future | None = None
+        self._next: deque[Future] = deque()
         self._stops: list[Future] = []
         self._lock = threading.Lock()
 
-    def prepare(self) -> None:
-        """Start the next kernel in the background (no-op when one is starting already)."""
+    def prepare(self, ahead: int = 1) -> None:
+        """Have `ahead` kernels started or starting in the background (the next notebooks')."""
         with self._lock:
-            if self._next is None:
-                self._next = self._starter.submit(start, self.kernel_name, self.cwd, self.env, self.warm,
-                                                  self.timeout)
+            while len(self._next) < ahead:
+                self._next.append(self._starter.submit(start, self.kernel_name, self.cwd, self.env, self.warm,
+                                                       self.timeout))
 
     def take(self):
-        """(KernelManager, seconds waited for it): the prepared kernel, started now if none was."""
-        self.prepare()
+        """(KernelManager, seconds waited for it): the first prepared kernel, started now if none was."""
+        self.prepare(1)
         with self._lock:
-            fut, self._next = self._next, None
+            fut = self._next.popleft()
         t0 = time.perf_counter()
         km = fut.result()
         return km, time.perf_counter() - t0
@@ -108,10 +109,10 @@ class Spare:
             self._stops.append(self._stopper.submit(stop, km))
 
     def close(self) -> None:
-        """Stop the spare kernel, if any, and wait until every kernel handed out has stopped."""
+        """Stop the kernels prepared and not taken, and wait until every kernel has stopped."""
         with self._lock:
-            fut, self._next = self._next, None
-        if fut is not None:
+            left, self._next = list(self._next), deque()
+        for fut in left:
             try:
                 self.release(fut.result())
             except Exception:  # it failed to start: nothing to stop

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import re
 
+from ..runtime.envoy import ACCESS_LOG_FLUSH_MS
 from .common import NotebookError
 from .resources import quiet
 from .traffic import Hit, curl_line, hit
@@ -68,6 +69,10 @@ def status_line(h: Hit) -> str:
 
 
 _MARKS = iter(range(1, 1 << 30))
+# the local lab's Envoys write their access logs every ACCESS_LOG_FLUSH_MS (lab/runtime/envoy.py):
+# one flush and a margin, and how often to look while waiting for a line
+_FLUSH_S = ACCESS_LOG_FLUSH_MS / 1000 + 0.05
+_LOG_POLL_S = 0.05
 
 
 def show_request(t, path: str, headers: dict | None = None, gateway: str | None = None, method: str = "GET",
@@ -91,11 +96,11 @@ def show_request(t, path: str, headers: dict | None = None, gateway: str | None 
                 lines = [x for x in t.logs(*log).splitlines() if mark in x]
             assert lines, f"the request is not in {log[0]}'s access log yet"
             return lines[-1]
-        t.eventually(logged, timeout, what="the access log line")
-        # a gateway logs a request twice, its egress stage first: wait one flush (250 ms) more, so
-        # the line shown is always the last one, the listener's
+        t.eventually(logged, timeout, interval=_LOG_POLL_S, what="the access log line")
+        # a gateway logs a request twice, its egress stage first: wait one flush more, so the line
+        # shown is always the last one, the listener's
         import time as _time
-        _time.sleep(0.3)
+        _time.sleep(_FLUSH_S)
         h.log_line = logged()
         h.flag = response_flag(h.log_line)
         print(f"access log of {log[0]} ({log[1]}): {h.log_line.strip()}")
@@ -127,7 +132,7 @@ def flags(t, owner: str, path: str, n: int = 1, timeout: float = 10, show: bool 
         assert len(lines) >= n, f"{len(lines)} access-log lines for {path} from {owner}'s Envoy, expected {n}"
         return lines[-n:]
     with quiet(t):
-        lines = t.eventually(enough, timeout, what=f"{owner}'s access-log lines for {path}")
+        lines = t.eventually(enough, timeout, interval=_LOG_POLL_S, what=f"{owner}'s access-log lines for {path}")
     for l in lines if show else []:   # the stable part of each line: request, status and flags
         print(f'{owner}\'s Envoy: "{l["method"]} {l["path"]} ..." {l["status"]} {l["flags"]}')
     return [l["flags"] for l in lines]

@@ -42,7 +42,7 @@ from ..xds.snapshot import Snapshot
 from ..xds.server import SHORT_NAMES, XdsServer
 from . import gatewayapi as gwapi
 from . import pods as podplan
-from .envoy import EnvoyProcess, find_envoy
+from .envoy import ACCESS_LOG_FLUSH_MS, EnvoyProcess, find_envoy
 from .home import Paths, UnsafeHome, lab_home
 from .httpjson import BadRequest
 from .isolation import Isolation, digest, same
@@ -359,9 +359,9 @@ class Daemon:
                 boot = make_bootstrap(nid, cluster=pod.name, xds_socket=str(self.sockets.xds),
                                       admin_socket=str(self.sockets.admin(pod.namespace, pod.name)),
                                       runtime=ENVOY_RUNTIME)
-                # access logs reach their file within 250 ms (Envoy's default is every 10 s)
+                # access logs reach their file within ACCESS_LOG_FLUSH_MS (Envoy's default is every 10 s)
                 proc = EnvoyProcess(boot, pod_dir, name="envoy", envoy_path=self.envoy,
-                                    extra_args=("--file-flush-interval-msec", "250"))
+                                    extra_args=("--file-flush-interval-msec", str(ACCESS_LOG_FLUSH_MS)))
                 pod_dir.mkdir(parents=True, exist_ok=True)
                 text = json.dumps(boot, indent=2)
                 if not proc.bootstrap_path.exists() or proc.bootstrap_path.read_text() != text:

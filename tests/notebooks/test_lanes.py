@@ -87,11 +87,12 @@ def test_a_warmed_kernel_looks_fresh_to_the_notebook(tmp_path):
 def test_the_lanes_hand_out_notebooks_in_order_and_keep_the_last_for_the_lab_before_it():
     from pathlib import Path
     chosen = [Path(f"{i:02d}-x.ipynb") for i in range(5)]
-    lanes = e2e._Lanes(chosen, "04-x.ipynb")
-    assert lanes.next(1) == (0, True) and lanes.next(2) == (1, True) and lanes.next(2) == (2, True)
-    assert lanes.next(1) == (3, True)          # the notebook before the last: lane 1 will run the last
-    assert lanes.next(2) == (None, False)      # not lane 2
-    assert lanes.next(1) == (4, False)
-    assert lanes.next(1) == (None, False)
-    only = e2e._Lanes(chosen[:3], "04-x.ipynb")   # the course's last notebook not chosen: nothing held
+    lanes = e2e._Lanes(chosen, "04-x.ipynb", jobs=2)
+    # (notebook, kernels to start ahead: this lab's share of what is left, at most two)
+    assert lanes.next(1) == (0, 2) and lanes.next(2) == (1, 1) and lanes.next(2) == (2, 1)
+    assert lanes.next(1) == (3, 1)          # the notebook before the last: lane 1 will run the last
+    assert lanes.next(2) == (None, 0)       # not lane 2
+    assert lanes.next(1) == (4, 0)
+    assert lanes.next(1) == (None, 0)
+    only = e2e._Lanes(chosen[:3], "04-x.ipynb", jobs=2)   # the course's last notebook not chosen: nothing held
     assert [only.next(1)[0], only.next(2)[0], only.next(1)[0], only.next(1)[0]] == [0, 1, 2, None]
