@@ -121,7 +121,166 @@ assert r.returncode == 0 and "GET /productsXYZ" in r.stdout and "EQUIVALENT" in 
 # The two differences are the string prefixes the first finding described: App Mesh sends
 # `/productsXYZ` to product-service (as `/XYZ`), Gateway API answers 404. If no client sends such
 # paths, the export is equivalent; if one does, add the RegularExpression match the hint suggests.
+
+# %% [markdown]
+# ## The export, live on the lab
 #
+# The lab is also a Gateway API implementation: it accepts GatewayClass, Gateway, HTTPRoute,
+# GRPCRoute and ReferenceGrant, checks them as the upstream CRDs do, and serves every Gateway of a
+# class whose `controllerName` is `lab.appmesh.dev/gateway-controller` with a gateway Envoy of its
+# own, on its own loopback port (listener port 80 on 127.0.0.1:40080 when that port is free). So
+# the export can run **beside** the walkthrough it came from, on the same lab, in front of the same
+# apps. The export names the class `my-gateway-class` (profile `standard`): a GatewayClass of that
+# name with the lab's controller makes the lab serve it.
+#
+# The walkthrough runs on the lab first (as notebook 06 left it). On a cluster the kit's controller
+# serves App Mesh only, so on kind and EKS this section starts a local lab beside the cluster,
+# applies the walkthrough to it, and uses that.
+
+# %%
+GATEWAY_CLASS = """apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata:
+  name: my-gateway-class
+spec:
+  controllerName: lab.appmesh.dev/gateway-controller
+"""
+if TARGET == "local":
+    lab = t  # the walkthrough's own lab
+else:
+    from lab.targets.local import LocalTarget
+    lab = LocalTarget(home=tempfile.mkdtemp(prefix="lab-gateway-api-"), echo=False, namespace=NAMESPACE)
+    lab.up()
+lab.apply("manifests/walkthrough")  # nothing changes where the walkthrough runs already (notebook 06)
+nb.command("appmesh-lab apply -f gatewayclass.yaml -f gateway-api/")
+export_text = "---\n".join([GATEWAY_CLASS, (out / "gateways.yaml").read_text(), (out / "httproutes.yaml").read_text()])
+for r in lab.apply_text(export_text, name="gateway-api/"):
+    print(f"{r['kind'].lower()}/{r['name']} {r['action']}")
+
+# %% [markdown]
+# `appmesh-lab get gateways` and `get httproutes` show the conditions Gateway API defines. A
+# Gateway is `Accepted` once a controller takes it, and `Programmed` only once its Envoy has ACKed
+# the configuration made of it; each listener counts the routes attached to it. Each route has
+# one entry per parent (`status.parents[]`), `Accepted` when it attached, `ResolvedRefs` when
+# every backend it names exists and may be referred to.
+
+# %%
+def cond(conditions, type_):
+    c = next((c for c in conditions or [] if c["type"] == type_), {})
+    return c.get("status", "Unknown") + (f" ({c['reason']})" if c.get("status") == "False" else "")
+
+def gateway_rows():
+    rows = []
+    for g in lab.get("Gateway", namespace=NAMESPACE):
+        st = g["status"]
+        # the loopback port differs from lab to lab: `appmesh-lab get gateways` shows it (EXPOSED)
+        address = ", ".join(a["value"] for a in st.get("addresses", [])) or "-"
+        rows.append([g["metadata"]["name"], g["spec"]["gatewayClassName"], address,
+                     cond(st.get("conditions"), "Accepted"), cond(st.get("conditions"), "Programmed"),
+                     ", ".join(f"{x['name']}: {x['attachedRoutes']}" for x in st.get("listeners", []))])
+    return rows
+
+def route_rows():
+    return [[r["metadata"]["name"], ", ".join(p["parentRef"]["name"] + "/" + p["parentRef"].get("sectionName", "*")
+                                              for p in r["status"].get("parents", [])),
+             ", ".join(cond(p["conditions"], "Accepted") for p in r["status"].get("parents", [])),
+             ", ".join(cond(p["conditions"], "ResolvedRefs") for p in r["status"].get("parents", []))]
+            for r in lab.get("HTTPRoute", namespace=NAMESPACE)]
+
+nb.command("appmesh-lab get gateways -n appmesh-demo")
+def programmed():
+    assert [row[4] for row in gateway_rows()] == ["True"], gateway_rows()
+
+lab.eventually(programmed, TIMEOUT_S, what="the Gateway is Programmed")
+nb.table(gateway_rows(), ["NAME", "CLASS", "ADDRESS", "ACCEPTED", "PROGRAMMED", "ATTACHED ROUTES"])
+nb.command("appmesh-lab get httproutes -n appmesh-demo")
+nb.table(route_rows(), ["NAME", "PARENTS", "ACCEPTED", "RESOLVEDREFS"])
+assert [row[3:5] for row in gateway_rows()] == [["True", "True"]]
+assert gateway_rows()[0][5] == "http-8088: 2"
+assert all(row[2:] == ["True", "True"] for row in route_rows()), route_rows()
+
+# %% [markdown]
+# Both gateways, one lab: `curl --gateway vg/NAME` goes through the App Mesh virtual gateway,
+# `--gateway gateway/NAME` through the Gateway API one (they have the same name here). The same
+# request reaches the same service, with the same path and Host at the app.
+
+# %%
+rows = []
+for path in ("/products/1", "/reviews/1"):
+    answers = []
+    for gateway in ("vg/appmesh-gateway", "gateway/appmesh-gateway"):
+        h = nb.expect(lab, path, 200, gateway=gateway, timeout=TIMEOUT_S)
+        answers.append((h.service, h.path, h.host))
+        rows.append([gateway, path, h.status, h.service, h.path, h.host])
+    assert answers[0] == answers[1], answers
+nb.table(rows, ["gateway", "request", "status", "service", "path at the app", "Host at the app"])
+
+# %% [markdown]
+# ## Exercise: an exported route that does not attach
+#
+# Someone edited the exported review route by hand, and now `/reviews` no longer reaches the
+# review service through the Gateway API gateway. Apply `ANSWER` as it is, read the route's
+# conditions (the check cell prints them), then correct `ANSWER` so that the route is
+# `Accepted` and `ResolvedRefs` and `/reviews/1` reaches review-service through
+# `gateway/appmesh-gateway`. (The solution is in the hidden cell after it: expand it if you are
+# stuck.)
+
+# %%
+review = (out / "httproutes.yaml").read_text().split("---\n")
+review = next(d for d in review if "name: review-gateway-route" in d)
+ANSWER = review.replace("sectionName: http-8088", "sectionName: http").replace("port: 8080", "port: 80")
+print(ANSWER)
+
+
+def check_exercise(text):
+    """True when the route applies, attaches, resolves, and /reviews/1 reaches the review service."""
+    try:
+        lab.apply_text(text, name="exercise.yaml")
+    except Exception as exc:  # a rejected apply: its findings say what to fix
+        print("not yet:", exc)
+        return False
+    route = lab.get("HTTPRoute", "review-gateway-route", NAMESPACE)[0]
+    parents = route["status"].get("parents", [])
+    for p in parents:
+        for c in p["conditions"]:
+            print(f"{c['type']}={c['status']} ({c['reason']}): {c['message']}")
+    if not parents or not all(c["status"] == "True" for p in parents for c in p["conditions"]):
+        print("not yet: the route's conditions above say what is wrong")
+        return False
+    try:
+        nb.expect(lab, "/reviews/1", 200, gateway="gateway/appmesh-gateway", service="review-service",
+                  timeout=TIMEOUT_S)
+    except AssertionError as exc:
+        print("not yet:", exc)
+        return False
+    print("it works: the route is attached and /reviews/1 reaches the review service")
+    return True
+
+
+check_exercise(ANSWER)
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution (this cell is hidden in the notebook: expand it to read it). The listener is named
+# http-8088 (the Gateway's listeners list it), and review-service's Service port is 8080.
+ANSWER = ANSWER.replace("sectionName: http\n", "sectionName: http-8088\n").replace("port: 80\n", "port: 8080\n")
+assert check_exercise(ANSWER)
+
+# %% [markdown]
+# The export leaves the lab again: its Gateway's Envoy stops with it.
+
+# %%
+if TARGET == "local":
+    for kind, name in (("HTTPRoute", "product-gateway-route"), ("HTTPRoute", "review-gateway-route"),
+                       ("Gateway", "appmesh-gateway")):
+        nb.remove(lab, kind, name, NAMESPACE)
+    nb.remove(lab, "GatewayClass", "my-gateway-class")
+    assert not lab.get("Gateway", namespace=NAMESPACE) and not lab.get("GatewayClass", "my-gateway-class")
+    assert not [p for p in lab.pods(NAMESPACE) if p["name"].endswith("-my-gateway-class")]
+else:
+    lab.down(purge=True)
+    assert not lab.running()
+
+# %% [markdown]
 # ## A priority Gateway API cannot keep
 #
 # App Mesh tries routes in `priority` order. Gateway API has **no priority**: among the rules

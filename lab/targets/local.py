@@ -99,7 +99,7 @@ class LocalTarget(Target):
 
     def delete_resource(self, kind: str, name: str, namespace: str | None = None, wait: bool = True,
                         timeout: float = 30.0) -> list:
-        ns = "" if kind in ("Mesh", "Namespace") else (namespace or self.namespace)
+        ns = "" if kind in ("Mesh", "Namespace", "GatewayClass") else (namespace or self.namespace)
         self.say(f"kubectl delete {kind.lower()} {name}" + (f" -n {ns}" if ns else ""))
         return self._deleted(self._call("POST", "/v1/delete", {"keys": [[kind, ns, name]]}), wait, timeout)
 
@@ -121,7 +121,7 @@ class LocalTarget(Target):
 
     def get(self, kind: str, name: str | None = None, namespace: str | None = None) -> list:
         q = f"/v1/resources?kind={kind}"
-        if namespace is not None and kind not in ("Mesh", "Namespace"):
+        if namespace is not None and kind not in ("Mesh", "Namespace", "GatewayClass"):
             q += f"&namespace={namespace}"
         if name:
             q += f"&name={name}"
