@@ -198,7 +198,8 @@ def add_parser(sub) -> None:
     m.add_argument("--profile", choices=names(), default="standard",
                    help="the implementation to check support against (default: standard)")
     m.add_argument("--verify", action="store_true",
-                   help="run the App Mesh set and its export side by side on real Envoy, send generated requests "
+                   help="apply the App Mesh set and its export side by side to one local lab of their own, send "
+                   "generated requests "
                    "(and --probes) to both and compare status, answering service, path and Host; exit 1 when a "
                    "request routes differently without a finding that announced it")
     m.add_argument("--export", metavar="DIR", help="--verify: compare with the Gateway API objects in DIR (an "

@@ -1,12 +1,17 @@
-"""`appmesh-lab migrate --verify`: the App Mesh set and its Gateway API export, side by side on real Envoy.
+"""`appmesh-lab migrate --verify`: the App Mesh set and its Gateway API export, side by side.
 
-One Envoy runs the VirtualGateway as the lab translates it (lab/translate/ir.py), another the
-exported Gateway (lab/translate/gatewayapi.py), in front of the same sample apps (one per virtual
-node; each answers with its service name and the path and Host it received; a grpc virtual
-node's app is the gRPC echo server, which answers with the method and authority). Every probe
-(lab/migrate/probes.py, plus the user's) goes to both, a gRPC probe as a real gRPC call whose
-grpc-status, answering service, method and authority are compared; a request whose route has weighted
-targets is sent many times to each and the splits are compared.
+On ONE lab (`OneLab`): a local lab of its own (in a scratch folder, stopped afterwards) is given
+the App Mesh set, then a GatewayClass of the export's class name with the lab's controller and the
+export; the lab runs the set's apps with their sidecars, the VirtualGateway's Envoy and the
+Gateway's own Envoy, each on its own loopback port. A set with a TLS gateway listener runs on two
+Envoys of the verifier's own (`SideBySide`; the running lab does not store Secrets yet): one runs
+the VirtualGateway as the lab translates it (lab/translate/ir.py), another the exported Gateway
+(lab/translate/gatewayapi.py), in front of the same sample apps (one per virtual node; each
+answers with its service name and the path and Host it received; a grpc virtual node's app is
+the gRPC echo server, which answers with the method and authority). Every probe
+(lab/migrate/probes.py, plus the user's) goes to both gateways, a gRPC probe as a real gRPC call
+whose grpc-status, answering workload, method and authority are compared; a request whose route
+has weighted targets is sent many times to each and the splits are compared.
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ import dataclasses
 import http.client
 import json
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -61,6 +67,97 @@ def _without_mesh_tls(resources) -> list:
             r = dataclasses.replace(r, spec=spec)
         out.append(r)
     return out
+
+
+def _gateway_tls(app_mesh: list, gateway_api: list) -> bool:
+    """Whether a gateway listener of either side terminates TLS."""
+    return any((lst.get("tls") or {}).get("mode", "DISABLED") != "DISABLED"
+               for r in app_mesh if r.kind == "VirtualGateway" for lst in r.spec.get("listeners") or []) or any(
+        lst.get("protocol") in ("HTTPS", "TLS") for r in gateway_api if r.kind == "Gateway"
+        for lst in r.spec.get("listeners") or [])
+
+
+class OneLab:
+    """The App Mesh set and its export applied side by side to one local lab of their own (plain HTTP
+    gateways; the mesh's own TLS is left out, as the export carries none)."""
+
+    def __init__(self, app_mesh_resources: list, gateway_api_resources: list, workdir: Path):
+        self.app_mesh = _without_mesh_tls(app_mesh_resources)
+        self.am = World(self.app_mesh)
+        self.gateway_api = gateway_api_resources
+        self.home = workdir / "lab"
+        self.vg = self.am.by_kind["VirtualGateway"][0]
+        self.gw = next(r for r in gateway_api_resources if r.kind == "Gateway")
+        self.target = None
+
+    def _docs(self) -> tuple[str, str]:
+        import yaml
+
+        from .model.gatewayapi import CONTROLLER_NAME, V1
+        classes = sorted({r.spec.get("gatewayClassName") for r in self.gateway_api if r.kind == "Gateway"})
+        # the lab serves the export's class: a GatewayClass of that name with the lab's controller
+        own = [{"apiVersion": V1, "kind": "GatewayClass", "metadata": {"name": c},
+                "spec": {"controllerName": CONTROLLER_NAME}} for c in classes]
+        export = [r.raw for r in self.gateway_api if r.kind != "GatewayClass"]
+        app_mesh = [dict(r.raw, spec=r.spec) if "spec" in r.raw else r.raw for r in self.app_mesh]
+        return (yaml.safe_dump_all(app_mesh, sort_keys=False), yaml.safe_dump_all(own + export, sort_keys=False))
+
+    def __enter__(self):
+        from .targets.base import TargetError
+        from .targets.local import LocalTarget
+        app_mesh, gateway_api = self._docs()
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.target = LocalTarget(home=str(self.home), echo=False)
+        try:
+            self.target.up()
+            self.target.apply_text(app_mesh, name="<App Mesh set>", timeout=60)
+            self.target.apply_text(gateway_api, name="<Gateway API export>", timeout=60)
+            self.vg_port = self._port("virtualGateway", self.vg.aws_name(),
+                                      (self.vg.spec["listeners"][0].get("portMapping") or {}).get("port"))
+            self.gw_port = self._port("gateway", f"{self.gw.name}_{self.gw.namespace}",
+                                      self.gw.spec["listeners"][0]["port"])
+            self._apps_run()
+        except TargetError as exc:
+            self.__exit__(None, None, None)
+            raise VerifyError(f"the lab did not take the set: {exc}") from exc
+        except VerifyError:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _port(self, kind: str, name: str, listener) -> int:
+        for g in self.target.status()["gateways"]:
+            if g["node_id"].split("/")[-2:] == [kind, name]:
+                url = g["listeners"].get(str(listener)) or next(iter(g["listeners"].values()))
+                return int(url.rsplit(":", 1)[1])
+        raise VerifyError(f"the lab runs no {kind} {name}: is it served? (`appmesh-lab get gateways -A` on a lab "
+                          "with the set shows its conditions)")
+
+    def _apps_run(self) -> None:
+        """Requests are answered by the set's own apps: each virtual node needs pods."""
+        from .apps import SAMPLE_IMAGE
+        served = {p["proxy"] for p in self.target.pods()}
+        missing = [vn.ref for vn in sorted(self.am.by_kind["VirtualNode"], key=lambda r: r.key) if vn.ref not in served]
+        if missing:
+            raise VerifyError(f"no pod runs {', '.join(missing)}: the verifier sends its requests to the set's apps; "
+                              f"add the Deployments of their pods (the kit's sample app, {SAMPLE_IMAGE}, answers with "
+                              "the path and Host it received)")
+
+    def __exit__(self, *exc):
+        if self.target is not None and self.target.running():
+            self.target.down()
+
+    def ask(self, port: int, method: str, path: str, headers: dict) -> tuple:
+        return ask(port, method, path, headers)
+
+    def ask_grpc(self, port: int, path: str, authority: str, metadata: tuple, channel=None) -> tuple:
+        return ask_grpc(port, path, authority, metadata, channel)  # a channel of its own when None, closed after
+
+    def channel(self, port: int, authority: str):
+        return grpc_channel(port, authority)
+
+    def both(self, method: str, path: str, headers: dict) -> tuple:
+        return self.ask(self.vg_port, method, path, headers), self.ask(self.gw_port, method, path, headers)
 
 
 class SideBySide:
@@ -240,9 +337,19 @@ def ask(port: int, method: str, path: str, headers: dict, tls: ssl.SSLContext | 
     conn.close()
     try:
         data = json.loads(body)
-        return (r.status, data.get("service"), data["request"]["path"], data["request"]["host"])
-    except (ValueError, KeyError):
+        return (r.status, _answered_by(data), data["request"]["path"], data["request"]["host"])
+    except (ValueError, KeyError, TypeError):
         return (r.status, None, None, None)
+
+
+_POD = re.compile(r"(.+)-[0-9a-f]{10}-[b-z2-9]{5}")  # <deployment>-<template hash>-<suffix> (lab/runtime/pods.py)
+
+
+def _answered_by(data: dict):
+    """The workload that answered: the Deployment of the pod (two versions of one service, as in a
+    canary, are told apart), else the service name the app gives."""
+    m = _POD.fullmatch(str(data.get("pod") or ""))
+    return m.group(1) if m else data.get("service")
 
 
 def ask_grpc(port: int, path: str, authority: str, metadata: tuple, channel=None) -> tuple:
@@ -260,11 +367,12 @@ def ask_grpc(port: int, path: str, authority: str, metadata: tuple, channel=None
         except grpc.RpcError as exc:
             served = dict(exc.initial_metadata() or ()).get("x-served-by")
             seen = dict(exc.trailing_metadata() or ())  # the echo app's answer to a method it lacks
-            return (exc.code().name, served.split("/")[0] if served else None, seen.get("x-request-method"),
+            by = {"service": served.split("/")[0], "pod": served.split("/")[-1]} if served else {}
+            return (exc.code().name, _answered_by(by) if served else None, seen.get("x-request-method"),
                     seen.get("x-request-authority"))
         try:
             data = json.loads(body)
-            return ("OK", data.get("service"), data["request"]["method"], data["request"]["authority"])
+            return ("OK", _answered_by(data), data["request"]["method"], data["request"]["authority"])
         except (ValueError, KeyError, TypeError):
             return ("OK", None, None, None)
     finally:
@@ -309,7 +417,7 @@ def _split_routes(world: World) -> set:
     return out
 
 
-def _warm_up(lab, probes, timeout: float = 10.0) -> None:
+def _warm_up(lab, probes, timeout: float = 20.0) -> None:
     """Until both gateways route a request each must take (an ACKed configuration can take a
     moment more to serve on a loaded machine), or `timeout` seconds."""
     if not probes:
@@ -339,7 +447,9 @@ def run(app_mesh, gateway_api, probes, announced, workdir: Path, secrets: list |
     world = World(app_mesh)
     split = _split_routes(world)
     rows = []
-    with SideBySide(app_mesh, gateway_api, workdir, secrets) as lab:
+    one_lab = not _gateway_tls(app_mesh, gateway_api)
+    with (OneLab(app_mesh, gateway_api, workdir) if one_lab else SideBySide(app_mesh, gateway_api, workdir, secrets)) \
+            as lab:
         _warm_up(lab, [p for p in probes if p.tag == "match"])
         for p in probes:
             headers = dict(p.headers)
@@ -370,7 +480,7 @@ def run(app_mesh, gateway_api, probes, announced, workdir: Path, secrets: list |
     return rows
 
 
-def _samples(lab: SideBySide, port: int, p, headers: dict) -> list[tuple]:
+def _samples(lab, port: int, p, headers: dict) -> list[tuple]:
     if not p.grpc:
         return [lab.ask(port, p.method, p.path, headers) for _ in range(SPLIT_SAMPLES)]
     ch = lab.channel(port, p.host)

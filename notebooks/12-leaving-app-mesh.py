@@ -103,11 +103,12 @@ assert {f["code"] for f in report["findings"]} == {"semantics", "stays-behind"},
 # ## Prove it: `migrate --verify`
 #
 # The lab translates Gateway API into the same Envoy configuration language as App Mesh, so it
-# can run both side by side: one Envoy for the VirtualGateway, one for the exported Gateway, in
-# front of the same sample apps. `--verify` generates requests from the matches — ones each route
-# must take, and near misses around every condition (a path one character longer, without its
-# trailing slash, in upper case; other header values, other methods, other hosts) — sends each to
-# both, and compares the status, the service that answered, and the path and Host it received.
+# can run both side by side: `--verify` applies the walkthrough and its export to one lab of its
+# own — the App Mesh virtual gateway and the exported Gateway, each with its own Envoy and port, in
+# front of the same apps. It generates requests from the matches — ones each route must take, and
+# near misses around every condition (a path one character longer, without its trailing slash, in
+# upper case; other header values, other methods, other hosts) — sends each to both gateways, and
+# compares the status, the workload that answered, and the path and Host it received.
 # A difference the export announced as a finding is marked as such and does not fail the run
 # (`--strict` makes it fail); any other difference does, and the exit status is 1.
 
