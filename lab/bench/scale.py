@@ -16,8 +16,8 @@ snapshots and serves N + 1 proxies):
   daemon RSS      the daemon's resident memory after the apply
   Envoy RSS       the gateway's Envoy and vn0's sidecar Envoy
 "Linear or better" compares the per-route cost at each size with the one at 100 routes (at 10,
-fixed costs dominate). Targets: linear or better; 1,000 routes translated < 1 s; daemon RSS
-< 200 MB at 1,000 routes.
+fixed costs dominate). Targets: linear or better; all proxies ACKed at x/route <= 1.2 from 100
+routes up; 1,000 routes translated < 1 s; daemon RSS < 200 MB at 1,000 routes and < 300 MB at 5,000.
 """
 from __future__ import annotations
 
@@ -36,7 +36,9 @@ SIZES = (10, 100, 1000, 5000)
 QUICK_SIZES = (10, 100, 1000)
 TARGET_TRANSLATE_1000_S = 1.0
 TARGET_DAEMON_MB_1000 = 200.0
+TARGET_DAEMON_MB_5000 = 300.0
 LINEAR_TOLERANCE = 1.5  # per-route cost may be this much above the reference's before "not linear"
+TARGET_ACK_RATIO = 1.2  # all proxies ACKed: per-route cost at most this much above the reference's
 FIELDS = ("bench", "quick", "sizes", "results", "target", "met", "machine")
 SIZE_FIELDS = ("routes", "virtual_services", "virtual_nodes", "proxies", "repeats", "translate_ms", "snapshot_ms",
                "snapshot_bytes", "gateway_snapshot_bytes", "apply_ms", "all_acked_ms", "running_proxies",
@@ -181,7 +183,13 @@ def run(quick: bool = False, sizes=None, out=sys.stdout) -> dict:
           file=out)
     big = [r for r in results.values() if r["routes"] >= ref["routes"]]
     met = {"translate_linear": all(r["translate_per_route_ratio"] <= LINEAR_TOLERANCE for r in big),
-           "all_acked_linear": all((r["all_acked_per_route_ratio"] or 0) <= LINEAR_TOLERANCE for r in big)}
+           "all_acked_linear": all((r["all_acked_per_route_ratio"] or 0) <= LINEAR_TOLERANCE for r in big),
+           "all_acked_within_ratio": all((r["all_acked_per_route_ratio"] or 0) <= TARGET_ACK_RATIO for r in big)}
+    if "5000" in results:
+        r = results["5000"]
+        met["daemon_rss_5000_under_300mb"] = (r["daemon_rss_mb"] or 0) < TARGET_DAEMON_MB_5000
+        print(f"  target at 5,000 routes: daemon RSS {r['daemon_rss_mb']} MB (< 300 MB: "
+              f"{'met' if met['daemon_rss_5000_under_300mb'] else 'MISSED'})", file=out)
     if "1000" in results:
         r = results["1000"]
         met["translate_1000_under_1s"] = r["translate_ms"] / 1000 < TARGET_TRANSLATE_1000_S
@@ -190,11 +198,12 @@ def run(quick: bool = False, sizes=None, out=sys.stdout) -> dict:
               f"{'met' if met['translate_1000_under_1s'] else 'NOT met'}); daemon RSS {r['daemon_rss_mb']} MB "
               f"(< 200 MB: {'met' if met['daemon_rss_1000_under_200mb'] else 'NOT met'})", file=out)
     print(f"  linear or better (x/route <= {LINEAR_TOLERANCE} from N = {ref['routes']} up): translation "
-          f"{'met' if met['translate_linear'] else 'NOT met'}, all ACKed {'met' if met['all_acked_linear'] else 'NOT met'}",
-          file=out)
+          f"{'met' if met['translate_linear'] else 'NOT met'}, all ACKed {'met' if met['all_acked_linear'] else 'NOT met'}; "
+          f"all ACKed x/route <= {TARGET_ACK_RATIO}: {'met' if met['all_acked_within_ratio'] else 'MISSED'}", file=out)
     record = {"bench": "scale", "quick": quick, "sizes": sizes, "results": results,
               "target": {"translate_1000_s": TARGET_TRANSLATE_1000_S, "daemon_rss_1000_mb": TARGET_DAEMON_MB_1000,
-                         "per_route_ratio_max": LINEAR_TOLERANCE},
+                         "per_route_ratio_max": LINEAR_TOLERANCE, "all_acked_per_route_ratio_max": TARGET_ACK_RATIO,
+                         "daemon_rss_5000_mb": TARGET_DAEMON_MB_5000},
               "met": met, "machine": m}
     print(json.dumps(record), file=out, flush=True)
     return record

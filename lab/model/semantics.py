@@ -88,6 +88,7 @@ class ReadingWorld(World):
 
     def __init__(self, world: World):  # no super().__init__: the index is shared, not rebuilt
         self.by_key = world.by_key
+        self._inner = world  # its get() is called too: a recording world inside another records in both
         self._stack: list = []
         self.by_kind = _ReadKinds(world.by_kind, self)
 
@@ -107,9 +108,8 @@ class ReadingWorld(World):
             self._stack[-1][1].add(kind)
 
     def get(self, kind, namespace, name):
-        key = (kind, namespace or "", name)
-        self.note(key)
-        return self.by_key.get(key)
+        self.note((kind, namespace or "", name))
+        return self._inner.get(kind, namespace, name)
 
 
 class _ReadKinds(dict):

@@ -310,17 +310,42 @@ def _service_routes(vs: dict, extra_headers=()) -> list[dict]:
     return out
 
 
-def egress_route_config(ir: dict) -> dict:
+class _Same:
+    """Results kept from one call to the next for the same input objects (a gateway's memo, see
+    to_envoy): `get(item, make)` is make(item), or the last call's result when `item` is the very
+    object it was made from. Only this call's items are kept for the next."""
+
+    def __init__(self, memo: dict | None, name: str):
+        self.old = memo.get(name, {}) if memo is not None else None
+        self.new: dict = {}
+        if memo is not None:
+            memo[name] = self.new
+
+    def get(self, item, make):
+        if self.old is None:
+            return make(item)
+        hit = self.old.get(id(item))
+        out = hit[1] if hit is not None and hit[0] is item else make(item)
+        self.new[id(item)] = (item, out)
+        return out
+
+
+def _internal_service_routes(vs: dict) -> list[dict]:
+    headers = [{"name": naming.TARGET_HEADER, "string_match": {"exact": vs["name"]}}]
+    if vs.get("port") is not None:
+        headers.append({"name": naming.TARGET_PORT_HEADER, "string_match": {"exact": str(vs["port"])}})
+    return _service_routes(vs, headers)
+
+
+def egress_route_config(ir: dict, memo: dict | None = None) -> dict:
     eg = ir["egress"]
     name = naming.egress_routes(eg["bind_port"])
     if eg["mode"] == "internal":
         # the gateway's own egress: the gateway route's choice arrives in internal headers
         routes = []
+        same = _Same(memo, "egress_routes")
         for vs in eg["virtual_services"]:
-            headers = [{"name": naming.TARGET_HEADER, "string_match": {"exact": vs["name"]}}]
-            if vs.get("port") is not None:
-                headers.append({"name": naming.TARGET_PORT_HEADER, "string_match": {"exact": str(vs["port"])}})
-            routes += _service_routes(vs, headers)
+            routes += same.get(vs, _internal_service_routes)
         vhosts = [{"name": "egress", "domains": ["*"], "routes": routes,
                    "request_headers_to_remove": [naming.TARGET_HEADER, naming.TARGET_PORT_HEADER]}]
         return {"name": name, "virtual_hosts": vhosts}
@@ -356,29 +381,33 @@ def _log_file(ir: dict, files: dict) -> dict | None:
     return {**log, "path": files.get(log["path"], log["path"])} if log else None
 
 
-def gateway(ir: dict, files: dict) -> dict:
+def _gateway_route(r: dict) -> dict:
+    """One gateway route of the first stage: rewrite, then on to the egress stage with the target in headers."""
+    rw = r["rewrite"]
+    action = {"cluster": r["cluster"], "timeout": "0s"}  # the egress route's timeout governs
+    if "prefix" in rw:
+        action["prefix_rewrite"] = rw["prefix"]
+    if "path_regex" in rw:
+        action["regex_rewrite"] = {"pattern": {"regex": rw["path_regex"]["pattern"]},
+                                   "substitution": rw["path_regex"]["substitution"]}
+    if "host" in rw:
+        action["host_rewrite_literal"] = rw["host"]
+    add = [{"header": {"key": naming.TARGET_HEADER, "value": r["target"]["virtual_service"]},
+            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}]
+    if r["target"].get("port") is not None:
+        add.append({"header": {"key": naming.TARGET_PORT_HEADER, "value": str(r["target"]["port"])},
+                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"})
+    return {"name": r["name"], "match": route_match(r["match"]), "route": action,
+            "request_headers_to_add": add}
+
+
+def gateway(ir: dict, files: dict, memo: dict | None = None) -> dict:
     listeners, routes = [], []
     by_port: dict = {}  # bind port -> the Envoy listener (HTTPS listeners of one port: one filter chain each)
+    same = _Same(memo, "gateway_routes")
     for lst in ir["listeners"]:
         rname = naming.ingress_routes(lst["port"]) + (f"_{lst['section']}" if lst.get("section") else "")
-        vroutes = []
-        for r in lst["routes"]:
-            rw = r["rewrite"]
-            action = {"cluster": r["cluster"], "timeout": "0s"}  # the egress route's timeout governs
-            if "prefix" in rw:
-                action["prefix_rewrite"] = rw["prefix"]
-            if "path_regex" in rw:
-                action["regex_rewrite"] = {"pattern": {"regex": rw["path_regex"]["pattern"]},
-                                           "substitution": rw["path_regex"]["substitution"]}
-            if "host" in rw:
-                action["host_rewrite_literal"] = rw["host"]
-            add = [{"header": {"key": naming.TARGET_HEADER, "value": r["target"]["virtual_service"]},
-                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}]
-            if r["target"].get("port") is not None:
-                add.append({"header": {"key": naming.TARGET_PORT_HEADER, "value": str(r["target"]["port"])},
-                            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"})
-            vroutes.append({"name": r["name"], "match": route_match(r["match"]), "route": action,
-                            "request_headers_to_add": add})
+        vroutes = [same.get(r, _gateway_route) for r in lst["routes"]]
         # A client cannot pick a target by sending the internal headers itself: every route
         # overwrites them, and a request that matches no route never reaches the egress listener.
         routes.append({"name": rname, "virtual_hosts": [{"name": "gateway", "domains": ["*"], "routes": vroutes}]})
@@ -398,7 +427,7 @@ def gateway(ir: dict, files: dict) -> dict:
         else:
             by_port[lst["bind_port"]] = out
             listeners.append(out)
-    return _finish(ir, listeners, routes, files)
+    return _finish(ir, listeners, routes, files, memo)
 
 
 def sidecar(ir: dict, files: dict) -> dict:
@@ -421,9 +450,9 @@ def sidecar(ir: dict, files: dict) -> dict:
     return _finish(ir, listeners, routes, files)
 
 
-def _finish(ir: dict, listeners: list, routes: list, files: dict) -> dict:
+def _finish(ir: dict, listeners: list, routes: list, files: dict, memo: dict | None = None) -> dict:
     eg = ir["egress"]
-    egress_rc = egress_route_config(ir)
+    egress_rc = egress_route_config(ir, memo)
     allow_all = eg["mode"] == "hosts" and eg.get("egress_filter") == "ALLOW_ALL"
     # the access log is on the egress stage too (App Mesh's proxies log outbound requests as well):
     # a gateway reaches every virtual service through it, so the stage that times out, retries or
@@ -438,8 +467,9 @@ def _finish(ir: dict, listeners: list, routes: list, files: dict) -> dict:
                                   eg["bind_port"], egress_filter, None, files))
     routes.append(egress_rc)
     clusters, endpoints = [], []
+    same = _Same(memo, "clusters")
     for c in ir["clusters"]:
-        cl, cla = cluster(c, files)
+        cl, cla = same.get(c, lambda c: cluster(c, files))
         clusters.append(cl)
         endpoints.append(cla)
     if allow_all:
@@ -449,6 +479,9 @@ def _finish(ir: dict, listeners: list, routes: list, files: dict) -> dict:
             "listeners": listeners, "routes": routes}
 
 
-def to_envoy(ir: dict, files: dict | None = None) -> dict:
+def to_envoy(ir: dict, files: dict | None = None, memo: dict | None = None) -> dict:
+    """`memo`: a dict the caller keeps for one gateway from one call to the next, as long as `files`
+    stay the same (lab/translate/incremental.py): an IR part that is the very object of the last
+    call (gateway_ir's memo hands those out) keeps its Envoy dicts."""
     files = files or {}
-    return gateway(ir, files) if ir["kind"] == "gateway" else sidecar(ir, files)
+    return gateway(ir, files, memo) if ir["kind"] == "gateway" else sidecar(ir, files)

@@ -57,6 +57,9 @@ class Incremental:
         self._placement = None
         self._files = None
         self.translated: list = []  # proxy resource keys translated by the last call (for tests, benches)
+        # virtual gateway key -> its memo (gateway_ir's and to_envoy's): a gateway translated again
+        # reuses the parts of its last translation whose inputs are the same objects
+        self._memos: dict = {}
 
     def update(self, resources, placement, files=None) -> dict:
         """node id -> {"ir": ..., "envoy": ...}, as lab.translate.translate."""
@@ -69,22 +72,36 @@ class Incremental:
         everything = placement != self._placement or (files or {}) != (self._files or {})
         proxies, self.translated = {}, []
         out: dict = {}
+        if everything or kinds & WIDE:
+            self._memos = {}
         for kind, make in (("VirtualGateway", gateway_ir), ("VirtualNode", sidecar_ir), ("Gateway", lab_gateway_ir)):
             for r in world.by_kind[kind]:
                 old = self._proxies.get(r.key)
                 if (old is None or everything or r.key in changed or old[2] & changed or old[3] & kinds):
                     rec = _Recording(world)
-                    ir = make(rec, r, placement)
-                    value = {"ir": ir, "envoy": to_envoy(ir, files)} if ir else None
+                    if kind == "VirtualGateway":
+                        memo = self._memos.pop(r.key, {}) if r.key not in changed else {}
+                        ir = gateway_ir(rec, r, placement, memo)
+                        value = {"ir": ir, "envoy": to_envoy(ir, files, memo)} if ir else None
+                        self._memos[r.key] = memo  # only once translated whole without an error
+                    else:
+                        ir = make(rec, r, placement)
+                        value = {"ir": ir, "envoy": to_envoy(ir, files)} if ir else None
                     old = (ir["node_id"] if ir else None, value, frozenset(rec.keys), frozenset(rec.kinds))
                     self.translated.append(r.key)
                 proxies[r.key] = old
                 if old[0] is not None:
                     out[old[0]] = old[1]
         self._proxies, self._resources = proxies, dict(now)
+        self._memos = {k: m for k, m in self._memos.items() if k in proxies}
         if everything:  # a copy only when it changed (comparing costs less than copying)
             self._placement, self._files = _copy(placement), dict(files or {})
         return dict(sorted(out.items()))
+
+
+# a change to any of these kinds can change what every part of a gateway's translation means
+# (which routes attach to it, which mesh a resource is in): the gateways' memos start over
+WIDE = frozenset({"Mesh", "Namespace", "VirtualGateway"})
 
 
 def _copy(placement):

@@ -239,11 +239,16 @@ def client_tls_ir(policy: dict | None, server_listener: dict, port: int) -> dict
 class _Egress:
     """Collects the virtual services a proxy can reach and the clusters they need."""
 
-    def __init__(self, world: World, placement: Placement, mesh: str, client_policy_for):
+    def __init__(self, world: World, placement: Placement, mesh: str, client_policy_for, memo: dict | None = None):
         self.world, self.placement, self.mesh = world, placement, mesh
         self.client_policy_for = client_policy_for  # (vs) -> client policy dict or None
         self.clusters: dict[str, dict] = {}
         self.services: dict[str, dict] = {}
+        # memo (a gateway's, kept by lab/translate/incremental.py for one placement and client policy):
+        # (vs key, port) -> (its entry, the clusters it uses, (key, resource) of everything it read)
+        self.memo = memo
+        self._used: list | None = None  # names of the clusters the virtual service being built uses
+        self.kept: set = set()  # memo keys this translation used (the others are dropped after it)
 
     def cluster_for(self, vs: Resource, vn: Resource, port: int | None) -> str | None:
         listeners = _listeners(vn)
@@ -252,6 +257,8 @@ class _Egress:
             return None
         lport, proto = _pm(lst)
         name = naming.egress_cluster(self.mesh, vn.aws_name(), proto, lport)
+        if self._used is not None:
+            self._used.append(name)
         if name not in self.clusters:
             nid = naming.node_id(self.mesh, "virtualNode", vn.aws_name())
             eps = self.placement.endpoints.get(nid, {}).get(lport, [])
@@ -276,6 +283,34 @@ class _Egress:
         key = (vs.aws_name(), port)
         if key in self.services:
             return self.services[key]
+        if self.memo is None:
+            return self._virtual_service(vs, port, key)
+        hit = self.memo.get((vs.key, port))
+        by_key = self.world.by_key
+        self.kept.add((vs.key, port))
+        if hit is not None and all(by_key.get(k) is r for k, r in hit[2]):
+            out, clusters, reads = hit
+            for k, _ in reads:  # read again, for whoever records what this translation reads
+                self.world.get(*k)
+            for name, c in clusters.items():
+                self.clusters.setdefault(name, c)
+            self.services[key] = out
+            return out
+        from ..model.semantics import ReadingWorld
+        world, reading = self.world, ReadingWorld(self.world)
+        self.world, self._used = reading, []
+        reading.begin()
+        try:
+            out = self._virtual_service(vs, port, key)
+        finally:
+            keys, kinds = reading.end()
+            self.world, used, self._used = world, self._used, None
+        if not kinds:  # a lookup by ARN lists a kind: not kept (rare; computed each time)
+            self.memo[(vs.key, port)] = (out, {n: self.clusters[n] for n in used},
+                                         tuple((k, by_key.get(k)) for k in keys | {vs.key}))
+        return out
+
+    def _virtual_service(self, vs: Resource, port: int | None, key: tuple) -> dict:
         provider = vs.spec.get("provider") or {}
         out = {"name": vs.aws_name(), "source": vs.ref, "port": port, "routes": []}
         if "virtualNode" in provider:
@@ -361,13 +396,42 @@ def attached_routes(world: World, vg: Resource) -> list[Resource]:
     return [gr for gr in world.by_kind["GatewayRoute"] if (world.gateways_for(gr) or []) == [vg]]
 
 
-def gateway_ir(world: World, vg: Resource, placement: Placement) -> dict | None:
+def _attached(world: World, vg: Resource, memo: dict | None) -> list[Resource]:
+    """attached_routes, with each route's answer kept in `memo` while the route is the same object
+    (the gateways and namespaces it depends on invalidate the whole memo, see gateway_ir)."""
+    if memo is None:
+        return attached_routes(world, vg)
+    old, new, out = memo.get("attached", {}), {}, []
+    world.by_kind["VirtualGateway"]  # noqa: B018 - what gateways_for reads, for whoever records it
+    for gr in world.by_kind["GatewayRoute"]:
+        hit = old.get(gr.key)
+        if hit is not None and hit[0] is gr:
+            yes = hit[1]
+            world.get("Namespace", "", gr.namespace)
+        else:
+            yes = (world.gateways_for(gr) or []) == [vg]
+        new[gr.key] = (gr, yes)
+        if yes:
+            out.append(gr)
+    memo["attached"] = new
+    return out
+
+
+def gateway_ir(world: World, vg: Resource, placement: Placement, memo: dict | None = None) -> dict | None:
+    """`memo`: a dict the caller keeps for this gateway from one call to the next, as long as the
+    placement, the gateway itself and every mesh and namespace stay the same (lab/translate/
+    incremental.py): the parts of the last translation whose inputs did not change are reused
+    (each gateway route's entry, each virtual service's egress entry and clusters)."""
     mesh = mesh_name(world, vg)
     if mesh is None:
         return None
     nid = naming.node_id(mesh, "virtualGateway", vg.aws_name())
     client_policy = (vg.spec.get("backendDefaults") or {}).get("clientPolicy")
-    egress = _Egress(world, placement, mesh, lambda vs: client_policy)
+    egress = _Egress(world, placement, mesh, lambda vs: client_policy,
+                     memo.setdefault("services", {}) if memo is not None else None)
+    old_routes = memo.get("routes", {}) if memo is not None else {}
+    new_routes: dict = {}
+    attached = _attached(world, vg, memo)
     egress_port = placement.egress_port(nid)
     egress_listener = naming.internal_egress_listener(egress_port)
     listeners, self_clusters = [], {}
@@ -382,7 +446,7 @@ def gateway_ir(world: World, vg: Resource, placement: Placement) -> dict | None:
                                    "tls": None, "health_check": None, "outlier_detection": None,
                                    "connection_pool": _pool_ir(lst.get("connectionPool"))}
         routes = []
-        for gr in attached_routes(world, vg):
+        for gr in attached:
             body = gr.spec.get(want)
             if not isinstance(body, dict):
                 continue
@@ -393,18 +457,29 @@ def gateway_ir(world: World, vg: Resource, placement: Placement) -> dict | None:
             target = action.get("target") or {}
             vsref = target.get("virtualService") or {}
             vs = world.resolve("VirtualService", vsref.get("virtualServiceRef"), vsref.get("virtualServiceARN"), gr)
-            if vs is None or mesh_name(world, vs) != mesh:
-                continue  # inactive route (see status.py): not programmed, so requests fall through
-            egress.virtual_service(vs, target.get("port"))
-            routes.append({
-                "name": gr.aws_name(), "source": gr.ref, "priority": gr.spec.get("priority"),
-                "match": match_ir(match, grpc=(want == "grpcRoute")),
-                "rewrite": gateway_rewrite_ir(match, action, vs.aws_name(), grpc=(want == "grpcRoute")),
-                "target": {"virtual_service": vs.aws_name(), "port": target.get("port")},
-                "cluster": redirect,
-                "_key": sort_key(gr.aws_name(), gr.spec.get("priority"), match),
-            })
-        routes.sort(key=lambda r: r.pop("_key"))
+            mkey = (gr.key, want, port, redirect)
+            hit = old_routes.get(mkey)
+            if hit is not None and hit[0] is gr and hit[1] is vs:
+                new_routes[mkey] = hit
+                if vs is not None:  # what mesh_name(world, vs) reads, for whoever records it
+                    world.get("Namespace", "", vs.namespace)
+                if hit[2] is not None:
+                    egress.virtual_service(vs, target.get("port"))
+                    routes.append(hit[2])
+                continue
+            entry = None
+            if vs is not None and mesh_name(world, vs) == mesh:  # else inactive (see status.py): falls through
+                egress.virtual_service(vs, target.get("port"))
+                entry = (sort_key(gr.aws_name(), gr.spec.get("priority"), match), {
+                    "name": gr.aws_name(), "source": gr.ref, "priority": gr.spec.get("priority"),
+                    "match": match_ir(match, grpc=(want == "grpcRoute")),
+                    "rewrite": gateway_rewrite_ir(match, action, vs.aws_name(), grpc=(want == "grpcRoute")),
+                    "target": {"virtual_service": vs.aws_name(), "port": target.get("port")},
+                    "cluster": redirect,
+                })
+                routes.append(entry)
+            new_routes[mkey] = (gr, vs, entry)
+        routes = [r for _, r in sorted(routes, key=lambda e: e[0])]
         hc = lst.get("healthCheck")
         listeners.append({
             "port": port, "bind_port": placement.bind_port(nid, port), "protocol": proto,
@@ -412,6 +487,9 @@ def gateway_ir(world: World, vg: Resource, placement: Placement) -> dict | None:
             "health_check_path": hc.get("path") if hc and hc.get("protocol") in ("http", "http2") else None,
             "routes": routes,
         })
+    if memo is not None:
+        memo["routes"] = new_routes
+        memo["services"] = {k: v for k, v in memo["services"].items() if k in egress.kept}
     return {
         "kind": "gateway", "node_id": nid, "source": vg.ref, "mesh": mesh,
         "bind_address": placement.bind_address, "access_log": _access_log(vg),
