@@ -298,7 +298,7 @@ else:
 
 # %%
 from lab.migrate import export
-from lab.migratecli import load
+from lab.cli.migrate import load
 
 def route(name, priority, match, rewrite="", target="product-service"):
     rw = f"\n      rewrite: {rewrite}" if rewrite else ""

@@ -6,6 +6,8 @@
   resources.py  apply, delete, get, describe, logs, wait
   proxies.py    curl through a virtual gateway; config-dump and stats over an Envoy's admin socket
   doctor.py     doctor: the local lab's checks, or a cluster's (--target kind|eks, lab/doctor)
+  migrate.py    migrate: the export to Gateway API (lab/migrate) and its findings; --verify through
+  migrate_verify.py  the App Mesh set and its export side by side on one lab, probed request by request
   kinds.py      resource kinds as the verbs name them
   printing.py   tables, findings and documents, with names escaped (lab/terminal.py)
   pipes.py      a reader that goes away early ends a verb quietly, as git does

@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--check", action="store_true", help="exit 1 if --dir differs from the model")
     c.set_defaults(func=cmd_crds)
     add_parsers(sub)
-    from ..migratecli import add_parser as add_migrate
+    from .migrate import add_parser as add_migrate
     add_migrate(sub)
     return p
 

@@ -14,7 +14,7 @@ import yaml
 
 from lab.migrate import export
 from lab.migrate import render
-from lab.migratecli import load
+from lab.cli.migrate import load
 from tests.golden import check_folder, orphan_folders
 from tests.translate.test_golden import manifest_sets
 

@@ -13,9 +13,9 @@ import json
 import pytest
 
 from lab.migrate import export
-from lab.migratecli import load
-from lab.migrateverify import SideBySide
-from lab.migrateverify import ask as _ask
+from lab.cli.migrate import load
+from lab.cli.migrate_verify import SideBySide
+from lab.cli.migrate_verify import ask as _ask
 from lab.runtime.envoy import EnvoyNotFound, find_envoy
 from tests.conftest import ROOT
 

@@ -41,7 +41,7 @@ def render(set_name: str) -> dict:
 
 def _app_mesh(set_name: str):
     from .test_export import _paths
-    from lab.migratecli import load
+    from lab.cli.migrate import load
     from tests.conftest import ROOT
     resources = {}
     for p in _paths(set_name):

@@ -6,14 +6,14 @@ import re
 import sys
 from pathlib import Path
 
-from .terminal import out
+from ..terminal import out
 
 
 def load(paths):
     """Validated resources of the manifests at `paths` (each folder on top of its parents, as
     applied), and the problems found; resources are None when there are errors."""
-    from .files import folder_groups, read_texts
-    from .model import validate_texts
+    from ..files import folder_groups, read_texts
+    from ..model import validate_texts
 
     texts, problems = read_texts(paths)
     merged: dict = {}
@@ -38,8 +38,8 @@ def _print_findings(findings, stream) -> None:
 
 
 def cmd_migrate(args) -> int:
-    from .migrate import export
-    from .migrate import render
+    from ..migrate import export
+    from ..migrate import render
 
     resources, problems = load(args.paths)
     if resources is None:
@@ -81,9 +81,9 @@ def cmd_migrate(args) -> int:
 
 def _gateway_api_from(folder: str):
     """Gateway API objects from YAML files (an edited export), as model resources; problems."""
-    from .files import read_texts
-    from .model import Problem, Resource
-    from .model.loader import load_text
+    from ..files import read_texts
+    from ..model import Problem, Resource
+    from ..model.loader import load_text
 
     texts, problems = read_texts([folder])
     out = []
@@ -105,7 +105,7 @@ def _gateway_api_from(folder: str):
 def _user_probes(path: str):
     import yaml
 
-    from .migrate.probes import DEFAULT_HOST, Probe
+    from ..migrate.probes import DEFAULT_HOST, Probe
     try:
         data = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as exc:
@@ -133,9 +133,9 @@ def _user_probes(path: str):
 def cmd_verify(args, resources) -> int:
     import tempfile
 
-    from .migrate import export
-    from .migrate.probes import generate
-    from .migrateverify import VerifyError, run, table
+    from ..migrate import export
+    from ..migrate.probes import generate
+    from .migrate_verify import VerifyError, run, table
 
     ex = export(resources)
     gateway_api = ex.resources()
@@ -186,7 +186,7 @@ def cmd_verify(args, resources) -> int:
 
 
 def add_parser(sub) -> None:
-    from .migrate.profiles import names
+    from ..migrate.profiles import names
 
     m = sub.add_parser("migrate", help="export App Mesh manifests to the Kubernetes Gateway API",
                        description="Write Gateway, HTTPRoute, GRPCRoute and ReferenceGrant objects (Gateway API "

@@ -31,13 +31,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from .model import World
-from .runtime import certs
-from .runtime.envoy import EnvoyProcess
-from .runtime.secrets import write_tls_secrets
-from .translate import Placement, gatewayapi, naming, to_envoy
-from .translate import ir as irmod
-from .xds import Snapshot, XdsServer, make_bootstrap
+from ..model import World
+from ..runtime import certs
+from ..runtime.envoy import EnvoyProcess
+from ..runtime.secrets import write_tls_secrets
+from ..translate import Placement, gatewayapi, naming, to_envoy
+from ..translate import ir as irmod
+from ..xds import Snapshot, XdsServer, make_bootstrap
 
 SPLIT_SAMPLES = 200
 SPLIT_TOLERANCE = 0.15  # largest difference of one service's share between the two sides (3 sigma at 200)
@@ -93,7 +93,7 @@ class OneLab:
     def _docs(self) -> tuple[str, str]:
         import yaml
 
-        from .model.gatewayapi import CONTROLLER_NAME, V1
+        from ..model.gatewayapi import CONTROLLER_NAME, V1
         classes = sorted({r.spec.get("gatewayClassName") for r in self.gateway_api if r.kind == "Gateway"})
         # the lab serves the export's class: a GatewayClass of that name with the lab's controller
         own = [{"apiVersion": V1, "kind": "GatewayClass", "metadata": {"name": c},
@@ -103,8 +103,8 @@ class OneLab:
         return (yaml.safe_dump_all(app_mesh, sort_keys=False), yaml.safe_dump_all(own + export, sort_keys=False))
 
     def __enter__(self):
-        from .targets.base import TargetError
-        from .targets.local import LocalTarget
+        from ..targets.base import TargetError
+        from ..targets.local import LocalTarget
         app_mesh, gateway_api = self._docs()
         self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.target = LocalTarget(home=str(self.home), echo=False)
@@ -135,7 +135,7 @@ class OneLab:
 
     def _apps_run(self) -> None:
         """Requests are answered by the set's own apps: each virtual node needs pods."""
-        from .apps import SAMPLE_IMAGE
+        from ..apps import SAMPLE_IMAGE
         served = {p["proxy"] for p in self.target.pods()}
         missing = [vn.ref for vn in sorted(self.am.by_kind["VirtualNode"], key=lambda r: r.key) if vn.ref not in served]
         if missing:
@@ -443,7 +443,7 @@ def _answer(a) -> dict:
 
 def run(app_mesh, gateway_api, probes, announced, workdir: Path, secrets: list | None = None) -> list[dict]:
     """One row per probe: the two answers, whether they differ and whether a finding announced it."""
-    from .migrate.probes import is_announced
+    from ..migrate.probes import is_announced
     world = World(app_mesh)
     split = _split_routes(world)
     rows = []
