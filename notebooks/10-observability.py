@@ -70,10 +70,12 @@ assert any("product-service-vn" in name and value >= N for name, value in rows),
 # ## Access logs
 #
 # The virtual gateway's `logging.accessLog.file.path: /dev/stdout` makes Envoy write to its
-# standard output — what `kubectl logs` shows — one line per request at each of the gateway's two
-# routing stages: first the line of the second stage (the virtual service's routing, where an
-# upstream failure sets the response flag), then the line of the listener where the gateway route
-# matched. Envoy's default line format is:
+# standard output — what `kubectl logs` shows — **two lines per request**, one at each of the
+# gateway's two routing stages, both with the same request id: first the line of the second
+# stage (the virtual service's routing, whose upstream is the sidecar, and where an upstream
+# failure sets the response flag), then the line of the listener where the gateway route matched
+# (whose upstream is the gateway's own internal listener, `envoy://lds_egress_internal_...`).
+# A sidecar with a log writes one line per request it receives. Envoy's default line format is:
 # time, `"METHOD PATH PROTOCOL"`, status, response flags, bytes received and sent, total and
 # upstream milliseconds, `x-forwarded-for`, user agent, request id, authority (Host) and the
 # upstream address.
@@ -83,13 +85,19 @@ MARK = "/products/observability-check"
 nb.expect(t, MARK, 200, service="product-service", timeout=TIMEOUT_S)
 nb.command(f"kubectl -n {NAMESPACE} logs deploy/appmesh-gateway -c envoy --tail 20")
 
-def logged():
+def logged():   # both lines of the last request for MARK (the same request id)
     with nb.quiet(t):
-        lines = [l for l in t.logs("appmesh-gateway", "envoy").splitlines() if f'"GET {MARK} HTTP/1.1" 200' in l]
-    assert lines, "the request is not in the gateway's access log yet"
-    return lines
-lines = t.eventually(logged, TIMEOUT_S, what="the access log line")
-print(lines[-1])
+        entries = [nb.access_log_entry(l) for l in t.logs("appmesh-gateway", "envoy").splitlines()
+                   if f'"GET {MARK} HTTP/1.1" 200' in l]
+    assert entries, "the request is not in the gateway's access log yet"
+    last = [e for e in entries if e["request_id"] == entries[-1]["request_id"]]
+    assert len(last) == 2, f"{len(last)} line(s) for request {entries[-1]['request_id']}, expected 2"
+    return last
+lines = t.eventually(logged, TIMEOUT_S, what="the two access-log lines of the request")
+nb.table([[stage, e["status"], e["flags"], e["upstream_host"]] for stage, e in
+          zip(("second stage: the virtual service's routing", "first stage: the listener, the gateway route"), lines)],
+         [f"gateway line for GET {MARK}", "status", "flags", "upstream host"])
+assert not lines[0]["upstream_host"].startswith("envoy://") and lines[1]["upstream_host"].startswith("envoy://"), lines
 
 # %% [markdown]
 # ## Latency
@@ -112,8 +120,12 @@ print(lines[-1])
 # full load on 2 cores), so the gateway's median is at most a millisecond or
 # two above the direct one, and not below it. The cell checks that the gateway adds less than 5 ms at
 # p50 over the direct path: generous for a busy 2-core machine, but a proxy that buffered,
-# retried or resolved a name on every request would break it. On a cluster only the gateway is
-# reachable from here; the cell then shows it alone.
+# retried or resolved a name on every request would break it. When the machine is so busy that
+# one Envoy hop alone (the sidecar row) adds more than a millisecond and a quarter — every process
+# then waits for a core before it runs — the bound is four times that hop instead: the gateway's
+# path has two more processes to wake than the direct one, so it may add about twice what one
+# hop adds, not more. On a cluster only the gateway is reachable from here; the cell then shows
+# it alone.
 
 # %% tags=["volatile"]
 hops = nb.hop_addresses(t, NAMESPACE, "product-service")
@@ -123,8 +135,10 @@ rows = [[hop, len(ms), f"{p50[hop]:.2f}", f"{nb.percentile(ms, 0.99):.2f}",
          f"{p50[hop] - p50['direct']:+.2f}" if "direct" in p50 else "-"] for hop, ms in samples.items()]
 nb.table(rows, ["hop", "requests", "p50 ms", "p99 ms", "p50 over direct, ms"])
 if "direct" in p50:
-    added = p50["gateway"] - p50["direct"]
-    assert added < 5, f"the gateway adds {added:.2f} ms at p50 over the direct path (expected < 5 ms)"
+    added, one_hop = p50["gateway"] - p50["direct"], p50["sidecar"] - p50["direct"]
+    bound = max(5.0, 4 * one_hop)
+    assert added < bound, (f"the gateway adds {added:.2f} ms at p50 over the direct path (expected < {bound:.2f} ms: "
+                           f"5 ms, or 4 x the {one_hop:.2f} ms one sidecar hop adds)")
     assert p50["gateway"] >= p50["direct"] - 0.2, f"two Envoys faster than none? {p50}"
 nb.latency_histogram(samples["gateway"], title="GET /products through the gateway")
 
@@ -177,6 +191,85 @@ assert ("VirtualService/reviews", "VirtualRouter/reviews-router") in edges
 assert "weighted:90" in edges[("VirtualRouter/reviews-router", "VirtualNode/reviews-v1")]
 nb.delete(t, "manifests/examples/canary/")
 figure
+
+# %% [markdown]
+# ## Exercise: a sidecar's access log, in JSON
+#
+# The walkthrough's `product-service-vn` has no access log, so its sidecar says nothing about the
+# requests it passes to the app. Give it one: to `/dev/stdout`, as **JSON** lines with the keys
+# `path` (the path the sidecar received), `status` (the response code) and `flags` (Envoy's
+# response flags). `format.json` is a list of `{key, value}` pairs whose values are Envoy's
+# format operators (`%REQ(:PATH)%`, `%RESPONSE_CODE%`, `%RESPONSE_FLAGS%`, ...). Edit `ANSWER`,
+# then run the check cell: it applies your virtual node, sends `GET /products?exercise=1` through
+# the gateway and looks for the line in the sidecar's log. (The solution is in the hidden cell
+# after it; the cell after that puts the walkthrough's virtual node back.)
+
+# %%
+import json
+
+VN_FILE = "manifests/walkthrough/02-product-service-vn.yaml"
+ANSWER = nb.to_yaml(nb.manifest_doc(VN_FILE, "VirtualNode", "product-service-vn"))
+
+
+def check_json_log(text, attempt):
+    """True when `text` applies and product-service's sidecar logs the request as JSON with path, status, flags."""
+    answer = t.try_apply(text, is_text=True)
+    if answer.get("rejected"):
+        print("not yet: the apply was refused:", [p["message"] for p in answer["problems"]])
+        return False
+    import yaml
+    spec = (yaml.safe_load(text) or {}).get("spec") or {}
+    if not ((spec.get("logging") or {}).get("accessLog") or {}).get("file"):
+        print("not yet: the virtual node has no spec.logging.accessLog.file, so its sidecar writes no access log")
+        return False
+    path = f"/products?exercise={attempt}"
+
+    def found():   # a request, then its line (connections opened before the apply are not logged)
+        nb.expect(t, path, 200, service="product-service", timeout=TIMEOUT_S, echo=False)
+        import time
+        time.sleep(0.3)   # Envoy flushes its access log every 250 ms here
+        with nb.quiet(t):
+            out = t.logs("product-service", "envoy").splitlines()
+        lines = [json.loads(l) for l in out if l.startswith("{") and f"exercise={attempt}" in l]
+        assert lines, "no JSON line for the request in product-service's sidecar log"
+        return lines[-1]
+    try:
+        line = t.eventually(found, 5, what="the sidecar's JSON line")
+    except AssertionError as exc:
+        print("not yet:", str(exc).split(": ", 1)[-1])
+        return False
+    want = {"path": f"/?exercise={attempt}", "status": 200, "flags": "-"}
+    wrong = {k: line.get(k) for k, v in want.items() if line.get(k) != v}
+    if wrong:
+        print(f"not yet: the line is {line}; these keys differ from {want}: {wrong}")
+        return False
+    print("it works: product-service's sidecar logged", json.dumps(line))
+    return True
+
+
+check_json_log(ANSWER, "yours")
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution (hidden in the notebook: expand the cell to read it): a logging block under spec. The
+# sidecar receives the path the gateway rewrote (/products -> /), so %REQ(:PATH)% is "/?exercise=...";
+# %RESPONSE_CODE% is typed as a number in a JSON format.
+ANSWER = ANSWER + """  logging:
+    accessLog:
+      file:
+        path: /dev/stdout
+        format:
+          json:
+            - key: path
+              value: "%REQ(:PATH)%"
+            - key: status
+              value: "%RESPONSE_CODE%"
+            - key: flags
+              value: "%RESPONSE_FLAGS%"
+"""
+assert check_json_log(ANSWER, "solution")
+
+# %%
+nb.apply(t, VN_FILE)   # the walkthrough's virtual node again, without the access log
 
 # %% [markdown]
 # Next, **11-troubleshooting**: the same tools, used when something is wrong.

@@ -52,7 +52,7 @@ from .measure import (  # noqa: F401
     hop_addresses, latency_by_hop, percentile, split_power, split_sample_size,
 )
 from .tls import (  # noqa: F401
-    _SNIConnection, https_get, lab_ca, tls_ca,
+    _SNIConnection, https_attempt, https_get, lab_ca, tls_ca,
 )
 from .envoyconfig import (  # noqa: F401
     _hcm, cli, config_summary, find_all, host_health, listening, proxy_rows, stat, tls_contexts,

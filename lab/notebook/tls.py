@@ -73,3 +73,20 @@ def https_get(host: str, port: int, path: str, cafile, server_hostname: str = "l
         conn.close()
 
 
+def https_attempt(host: str, port: int, path: str, cafile, server_hostname: str = "localhost",
+                  cert_dir=None, timeout: float = 5.0) -> tuple[str, str]:
+    """What a TLS client gets: ("200 from <service>", "") when it is served, or ("refused",
+    what the client library said) when the handshake or the first read fails (with TLS 1.3 a
+    server refuses a client certificate after the client's side of the handshake is done, so
+    the refusal may show as an alert, an EOF or a reset). `cert_dir` holds the client
+    certificate to present (tls.crt, tls.key), or None for none."""
+    from pathlib import Path
+    try:
+        h = https_get(host, port, path, cafile, server_hostname=server_hostname, timeout=timeout,
+                      certfile=Path(cert_dir) / "tls.crt" if cert_dir else None,
+                      keyfile=Path(cert_dir) / "tls.key" if cert_dir else None)
+        return f"{h.status} from {h.service}", ""
+    except ssl.SSLError as exc:
+        return "refused", exc.reason or type(exc).__name__
+    except (ConnectionError, http.client.HTTPException) as exc:
+        return "refused", type(exc).__name__

@@ -150,8 +150,9 @@ def problems(set_name: str, data) -> list[str]:
                 bad(f"{w}.expect.status", "an HTTP status is a number")
         if "headers" in req:
             str_map(f"{w}.request.headers", req["headers"])
-        if "tls" in req and req["tls"] not in ({"ca": "lab"}, {"ca": "none"}, {"ca": "wrong"}):
-            bad(f"{w}.request.tls", "is {ca: lab}, {ca: none} or {ca: wrong}")
+        if "tls" in req and not (isinstance(req["tls"], dict) and req["tls"].get("ca") in ("lab", "none", "wrong")
+                                 and set(req["tls"]) <= {"ca", "cert"} and req["tls"].get("cert", "lab") in ("lab", "wrong")):
+            bad(f"{w}.request.tls", "is {ca: lab | none | wrong}, with cert: lab | wrong to present a client certificate")
         if "repeat" in req and not (isinstance(req["repeat"], int) and req["repeat"] >= 1):
             bad(f"{w}.request.repeat", "is a whole number >= 1")
         if ("status" in exp) == ("error" in exp) and "split" not in exp:

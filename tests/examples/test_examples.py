@@ -87,8 +87,8 @@ class Lab:
         self.target, self.home, self._wrong_ca = target, home, wrong_ca
         self._contexts: dict = {}
 
-    def tls_context(self, ca: str) -> ssl.SSLContext:
-        if ca not in self._contexts:
+    def tls_context(self, ca: str, cert: str | None = None) -> ssl.SSLContext:
+        if (ca, cert) not in self._contexts:
             if ca == "lab":
                 ctx = ssl.create_default_context(cafile=str(self.home / "certs" / "ca" / "ca.crt"))
             elif ca == "wrong":
@@ -97,8 +97,15 @@ class Lab:
             else:  # none: what curl does without --cacert
                 ctx = ssl.create_default_context()
             ctx.verify_flags |= ssl.VERIFY_X509_STRICT  # as Python 3.13's default context does
-            self._contexts[ca] = ctx
-        return self._contexts[ca]
+            if cert:  # a client certificate, signed by the lab's CA or by a CA the lab does not know
+                folder = self._wrong_ca.parent / f"client-{cert}"
+                if not (folder / "tls.crt").is_file():
+                    from lab.runtime.certs import load_ca, make_ca, make_leaf
+                    signer = load_ca(self.home / "certs" / "ca") if cert == "lab" else make_ca(folder / "ca", "other CA")
+                    make_leaf(folder, signer, "client", ["client.example.com"])
+                ctx.load_cert_chain(str(folder / "tls.crt"), str(folder / "tls.key"))
+            self._contexts[(ca, cert)] = ctx
+        return self._contexts[(ca, cert)]
 
 
 def _make_ca(path: Path) -> None:
@@ -206,7 +213,7 @@ class Runner:
         def connect():
             if tls:  # as https://localhost:<port>; the lab's certificate is valid for localhost
                 return http.client.HTTPSConnection("localhost", port, timeout=REQUEST_TIMEOUT_S,
-                                                   context=self.lab.tls_context(tls["ca"]))
+                                                   context=self.lab.tls_context(tls["ca"], tls.get("cert")))
             return http.client.HTTPConnection(host, port, timeout=REQUEST_TIMEOUT_S)
 
         answers, conn = [], None  # one keep-alive connection for the repeats of a check
