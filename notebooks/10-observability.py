@@ -251,8 +251,8 @@ check_json_log(ANSWER, "yours")
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
 # Solution (hidden in the notebook: expand the cell to read it): a logging block under spec. The
-# sidecar receives the path the gateway rewrote (/products -> /), so %REQ(:PATH)% is "/?exercise=...";
-# %RESPONSE_CODE% is typed as a number in a JSON format.
+# sidecar receives the path the gateway rewrote (/products -> /), so the path operator gives
+# "/?exercise=..."; in a JSON format the response code is written as a number.
 ANSWER = ANSWER + """  logging:
     accessLog:
       file:
