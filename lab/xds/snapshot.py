@@ -234,94 +234,68 @@ class _References:
         self.rds: dict[str, set[str]] = {}
         self.route_clusters: dict[str, set[str]] = {}
         self.secrets: dict[str, set[str]] = {}
+        # A resource (or a route) the previous snapshot had unchanged is not scanned again: the
+        # names it references are kept with it from one snapshot to the next (see from_dicts).
+        kept = snap._res_memo or {}
+        routes = snap._route_memo or {}
+        for kind, what, items in (("listeners", "listener", snap.listeners), ("routes", "route configuration",
+                                                                            snap.routes),
+                                  ("clusters", "cluster", snap.clusters)):
+            for name, msg in items.items():
+                holder = kept.get((kind, name))
+                if holder is not None and "names" in holder:
+                    names = holder["names"]
+                elif kind == "routes" and routes:
+                    names = _names_of(msg, _ROUTES)
+                    for vh_index, vh in enumerate(msg.virtual_hosts):
+                        for index, route in enumerate(vh.routes):
+                            held = routes.get((name, vh_index, index))
+                            if held is None or "names" not in held:
+                                got = _names_of(route)
+                                if held is not None:
+                                    held["names"] = got
+                            else:
+                                got = held["names"]
+                            for mine, more in zip(names, got):
+                                mine |= more
+                else:
+                    names = _names_of(msg)
+                if holder is not None:
+                    holder["names"] = names
+                who = f"{what} {name!r}"
+                for table, got in zip((self.rds, self.route_clusters, self.secrets), names):
+                    if got:
+                        table.setdefault(who, set()).update(got)
 
-        def add(table: dict[str, set[str]], who: str, name: str) -> None:
-            if name:
-                table.setdefault(who, set()).add(name)
 
-        def scan_route_action(who: str, msg: Message) -> None:
-            add(self.route_clusters, who, msg.cluster)
+def _names_of(root: Message, skip: frozenset = frozenset()) -> tuple:
+    """(RDS route configuration names, cluster names, SDS secret names) one message references."""
+    rds: set = set()
+    clusters: set = set()
+    secrets: set = set()
+    for msg in iter_messages(root, skip):
+        full = msg.DESCRIPTOR.full_name
+        if full == _HCM:
+            if msg.WhichOneof("route_specifier") == "rds" and _uses_ads(
+                msg.rds.config_source, msg.rds.HasField("config_source")
+            ):
+                rds.add(msg.rds.route_config_name)
+        elif full == _ROUTE_ACTION:
+            clusters.add(msg.cluster)
             for weighted in msg.weighted_clusters.clusters:
-                add(self.route_clusters, who, weighted.name)
+                clusters.add(weighted.name)
             for mirror in msg.request_mirror_policies:
-                add(self.route_clusters, who, mirror.cluster)
+                clusters.add(mirror.cluster)
+        elif full == _TCP_PROXY:
+            if msg.WhichOneof("cluster_specifier") == "cluster":
+                clusters.add(msg.cluster)
+            for weighted in msg.weighted_clusters.clusters:
+                clusters.add(weighted.name)
+        elif full == _SDS_SECRET_CONFIG:
+            if msg.HasField("sds_config") and msg.sds_config.WhichOneof("config_source_specifier") == "ads":
+                secrets.add(msg.name)
+    return rds - {""}, clusters - {""}, secrets - {""}
 
-        def scan(who: str, root: Message, skip: frozenset = frozenset()) -> None:
-            for msg in iter_messages(root, skip):
-                full = msg.DESCRIPTOR.full_name
-                if full == _HCM:
-                    if msg.WhichOneof("route_specifier") == "rds" and _uses_ads(
-                        msg.rds.config_source, msg.rds.HasField("config_source")
-                    ):
-                        add(self.rds, who, msg.rds.route_config_name)
-                elif full == _ROUTE_ACTION:
-                    scan_route_action(who, msg)
-                elif full == _TCP_PROXY:
-                    if msg.WhichOneof("cluster_specifier") == "cluster":
-                        add(self.route_clusters, who, msg.cluster)
-                    for weighted in msg.weighted_clusters.clusters:
-                        add(self.route_clusters, who, weighted.name)
-                elif full == _SDS_SECRET_CONFIG:
-                    if msg.HasField("sds_config") and msg.sds_config.WhichOneof(
-                        "config_source_specifier"
-                    ) == "ads":
-                        add(self.secrets, who, msg.name)
-
-        for name, listener in snap.listeners.items():
-            scan(f"listener {name!r}", listener)
-        memo = snap._route_memo or {}
-        for name, config in snap.routes.items():
-            who = f"route configuration {name!r}"
-            if not memo:
-                scan(who, config)
-                continue
-            # route by route: a route the previous snapshot had is not scanned again (its names
-            # are kept with it from one snapshot to the next, see from_dicts)
-            scan(who, config, _ROUTES)
-            for vh_index, vh in enumerate(config.virtual_hosts):
-                for index, route in enumerate(vh.routes):
-                    holder = memo.get((name, vh_index, index))
-                    if holder is None or "names" not in holder:
-                        found = _References.__new__(_References)
-                        found.rds, found.route_clusters, found.secrets = {}, {}, {}
-                        _References._scan_into(found, route)
-                        names = (found.rds.get(""), found.route_clusters.get(""), found.secrets.get(""))
-                        if holder is not None:
-                            holder["names"] = names
-                    else:
-                        names = holder["names"]
-                    for table, got in zip((self.rds, self.route_clusters, self.secrets), names):
-                        if got:
-                            table.setdefault(who, set()).update(got)
-        for name, cluster in snap.clusters.items():
-            scan(f"cluster {name!r}", cluster)
-
-    def _scan_into(self, root: Message) -> None:
-        """The names one message references, under the referrer "" (a route, scanned alone)."""
-        def add(table: dict, name: str) -> None:
-            if name:
-                table.setdefault("", set()).add(name)
-        for msg in iter_messages(root):
-            full = msg.DESCRIPTOR.full_name
-            if full == _HCM:
-                if msg.WhichOneof("route_specifier") == "rds" and _uses_ads(
-                    msg.rds.config_source, msg.rds.HasField("config_source")
-                ):
-                    add(self.rds, msg.rds.route_config_name)
-            elif full == _ROUTE_ACTION:
-                add(self.route_clusters, msg.cluster)
-                for weighted in msg.weighted_clusters.clusters:
-                    add(self.route_clusters, weighted.name)
-                for mirror in msg.request_mirror_policies:
-                    add(self.route_clusters, mirror.cluster)
-            elif full == _TCP_PROXY:
-                if msg.WhichOneof("cluster_specifier") == "cluster":
-                    add(self.route_clusters, msg.cluster)
-                for weighted in msg.weighted_clusters.clusters:
-                    add(self.route_clusters, weighted.name)
-            elif full == _SDS_SECRET_CONFIG:
-                if msg.HasField("sds_config") and msg.sds_config.WhichOneof("config_source_specifier") == "ads":
-                    add(self.secrets, msg.name)
 
 
 # --------------------------------------------------------------------------
@@ -361,10 +335,13 @@ class Snapshot:
 
     Build it from messages (``Snapshot("v1", clusters=[Cluster(...)])``) or
     from proto3-JSON dicts (:meth:`from_dicts`). Messages are copied on the
-    way in; the ones handed out by the accessors must be treated as read-only.
+    way in (from_dicts with a cache takes an unchanged resource's message from
+    the previous snapshot as it is: they share it); the ones handed out by the
+    accessors must be treated as read-only.
     """
 
-    __slots__ = ("_version", "_resources", "_packed", "_digest", "_refs", "_route_memo")
+    __slots__ = ("_version", "_resources", "_packed", "_digest", "_refs", "_route_memo", "_res_memo",
+                 "_serialized")
 
     def __init__(
         self,
@@ -375,7 +352,10 @@ class Snapshot:
         listeners: Iterable[Message] = (),
         routes: Iterable[Message] = (),
         secrets: Iterable[Message] = (),
+        _reuse: dict | None = None,
     ):
+        # _reuse (from_dicts): id(message) -> (message, its Any, its deterministic serialization) of
+        # messages another snapshot owns and made those of: taken as they are, not copied again
         if not isinstance(version, str) or not version:
             raise SnapshotError("version", None, None, "version must be a non-empty string")
         given = {
@@ -388,9 +368,12 @@ class Snapshot:
         resources: dict[str, Mapping[str, Message]] = {}
         packed: dict[str, Mapping[str, any_pb2.Any]] = {}
         digest = hashlib.sha256(b"xds-snapshot\0")
+        serialized: dict = {}
         for kind, (type_url, cls, name_field) in _KINDS.items():
             by_name: dict[str, Message] = {}
             anys: dict[str, any_pb2.Any] = {}
+            sers: dict = {}
+            serialized[type_url] = sers
             for index, item in enumerate(given[kind]):
                 if not isinstance(item, cls):
                     raise SnapshotError(
@@ -402,15 +385,22 @@ class Snapshot:
                     raise SnapshotError(kind, index, None, f"field {name_field!r} is empty")
                 if name in by_name:
                     raise SnapshotError(kind, index, name, "duplicate resource name")
-                copy = cls()
-                copy.CopyFrom(item)
+                same = _reuse.get(id(item)) if _reuse else None
+                if same is not None and same[0] is item:
+                    copy, wrapped, sers[name] = same
+                else:
+                    copy = cls()
+                    copy.CopyFrom(item)
+                    wrapped = any_pb2.Any()
+                    wrapped.Pack(copy)
+                    sers[name] = None
                 by_name[name] = copy
-                wrapped = any_pb2.Any()
-                wrapped.Pack(copy)
                 anys[name] = wrapped
             for name in sorted(by_name):
+                if sers[name] is None:
+                    sers[name] = by_name[name].SerializeToString(deterministic=True)
                 digest.update(f"{type_url}\0{name}\0".encode())
-                digest.update(by_name[name].SerializeToString(deterministic=True))
+                digest.update(sers[name])
             resources[type_url] = MappingProxyType(by_name)
             packed[type_url] = MappingProxyType(anys)
         self._version = version
@@ -421,6 +411,8 @@ class Snapshot:
         # (route configuration, virtual host index, route index) -> a dict shared with the previous
         # snapshot's same route when it did not change (from_dicts): the names it references
         self._route_memo: dict | None = None
+        self._res_memo: dict | None = None  # (kind, name) -> the same for a whole resource
+        self._serialized: dict | None = serialized if _reuse is not None else None  # for from_dicts' cache
 
     # -- construction from translator output --------------------------------
     @classmethod
@@ -458,7 +450,8 @@ class Snapshot:
             "secrets": secrets,
         }
         parsed: dict[str, list[Message]] = {}
-        kept: list = []  # (kind, name, the dict, type URL)
+        kept: list = []  # (kind, name, the dict, type URL, the names it references (see _References))
+        reuse: dict = {}  # id(message) -> what the snapshot takes as it is (see __init__)
         kept_routes: dict = {}  # ("route", config, virtual host, route name or index) -> (the dict, position)
         for kind, (type_url, msg_cls, name_field) in _KINDS.items():
             out: list[Message] = []
@@ -473,7 +466,9 @@ class Snapshot:
                     hit = cache.get((kind, name))
                     if hit is not None and hit[0] == item:
                         out.append(hit[1])
-                        kept.append((kind, name, item, type_url))
+                        kept.append((kind, name, item, type_url, hit[2]))
+                        if "packed" in hit[2]:
+                            reuse[id(hit[1])] = hit[2]["packed"]
                         continue
                 try:
                     if cache is not None and kind == "routes":
@@ -486,14 +481,19 @@ class Snapshot:
                     raise SnapshotError(kind, index, name, detail) from exc
                 out.append(msg)
                 if cache is not None and name is not None and getattr(msg, name_field) == name:
-                    kept.append((kind, name, item, type_url))
+                    kept.append((kind, name, item, type_url, {}))
             parsed[kind] = out
-        snapshot = cls(version, **parsed)
+        snapshot = cls(version, **parsed, _reuse=reuse if cache is not None else None)
         if cache is not None:
+            serialized, snapshot._serialized = snapshot._serialized, None
+            for kind, name, _, type_url, holder in kept:  # taken as they are by the next snapshot
+                holder["packed"] = (snapshot.resources(type_url)[name], snapshot.packed(type_url)[name],
+                                    serialized[type_url][name])
             # the snapshot's own (read-only) copies: the cache costs no memory of its own
             cache.clear()
-            cache.update(((kind, name), (item, snapshot.resources(type_url)[name]))
-                         for kind, name, item, type_url in kept)
+            cache.update(((kind, name), (item, snapshot.resources(type_url)[name], holder))
+                         for kind, name, item, type_url, holder in kept)
+            snapshot._res_memo = {(kind, name): holder for kind, name, _, _, holder in kept}
             configs = snapshot.resources(ROUTE_TYPE)
             cache.update((key, (route, configs[key[1]].virtual_hosts[vh].routes[i], holder))
                          for key, (route, vh, i, holder) in kept_routes.items())

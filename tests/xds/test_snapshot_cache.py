@@ -66,12 +66,22 @@ def test_a_rejected_snapshot_leaves_the_cache_as_it_was(res):
     assert cache == before
 
 
-def test_the_snapshot_does_not_share_messages_with_the_cache(res):
+def test_an_unchanged_resource_is_taken_as_it_was_and_a_changed_one_is_not(res):
+    """Snapshots are read-only: the next snapshot takes an unchanged resource's message, its Any and
+    its serialization from the previous one instead of copying, packing and serializing it again;
+    the digest is the one a snapshot without the cache has."""
     cache: dict = {}
     snap = Snapshot.from_dicts("v1", **full_dicts(res), cache=cache)
-    again = Snapshot.from_dicts("v2", **full_dicts(res), cache=cache)
-    assert again.digest == snap.digest
-    assert all(again.clusters[n] is not snap.clusters[n] for n in snap.clusters)
+    dicts = full_dicts(res)
+    dicts["clusters"][0] = dict(dicts["clusters"][0], connect_timeout="7s")
+    again = Snapshot.from_dicts("v2", **dicts, cache=cache)
+    plain = Snapshot.from_dicts("v2", **copy.deepcopy(dicts))
+    assert again.digest == plain.digest != snap.digest and again.to_dicts() == plain.to_dicts()
+    changed = dicts["clusters"][0]["name"]
+    assert again.clusters[changed] is not snap.clusters[changed]
+    assert all(again.clusters[n] is snap.clusters[n] for n in snap.clusters if n != changed)
+    listener = "type.googleapis.com/envoy.config.listener.v3.Listener"
+    assert snap.listeners and all(again.packed(listener)[n] is snap.packed(listener)[n] for n in snap.listeners)
 
 
 def test_routes_moved_or_broken_give_the_same_result_as_without_the_cache(res):
