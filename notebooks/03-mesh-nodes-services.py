@@ -178,4 +178,72 @@ if hasattr(t, "try_apply"):
     print(f"rejected with {sum(p['severity'] == 'error' for p in answer['problems'])} error(s); nothing was created")
 
 # %% [markdown]
+# ## Exercise: declare the rating service
+#
+# A third service is coming: **rating-service**, pods labelled `app: rating-service`, serving HTTP
+# on 8080 behind the Kubernetes Service `rating-service`. It needs a virtual node
+# `rating-service-vn` and a virtual service `rating-service` whose name is that Service's DNS name.
+# The manifest below was written the guide's way and has two mistakes: one the validator finds,
+# one only the mesh can find once it is applied. Correct `ANSWER`, then run the check cell: it
+# validates and applies your manifest and reads both resources' conditions. (The solution is in
+# the hidden cell after it: expand it if you are stuck.)
+
+# %%
+ANSWER = """apiVersion: appmesh.k8s.aws/v1beta2
+kind: VirtualNode
+metadata:
+  name: rating-service-vn
+  namespace: appmesh-demo
+spec:
+  meshRef:
+    name: my-app-mesh
+  podSelector:
+    matchLabels:
+      app: rating-service
+  listeners:
+    - portMapping:
+        port: 8080
+        protocol: http
+  serviceDiscovery:
+    dns:
+      hostname: rating-service.appmesh-demo.svc.cluster.local
+---
+apiVersion: appmesh.k8s.aws/v1beta2
+kind: VirtualService
+metadata:
+  name: rating-service
+  namespace: appmesh-demo
+spec:
+  awsName: rating-service.appmesh-demo.svc.cluster.local
+  provider:
+    virtualNode:
+      virtualNodeRef:
+        name: rating-service
+"""
+
+
+def check_exercise(text):
+    """True when both resources apply and become active, the service under its DNS name."""
+    def both_active():
+        nb.active(t, "VirtualNode", "rating-service-vn", NAMESPACE, TIMEOUT_S)
+        nb.active(t, "VirtualService", "rating-service", NAMESPACE, TIMEOUT_S)
+        vs = t.get("VirtualService", "rating-service", NAMESPACE)[0]
+        assert vs["spec"].get("awsName") == "rating-service.appmesh-demo.svc.cluster.local", vs["spec"].get("awsName")
+    return nb.try_manifest(t, text, TIMEOUT_S) and nb.verdict(
+        both_active, ok="it works: rating-service-vn and rating-service are active",
+        hint="a reference names the other resource by its metadata.name")
+
+
+check_exercise(ANSWER)
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution (hidden in the notebook: expand the cell to read it): no meshRef (the namespace's
+# labels choose the mesh), and the provider names the virtual node, rating-service-vn.
+ANSWER = ANSWER.replace("  meshRef:\n    name: my-app-mesh\n", "").replace(
+    "virtualNodeRef:\n        name: rating-service\n", "virtualNodeRef:\n        name: rating-service-vn\n")
+assert check_exercise(ANSWER)
+nb.remove(t, "VirtualService", "rating-service", NAMESPACE)
+nb.remove(t, "VirtualNode", "rating-service-vn", NAMESPACE)
+
+# %% [markdown]
 # The mesh knows the services. Next, **04-applications** deploys the programs behind them.

@@ -124,4 +124,96 @@ assert "appmesh.k8s.aws/ports" not in flagged, "appmesh.k8s.aws/ports is a real 
 # * `appmesh.k8s.aws/ports` is real: it overrides which inbound ports are redirected to Envoy
 #   (by default, the virtual node's listener ports). The walkthrough does not need it.
 #
+# ## Exercise: a pod that gets its sidecar
+#
+# Deploy **rating-service** into the mesh: its virtual node, its Deployment and its Service are
+# below. Its pods must come up `2/2`, the app and an Envoy sidecar configured for
+# `rating-service-vn`. As written, the injector refuses them. Correct `ANSWER` (change the
+# Deployment, not the virtual node), then run the check cell: it validates your manifest together
+# with the namespace (`manifests/walkthrough/00-namespace.yaml`, whose labels turn injection on),
+# applies it and looks at the pods. (The solution is in the hidden cell after it.)
+
+# %%
+ANSWER = """apiVersion: appmesh.k8s.aws/v1beta2
+kind: VirtualNode
+metadata:
+  name: rating-service-vn
+  namespace: appmesh-demo
+spec:
+  podSelector:
+    matchLabels:
+      app: rating-service
+  listeners:
+    - portMapping:
+        port: 8080
+        protocol: http
+  serviceDiscovery:
+    dns:
+      hostname: rating-service.appmesh-demo.svc.cluster.local
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: rating-service
+  namespace: appmesh-demo
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: ratings
+  template:
+    metadata:
+      labels:
+        app: ratings
+      annotations:
+        appmesh.k8s.aws/virtualNode: rating-service-vn
+    spec:
+      containers:
+        - name: app
+          image: appmesh-lab/sample-app:0.1.0
+          ports:
+            - containerPort: 8080
+          env:
+            - name: SERVICE_NAME
+              value: rating-service
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: rating-service
+  namespace: appmesh-demo
+spec:
+  selector:
+    app: rating-service
+  ports:
+    - port: 8080
+      targetPort: 8080
+"""
+
+
+def check_exercise(text):
+    """True when the manifest applies and rating-service's pod runs with its Envoy sidecar."""
+    def with_sidecar():
+        pods = nb.wait_pods(t, NAMESPACE, ["rating-service"], TIMEOUT_S)
+        names = [c["name"] for c in pods[0]["containers"]]
+        assert "envoy" in names and pods[0]["ready"] == "2/2", f"{pods[0]['name']} is {pods[0]['ready']}: {names}"
+        nb.active(t, "VirtualNode", "rating-service-vn", NAMESPACE, TIMEOUT_S)
+    return nb.try_manifest(t, text, TIMEOUT_S, context=["manifests/walkthrough/00-namespace.yaml"]) and nb.verdict(
+        with_sidecar, ok="it works: rating-service runs 2/2, its app and its Envoy",
+        hint="the injector picks the virtual node whose podSelector matches the pod's labels")
+
+
+check_exercise(ANSWER)
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution (hidden in the notebook: expand the cell to read it): the pods' labels (and so the
+# Deployment's selector) must match the virtual node's podSelector, app: rating-service; the
+# annotation does nothing in v1beta2 (and the validator says so).
+ANSWER = ANSWER.replace("app: ratings", "app: rating-service").replace(
+    "      annotations:\n        appmesh.k8s.aws/virtualNode: rating-service-vn\n", "")
+assert check_exercise(ANSWER)
+for kind, name in (("Deployment", "rating-service"), ("Service", "rating-service"), ("VirtualNode", "rating-service-vn")):
+    nb.remove(t, kind, name, NAMESPACE)
+
+# %% [markdown]
 # The applications run inside the mesh. Next, **05-virtual-gateway** opens a door into it.

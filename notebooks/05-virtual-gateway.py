@@ -101,4 +101,55 @@ print("->", r.status, "| server:", r.headers.get("server"))
 assert r.headers.get("server") == "envoy", r.headers
 
 # %% [markdown]
+# ## Exercise: a second door
+#
+# A partner team wants a gateway of its own, `partner-gateway` in this namespace: it should take
+# HTTP on port 8443 and accept the GatewayRoutes of the namespaces labelled `gateway: partner`
+# (and no others: the walkthrough's routes, coming in 06, must attach to `appmesh-gateway` alone). The
+# manifest below is the guide's way of writing a gateway. Correct `ANSWER`, then run the check
+# cell: it validates and applies your gateway and reads its condition. (No pods run it here, so
+# it costs nothing; the solution is in the hidden cell after it.)
+
+# %%
+ANSWER = """apiVersion: appmesh.k8s.aws/v1beta2
+kind: VirtualGateway
+metadata:
+  name: partner-gateway
+  namespace: appmesh-demo
+spec:
+  podSelector:
+    matchLabels:
+      app: partner-gateway
+  listeners:
+    - portMapping:
+        port: 8443
+        protocol: tcp
+"""
+
+
+def check_exercise(text):
+    """True when the gateway applies, is active, listens for HTTP on 8443 and selects `gateway: partner`."""
+    def partner_gateway():
+        nb.active(t, "VirtualGateway", "partner-gateway", NAMESPACE, TIMEOUT_S)
+        spec = t.get("VirtualGateway", "partner-gateway", NAMESPACE)[0]["spec"]
+        ports = [(lst["portMapping"]["port"], lst["portMapping"]["protocol"]) for lst in spec["listeners"]]
+        assert ports == [(8443, "http")], f"the listeners are {ports}, expected [(8443, 'http')]"
+        assert spec.get("namespaceSelector") == {"matchLabels": {"gateway": "partner"}}, \
+            f"namespaceSelector is {spec.get('namespaceSelector')}: it should select the label gateway: partner"
+    return nb.try_manifest(t, text, TIMEOUT_S) and nb.verdict(
+        partner_gateway, ok="it works: partner-gateway is active, and only partner namespaces' routes can attach",
+        hint="a gateway listener speaks http, http2 or grpc; which namespaces' routes attach is namespaceSelector's job")
+
+
+check_exercise(ANSWER)
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution (hidden in the notebook: expand the cell to read it): a namespaceSelector (without one
+# no route can ever attach) and an http listener (a gateway cannot take plain tcp).
+ANSWER = ANSWER.replace("spec:\n", "spec:\n  namespaceSelector:\n    matchLabels:\n      gateway: partner\n").replace(
+    "protocol: tcp", "protocol: http")
+assert check_exercise(ANSWER)
+nb.remove(t, "VirtualGateway", "partner-gateway", NAMESPACE)
+
+# %% [markdown]
 # The door is open, but it leads nowhere yet. Next, **06-gateway-routes**.

@@ -186,7 +186,7 @@ print("catch-all removed: / is unmatched again")
 #
 # Some applications expect the full path. `rewrite.prefix.defaultPrefix: DISABLED` turns the
 # default prefix rewrite off; the Host rewrite still happens. (`rewrite.prefix.value`,
-# `rewrite.path.exact` and `rewrite.hostname` are shown in `manifests/examples/rewrites/`.)
+# `rewrite.path.exact` and `rewrite.hostname` come after the method and host matches below.)
 
 # %%
 KEEP_PREFIX = """
@@ -214,6 +214,139 @@ h = nb.expect(t, "/catalog/42", 200, service="product-service", seen_path="/cata
 print("app saw path", h.path, "and Host", h.host)
 assert h.host == "product-service.appmesh-demo.svc.cluster.local"
 nb.remove(t, "GatewayRoute", "catalog-keep-prefix", NAMESPACE)
+
+# %% [markdown]
+# ## Matching on the method and on the host
+#
+# A route's `match` can also name one HTTP **method** (`match.method`) and the **host** the client
+# asked for (`match.hostname.exact` or `.suffix`). The example `manifests/examples/method-hostname-matching/`
+# has its own namespace, mesh and gateway (`gateway_ex-method-hostname-matching` in App Mesh's
+# names: the VirtualGateway `gateway` of that namespace), and four routes, each with a priority
+# because a request can match two of them:
+#
+# * **App Mesh documented:** one method per route (`GET`, `POST`, ... — `HEAD` is a method of its
+#   own, so a `GET` route does not take it); a hostname is matched `exact`ly or by `suffix`. A
+#   `Host` that carried a port (`shop.example.com:8080`) did not match, which users reported as a
+#   bug (App Mesh roadmap issue 365; whether it was fixed is unclear).
+# * **The kit decided:** the port in a `Host` is ignored when matching, and host names match
+#   regardless of case (as HTTP says they are compared, RFC 9110 §4.2.3).
+
+# %%
+MH = "manifests/examples/method-hostname-matching/"
+nb.apply(t, MH)
+nb.show_routes(MH + "40-gateway-routes.yaml")
+CASES = [  # method, request, Host, status, answered by, path the app sees
+    ("POST", "/orders/new", None, 200, "order-writer", "/new"),
+    ("GET", "/orders/7", None, 200, "order-reader", "/7"),
+    ("DELETE", "/orders/7", None, 404, None, None),
+    ("HEAD", "/orders/7", None, 404, None, None),
+    ("GET", "/orders/7", "shop.example.com", 200, "shop", "/orders/7"),
+    ("GET", "/cart", "SHOP.example.com:8080", 200, "shop", "/cart"),
+    ("GET", "/", "admin.internal.example.com", 200, "internal", "/"),
+    ("GET", "/", "internal.example.com", 404, None, None),
+]
+rows = []
+for method, path, host, status, service, seen in CASES:
+    h = nb.expect(t, path, status, method=method, headers={"Host": host} if host else None, service=service,
+                  seen_path=seen, gateway="gateway_ex-method-hostname-matching", timeout=TIMEOUT_S, echo=False)
+    rows.append([f"{method} {path}", host or "(the gateway's address)", h.status,
+                 h.service or "gateway: no route matched", h.path or "-", h.host or "-"])
+nb.table(rows, ["request", "Host sent", "status", "answered by", "app sees path", "app sees Host"])
+assert all(r[5].endswith(".ex-method-hostname-matching.svc.cluster.local") for r in rows if r[2] == 200), rows
+nb.delete(t, MH)
+
+# %% [markdown]
+# `DELETE` and `HEAD` match no route (404, `NR` in the gateway's access log). `GET /orders/7` sent
+# to `shop.example.com` matches both `shop-host` (priority 10) and `orders-get` (40): the lower
+# number wins. No app ever sees the client's host name: the Host is rewritten to the target's
+# virtual service name, which is the next topic.
+#
+# ## Rewrites: a prefix value, an exact path, the client's Host
+#
+# The default rewrites (the matched prefix becomes `/`, the Host becomes the virtual service's
+# name) can be changed in `action.rewrite`; `manifests/examples/rewrites/` has one route for each:
+#
+# * `rewrite.prefix.value` replaces the matched prefix with another one. **App Mesh documented**
+#   that the value and the match prefix must then both end with `/` (the slash marks where the
+#   prefix ends), and the validator refuses them otherwise.
+# * `rewrite.path.exact` replaces the whole path; it goes with a `match.path`, which on its own
+#   keeps the path as sent.
+# * `rewrite.hostname.defaultTargetHostname: DISABLED` keeps the client's `Host`.
+#
+# App Mesh did not say what happens to the query string; **the kit decided** to pass it on
+# untouched (`/store/items?color=red` arrives as `/shop/items?color=red`).
+
+# %%
+RW = "manifests/examples/rewrites/"
+nb.apply(t, RW)
+nb.show_routes(RW + "40-gateway-routes.yaml")
+CASES = [  # request, Host sent, status, answered by, path the app sees, Host the app sees
+    ("/store/items/1", None, 200, "shop", "/shop/items/1", "shop.ex-rewrites.svc.cluster.local"),
+    ("/store/items?color=red", None, 200, "shop", "/shop/items?color=red", "shop.ex-rewrites.svc.cluster.local"),
+    ("/store", None, 404, None, None, None),
+    ("/old-report", None, 200, "reports", "/reports/latest", "reports.ex-rewrites.svc.cluster.local"),
+    ("/old-report/2024", None, 404, None, None, None),
+    ("/host/kept", "www.example.com", 200, "hosts", "/", "www.example.com"),
+    ("/host/default", "www.example.com", 200, "hosts", "/", "hosts.ex-rewrites.svc.cluster.local"),
+]
+rows = []
+for path, host, status, service, seen, seen_host in CASES:
+    h = nb.expect(t, path, status, headers={"Host": host} if host else None, service=service, seen_path=seen,
+                  seen_host=seen_host, gateway="gateway_ex-rewrites", timeout=TIMEOUT_S, echo=False)
+    rows.append([path, host or "(the gateway's address)", h.status, h.service or "gateway: no route matched",
+                 h.path or "-", h.host or "-"])
+nb.table(rows, ["request", "Host sent", "status", "answered by", "app sees path", "app sees Host"])
+nb.delete(t, RW)
+
+# %% [markdown]
+# `/store` (no trailing slash) does not match the prefix `/store/`, and `/old-report/2024` is not
+# the exact path `/old-report`: both are 404s from the gateway.
+#
+# ## Exercise: a versioned API path
+#
+# Clients call `/v2/products/<id>`; product-service expects `/api/<id>`. The route below means to
+# do that but the validator refuses it. Correct `ANSWER` so that `GET /v2/products/42` reaches
+# product-service as `/api/42`, then run the check cell: it validates your route, applies it and
+# sends the request. (The solution is in the hidden cell after it: expand it if you are stuck.)
+
+# %%
+ANSWER = """apiVersion: appmesh.k8s.aws/v1beta2
+kind: GatewayRoute
+metadata:
+  name: products-v2
+  namespace: appmesh-demo
+spec:
+  httpRoute:
+    match:
+      prefix: /v2/products
+    action:
+      target:
+        virtualService:
+          virtualServiceRef:
+            name: product-service
+      rewrite:
+        prefix:
+          value: /api
+"""
+
+
+def check_exercise(text):
+    """True when the route applies and /v2/products/42 reaches product-service as /api/42."""
+    return nb.try_manifest(t, text, TIMEOUT_S) and nb.verdict(
+        lambda: nb.expect(t, "/v2/products/42", 200, service="product-service", seen_path="/api/42",
+                          timeout=5, echo=False),
+        ok="it works: /v2/products/42 reaches product-service as /api/42",
+        hint="a prefix rewrite replaces exactly the matched prefix: which prefix leaves /42 behind?")
+
+
+check_exercise(ANSWER)
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution (hidden in the notebook: expand the cell to read it): with a rewrite value, both the
+# match prefix and the value end with "/", so /v2/products/ + 42 becomes /api/ + 42.
+ANSWER = ANSWER.replace("prefix: /v2/products", "prefix: /v2/products/").replace("value: /api", "value: /api/")
+assert check_exercise(ANSWER)
+nb.remove(t, "GatewayRoute", "products-v2", NAMESPACE)
 
 # %% [markdown]
 # The walkthrough is complete: clients outside the mesh reach both services through the gateway.

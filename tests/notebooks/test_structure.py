@@ -483,9 +483,58 @@ def test_an_exercise_solution_is_hidden_and_checked(name):
             assert "assert " in cell.source, f"{name}: a solution cell checks nothing"
 
 
-def test_the_guides_yaml_lesson_has_an_exercise():
-    nb = _load("13-the-guides-yaml")
-    assert any("solution" in c.metadata.get("tags", []) for c in nb.cells)
+@pytest.mark.parametrize("name", ["03-mesh-nodes-services", "04-applications", "05-virtual-gateway",
+                                  "06-gateway-routes", "07-test-and-verify", "11-troubleshooting", "13-the-guides-yaml"])
+def test_each_lesson_from_03_has_an_exercise_whose_broken_answer_is_checked_first(name):
+    """The learner's cell defines ANSWER and runs the check on it (the suite sees it refused),
+    then the hidden solution cell asserts the check passes."""
+    cells = [c for c in _load(name).cells if c.cell_type == "code"]
+    at = next((i for i, c in enumerate(cells) if "solution" in c.metadata.get("tags", [])), None)
+    assert at is not None, f"{name} has no exercise (no code cell tagged solution)"
+    exercise = cells[at - 1].source
+    assert "ANSWER = " in exercise and "check_exercise(ANSWER" in exercise.splitlines()[-1], exercise[-200:]
+    assert "assert check_exercise(ANSWER" in cells[at].source
+
+
+def test_exercise_findings_read_the_manifest_with_its_context():
+    """The injection finding needs the namespace's labels: with the namespace file as context the
+    validator finds it; the findings returned are the exercise's own."""
+    from lab import notebook as nb
+    text = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: rating-service, namespace: appmesh-demo}
+spec:
+  selector: {matchLabels: {app: ratings}}
+  template:
+    metadata: {labels: {app: ratings}}
+    spec: {containers: [{name: app, image: appmesh-lab/sample-app:0.1.0}]}
+---
+apiVersion: appmesh.k8s.aws/v1beta2
+kind: VirtualNode
+metadata: {name: rating-service-vn, namespace: appmesh-demo}
+spec:
+  podSelector: {matchLabels: {app: rating-service}}
+  listeners: [{portMapping: {port: 8080, protocol: http}}]
+  serviceDiscovery: {dns: {hostname: rating-service.appmesh-demo.svc.cluster.local}}
+"""
+    assert nb.findings(text) == []
+    found = nb.findings(text, context=["manifests/walkthrough/00-namespace.yaml"])
+    assert [(p.file, p.line, p.path) for p in found] == [("exercise.yaml", 7, "spec.template.metadata.labels")], found
+    assert "no VirtualNode" in found[0].message
+    fixed = text.replace("app: ratings", "app: rating-service")
+    assert nb.findings(fixed, context=["manifests/walkthrough/00-namespace.yaml"]) == []
+
+
+def test_an_exercise_verdict_reports_instead_of_raising(capsys):
+    from lab import notebook as nb
+
+    def fails():
+        raise AssertionError("GET /x: status 404, expected 200")
+    assert nb.verdict(fails, ok="it works", hint="look at the prefix") is False
+    out = capsys.readouterr().out
+    assert "not yet: GET /x: status 404, expected 200" in out and "hint: look at the prefix" in out
+    assert nb.verdict(lambda: None, ok="it works") is True
+    assert capsys.readouterr().out == "it works\n"
 
 
 def test_show_routes_shows_each_gateway_routes_match_and_target(monkeypatch):
