@@ -134,7 +134,7 @@ channel = grpc.insecure_channel(f"{host}:{port}")      # GW_ADDR: the gateway's 
 
 def call(path, body=None, metadata=()):
     """One unary gRPC call by its full path. Returns (status name, answer dict or None, details,
-    who answered: the x-served-by metadata the echo server sends, errors included; "" if no server)."""
+    the x-served-by metadata the echo server sends: <service>/<version>/<pod>; "" when none came)."""
     stub = channel.unary_unary(path, request_serializer=None, response_deserializer=None)
     request = json.dumps(body).encode() if body is not None else b""
     try:
@@ -165,22 +165,24 @@ CASES = [  # path, body, metadata, status, version that answers, :authority it s
 rows = []
 for path, body, metadata, status, version, authority, details in CASES:
     code, data, said, served_by = call(path, body, metadata)
-    rows.append([path, ", ".join(f"{k}: {v}" for k, v in metadata) or "-", code, said or "-", served_by or "-",
-                 (data or {}).get("request", {}).get("authority", "-")])
+    rows.append([path, ", ".join(f"{k}: {v}" for k, v in metadata) or "-", code, said or "-",
+                 f"{data['service']} {data['version']}" if data else "-", (data or {}).get("request", {}).get("authority", "-")])
     assert (code, said) == (status, details), rows[-1]
-    assert (served_by.split("/")[1] if served_by else None) == version, rows[-1]
-    if authority:
+    if version:
+        assert (data["version"], served_by.split("/")[:2]) == (version, ["echo", version]), rows[-1]
         assert data["request"]["authority"] == authority, rows[-1]
-nb.table(rows, ["call", "metadata", "grpc-status", "details", "x-served-by (service/version/pod)", "server sees :authority"])
+    elif not details:   # nobody but the gateway answered: no server's x-served-by
+        assert served_by == "", rows[-1]
+nb.table(rows, ["call", "metadata", "grpc-status", "details", "answered by", "server sees :authority"])
 
 # %% [markdown]
 # The two `UNIMPLEMENTED` answers come from different places, and the gateway's access log tells
 # them apart:
 #
 # * `/lab.echo.Echo/Nope`: the route matched the **service** name, so the call reached the echo
-#   server, whose gRPC library has no method `Nope` and answers `Method not found!` before the
-#   server's own code runs (so no `x-served-by`). Envoy logged a normal HTTP/2 200 with no flag:
-#   in gRPC the status travels in the `grpc-status` trailer.
+#   server, which has no method `Nope` and answers as gRPC libraries do, `Method not found!`.
+#   Envoy logged a normal HTTP/2 200 with no flag: in gRPC the status travels in the
+#   `grpc-status` trailer, not in the HTTP status.
 # * `/unknown.Service/Call`: no route matched. Envoy answers a gRPC request it has no route for in
 #   gRPC terms, `grpc-status: 12` (UNIMPLEMENTED) instead of a bare 404, and logs `NR`.
 #
