@@ -302,6 +302,65 @@ nb.delete(t, RW)
 # `/store` (no trailing slash) does not match the prefix `/store/`, and `/old-report/2024` is not
 # the exact path `/old-report`: both are 404s from the gateway.
 #
+# ## One gateway, two listeners: `match.port`
+#
+# A VirtualGateway can listen on several ports. `manifests/examples/multiple-listeners/` gives
+# one gateway a public listener (8080) and an admin listener (8090), with a Service that exposes
+# them as ports 80 and 81, and pins a route to each listener with `match.port` (the
+# **listener's** port, not the Service's). Both routes match the prefix `/`; the port the client
+# connected to decides.
+#
+# * **App Mesh documented:** `match.port` is "required if this virtual gateway has multiple
+#   listeners" (User Guide, *Gateway routes*; AWS's walkthrough `howto-k8s-multiple-listeners`
+#   pins every route this way).
+# * **The kit decided** what "required" means when it is missing: the validator refuses the
+#   route (on a cluster, the admission webhook does), rather than attaching it to every
+#   listener or to none.
+
+# %%
+ML = "manifests/examples/multiple-listeners/"
+nb.apply(t, ML)
+vg = nb.manifest_doc(ML + "20-gateway.yaml", "VirtualGateway", "gateway")
+nb.show_text(nb.to_yaml({"listeners": vg["spec"]["listeners"]}), title=ML + "20-gateway.yaml (the VirtualGateway's listeners)")
+nb.show_routes(ML + "40-gateway-routes.yaml")
+rows = []
+for listener, path, service in ((8080, "/", "web"), (8080, "/settings", "web"), (8090, "/", "admin"),
+                                (8090, "/settings", "admin")):
+    h = nb.expect(t, path, 200, gateway="gateway_ex-multiple-listeners", listener=listener, service=service,
+                  seen_path=path, timeout=TIMEOUT_S, echo=False)
+    rows.append([f"listener {listener}", path, h.status, h.service, h.path])
+nb.table(rows, ["connected to", "request", "status", "answered by", "app sees path"])
+
+# %% [markdown]
+# A third route without `match.port` is refused, with the field and what to write instead, and
+# nothing changes:
+
+# %%
+NO_PORT = """
+apiVersion: appmesh.k8s.aws/v1beta2
+kind: GatewayRoute
+metadata:
+  name: status
+  namespace: ex-multiple-listeners
+spec:
+  httpRoute:
+    match:
+      prefix: /status
+    action:
+      target:
+        virtualService:
+          virtualServiceRef:
+            name: web
+"""
+answer = t.try_apply(NO_PORT, is_text=True)
+refused = [p for p in answer["problems"] if p["severity"] == "error"]
+for p in refused:
+    print(nb.tidy(f"{p['path'] or '(cluster)'}: {p['message']}" + (f"\n    hint: {p['hint']}" if p.get("hint") else "")))
+assert answer["rejected"] and any("match.port" in p["path"] + p["message"] for p in refused), answer
+assert not t.get("GatewayRoute", "status", "ex-multiple-listeners"), "a rejected apply must change nothing"
+nb.delete(t, ML)
+
+# %% [markdown]
 # ## Exercise: a versioned API path
 #
 # Clients call `/v2/products/<id>`; product-service expects `/api/<id>`. The route below means to

@@ -51,19 +51,25 @@ class Hit:
         return (self.data.get("request") or {}).get("host")
 
 
-def gateway_address(t, gateway: str | None = None) -> tuple[str, int]:
-    url = t.gateway_url(gateway) if gateway else t.gateway_url()
+def gateway_address(t, gateway: str | None = None, listener: int | None = None) -> tuple[str, int]:
+    """(host, port) where a client reaches the gateway (by its App Mesh name, `<name>_<namespace>`;
+    the first one when None), on its listener `listener` (the VirtualGateway's port; default: its first)."""
+    if listener is not None:
+        url = t.gateway_url(gateway, listener=listener)
+    else:
+        url = t.gateway_url(gateway) if gateway else t.gateway_url()
     hostport = url.split("//", 1)[-1].rstrip("/")
     host, _, port = hostport.rpartition(":")
     return host, int(port)
 
 
 def hit(t, path: str, n: int = 1, headers: dict | None = None, gateway: str | None = None, method: str = "GET",
-        concurrency: int = 1, timeout: float = 10.0, address: tuple | None = None) -> list[Hit]:
-    """Send `n` requests for `path` through the gateway (or to `address`, a (host, port)),
-    `concurrency` at a time over keep-alive connections (like a load generator), and return
-    every answer in order."""
-    host, port = address or gateway_address(t, gateway)
+        concurrency: int = 1, timeout: float = 10.0, address: tuple | None = None,
+        listener: int | None = None) -> list[Hit]:
+    """Send `n` requests for `path` through the gateway (its listener `listener`, or to `address`,
+    a (host, port)), `concurrency` at a time over keep-alive connections (like a load generator),
+    and return every answer in order."""
+    host, port = address or gateway_address(t, gateway, listener)
     local = threading.local()
 
     def one(_i: int) -> Hit:
@@ -151,15 +157,16 @@ def curl_line(path: str, headers: dict | None = None, gateway: str | None = None
 
 def expect(t, path: str, status: int = 200, *, headers: dict | None = None, gateway: str | None = None,
            service: str | None = None, version: str | None = None, seen_path: str | None = None,
-           seen_host: str | None = None, method: str = "GET", timeout: float = 30, echo: bool = True) -> Hit:
-    """Request `path` through the gateway until the answer is the expected one (config
-    converges), then return it; fails with the last answer after `timeout` seconds."""
+           seen_host: str | None = None, method: str = "GET", timeout: float = 30, echo: bool = True,
+           listener: int | None = None) -> Hit:
+    """Request `path` through the gateway (on its listener `listener`) until the answer is the
+    expected one (config converges), then return it; fails with the last answer after `timeout` seconds."""
     if echo:
         print("$ " + curl_line(path, headers, gateway, method))
 
     def check() -> Hit:
         try:
-            h = hit(t, path, headers=headers, gateway=gateway, method=method)[0]
+            h = hit(t, path, headers=headers, gateway=gateway, method=method, listener=listener)[0]
         except NotebookError as exc:
             raise AssertionError(str(exc)) from exc
         assert h.status == status, f"{path}: status {h.status}, expected {status}: {h.body[:160]!r}"

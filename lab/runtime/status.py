@@ -109,13 +109,19 @@ def _names_gateway(node_id: str, word: str) -> bool:
     return name.startswith(prefix)
 
 
-def gateway_address(c: Client, gateway: str | None = None) -> tuple[str, int]:
-    """(host, port) of the first listener of the virtual gateway whose name starts with `gateway`
-    (any gateway when None)."""
+def gateway_address(c: Client, gateway: str | None = None, listener: int | None = None) -> tuple[str, int]:
+    """(host, port) of the listener on port `listener` (default: the first listener) of the
+    virtual gateway whose name starts with `gateway` (any gateway when None)."""
     st = c.call("GET", "/v1/status")
     gws = [g for g in st["gateways"] if gateway is None or _names_gateway(g["node_id"], gateway)]
     if not gws:
         raise LabError("no virtual gateway is running; apply one (e.g. manifests/walkthrough/) first")
-    url = next(iter(gws[0]["listeners"].values()))
+    if listener is None:
+        url = next(iter(gws[0]["listeners"].values()))
+    elif str(listener) in gws[0]["listeners"]:
+        url = gws[0]["listeners"][str(listener)]
+    else:
+        raise LabError(f"virtual gateway {gws[0]['node_id'].split('/')[-1]} has no listener on port {listener} "
+                       f"(its listeners: {', '.join(gws[0]['listeners'])})")
     host, port = url.split("//")[1].split(":")
     return host, int(port)

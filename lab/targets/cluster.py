@@ -533,11 +533,20 @@ class ClusterTarget(Target):
         raise TargetError("no LoadBalancer or NodePort Service in front of a virtual gateway; apply one "
                           "(e.g. manifests/walkthrough/) first")
 
-    def gateway_url(self, gateway: str | None = None, publish: bool = True) -> str:
+    def gateway_url(self, gateway: str | None = None, publish: bool = True, listener: int | None = None) -> str:
         """Where the gateway answers: the load balancer's name on EKS; on kind 127.0.0.1 and the
-        host port of the Service's NodePort (moved to a published one first, unless publish=False)."""
+        host port of the Service's NodePort (moved to a published one first, unless publish=False).
+        `listener` picks the Service port in front of that gateway listener (its targetPort);
+        by default the Service's first port."""
         svc = self._gateway_service(gateway)
-        port = (svc["spec"].get("ports") or [{}])[0]
+        ports = svc["spec"].get("ports") or [{}]
+        index = 0
+        if listener is not None:
+            index = next((i for i, p in enumerate(ports) if p.get("targetPort", p.get("port")) == listener), None)
+            if index is None:
+                raise TargetError(f"Service {svc['metadata']['name']} has no port in front of listener {listener} "
+                                  f"(its targetPorts: {', '.join(str(p.get('targetPort', p.get('port'))) for p in ports)})")
+        port = ports[index]
         if self.name == "eks":
             ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
             if not ingress:
@@ -550,12 +559,11 @@ class ClusterTarget(Target):
             if not publish:
                 raise TargetError(f"Service {svc['metadata']['name']} uses NodePort {node_port}, which the kind "
                                   "cluster does not publish (gateway_url() moves it to 30080-30083)")
-            used = {(s.get("spec") or {}).get("ports", [{}])[0].get("nodePort")
-                    for s in self.get("Service", None, None)}
+            used = {p.get("nodePort") for s in self.get("Service", None, None) for p in (s.get("spec") or {}).get("ports") or []}
             free = next((p for p in KIND_PORTS if p not in used), None)
             if free is None:
                 raise TargetError("all NodePorts published by the kind cluster (30080-30083) are in use")
-            patch = json.dumps([{"op": "replace", "path": "/spec/ports/0/nodePort", "value": free}])
+            patch = json.dumps([{"op": "replace", "path": f"/spec/ports/{index}/nodePort", "value": free}])
             self.run(["kubectl", "patch", "service", svc["metadata"]["name"], "-n", svc["metadata"]["namespace"],
                       "--type", "json", "-p", patch], print_output=False)
             node_port = free

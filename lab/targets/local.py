@@ -137,9 +137,11 @@ class LocalTarget(Target):
         return self._call("GET", f"/v1/events?kind={kind}&namespace={namespace}&name={name}")["events"]
 
     # traffic ----------------------------------------------------------------------------
-    def gateway_url(self, gateway: str | None = None) -> str:
+    def gateway_url(self, gateway: str | None = None, listener: int | None = None) -> str:
+        """Where the gateway (the first, or the one whose App Mesh name starts with `gateway`)
+        answers: 127.0.0.1 and the port its Service exposes for `listener` (default: its first)."""
         try:
-            host, port = gateway_address(self.client, gateway)
+            host, port = gateway_address(self.client, gateway, listener)
         except LabError as exc:
             raise TargetError(str(exc)) from exc
         return f"http://{host}:{port}"

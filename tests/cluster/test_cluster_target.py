@@ -238,6 +238,23 @@ def test_kind_gateway_url_moves_the_service_to_a_published_node_port(api, runner
     assert len(runner.calls) == 2  # already published: nothing to patch (and docker asked once)
 
 
+def test_kind_gateway_url_reaches_a_second_listener_through_its_own_service_port(api, runner):
+    """A gateway with two listeners: `listener` picks the Service port whose targetPort it is, and
+    only that port is moved to a published NodePort (one the first port does not hold)."""
+    svc = api.get("Service", "appmesh-demo", "appmesh-gateway")
+    first = svc["spec"]["ports"][0]
+    first["nodePort"] = 30080
+    svc["spec"]["ports"].append({"name": "admin", "port": 81, "targetPort": 8090, "nodePort": 31555})
+    t = kind_target(api, runner)
+    assert t.gateway_url(listener=first["targetPort"]) == "http://127.0.0.1:8080"
+    assert runner.lines == ["docker port appmesh-gateway-demo-control-plane"]   # published already: no patch
+    assert t.gateway_url(listener=8090) == "http://127.0.0.1:8081"
+    assert runner.lines[-1] == ('kubectl patch service appmesh-gateway -n appmesh-demo --type json -p '
+                                '[{"op": "replace", "path": "/spec/ports/1/nodePort", "value": 30081}]')
+    with pytest.raises(TargetError, match="no port in front of listener 9999"):
+        t.gateway_url(listener=9999)
+
+
 def test_eks_gateway_url_is_the_load_balancers_name(api, runner, aws):
     t = ClusterTarget("eks", runner=runner, kube=api.client(), aws=aws)
     assert t.gateway_url() == "http://a1b2c3-0123456789.elb.us-east-1.amazonaws.com:80"

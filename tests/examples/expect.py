@@ -82,7 +82,7 @@ def readme_rows(set_name: str) -> list[str]:
 
 # -- schema --------------------------------------------------------------------------------------
 
-REQUEST_KEYS = {"path", "method", "headers", "host", "body", "tls", "grpc", "repeat"}
+REQUEST_KEYS = {"path", "method", "headers", "host", "body", "tls", "grpc", "repeat", "listener"}
 GRPC_KEYS = {"service", "method", "metadata", "body", "authority"}
 EXPECT_KEYS = {"status", "error", "gateway", "service", "version", "path", "host", "method", "json", "contains",
                "split", "failures", "min_ms", "max_ms", "access_log"}
@@ -139,8 +139,8 @@ def problems(set_name: str, data) -> list[str]:
                 unknown(f"{w}.request.grpc", grpc, GRPC_KEYS)
                 if "metadata" in grpc:
                     str_map(f"{w}.request.grpc.metadata", grpc["metadata"])
-                if set(req) - {"grpc", "repeat"}:
-                    bad(f"{w}.request", "a gRPC request has only grpc (and repeat)")
+                if set(req) - {"grpc", "repeat", "listener"}:
+                    bad(f"{w}.request", "a gRPC request has only grpc (and repeat, listener)")
             if "status" in exp and exp["status"] not in GRPC_STATUS:
                 bad(f"{w}.expect.status", f"a gRPC status is a name: {', '.join(sorted(GRPC_STATUS))}")
         else:
@@ -155,6 +155,8 @@ def problems(set_name: str, data) -> list[str]:
             bad(f"{w}.request.tls", "is {ca: lab | none | wrong}, with cert: lab | wrong to present a client certificate")
         if "repeat" in req and not (isinstance(req["repeat"], int) and req["repeat"] >= 1):
             bad(f"{w}.request.repeat", "is a whole number >= 1")
+        if "listener" in req and not (isinstance(req["listener"], int) and 1 <= req["listener"] <= 65535):
+            bad(f"{w}.request.listener", "is the port of one of the gateway's listeners (1-65535)")
         if ("status" in exp) == ("error" in exp) and "split" not in exp:
             bad(f"{w}.expect", "give exactly one of status and error")
         if "error" in exp and (exp["error"] not in ("tls", "connect") or set(exp) - {"error"}):

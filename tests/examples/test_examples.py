@@ -184,8 +184,8 @@ class Runner:
             ch.close()
         self._channels.clear()
 
-    def address(self) -> tuple[str, int]:
-        url = self.target.gateway_url(self.gateway)
+    def address(self, listener: int | None = None) -> tuple[str, int]:
+        url = self.target.gateway_url(self.gateway, listener=listener)
         host, port = url.split("//")[1].rsplit(":", 1)
         return host, int(port)
 
@@ -194,7 +194,7 @@ class Runner:
         """`count` answers, in order; with `parallel` > 1 over that many keep-alive connections at
         once (the order of the answers is then meaningless)."""
         if request.get("grpc"):
-            return [self._grpc(request["grpc"]) for _ in range(count)]
+            return [self._grpc(request["grpc"], request.get("listener")) for _ in range(count)]
         if parallel <= 1 or count < 2 * parallel:
             return self._http(request, count)
         shares = [count // parallel + (1 if i < count % parallel else 0) for i in range(parallel)]
@@ -202,7 +202,7 @@ class Runner:
             return [a for part in pool.map(lambda k: self._http(request, k), shares) for a in part]
 
     def _http(self, request: dict, count: int) -> list[Answer]:
-        host, port = self.address()
+        host, port = self.address(request.get("listener"))
         tls = request.get("tls")
         headers = dict(request.get("headers") or {})
         if request.get("host"):
@@ -251,16 +251,16 @@ class Runner:
                 conn.close()
         return answers
 
-    def _channel(self, authority: str | None) -> grpc.Channel:
-        host, port = self.address()
+    def _channel(self, authority: str | None, listener: int | None = None) -> grpc.Channel:
+        host, port = self.address(listener)
         key = (host, port, authority)
         if key not in self._channels:
             options = [("grpc.default_authority", authority)] if authority else []
             self._channels[key] = grpc.insecure_channel(f"{host}:{port}", options=options)
         return self._channels[key]
 
-    def _grpc(self, call: dict) -> Answer:
-        stub = self._channel(call.get("authority")).unary_unary(
+    def _grpc(self, call: dict, listener: int | None = None) -> Answer:
+        stub = self._channel(call.get("authority"), listener).unary_unary(
             f"/{call['service']}/{call['method']}", request_serializer=None, response_deserializer=None)
         body = json.dumps(call["body"]).encode() if call.get("body") is not None else b""
         metadata = list((call.get("metadata") or {}).items())

@@ -51,7 +51,8 @@ class LabApi:
         self.home = lab_home
         self.cluster_name = cluster_name
         self.lock = threading.RLock()
-        self.node_ports: dict[tuple, int] = {}  # (namespace, service) -> nodePort
+        self.node_ports: dict[tuple, int] = {}  # (namespace, service) -> the nodePort of its first port
+        self.patched_ports: dict[tuple, int] = {}  # (namespace, service, port index) -> nodePort patched in
         self.secrets: dict[tuple, dict] = {}
         self.extra: dict[str, dict[tuple, dict]] = {}  # kind -> (ns, name) -> object (the controller, ...)
         self.state = {"clusters": [], "images": [], "releases": {}}
@@ -113,7 +114,7 @@ class LabApi:
                         used = set(self.node_ports.values())
                         self.node_ports[key] = next(p for p in range(31000, 32767) if p not in used)
                     for i, port in enumerate(spec.get("ports") or []):
-                        port["nodePort"] = self.node_ports[key] + i
+                        port["nodePort"] = self.patched_ports.get((*key, i), self.node_ports[key] + i)
             status = {"loadBalancer": {}}  # kind has no load balancer: EXTERNAL-IP stays <pending>
         doc["status"] = status
         return doc
@@ -268,20 +269,25 @@ class LabApi:
             self.node_ports.pop((ns, name), None)
         return action
 
-    def patch_node_port(self, namespace: str, name: str, value: int) -> None:
+    def patch_node_port(self, namespace: str, name: str, value: int, index: int = 0) -> None:
         with self.lock:
-            self.node_ports[(namespace, name)] = value
+            if index == 0:
+                self.node_ports[(namespace, name)] = value
+            self.patched_ports[(namespace, name, index)] = value
 
     def service_address(self, node_port: int) -> tuple[str, int] | None:
-        """Where the lab exposes the Service that holds `node_port` (for the kind port forwarders)."""
+        """Where the lab exposes the Service port that holds `node_port` (for the kind port forwarders)."""
         with self.lock:
-            key = next((k for k, v in self.node_ports.items() if v == node_port), None)
-        if key is None:
+            found = next((k for k, v in self.patched_ports.items() if v == node_port), None)
+            if found is None:
+                found = next(((*k, 0) for k, v in self.node_ports.items() if v == node_port), None)
+        if found is None:
             return None
-        items = self._resources("Service", key[0])
-        svc = next((i for i in items if i["name"] == key[1]), None)
+        namespace, name, index = found
+        items = self._resources("Service", namespace)
+        svc = next((i for i in items if i["name"] == name), None)
         exposed = ((svc or {}).get("status") or {}).get("exposedPorts") or []
-        return ("127.0.0.1", exposed[0]["exposed"]) if exposed else None
+        return ("127.0.0.1", exposed[index]["exposed"]) if len(exposed) > index else None
 
 
 class Forwarder:
@@ -439,7 +445,7 @@ def make_server(api: LabApi) -> ThreadingHTTPServer:
                     return _send(self, 200, {"action": api.delete(body["kind"], body.get("namespace", ""),
                                                                   body["name"])})
                 if segs == ["standin", "nodeport"]:
-                    api.patch_node_port(body["namespace"], body["name"], int(body["nodePort"]))
+                    api.patch_node_port(body["namespace"], body["name"], int(body["nodePort"]), int(body.get("index", 0)))
                     return _send(self, 200, {"ok": True})
                 if segs == ["standin", "kill"]:
                     out = api.lab.call("POST", "/v1/kill", {"process": f"{body['namespace']}/{body['pod']}/"

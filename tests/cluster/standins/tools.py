@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shlex
 import sys
 import urllib.error
@@ -278,11 +279,12 @@ def kubectl(args: list[str], stdin: str | None) -> str:
         patch = json.loads(one(opts, "--patch"))
         ns = one(opts, "--namespace", "default")
         for op in patch:
-            if op.get("op") != "replace" or op.get("path") != "/spec/ports/0/nodePort" or \
-                    not 30000 <= int(op.get("value", 0)) <= 32767:
+            m = re.fullmatch(r"/spec/ports/(\d+)/nodePort", str(op.get("path")))
+            if op.get("op") != "replace" or not m or not 30000 <= int(op.get("value", 0)) <= 32767:
                 raise Fail(f'The Service "{pos[1]}" is invalid: {op}: the stand-in takes replace '
-                           "/spec/ports/0/nodePort with a value in 30000-32767")
-            call("POST", "/standin/nodeport", {"namespace": ns, "name": pos[1], "nodePort": int(op["value"])})
+                           "/spec/ports/<index>/nodePort with a value in 30000-32767")
+            call("POST", "/standin/nodeport", {"namespace": ns, "name": pos[1], "nodePort": int(op["value"]),
+                                                "index": int(m[1])})
         return f"service/{pos[1]} patched\n"
     if verb == "exec":
         pos, opts = parse(rest, {**GLOBAL, "-c|--container": True, "-i|--stdin": False, "-t|--tty": False},
