@@ -230,8 +230,8 @@ def check_exercise(text):
         canary, plain = call("/lab.echo.Echo/Info", None, [("x-canary", "true")]), call("/lab.echo.Echo/Info")
         assert canary[0] == "OK" and canary[1]["version"] == "v2", f"with x-canary: true: {canary[0]} {canary[3]}"
         assert plain[0] == "OK" and plain[1]["version"] == "v1", f"without it: {plain[0]} {plain[3]}"
-    return nb.try_manifest(t, text, TIMEOUT_S) and nb.verdict(
-        both, ok="it works: x-canary: true reaches echo v2, other calls echo v1",
+    return nb.try_manifest(t, text, TIMEOUT_S) and nb.verdict(   # a moment for the gateway to take the route
+        lambda: t.eventually(both, 10, what="the two calls"), ok="it works: x-canary: true reaches echo v2, other calls echo v1",
         hint="a grpc listener takes grpcRoutes, which match serviceName and metadata")
 
 

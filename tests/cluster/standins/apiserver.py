@@ -266,7 +266,10 @@ class LabApi:
         out = self.lab.call("POST", "/v1/delete", {"keys": [[kind, ns, name]]})
         action = next((r["action"] for r in out["results"]), "not found")
         if action == "deleted" and kind == "Service":
-            self.node_ports.pop((ns, name), None)
+            with self.lock:
+                self.node_ports.pop((ns, name), None)
+                for key in [k for k in self.patched_ports if k[:2] == (ns, name)]:
+                    del self.patched_ports[key]
         return action
 
     def patch_node_port(self, namespace: str, name: str, value: int, index: int = 0) -> None:
