@@ -27,6 +27,8 @@ Speed (the whole course in about a minute on two cores; `appmesh-lab bench suite
   * each notebook's kernel is started, and the lesson helpers imported into it, while the
     notebook before it runs, and stopped in the background after it (lab/kernelpool.py): still
     one fresh kernel per notebook, only the waiting is gone.
+  * a measurement that must not share the machine (latency) holds the other labs still: each
+    lab's cells run under a lock that `lab.quiet.quiet()` takes (lab/quiet.py).
 A cluster target runs its notebooks one after another (one cluster, one namespace), with the
 kernels started ahead; so does a local run with --keep, whose lab then holds every lesson's state.
 
@@ -191,9 +193,10 @@ def _new_run_dir(output_dir: Path) -> Path:
 
 
 def _execute(path: Path, out: Path, parameters: dict, timeout: float | None, spare, ahead: int = 0,
-             probe=None, home: str | None = None) -> Outcome:
+             probe=None, home: str | None = None, gate=None) -> Outcome:
     """Run one notebook with papermill in a kernel from `spare` (lab/kernelpool.py); the kernels of
-    the `ahead` notebooks that follow on this lab start while this one runs."""
+    the `ahead` notebooks that follow on this lab start while this one runs. `gate`
+    (lab/quiet.py) is held while each cell runs."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
@@ -208,7 +211,8 @@ def _execute(path: Path, out: Path, parameters: dict, timeout: float | None, spa
             spare.prepare(ahead)
         pm.execute_notebook(str(path), str(out), parameters=parameters, kernel_name=KERNEL, language="python",
                             engine_name=register_engine(), km=km, progress_bar=False, log_output=False,
-                            start_timeout=60, execution_timeout=timeout, request_save_on_cell_execute=False)
+                            start_timeout=60, execution_timeout=timeout, request_save_on_cell_execute=False,
+                            **({"on_cell_execute": gate.enter, "on_cell_executed": gate.leave} if gate else {}))
         o.passed = True
     except PapermillExecutionError as exc:
         o.cell_index, o.ename, o.evalue = exc.cell_index, exc.ename, exc.evalue
@@ -218,6 +222,8 @@ def _execute(path: Path, out: Path, parameters: dict, timeout: float | None, spa
         o.ename, o.evalue = type(exc).__name__, str(exc)
         o.traceback = _ANSI.sub("", str(exc))
     finally:
+        if gate:
+            gate.leave()   # a cell that timed out, or a kernel that died in one
         spare.release(km)   # stops in the background
     o.seconds = time.perf_counter() - t0
     if probe:
@@ -433,6 +439,11 @@ def run(target: str = "local", params: dict | None = None, only: str | None = No
     def lane(number: int, lanes: _Lanes) -> None:
         lane_params, env = _lane_setup(target, parameters, homes, number)
         from .kernelpool import Spare
+        gate = None
+        if jobs > 1:   # a measurement in a notebook holds the other labs still (lab/quiet.py)
+            from .quiet import ENV_DIR, ENV_LANE, CellGate
+            gate = CellGate(run_dir / ".quiet", number)
+            env[ENV_DIR], env[ENV_LANE] = str(run_dir / ".quiet"), str(number)
         spare = Spare(KERNEL, cwd=str(directory), env=env)
         home = homes[number - 1]
         try:
@@ -440,13 +451,16 @@ def run(target: str = "local", params: dict | None = None, only: str | None = No
                 i, ahead = lanes.next(number)
                 if i is None:
                     break
-                o = _execute(chosen[i], run_dir / chosen[i].name, lane_params, timeout, spare, ahead, probe, home)
+                o = _execute(chosen[i], run_dir / chosen[i].name, lane_params, timeout, spare, ahead, probe, home,
+                             gate)
                 o.lab = number
                 report(i, o)
         except BaseException as exc:  # a bug of the runner's, not a notebook's: raised again below
             errors.append(exc)
         finally:
             spare.close()
+            if gate:
+                gate.close()
             if jobs > 1 and not keep:   # this lab's part is done: stopped while the others still run
                 teardowns[number] = _teardown(target, home)
 

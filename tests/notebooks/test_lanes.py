@@ -96,3 +96,36 @@ def test_the_lanes_hand_out_notebooks_in_order_and_keep_the_last_for_the_lab_bef
     assert lanes.next(1) == (None, 0)
     only = e2e._Lanes(chosen[:3], "04-x.ipynb", jobs=2)   # the course's last notebook not chosen: nothing held
     assert [only.next(1)[0], only.next(2)[0], only.next(1)[0], only.next(1)[0]] == [0, 1, 2, None]
+
+
+def test_a_measurement_holds_the_other_lab_still(tmp_path):
+    """lab.quiet.quiet() (what latency_by_hop measures under): while it runs, no cell of the
+    notebook on the other lab runs; outside it, they do run side by side."""
+    books = tmp_path / "books"
+    books.mkdir()
+    span = "import json, time\n_t0 = time.time()\n{body}\nprint(json.dumps([_t0, time.time()]))"
+    meet = ("import os, time\nopen({me!r}, 'w').close()\nwhile not os.path.exists({other!r}):\n"
+            "    time.sleep(0.05)")   # both notebooks running before either goes on (kernels start unevenly)
+    _notebook(books / "00-measures.ipynb", meet.format(me="measure-started", other="busy-started"),
+              "import json, time\nfrom lab.quiet import quiet\nwith quiet():\n    _t0 = time.time()\n"
+              "    time.sleep(1.5)\n    print(json.dumps([_t0, time.time()]))",
+              span.format(body="time.sleep(1.0)"))
+    _notebook(books / "01-busy.ipynb", meet.format(me="busy-started", other="measure-started"),
+              *[span.format(body="time.sleep(0.2)")] * 30)
+    _notebook(books / "02-cleanup.ipynb", "pass")   # the course's last: after 01-busy, on its lab
+    r = e2e.run("local", {}, output_dir=tmp_path / "runs", log=lambda *_: None, directory=books, jobs=2)
+    assert not r.failed, [o.message for o in r.outcomes]
+    assert r.outcomes[0].lab != r.outcomes[1].lab
+
+    def spans(name):
+        nb = nbformat.read(r.directory / f"{name}.ipynb", as_version=4)
+        return [json.loads(c.outputs[0]["text"]) for c in nb.cells if c.cell_type == "code" and "_t0" in c.source]
+    (q0, q1), (u0, u1) = spans("00-measures")
+    busy = spans("01-busy")
+
+    def overlaps(a, b):
+        return [s for s in busy if s[0] < b and s[1] > a]
+    # both notebooks met before the measurement began (their first cells), so the busy one's cells
+    # were waiting to run during it: they ran after it, beside the unquiet part
+    assert not overlaps(q0, q1), f"cells ran on the other lab during the quiet measurement: {overlaps(q0, q1)}"
+    assert overlaps(u0, u1), "without quiet() the other lab's cells run side by side (else this test proves nothing)"
