@@ -55,3 +55,23 @@ def test_helm_refuses_a_chart_or_a_value_that_does_not_exist(monkeypatch):
                     "--set", "images.controlr.tag=1"], None)
     with pytest.raises(Fail, match="unknown flag: --atomic-ish"):
         tools.helm(["upgrade", "--install", "r", "manifests/charts/appmesh-lab-controller", "--atomic-ish"], None)
+
+
+def test_rollout_restart_takes_kubectls_arguments_and_asks_the_api_to_restart(monkeypatch):
+    asked = []
+    monkeypatch.setattr(tools, "call", lambda method, path, body=None: asked.append((method, path, body)) or {})
+    assert tools.kubectl(["-n", "appmesh-demo", "rollout", "restart", "deploy/product-service"], None) == \
+        "deployment.apps/product-service restarted\n"
+    assert tools.kubectl(["rollout", "restart", "deployment", "a", "b", "-n", "x"], None).count("restarted") == 2
+    assert [b for _, _, b in asked] == [{"namespace": "appmesh-demo", "name": "product-service"},
+                                        {"namespace": "x", "name": "a"}, {"namespace": "x", "name": "b"}]
+    asked.clear()
+    with pytest.raises(Fail, match="no need to specify a resource type"):
+        tools.kubectl(["rollout", "restart", "deployment", "deploy/a"], None)
+    with pytest.raises(Fail, match='restarting is not supported'):
+        tools.kubectl(["rollout", "restart", "pod/a"], None)
+    with pytest.raises(Fail, match="unknown flag: --force"):
+        tools.kubectl(["rollout", "restart", "deploy/a", "--force"], None)
+    with pytest.raises(Fail, match="expected 1-99 arguments"):
+        tools.kubectl(["rollout", "restart"], None)
+    assert not asked, "a refused restart restarts nothing"

@@ -228,13 +228,34 @@ class LabApi:
                                 ok=(200, 422))
         except LabError as exc:
             return {"ref": ref, "error": f"Error from server (InternalError): {exc}"}
-        if out.get("rejected"):
-            msgs = "; ".join(f"{p['path'] or '(object)'}: {p['message']}" + (f" ({p['hint']})" if p.get("hint") else "")
-                             for p in out["problems"] if p["severity"] == "error")
+        if out.get("rejected"):  # the chart's validating webhook, with its message (lab.controller.admission)
+            from lab.controller.admission import denial_message
+            from lab.model.problems import Problem
+            found = [Problem(**p) for p in out["problems"] if p["severity"] == "error"]
+            msg = denial_message(kind, f"{ns}/{meta.get('name')}" if ns else meta.get("name"), found)
             return {"ref": ref, "error": f'Error from server (Forbidden): error when applying "{source}": admission '
-                                         f'webhook "validate.appmesh-lab.k8s.aws" denied the request: {msgs}'}
+                                         f'webhook "v{kind.lower()}.appmesh-lab.k8s.aws" denied the request: {msg}'}
         action = next((r["action"] for r in out["results"]), "unchanged")
         return {"ref": ref, "action": action}
+
+    def restart(self, namespace: str, name: str) -> dict:
+        """`kubectl rollout restart deployment/NAME`: the pod template's annotation
+        kubectl.kubernetes.io/restartedAt set to now, as kubectl patches it; the changed template
+        makes the lab replace the Deployment's pods, as a rollout does."""
+        item = next((i for i in self._resources("Deployment", namespace) if i["name"] == name), None)
+        if item is None:
+            return {"error": f'Error from server (NotFound): deployments.apps "{name}" not found'}
+        doc = copy.deepcopy(item["doc"])
+        template = doc.setdefault("spec", {}).setdefault("template", {})
+        annotations = template.setdefault("metadata", {}).setdefault("annotations", {}) or {}
+        annotations["kubectl.kubernetes.io/restartedAt"] = _ts(None)   # RFC 3339, as kubectl writes it
+        template["metadata"]["annotations"] = annotations
+        doc.setdefault("metadata", {})["namespace"] = namespace
+        out = self.lab.call("POST", "/v1/apply", {"texts": [["kubectl rollout restart",
+                                                            yaml.safe_dump(doc, sort_keys=False)]]}, ok=(200, 422))
+        if out.get("rejected"):
+            return {"error": "Error from server: " + "; ".join(p["message"] for p in out["problems"])}
+        return {"ref": f"deployment.apps/{name}", "action": "restarted"}
 
     def put_secret(self, obj: dict) -> dict:
         """A Secret; and, as the kubelet would mount it where the pods' secretMounts ask, the
@@ -447,6 +468,8 @@ def make_server(api: LabApi) -> ThreadingHTTPServer:
                 if segs == ["standin", "delete"]:
                     return _send(self, 200, {"action": api.delete(body["kind"], body.get("namespace", ""),
                                                                   body["name"])})
+                if segs == ["standin", "restart"]:
+                    return _send(self, 200, api.restart(body["namespace"], body["name"]))
                 if segs == ["standin", "nodeport"]:
                     api.patch_node_port(body["namespace"], body["name"], int(body["nodePort"]), int(body.get("index", 0)))
                     return _send(self, 200, {"ok": True})

@@ -300,17 +300,68 @@ def kubectl(args: list[str], stdin: str | None) -> str:
     if verb == "create":
         return create(rest)
     if verb == "rollout":
+        if rest[len(pre):len(pre) + 1] == ["restart"]:
+            return rollout_restart(pre + rest[len(pre) + 1:])
         pos, opts = parse(rest, {**GLOBAL, "--timeout": True}, (2, 2), "kubectl rollout")
         if pos[0] != "status":
-            raise Fail(f"the stand-in knows rollout status only (got {pos[0]})")
+            raise Fail(f"the stand-in knows rollout status and restart only (got {pos[0]})")
         name = pos[1].split("/", 1)[-1]
-        d = call("GET", f"/apis/apps/v1/namespaces/{one(opts, '--namespace', 'default')}/deployments/{name}")
-        st = d.get("status") or {}
-        if st.get("readyReplicas", 0) < (d.get("spec") or {}).get("replicas", 1):
-            raise Fail(f"error: timed out waiting for the condition on deployments/{name}")
-        return f'deployment "{name}" successfully rolled out\n'
+        # as kubectl: watch until every replica is updated and ready and no old one is left, or --timeout
+        import re
+        import time
+        m = re.fullmatch(r"(\d+)(s|m|h)?", one(opts, "--timeout", "0s"))
+        if not m:
+            raise Fail(f'error: invalid argument "{one(opts, "--timeout")}" for "--timeout" flag: time: invalid duration')
+        deadline = time.monotonic() + int(m[1]) * {"s": 1, "m": 60, "h": 3600, None: 1}[m[2]]
+        while True:
+            d = call("GET", f"/apis/apps/v1/namespaces/{one(opts, '--namespace', 'default')}/deployments/{name}")
+            st, want = d.get("status") or {}, (d.get("spec") or {}).get("replicas", 1)
+            if st.get("readyReplicas", 0) >= want and st.get("replicas", 0) <= want:
+                return f'deployment "{name}" successfully rolled out\n'
+            if time.monotonic() > deadline:
+                raise Fail(f"error: timed out waiting for the condition on deployments/{name}")
+            time.sleep(0.5)
     raise Fail(f'error: unknown command "{verb}" for "kubectl" (the stand-in knows config, version, apply, delete, '
-               "get, logs, patch, exec, create, rollout)")
+               "get, logs, patch, exec, create, rollout status|restart)")
+
+
+RESTARTABLE = {"deployment": "deployments", "deploy": "deployments", "deployments": "deployments",
+               "daemonset": "daemonsets", "ds": "daemonsets", "daemonsets": "daemonsets",
+               "statefulset": "statefulsets", "sts": "statefulsets", "statefulsets": "statefulsets"}
+
+
+def rollout_restart(rest: list[str]) -> str:
+    """`kubectl rollout restart (TYPE NAME | TYPE/NAME)...`: as kubectl does, a patch of each pod
+    template's annotation kubectl.kubernetes.io/restartedAt, so the Deployment rolls out new
+    pods (which re-read what the injector gave them: APPMESH_APP_PORTS and the rest)."""
+    pos, opts = parse(rest, {**GLOBAL, "-l|--selector": True}, (1, 99), "kubectl rollout restart")
+    if opts.get("--selector"):
+        raise Fail("the stand-in restarts named resources only, not --selector")
+    if all("/" in p for p in pos):
+        targets = [tuple(p.split("/", 1)) for p in pos]
+    elif any("/" in p for p in pos):
+        raise Fail("error: there is no need to specify a resource type as a separate argument when passing "
+                   "arguments in resource/name form (e.g. 'kubectl get resource/<resource_name>' instead of "
+                   "'kubectl get resource resource/<resource_name>'")
+    elif len(pos) == 1:
+        raise Fail(f"the stand-in restarts named resources only (kubectl rollout restart {pos[0]}/NAME), "
+                   "not every one of a type")
+    else:
+        targets = [(pos[0], name) for name in pos[1:]]
+    ns = one(opts, "--namespace", "default")
+    out = []
+    for kind, name in targets:
+        plural = RESTARTABLE.get(kind.lower().split(".")[0])
+        if plural is None:
+            raise Fail(f'error: {kind.lower()} "{name}" restarting is not supported' if kind.lower().rstrip("s") in
+                       ("pod", "service", "replicaset") else f'error: the server doesn\'t have a resource type "{kind}"')
+        if plural != "deployments":
+            raise Fail(f"the stand-in runs Deployments only; {plural} {name!r} cannot be restarted here")
+        answer = call("POST", "/standin/restart", {"namespace": ns, "name": name})
+        if "error" in answer:
+            raise Fail(answer["error"], out="".join(out))
+        out.append(f"deployment.apps/{name} restarted\n")
+    return "".join(out)
 
 
 def current_context() -> str:
