@@ -41,6 +41,7 @@ import logging
 from ..model import validate_documents
 from ..model.kinds import gateway_ref, mesh_ref
 from ..model.loader import Document
+from ..model.problems import denial_line
 from .kube import APPMESH_KINDS, CLUSTER_SCOPED
 from .world import build_world, document_of, ref, resource_of
 
@@ -186,10 +187,16 @@ def validate(kind: str, req: dict, objects: dict) -> dict:
     problems = findings(kind, obj, objects)
     if not problems:
         return {"uid": uid, "allowed": True}
-    lines = list(dict.fromkeys(str(p) for p in problems))  # one line per finding, as the CLI prints them
+    return _denied(uid, denial_message(kind, ref(kind, obj).split("/", 1)[1], problems))
+
+
+def denial_message(kind: str, name: str, problems: list) -> str:
+    """The validating webhook's message: one line per finding with its code and field path
+    (lab.model.problems.denial_line), which a client reads back with from_denial."""
+    lines = list(dict.fromkeys(denial_line(p) for p in problems))
     shown = "\n".join(lines[:10])
     more = f"\n(and {len(lines) - 10} more)" if len(lines) > 10 else ""
-    return _denied(uid, f"{kind} {ref(kind, obj).split('/', 1)[1]} is not valid:\n{shown}{more}")
+    return f"{kind} {name} is not valid:\n{shown}{more}"
 
 
 def review(body: dict, path: str, objects_fn, ip_family: str = "IPv4") -> dict | None:

@@ -380,6 +380,7 @@ class ClusterTarget(Target):
         (API server, CRD schema, webhooks) rejected it."""
         from ..files import read_texts
         from ..model import validate_texts
+        from ..model.problems import from_denial
         texts = [["<notebook>", path_or_text]] if is_text else read_texts([self._path(path_or_text)])[0]
         problems = [p.to_dict() for p in validate_texts(texts).problems]
         try:
@@ -391,8 +392,15 @@ class ClusterTarget(Target):
                 out = self.run(argv, input=text, show=show, print_output=False)
             return {"problems": problems, "rejected": False, "results": parse_results(out)}
         except TargetError as exc:
+            # the validating webhook's findings, read back from kubectl's error text with their
+            # codes and field paths (the ones the local lab gives), then the error itself
+            seen = {(p["code"], p["path"], p["message"]) for p in problems}
+            for p in from_denial(str(exc)):
+                if (p.code, p.path, p.message) not in seen:
+                    seen.add((p.code, p.path, p.message))
+                    problems.append(p.to_dict())
             problems.append({"file": "<cluster>", "line": 0, "path": "", "message": str(exc), "hint": "",
-                             "code": "cluster", "severity": "error", "index": 0})
+                             "code": "cluster", "severity": "error", "doc": 0})
             return {"problems": problems, "rejected": True, "results": []}
 
     def delete(self, path: str) -> list:

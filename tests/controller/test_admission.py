@@ -18,6 +18,7 @@ from lab.controller.inject import InjectConfig
 from lab.controller.webhook import WebhookServer, dns_names, make_certificate
 from lab.files import read_texts
 from lab.model import validate_texts
+from lab.model.problems import from_denial
 from tests.conftest import ROOT
 from tests.controller.apiserver import _json_patch
 
@@ -182,6 +183,11 @@ def test_the_cluster_refuses_what_the_local_lab_refuses_with_the_same_findings(w
     msg = resp["status"]["message"]
     for p in local_errors:
         assert f"{p.path}: {p.message}" in msg and (not p.hint or f"hint: {p.hint}" in msg), (str(p), msg)
+    # what kubectl prints reads back into the local lab's findings: code, field path, message, hint
+    printed = f'Error from server (Forbidden): error when creating "STDIN": admission webhook ' \
+              f'"v{kind.lower()}.appmesh-lab.k8s.aws" denied the request: {msg}'
+    read = [(p.code, p.path, p.message, p.hint) for p in from_denial(printed)]
+    assert read == list(dict.fromkeys((p.code, p.path, p.message, p.hint) for p in local_errors)), (read, msg)
 
 
 def test_the_walkthrough_as_kubectl_sends_it_is_admitted_in_order(walkthrough):
