@@ -113,9 +113,19 @@ else:
 # checkout), `$VIRTUAL_ENV` the kit's Python environment, `.` the checkout and `$TMPDIR` the
 # temporary folder.
 
+#
+# On a cluster the same question goes to the cluster: the system pods kind or EKS started
+# (the API server, DNS, ...) must be running before anything of ours is installed.
+
 # %% tags=["volatile"]
 if TARGET == "local":
-    nb.cli("status")   # the daemon, its endpoints, the proxies it configures, the pods it runs
+    st = nb.cli("status")   # the daemon, its endpoints, the proxies it configures, the pods it runs
+    assert st.returncode == 0 and "daemon" in st.stdout, st.stdout + st.stderr
+else:
+    nb.cluster_step(t, "kubectl get pods -n kube-system")
+    system = [p for p in t.pods("kube-system")]
+    assert system and all(p["status"] == "Running" for p in system), [(p["name"], p["status"]) for p in system]
+    print(f"{len(system)} system pod(s) running")
 
 # %% [markdown]
 # The cluster (or the lab) is ready. Next, **02-controller** puts a control plane in it.

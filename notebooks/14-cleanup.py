@@ -86,6 +86,11 @@ print("no App Mesh resources, no pods, no walkthrough namespace")
 #   stays in its directory (`appmesh-lab down --purge` removes it too).
 # * **kind**: uninstall the chart, then delete the cluster.
 # * **eks**: uninstall the chart, then delete the cluster (this also removes the load balancer).
+#
+# The check after it differs by target because what is left to look for does: on `local`, processes
+# and sockets on this machine (no daemon, nothing listening); on a cluster, the cluster itself
+# (`kind get clusters`, or the EKS API, no longer lists it), and what the up script made outside
+# it — on kind the kit's images in docker, on EKS the load balancers.
 
 # %%
 nb.command("helm uninstall appmesh-lab-controller -n appmesh-system      # kind, eks")
@@ -113,6 +118,23 @@ if TARGET == "local":
     for path in sockets:
         assert not os.path.exists(path), f"the socket {path} is still there"
     print("the lab is down: no daemon, no processes, nothing listening")
+else:
+    # what scripts/kind-down.sh / eks-down.sh removed: the cluster (and with it every pod, Service
+    # and load balancer in it), and on kind the images kind-up.sh built (unless KEEP_IMAGES=1)
+    import os
+    assert not t.running(), f"the {TARGET} cluster {CLUSTER_NAME} still exists"
+    if TARGET == "kind":
+        clusters = nb.cluster_step(t, "kind get clusters")
+        assert CLUSTER_NAME not in clusters.split(), clusters
+        if os.environ.get("KEEP_IMAGES") != "1":
+            for image in ("appmesh-lab/controller", "appmesh-lab/proxy-init", "appmesh-lab/sample-app"):
+                left = nb.cluster_step(t, ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", image])
+                assert not left.strip(), f"{image} is still there: {left}"
+    else:
+        from lab.targets.cluster import cluster_load_balancers
+        assert not cluster_load_balancers(t.session(), REGION, CLUSTER_NAME), "a load balancer of the cluster is left"
+    print(f"the {TARGET} cluster {CLUSTER_NAME} is gone" + (", and the kit's images with it" if TARGET == "kind" else
+                                                             ", and its load balancers"))
 
 # %% [markdown]
 # That's the course. To start again: **01-cluster** (or `appmesh-lab up`), then run the lessons in
