@@ -24,7 +24,7 @@ ALL = "00,01,02,03,04,05,06,07,08,09,10,11,12,13,14"
 # The README's test command runs the lessons whose kind branches differ most from local (the cluster
 # and the chart coming up, the gateway's published port, TLS through it, cleanup): every lesson takes
 # about a minute here, and the whole list would double the suite's time. Lesson 11 (troubleshooting:
-# pod restarts, access-log flags through `kubectl logs`, the webhook's findings) takes about five
+# pod restarts, access-log flags through `kubectl logs`, the webhook's findings) takes five to ten
 # minutes here on its own, so it is in the whole list only. Every one runs with
 #   APPMESH_LAB_KIND_LESSONS=all scripts/test.sh -m notebooks_kind      (a nightly job's line)
 # and a comma list (03,06) runs only those.
