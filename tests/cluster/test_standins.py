@@ -75,3 +75,45 @@ def test_rollout_restart_takes_kubectls_arguments_and_asks_the_api_to_restart(mo
     with pytest.raises(Fail, match="expected 1-99 arguments"):
         tools.kubectl(["rollout", "restart"], None)
     assert not asked, "a refused restart restarts nothing"
+
+
+DEPLOYMENT = """apiVersion: v1
+kind: Namespace
+metadata: {name: restart-me}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: restart-me}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+        - name: app
+          image: appmesh-lab/sample-app:0.1.0
+          ports: [{containerPort: 8080}]
+"""
+
+
+@pytest.mark.envoy
+def test_a_rollout_restart_replaces_the_pods_of_the_deployment(tmp_path):
+    """On a cluster a restart makes new pods (which read what the injector gives them again);
+    the stand-in API asks the lab for the same: the template's restartedAt annotation changes,
+    and the lab replaces the pods."""
+    from tests.cluster.standins.apiserver import LabApi
+    from tests.runtime.walkthrough import running_lab
+    with running_lab(tmp_path / "lab") as t:
+        t.apply_text(DEPLOYMENT)
+        before = [p["name"] for p in t.pods("restart-me")]
+        api = LabApi(tmp_path / "lab", "c")
+        assert api.restart("restart-me", "web") == {"ref": "deployment.apps/web", "action": "restarted"}
+        assert "not found" in api.restart("restart-me", "nope")["error"]
+
+        def replaced():
+            now = [p for p in t.pods("restart-me")]
+            assert len(now) == 1 and now[0]["name"] not in before and now[0]["status"] == "Running", now
+        t.eventually(replaced, 30, what="the restarted pod")
+        template = t.get("Deployment", "web", "restart-me")[0]["spec"]["template"]
+        assert "kubectl.kubernetes.io/restartedAt" in template["metadata"]["annotations"], template
