@@ -592,9 +592,10 @@ def cmd_jupyter(args) -> int:
 
 def add_e2e_parser(sub) -> None:
     p = sub.add_parser("e2e", help="run the lesson notebooks end to end (papermill) and write a report",
-                       description="Execute notebooks/NN-*.ipynb in order with papermill; write the executed "
-                       "notebooks, junit.xml and report.html under OUTPUT_DIR/<timestamp>/ (OUTPUT_DIR/latest "
-                       "points at it). Exit 1 if any notebook fails.")
+                       description="Execute notebooks/NN-*.ipynb with papermill, on the local target on several "
+                       "labs at once (-j), each in a fresh kernel started ahead; write the executed notebooks, "
+                       "junit.xml and report.html under OUTPUT_DIR/<timestamp>/ (OUTPUT_DIR/latest points at it). "
+                       "Exit 1 if any notebook fails.")
     p.add_argument("--target", choices=("local", "kind", "eks"), default="local")
     p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("KEY", "VALUE"),
                    help="a notebook parameter, e.g. -p TIMEOUT_S 60 (repeatable)")

@@ -170,8 +170,9 @@ def _first_difference(want: list, have: list) -> str:
 
 def execute(only: str | None = None, directory: Path = NOTEBOOKS, timeout: float | None = 600,
             log=print) -> int:
-    """Sync, run the notebooks in order with papermill on a fresh local lab, and save the outputs
-    of each that passed into its .ipynb. Returns the number that failed."""
+    """Sync, run the notebooks with papermill on fresh local labs (`appmesh-lab e2e`: several at
+    once; a notebook's outputs do not depend on which lab ran it), and save the outputs of each
+    that passed into its .ipynb. Returns the number that failed."""
     import nbformat
     from pytest_notebook.post_processors import coalesce_streams
 
