@@ -188,13 +188,24 @@ def _sds_not_served(v: dict) -> list:
                     "unsupported")]
 
 
+def _acm_trust_not_served(v: dict) -> list:
+    """A trust in ACM Private CA certificates: App Mesh fetched them from ACM, which the lab cannot;
+    without them the proxy would hold no CA and verify nothing, so the trust is refused."""
+    return [Finding("", "ACM Private CA trust came from AWS App Mesh, which was shut down; the lab's control plane "
+                        "cannot fetch these CA certificates, so the peer's certificate would go unverified",
+                    "use trust.file with the CA certificate's path, e.g. /etc/appmesh-lab/certs/ca/ca.crt",
+                    "unsupported")]
+
+
 def tls_validation(with_acm: bool) -> Obj:
+    """A validation context. `with_acm`: the CRD's trust has an acm member (refused by
+    _acm_trust_not_served: the lab cannot fetch ACM Private CA certificates)."""
     trust = {"file": Obj(props={"certificateChain": Str(min_len=1, max_len=255)}, required=("certificateChain",),
                          rules=(_cert_files("certificateChain"),)),
              "sds": sds()}
     if with_acm:
         trust["acm"] = Obj(props={"certificateAuthorityARNs": Arr(items=Str(), min_items=1, max_items=3)},
-                           required=("certificateAuthorityARNs",))
+                           required=("certificateAuthorityARNs",), rules=(_acm_trust_not_served,))
     return Obj(description="How to validate the peer's certificate.", props={
         "trust": Obj(props=trust, exactly_one=(tuple(sorted(trust)),)),
         "subjectAlternativeNames": Obj(props={
@@ -586,6 +597,8 @@ VIRTUAL_GATEWAY_SPEC = Obj(description="VirtualGatewaySpec: an Envoy at the edge
         "portMapping": port_mapping(GATEWAY_PROTOCOLS),
         "healthCheck": health_check(GATEWAY_PROTOCOLS),
         "connectionPool": connection_pool(("http", "http2", "grpc")),
+        # the upstream controller's CRD takes an acm trust here, though App Mesh's API had none
+        # (VirtualGatewayListenerTlsValidationContextTrust: file | sds): refused by the rule on it
         "tls": listener_tls(with_acm_trust=True),
     }, required=("portMapping",), rules=(_vg_listener_rules,))),
     "logging": logging(),

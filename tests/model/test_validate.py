@@ -426,6 +426,26 @@ def test_acm_certificates_are_reported_at_the_tls_certificate():
     assert p.path == "spec.listeners[0].tls.certificate.acm" and p.code == "unsupported"
 
 
+def test_an_acm_trust_is_refused_where_app_mesh_had_none_and_where_the_lab_cannot_fetch_it():
+    """An ACM Private CA trust, on a gateway listener's validation (the upstream CRD has it; App Mesh's
+    API VirtualGatewayListenerTlsValidationContextTrust did not) or in a client policy: only AWS could
+    fetch those CAs; served, the proxy would hold no CA and verify no certificate (before, the listener
+    silently asked for no client certificate at all)."""
+    file_cert = "{file: {certificateChain: /etc/appmesh-lab/certs/g/tls.crt, privateKey: /etc/appmesh-lab/certs/g/tls.key}}"
+    acm = "{trust: {acm: {certificateAuthorityARNs: ['arn:aws:acm-pca:us-west-2:111122223333:certificate-authority/x']}}}"
+    r = validate(gateway(listeners=f"[{{portMapping: {{port: 8443, protocol: http}}, "
+                         f"tls: {{mode: STRICT, certificate: {file_cert}, validation: {acm}}}}}]"))
+    (p,) = r.errors
+    assert p.path == "spec.listeners[0].tls.validation.trust.acm" and p.code == "unsupported", p
+    r = validate(gateway() + f"  backendDefaults: {{clientPolicy: {{tls: {{validation: {acm}}}}}}}\n")
+    (p,) = r.errors
+    assert p.path == "spec.backendDefaults.clientPolicy.tls.validation.trust.acm" and p.code == "unsupported"
+    assert "unverified" in p.message and "trust.file" in p.hint
+    ok = validate(gateway() + "  backendDefaults: {clientPolicy: {tls: {validation: "
+                              "{trust: {file: {certificateChain: /etc/appmesh-lab/certs/ca/ca.crt}}}}}}\n")
+    assert not ok.errors, [p.message for p in ok.errors]
+
+
 def test_tcp_on_a_gateway_listener_is_explained_not_taken_for_a_typo_of_http():
     r = validate(gateway(listeners="[{portMapping: {port: 8088, protocol: tcp}}]"))
     (p,) = r.errors
