@@ -189,23 +189,15 @@ ANSWER = (nb.ROOT / BG / "switch/virtual-router-green-live.yaml").read_text()
 
 def check_rollback(text):
     """True when `text` applies and the router sends plain requests to blue, x-preview: green to green."""
-    answer = t.try_apply(text, is_text=True)
-    if answer.get("rejected"):
-        print("not yet: the apply was refused:", [p["message"] for p in answer["problems"]])
-        return False
-    with nb.quiet(t):
-        t.wait_active("VirtualRouter", "checkout-router", "ex-blue-green", timeout=TIMEOUT_S)
-    plain = nb.count(nb.hit(t, "/checkout", n=40, gateway="gateway_ex-blue-green", concurrency=4), "version")
-    preview = nb.count(nb.hit(t, "/checkout", n=5, headers={"x-preview": "green"}, gateway="gateway_ex-blue-green"),
-                       "version")
-    if plain != {"blue": 40}:
-        print(f"not yet: 40 requests without the header were answered by {dict(plain)}: all should be blue")
-        return False
-    if preview != {"green": 5}:
-        print(f"not yet: 5 requests with x-preview: green were answered by {dict(preview)}: all should be green")
-        return False
-    print("rolled back: 40/40 plain requests to blue, 5/5 previews to green")
-    return True
+    def rolled_back():
+        plain = nb.count(nb.hit(t, "/checkout", n=40, gateway="gateway_ex-blue-green", concurrency=4), "version")
+        assert plain == {"blue": 40}, f"40 requests without the header were answered by {dict(plain)}: all should be blue"
+        preview = nb.count(nb.hit(t, "/checkout", n=5, headers={"x-preview": "green"}, gateway="gateway_ex-blue-green"),
+                           "version")
+        assert preview == {"green": 5}, f"5 requests with x-preview: green were answered by {dict(preview)}: all should be green"
+    return nb.try_manifest(t, text, TIMEOUT_S) and nb.verdict(
+        rolled_back, ok="rolled back: 40/40 plain requests to blue, 5/5 previews to green",
+        hint="the live route's weights decide the plain requests; the preview route's header match and target the previews")
 
 
 check_rollback(ANSWER)

@@ -213,38 +213,31 @@ ANSWER = nb.to_yaml(nb.manifest_doc(VN_FILE, "VirtualNode", "product-service-vn"
 
 def check_json_log(text, attempt):
     """True when `text` applies and product-service's sidecar logs the request as JSON with path, status, flags."""
-    answer = t.try_apply(text, is_text=True)
-    if answer.get("rejected"):
-        print("not yet: the apply was refused:", [p["message"] for p in answer["problems"]])
-        return False
     import yaml
-    spec = (yaml.safe_load(text) or {}).get("spec") or {}
-    if not ((spec.get("logging") or {}).get("accessLog") or {}).get("file"):
-        print("not yet: the virtual node has no spec.logging.accessLog.file, so its sidecar writes no access log")
-        return False
     path = f"/products?exercise={attempt}"
 
-    def found():   # a request, then its line (connections opened before the apply are not logged)
-        nb.expect(t, path, 200, service="product-service", timeout=TIMEOUT_S, echo=False)
-        import time
-        time.sleep(0.1)   # the local lab's Envoys flush their access logs every 50 ms (a cluster's: 10 s)
-        with nb.quiet(t):
-            out = t.logs("product-service", "envoy").splitlines()
-        lines = [json.loads(l) for l in out if l.startswith("{") and f"exercise={attempt}" in l]
-        assert lines, "no JSON line for the request in product-service's sidecar log"
-        return lines[-1]
-    try:
+    def logged_as_json():
+        spec = (yaml.safe_load(text) or {}).get("spec") or {}
+        assert ((spec.get("logging") or {}).get("accessLog") or {}).get("file"), \
+            "the virtual node has no spec.logging.accessLog.file, so its sidecar writes no access log"
+
+        def found():   # a request, then its line (connections opened before the apply are not logged)
+            nb.expect(t, path, 200, service="product-service", timeout=TIMEOUT_S, echo=False)
+            import time
+            time.sleep(0.1)   # the local lab's Envoys flush their access logs every 50 ms (a cluster's: 10 s)
+            with nb.quiet(t):
+                out = t.logs("product-service", "envoy").splitlines()
+            lines = [json.loads(l) for l in out if l.startswith("{") and f"exercise={attempt}" in l]
+            assert lines, "no JSON line for the request in product-service's sidecar log"
+            return lines[-1]
         line = t.eventually(found, TIMEOUT_S, what="the sidecar's JSON line")
-    except AssertionError as exc:
-        print("not yet:", str(exc).split(": ", 1)[-1])
-        return False
-    want = {"path": f"/?exercise={attempt}", "status": 200, "flags": "-"}
-    wrong = {k: line.get(k) for k, v in want.items() if line.get(k) != v}
-    if wrong:
-        print(f"not yet: the line is {line}; these keys differ from {want}: {wrong}")
-        return False
-    print("it works: product-service's sidecar logged", json.dumps(line))
-    return True
+        want = {"path": f"/?exercise={attempt}", "status": 200, "flags": "-"}
+        wrong = {k: line.get(k) for k, v in want.items() if line.get(k) != v}
+        assert not wrong, f"the line is {line}; these keys differ from {want}: {wrong}"
+        print("product-service's sidecar logged", json.dumps(line))
+    return nb.try_manifest(t, text, TIMEOUT_S) and nb.verdict(
+        logged_as_json, ok="it works: one JSON line per request, with path, status and flags",
+        hint="logging.accessLog.file takes a path and a format; format.json is a list of {key, value}")
 
 
 check_json_log(ANSWER, "yours")
