@@ -43,7 +43,7 @@ t = nb.setup(TARGET, stage="06", namespace=NAMESPACE, cluster_name=CLUSTER_NAME,
 # | the access log's **response flag** | *which proxy* made the answer, and *why* (no route, no endpoint, connect failure, timeout, retries used up) |
 # | Envoy's statistics (`appmesh-lab stats`, `/stats` on the admin port) | the counter behind the flag, summed over every request |
 # | status conditions and events (`kubectl get`/`describe`) | whether the control plane accepted a resource, and if not, why |
-# | `appmesh-lab doctor` (local) | every inactive resource, every pod not running, every proxy that rejected its configuration |
+# | `appmesh-lab doctor` (local; on a cluster the lesson asks the API server and the controller the same questions) | every inactive resource, every pod not running, every proxy that rejected its configuration |
 # | ACK/NACK (`appmesh-lab status`) and the config dump | whether each Envoy took the configuration it was sent, and what it holds |
 #
 # Envoy's default access-log line — the one App Mesh and the kit write when a virtual node or a
