@@ -117,3 +117,16 @@ def test_a_rollout_restart_replaces_the_pods_of_the_deployment(tmp_path):
         t.eventually(replaced, 30, what="the restarted pod")
         template = t.get("Deployment", "web", "restart-me")[0]["spec"]["template"]
         assert "kubectl.kubernetes.io/restartedAt" in template["metadata"]["annotations"], template
+
+
+def test_every_kubectl_verb_runs_in_one_function_without_shadowed_modules(monkeypatch):
+    """kubectl's verbs share one function: a verb importing a module locally (`import re` in one
+    branch) makes that name unbound in every other branch (the NodePort patch broke that way)."""
+    asked = []
+    monkeypatch.setattr(tools, "call", lambda method, path, body=None: asked.append(body) or {})
+    out = tools.kubectl(["patch", "service", "appmesh-gateway", "-n", "appmesh-demo", "--type", "json", "-p",
+                         '[{"op": "replace", "path": "/spec/ports/0/nodePort", "value": 30080}]'], None)
+    assert out == "service/appmesh-gateway patched\n" and asked, (out, asked)
+    monkeypatch.setattr(tools, "call", lambda *a, **k: {"spec": {"replicas": 1},
+                                                         "status": {"readyReplicas": 1, "replicas": 1}})
+    assert "successfully rolled out" in tools.kubectl(["rollout", "status", "deploy/x", "--timeout=5s"], None)

@@ -15,6 +15,7 @@ import os
 import re
 import shlex
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -307,8 +308,6 @@ def kubectl(args: list[str], stdin: str | None) -> str:
             raise Fail(f"the stand-in knows rollout status and restart only (got {pos[0]})")
         name = pos[1].split("/", 1)[-1]
         # as kubectl: watch until every replica is updated and ready and no old one is left, or --timeout
-        import re
-        import time
         m = re.fullmatch(r"(\d+)(s|m|h)?", one(opts, "--timeout", "0s"))
         if not m:
             raise Fail(f'error: invalid argument "{one(opts, "--timeout")}" for "--timeout" flag: time: invalid duration')
