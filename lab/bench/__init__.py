@@ -53,7 +53,7 @@ KINDS = {
                        "target <= 60 s on 2 cores",
               [("--only", {"help": "only these notebook numbers, e.g. 00,03 (the target applies to all of them)"}, "only"),
                ("--rounds", {"type": int, "help": "suite runs, median kept (default 3, --quick 1)"}, "rounds"),
-               ("--jobs", {"type": int, "help": "labs at once (default: as appmesh-lab e2e, one per core, at most 4)"},
+               ("--jobs", {"type": int, "help": "labs at once (default: as appmesh-lab e2e, one more than the cores, at most 4)"},
                 "jobs"),
                ("--profile", {"action": "store_true", "default": None,
                               "help": "per notebook: kernel wait, set-up cell, slowest cell, its lab's CPU; "

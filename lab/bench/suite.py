@@ -2,7 +2,7 @@
 
 Each round runs `appmesh-lab e2e` (lab/e2e.py, in this process) from stopped labs: fresh state
 directories, every notebook with papermill, on as many labs at once as e2e uses by default (one
-per core, at most four; --jobs N to choose), then the teardown. It reports each notebook's
+more than the cores, at most four; --jobs N to choose), then the teardown. It reports each notebook's
 time and lab, the round's wall time (from the call until every lab is down), the machine's cores
 and load average (before and after: the suite shares the machine), and whether the target is met.
 
