@@ -316,9 +316,12 @@ def default_jobs() -> int:
 
 class _Lanes:
     """Which lab runs which notebook. Each lab takes the next notebook in order when it is free,
-    except the course's last notebook (cleanup: it removes what the lessons before it left and
-    stops the lab): that one runs right after the notebook before it, on the same lab, the state
-    it expects."""
+    so each lab runs a rising part of the course: a lesson finds its lab as lessons before it
+    could have left it, never with a later lesson's state (lessons 03-06 print what they create;
+    run after 06 they would print "unchanged"), and it shows the same outputs as in one line.
+    Taking the longest first would break that. The course's last notebook (cleanup: it removes
+    what the lessons before it left and stops the lab) runs when every other has been handed
+    out, on the lab of the notebook numbered before it, the state it expects."""
 
     AHEAD = 2   # kernels a lab keeps starting ahead: a short notebook ends before one kernel has started
 
