@@ -272,7 +272,10 @@ def parents(world, route: Resource) -> list[ParentStatus]:
                 acc = Cond(False, "NotAllowedByListeners", "a GAMMA route in another namespace than its Service is a "
                            "consumer route, which the lab does not serve", f"{path}.namespace")
             else:
-                acc = Cond(True, "Accepted", f"routes the traffic to Service {ns}/{ref.get('name')}")
+                # GAMMA on the lab: applied where the lab's Gateways send to the Service; requests
+                # between meshed pods follow the App Mesh routes their sidecars have
+                acc = Cond(True, "Accepted", f"attached to Service {ns}/{ref.get('name')}: routes what the lab's "
+                           "Gateways send to it (traffic between sidecars follows the App Mesh routes)")
             out.append(ParentStatus(i, ref, _with_filters(acc, filters), resolved))
             continue
         if not is_gateway_ref(ref):
