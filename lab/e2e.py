@@ -543,20 +543,23 @@ overflow:auto;font-size:85%}} table{{border-collapse:collapse}} td,th{{border:1p
 text-align:left}} .ok{{color:#1a7f37}} .fail{{color:#cf222e;font-weight:bold}} .box{{border:2px solid #cf222e;
 padding:0 1em;margin:1em 0}}</style></head><body>
 <h1>appmesh-lab e2e: <span class="{'ok' if not r.failed else 'fail'}">{passed} passed, {len(r.failed)} failed</span></h1>
-<p>target <b>{e(r.target)}</b>, run {e(r.directory.name)}, {sum(o.seconds for o in r.outcomes):.1f}s;
-{e(r.teardown)}</p>""" + (f'<p class="box"><b>Note:</b> {e(r.note)}</p>' if r.note else "")]
+<p>target <b>{e(r.target)}</b>, run {e(r.directory.name)}, {r.wall_s:.1f}s ({sum(o.seconds for o in r.outcomes):.1f}s
+of notebooks{f" on {len(r.labs)} labs at once" if len(r.labs) > 1 else ""}); {e(r.teardown)}</p>""" + (f'<p class="box"><b>Note:</b> {e(r.note)}</p>' if r.note else "")]
     if r.failed:
         f = r.failed[0]
-        parts.append(f"""<div class="box"><h2>First failure: {e(f.notebook)}, cell {f.cell_index}</h2>
+        where = f" (lab {f.lab}: {e(r.labs[f.lab - 1])})" if len(r.labs) > 1 and f.lab <= len(r.labs) else ""
+        parts.append(f"""<div class="box"><h2>First failure: {e(f.notebook)}, cell {f.cell_index}</h2>{where}
 <p><b>{e(f.ename)}</b>: {e(f.evalue)}</p><h3>The cell</h3><pre>{e(f.source or '(not available)')}</pre>
 {f'<h3>What it printed</h3><pre>{e(f.output)}</pre>' if f.output else ''}
 <h3>Traceback</h3><pre>{e(f.traceback)}</pre>
 <p>Executed notebook: <a href="{e(f.notebook)}.ipynb">{e(f.notebook)}.ipynb</a></p></div>""")
-    parts.append("<h2>Notebooks</h2><table><tr><th>notebook</th><th>outcome</th><th>time</th><th>error</th></tr>")
+    labs = len(r.labs) > 1
+    parts.append("<h2>Notebooks</h2><table><tr><th>notebook</th><th>outcome</th><th>time</th>"
+                 + ("<th>lab</th>" if labs else "") + "<th>error</th></tr>")
     for o in r.outcomes:
         parts.append(f"<tr><td><a href=\"{e(o.notebook)}.ipynb\">{e(o.notebook)}</a></td>"
                      f"<td class=\"{'ok' if o.passed else 'fail'}\">{'passed' if o.passed else 'FAILED'}</td>"
-                     f"<td>{o.seconds:.1f}s</td><td>{e(o.message)}</td></tr>")
+                     f"<td>{o.seconds:.1f}s</td>" + (f"<td>{o.lab}</td>" if labs else "") + f"<td>{e(o.message)}</td></tr>")
     parts.append("</table>")
     for o in r.failed[1:]:
         parts.append(f"<h3>{e(o.notebook)}, cell {o.cell_index}: {e(o.ename)}</h3><pre>{e(o.traceback)}</pre>")

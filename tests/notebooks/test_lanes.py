@@ -48,7 +48,7 @@ def test_two_labs_keep_failures_attributed_and_labs_apart(tmp_path):
     assert [c.get("name") for c in failure] == ["01-broken"]
     assert failure[0].find("failure").get("message") == "cell 4: ValueError: the gateway said 503"
     report = (r.directory / "report.html").read_text()
-    assert "First failure: 01-broken, cell 4" in report
+    assert "First failure: 01-broken, cell 4</h2> (lab " in report and "<th>lab</th>" in report
     assert any("01-broken" in line and "FAILED" in line and "cell 4: ValueError" in line for line in lines)
 
     # two labs, each its own: the kernels of a lab see that lab's home, never the other's
