@@ -112,7 +112,7 @@ class LabApi:
                     key = (item["namespace"], item["name"])
                     if key not in self.node_ports:  # as the API server: a free port from the range, not 30080-30083
                         used = set(self.node_ports.values())
-                        self.node_ports[key] = next(p for p in range(31000, 32767) if p not in used)
+                        self.node_ports[key] = next(p for p in range(31000, 32767, 10) if p not in used)  # 10 ports each
                     for i, port in enumerate(spec.get("ports") or []):
                         port["nodePort"] = self.patched_ports.get((*key, i), self.node_ports[key] + i)
             status = {"loadBalancer": {}}  # kind has no load balancer: EXTERNAL-IP stays <pending>
@@ -294,17 +294,17 @@ class LabApi:
         return action
 
     def patch_node_port(self, namespace: str, name: str, value: int, index: int = 0) -> None:
+        """One port's nodePort, as `kubectl patch` sets it; the Service's other ports keep theirs."""
         with self.lock:
-            if index == 0:
-                self.node_ports[(namespace, name)] = value
             self.patched_ports[(namespace, name, index)] = value
 
     def service_address(self, node_port: int) -> tuple[str, int] | None:
         """Where the lab exposes the Service port that holds `node_port` (for the kind port forwarders)."""
         with self.lock:
             found = next((k for k, v in self.patched_ports.items() if v == node_port), None)
-            if found is None:
-                found = next(((*k, 0) for k, v in self.node_ports.items() if v == node_port), None)
+            if found is None:   # a port as allocated: the first port's, plus its index
+                found = next(((*k, node_port - v) for k, v in self.node_ports.items() if 0 <= node_port - v < 10
+                              and (*k, node_port - v) not in self.patched_ports), None)
         if found is None:
             return None
         namespace, name, index = found
