@@ -110,6 +110,11 @@ class Client:
             if info and info.get("pid") == proc.pid and self.running():
                 break
             if time.time() >= deadline:
+                proc.terminate()  # never left running behind an error (it runs in a session of its own)
+                try:
+                    proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
                 raise LabError(f"the lab daemon did not answer within {timeout:.0f}s; its log:\n" + self.log_tail())
             if progress:
                 progress()

@@ -16,20 +16,21 @@ import pytest
 
 from lab.store import Store
 
-from .conftest import ROOT
+from .conftest import ROOT, track
 
 pytestmark = pytest.mark.envoy
 
 
 @pytest.fixture
 def shared_tmp():
-    d = Path(tempfile.mkdtemp(prefix="lab-shared-", dir="/tmp"))
+    d = track(Path(tempfile.mkdtemp(prefix="lab-shared-", dir="/tmp")))
     os.chmod(d, 0o1777)
     yield d
     shutil.rmtree(d, ignore_errors=True)
 
 
 def _cli(home: Path, runtime: Path, *args) -> subprocess.CompletedProcess:
+    track(home)  # the session's check: no daemon of this home outlives the run
     env = dict(os.environ, APPMESH_LAB_HOME=str(home), XDG_RUNTIME_DIR=str(runtime))
     env.pop("APPMESH_LAB_PORT_CLAIMS", None)
     return subprocess.run([sys.executable, "-m", "lab.cli", *args], capture_output=True, text=True, cwd=ROOT,
