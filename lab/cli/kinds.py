@@ -15,6 +15,7 @@ KINDS = {
     "service": "Service", "services": "Service", "svc": "Service",
     "namespace": "Namespace", "namespaces": "Namespace", "ns": "Namespace",
     "pod": "Pod", "pods": "Pod", "po": "Pod",
+    "secret": "Secret", "secrets": "Secret",
     # Gateway API (kubectl's names and short names for its CRDs)
     "gatewayclass": "GatewayClass", "gatewayclasses": "GatewayClass", "gc": "GatewayClass",
     "gateway": "Gateway", "gateways": "Gateway", "gtw": "Gateway",

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from .gatewayapi import CONTROLLER_NAME, GROUP
 from .resources import Resource, selector_matches
 
-SERVED_PROTOCOLS = ("HTTP",)  # listener protocols the lab programs (HTTPS: see E2's work)
+SERVED_PROTOCOLS = ("HTTP", "HTTPS")  # listener protocols the lab programs (HTTPS: tls.mode Terminate)
 ROUTE_PROTOCOLS = {"HTTPRoute": ("HTTP", "HTTPS"), "GRPCRoute": ("HTTP", "HTTPS")}
 SERVED_FILTERS = ("URLRewrite",)
 
@@ -346,10 +346,14 @@ def findings(world, r: Resource) -> list[tuple[str, str, str, str]]:
         for i, lst in enumerate(r.spec.get("listeners") or []):
             a = listener_accepted(r, lst)
             if not a.ok:
-                hint = ("use protocol: HTTP (the lab's gateways speak plain HTTP)" if a.reason == "UnsupportedProtocol"
-                        else "give each protocol its own port")
+                hint = ("use protocol: HTTP, or HTTPS with tls.certificateRefs naming a kubernetes.io/tls Secret"
+                        if a.reason == "UnsupportedProtocol" else "give each protocol its own port")
                 out.append((f"spec.listeners[{i}].protocol" if a.reason == "UnsupportedProtocol"
                             else f"spec.listeners[{i}].port", a.message, hint, "warning"))
+            elif lst.get("protocol") == "HTTPS" and (lst.get("tls") or {}).get("mode", "Terminate") == "Terminate":
+                # stored as a cluster stores it (ResolvedRefs False until the Secret is there): a warning
+                out += [(f"spec.listeners[{i}].{path}", msg, hint, "warning")
+                        for path, msg, hint in certificate_secrets(world, r, lst)[1]]
     elif r.kind in ("HTTPRoute", "GRPCRoute"):
         for p in parents(world, r):
             if not p.accepted.ok:

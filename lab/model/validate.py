@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from . import kinds as K
 from . import limits
+from . import secrets
 from .hints import annotation_hint, api_version_hint, unknown_field_hint, unknown_field_stands_in
 from .loader import Document
 from .problems import Problem, join_path
@@ -93,13 +94,14 @@ def check_document(doc: Document) -> DocResult:
         info = K.K8S_KINDS[(api, kind)]
         spec_node, status_node, namespaced = info["spec"], None, info["namespaced"]
 
+    top = secrets.TOP_LEVEL if kind == "Secret" else TOP_LEVEL
     misspelt = set()  # top-level fields an unknown key is a misspelling of: not reported missing as well
     for key in data:
-        if key not in TOP_LEVEL:
-            near = difflib.get_close_matches(str(key), TOP_LEVEL, 1, 0.6)
+        if key not in top:
+            near = difflib.get_close_matches(str(key), top, 1, 0.6)
             misspelt.update(near)
             hint = unknown_field_hint(kind, key) or (
-                f"did you mean {near[0]!r}?" if near else "fields allowed at the top: " + ", ".join(TOP_LEVEL))
+                f"did you mean {near[0]!r}?" if near else "fields allowed at the top: " + ", ".join(top))
             problems.append(_p(doc, str(key), f"unknown field {key!r}", hint, "unknown-field"))
 
     meta = data.get("metadata")
@@ -147,6 +149,9 @@ def check_document(doc: Document) -> DocResult:
         status_node.check(data["status"], "status", out, hint_for)
     problems += _findings(doc, out)
     problems += _annotation_problems(doc, kind, data)
+    if kind == "Secret":
+        data = secrets.merged(data)
+        problems += [_p(doc, path, msg, hint, "secret") for path, msg, hint in secrets.problems(data)]
 
     if SKIP_CODES:
         problems = [p for p in problems if p.code not in SKIP_CODES]

@@ -288,10 +288,12 @@ class Daemon:
 
     def _files(self, world: World) -> dict:
         """Certificate paths in manifests (/etc/appmesh-lab/certs/…) -> files under the lab's home,
-        made on first use; access-log paths -> paths inside each pod's folder (access_log_files)."""
-        from . import certs
+        made on first use; access-log paths -> paths inside each pod's folder (access_log_files);
+        secret:<ns>/<name>/<key> -> the Secret's file, owner-only (lab/runtime/secrets.py)."""
+        from . import certs, secrets
         paths, sans = certs.tls_paths(world)
-        return {**certs.ensure(self.paths.certs, paths, sans), **access_log_files(world)}
+        return {**certs.ensure(self.paths.certs, paths, sans), **access_log_files(world),
+                **secrets.write_tls_secrets(world, self.paths.secrets)}  # Gateway HTTPS listeners' Secrets
 
     def _place(self, world: World, pods: list) -> tuple[Placement, dict]:
         pl = Placement(bind_address="127.0.0.1")

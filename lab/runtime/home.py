@@ -148,6 +148,10 @@ class Paths:
         return self.home / "certs"
 
     @property
+    def secrets(self) -> Path:
+        return self.home / "secrets"  # the TLS Secrets' files Gateway listeners serve (lab/runtime/secrets.py)
+
+    @property
     def aws(self) -> Path:
         return self.home / "aws"  # the App Mesh API's credentials and profile (lab/api/credentials.py)
 

@@ -5,11 +5,19 @@ secret:<namespace>/<name>/tls.crt and tls.key; this writes them under a folder o
 (0700, each file 0600, written to a temporary name and renamed, so Envoy never reads half a
 file) and returns the mapping to give `to_envoy`, as certs.ensure does for App Mesh's paths. The
 key never travels in the xDS configuration: Envoy reads it from the file.
+
+Rotation: Envoy reads a listener's certificate files when the listener (or its filter chain)
+changes, and does not watch them. So each Secret's files live in a folder named after a digest of
+the certificate (public; it changes whenever the key does, as the key must match it): a changed
+Secret is a new path, hence a changed listener, which Envoy loads with the new files while the old
+listener drains. Files of Secrets no longer named (a deleted Secret, an older version) are removed.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import shutil
 from pathlib import Path
 
 from ..model import World
@@ -44,8 +52,28 @@ def write_tls_secrets(world: World, directory: Path) -> dict:
                 if not (_NAME.fullmatch(ns or "") and _NAME.fullmatch(name or "") and ".." not in ns + name):
                     continue  # not a name Kubernetes allows: never a path outside `directory`
                 pems = gatewayapi.tls_secret_pems(world.get("Secret", ns, name))
+                version = hashlib.sha256(pems[0]).hexdigest()[:16]
                 for key, data in zip(("tls.crt", "tls.key"), pems):
-                    path = directory / ns / name / key
-                    _write(path, data)
+                    path = directory / ns / name / version / key
+                    if not (path.is_file() and path.read_bytes() == data):
+                        _write(path, data)
                     out[gatewayapi.secret_file(ns, name, key)] = str(path)
+    _remove_unused(directory, {Path(p).parent for p in out.values()})
     return out
+
+
+def _remove_unused(directory: Path, wanted: set) -> None:
+    """Remove every <ns>/<name>/<version> folder not in `wanted`, then empty parents."""
+    for ns in list(directory.iterdir()):
+        if ns.is_symlink() or not ns.is_dir():
+            continue
+        for name in list(ns.iterdir()):
+            if name.is_symlink() or not name.is_dir():
+                continue
+            for version in list(name.iterdir()):
+                if version not in wanted:
+                    shutil.rmtree(version) if version.is_dir() and not version.is_symlink() else version.unlink()
+            if not any(name.iterdir()):
+                name.rmdir()
+        if not any(ns.iterdir()):
+            ns.rmdir()
