@@ -14,6 +14,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -156,6 +157,15 @@ def test_https_listener_serves_rotates_and_forgets_the_secret(lab):
         key = next(p for p in files if p.name == "tls.key")
         other = subprocess.run(["runuser", "-u", "nobody", "--", "cat", str(key)], capture_output=True, text=True)
         assert other.returncode != 0 and "Permission denied" in other.stderr, other
+
+    # the verbs: the Secret is listed; the Gateway's YAML (its status) carries no key
+    env = dict(os.environ, APPMESH_LAB_HOME=str(lab.home))
+    cli = [sys.executable, "-m", "lab.cli"]
+    r = subprocess.run(cli + ["get", "secrets", "-n", NS], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "shop-tls" in r.stdout, r.stdout + r.stderr
+    r = subprocess.run(cli + ["get", "gateway", "secure", "-n", NS, "-o", "yaml"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "ResolvedRefs" in r.stdout and key_line not in r.stdout, r.stdout + r.stderr
 
     # rotation: a changed Secret is served on new connections, the old files are gone
     second = _pair(lab.ca, "second")
