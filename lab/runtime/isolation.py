@@ -80,7 +80,8 @@ class Isolation:
     def __init__(self):
         self._lock = threading.Lock()
         self._results: list = []  # (node id, version, ok, message) from the xDS callbacks
-        self.acked: dict = {}  # node id -> {key: Resource} behind its last ACKed configuration
+        self.acked: dict = {}  # node id -> {key: Resource} behind its last ACKed configuration (read-only,
+        # shared between the proxies pushed in one pass)
         self.acked_config: dict = {}  # node id -> that configuration (Envoy resources)
         self.sent: dict = {}  # node id -> {"version", "resources", "config", "probe"}
         self.probes: dict = {}  # node id -> {"suspects": [key], "testing": [key], "answers": {digest: (ok, msg)}}
@@ -156,7 +157,7 @@ class Isolation:
         if probe is not None:
             probe["answers"][sent.get("digest") or digest(sent["config"])] = (ok, message)
         if ok:
-            self.acked[nid] = dict(sent["resources"])
+            self.acked[nid] = sent["resources"]  # shared with other proxies' pushes: read, never changed
             self.acked_config[nid] = sent["config"]
             if probe is not None:
                 probe["acked"] = sent.get("digest") or digest(sent["config"])

@@ -57,6 +57,26 @@ def test_an_apply_reads_and_parses_only_what_changed(daemon, monkeypatch):
     assert "new" not in [r.name for r in d.resources() if r.kind == "GatewayRoute"]
 
 
+def test_what_each_proxy_was_sent_is_one_shared_map_per_pass(daemon):
+    """Isolation remembers, per proxy, the resources behind its last push and ACK. The proxies
+    pushed in one pass share one map, so the daemon holds about one entry per resource and pass,
+    not one per resource and proxy (which took gigabytes at 5,000 routes)."""
+    d = daemon
+    d.apply([("<base>", m.text(m.scale(6, NS)))])
+    sent = d.isolation.sent
+    assert len(sent) == 7  # the gateway and six sidecars
+    assert len({id(s["resources"]) for s in sent.values()}) == 1
+    assert len(next(iter(sent.values()))["resources"]) == len(d.resources())
+    d.apply([("<one>", m.text(m.gateway_route("extra", NS, {"prefix": "/extra/"}, "vs0")))])
+    assert len({id(s["resources"]) for s in sent.values()}) == 2  # the gateway's push is the pass's own
+    gw = gateway_node(d)
+    snap = d.xds.get_snapshot(gw)
+    for t in snap.expected_types():
+        d.on_ack(gw, t, snap.version)
+    d.reconcile(force=True)
+    assert d.isolation.acked[gw] is sent[gw]["resources"]  # an ACK keeps the map, not a copy
+
+
 def test_a_virtual_gateway_claims_no_port_for_its_egress_stage(tmp_path):
     """The gateway's second stage is an internal listener: no socket, so no port claimed for it (a
     lab that claimed one before gives it back when its daemon starts); the names it carries are
