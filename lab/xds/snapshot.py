@@ -246,7 +246,7 @@ class _References:
                 if holder is not None and "names" in holder:
                     names = holder["names"]
                 elif kind == "routes" and routes:
-                    names = _names_of(msg, _ROUTES)
+                    names = tuple(set(x) for x in _names_of(msg, _ROUTES))  # the routes' names added below
                     for vh_index, vh in enumerate(msg.virtual_hosts):
                         for index, route in enumerate(vh.routes):
                             held = routes.get((name, vh_index, index))
@@ -258,6 +258,7 @@ class _References:
                                 got = held["names"]
                             for mine, more in zip(names, got):
                                 mine |= more
+                    names = tuple(_frozen(x) for x in names)
                 else:
                     names = _names_of(msg)
                 if holder is not None:
@@ -294,7 +295,17 @@ def _names_of(root: Message, skip: frozenset = frozenset()) -> tuple:
         elif full == _SDS_SECRET_CONFIG:
             if msg.HasField("sds_config") and msg.sds_config.WhichOneof("config_source_specifier") == "ads":
                 secrets.add(msg.name)
-    return rds - {""}, clusters - {""}, secrets - {""}
+    return _frozen(rds), _frozen(clusters), _frozen(secrets)
+
+
+_NONE: frozenset = frozenset()
+
+
+def _frozen(names: set) -> frozenset:
+    """The names without the empty one, read-only: kept with every resource and route of a snapshot
+    (lab/xds/snapshot.py from_dicts), where most are empty, so all the empty ones are one object."""
+    names.discard("")
+    return frozenset(names) if names else _NONE
 
 
 
