@@ -20,9 +20,18 @@ silently, without history or an execution count, so what the notebook's first ce
 already loaded. A warm-up that fails is ignored: the notebook's own import fails again, in its
 own cell, and is reported there. A kernel that fails to start is reported by `take()` raising
 what went wrong.
+
+Kernels talk ZeroMQ over Unix sockets (`transport="ipc"`) in a folder of their own that only
+the user can enter, not over loopback TCP: with several labs and Python versions starting kernels
+at once, TCP ports picked free by one kernel were taken by another before it bound them ("Address
+already in use", the kernel dies before answering), and a loopback port is a door any local user
+can knock on, where the folder is the owner's alone.
 """
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import threading
 import time
 from collections import deque
@@ -38,9 +47,17 @@ def start(kernel_name: str = KERNEL, cwd: str | None = None, env: dict | None = 
           timeout: float = 60):
     """Start a kernel, wait until it answers, run `warm` in it; the KernelManager."""
     from jupyter_client.manager import KernelManager
+    folder = tempfile.mkdtemp(prefix="appmesh-lab-kernel-")   # 0700: the sockets and the connection file
     # nbclient drives the kernel through asyncio: its client must be the asynchronous one
-    km = KernelManager(kernel_name=kernel_name, client_class="jupyter_client.asynchronous.AsyncKernelClient")
-    km.start_kernel(cwd=cwd, env=env, extra_arguments=list(HISTORY))
+    km = KernelManager(kernel_name=kernel_name, client_class="jupyter_client.asynchronous.AsyncKernelClient",
+                       transport="ipc", ip=os.path.join(folder, "k"),
+                       connection_file=os.path.join(folder, "connection.json"))
+    try:
+        # env=None would reach the provisioner as None, which it cannot read: leave it out then
+        km.start_kernel(cwd=cwd, extra_arguments=list(HISTORY), **({} if env is None else {"env": env}))
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     try:
         kc = km.blocking_client()
         kc.start_channels()
@@ -73,6 +90,9 @@ def stop(km) -> None:
             km.cleanup_resources()
         except Exception:  # its connection file is gone already
             pass
+        folder = os.path.dirname(km.connection_file or "")
+        if os.path.basename(folder).startswith("appmesh-lab-kernel-"):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 class Spare:

@@ -129,3 +129,38 @@ def test_a_measurement_holds_the_other_lab_still(tmp_path):
     # were waiting to run during it: they ran after it, beside the unquiet part
     assert not overlaps(q0, q1), f"cells ran on the other lab during the quiet measurement: {overlaps(q0, q1)}"
     assert overlaps(u0, u1), "without quiet() the other lab's cells run side by side (else this test proves nothing)"
+
+
+def test_kernels_talk_over_unix_sockets_in_a_folder_of_their_own(tmp_path):
+    """No TCP port to lose to another kernel starting at the same time, none another user can
+    reach: the kernel's sockets and connection file sit in a 0700 folder, gone after it stops."""
+    import os
+    import stat
+    import subprocess
+
+    from lab import kernelpool
+
+    kms = [kernelpool.start(cwd=str(tmp_path), warm="") for _ in range(2)]
+    try:
+        folders = [os.path.dirname(km.connection_file) for km in kms]
+        assert len(set(folders)) == 2
+        for km, folder in zip(kms, folders):
+            info = json.loads(open(km.connection_file).read())
+            assert info["transport"] == "ipc" and info["ip"].startswith(folder + os.sep), info
+            assert os.stat(folder).st_mode & 0o777 == 0o700   # (jupyter adds the sticky bit)
+            sockets = [f for f in os.listdir(folder) if stat.S_ISSOCK(os.stat(os.path.join(folder, f)).st_mode)]
+            assert len(sockets) == 5, sockets   # shell, iopub, stdin, control, heartbeat
+            if os.geteuid() == 0:
+                peek = subprocess.run(["runuser", "-u", "nobody", "--", "ls", folder], capture_output=True, text=True)
+                assert peek.returncode != 0 and "Permission denied" in peek.stderr, peek
+        kc = kms[0].blocking_client()
+        kc.start_channels()
+        try:
+            kc.execute("x = 6 * 7")
+            assert kc.get_shell_msg(timeout=20)["content"]["status"] == "ok"
+        finally:
+            kc.stop_channels()
+    finally:
+        for km in kms:
+            kernelpool.stop(km)
+    assert not any(os.path.exists(f) for f in folders)
