@@ -32,6 +32,7 @@ TOPICS = {
     "method-hostname-matching",
     "priority",
     "rewrites",
+    "multiple-listeners",
     "canary",
     "blue-green",
     "retries-timeouts",
