@@ -11,7 +11,11 @@ answers with its service name and the path and Host it received; a grpc virtual 
 the gRPC echo server, which answers with the method and authority). Every probe
 (lab/migrate/probes.py, plus the user's) goes to both gateways, a gRPC probe as a real gRPC call
 whose grpc-status, answering workload, method and authority are compared; a request whose route
-has weighted targets is sent many times to each and the splits are compared.
+has weighted targets is sent many times to each and the splits are compared. A VirtualGateway
+listener that validates client certificates (tls.validation) is sent the probes with a client
+certificate of the verifier's CA, and one request without any: the export does not require one,
+a difference its finding announces. A request that fails (a refused handshake, a reset) ends the
+run with one line naming the gateway and what failed.
 """
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..model import World
-from ..runtime import certs
+from ..runtime import certs, pki
 from ..runtime.envoy import EnvoyProcess
 from ..runtime.secrets import write_tls_secrets
 from ..translate import Placement, gatewayapi, naming, to_envoy
@@ -214,6 +218,11 @@ class SideBySide:
         self.files_gw = write_tls_secrets(self.world, self.sockets / "secrets")
         ca = self.certs / "ca" / "ca.crt"
         self.ca_pem = ca.read_bytes() if ca.is_file() else None
+        try:
+            self.client = self._client_certificate()
+        except BaseException:
+            shutil.rmtree(self.sockets, ignore_errors=True)
+            raise
         self.tls = {self.vg_port: bool((self.vg.spec["listeners"][0].get("tls") or {}).get("mode", "DISABLED")
                                        != "DISABLED"),
                     self.gw_port: self.gw.spec["listeners"][0].get("protocol") == "HTTPS"}
@@ -237,23 +246,58 @@ class SideBySide:
                                               Path(files[sec["key"]]).read_bytes()))
         return files, made
 
+    def _client_certificate(self) -> tuple | None:
+        """(certificate file, key file) the probes present when the App Mesh gateway's listener
+        validates client certificates (tls.validation): a client certificate of the verifier's
+        own CA, the one the listener's trust file names on this side; None otherwise. The
+        export's side is sent it too: whether that side requires it is the export's finding."""
+        if not (self.vg.spec["listeners"][0].get("tls") or {}).get("validation"):
+            return None
+        if not (self.certs / "ca" / "ca.key").is_file():
+            raise VerifyError(f"{self.vg.ref}: spec.listeners[0].tls.validation trusts no CA the verifier makes: "
+                              f"name the trust file {certs.PREFIX}ca/ca.crt, as the local lab reads it")
+        cert, key = pki.make_leaf(certs.load_ca(self.certs / "ca"), "migrate-verify client", 1,
+                                  ["migrate-verify.client"], role="client")
+        out = self.sockets / "client"
+        out.mkdir(mode=0o700)
+        (out / "tls.crt").write_bytes(pki.pem(cert))
+        (out / "tls.key").touch(mode=0o600)
+        (out / "tls.key").write_bytes(pki.key_pem(key))
+        return str(out / "tls.crt"), str(out / "tls.key")
+
     def context(self, port: int):
         """An SSL context for the side on `port` (None when it is plain HTTP): the lab CA trusted,
-        the host name not checked (probes use made-up hosts; the certificate names the gateway)."""
+        the host name not checked (probes use made-up hosts; the certificate names the gateway);
+        the client certificate presented when the App Mesh gateway asks for one."""
         if not self.tls.get(port):
             return None
         ctx = ssl.create_default_context(cadata=self.ca_pem.decode() if self.ca_pem else None)
         ctx.check_hostname = False
+        if self.client:
+            ctx.load_cert_chain(*self.client)
         return ctx
 
+    def side(self, port: int) -> str:
+        return f"the App Mesh gateway {self.vg.ref}" if port == self.vg_port else f"the exported Gateway {self.gw.ref}"
+
     def ask(self, port: int, method: str, path: str, headers: dict) -> tuple:
-        return ask(port, method, path, headers, tls=self.context(port))
+        try:
+            return ask(port, method, path, headers, tls=self.context(port))
+        except (OSError, http.client.HTTPException) as exc:
+            what = "the TLS handshake failed" if isinstance(exc, ssl.SSLError) else "the request failed"
+            hint = ""
+            if self.client and port == self.vg_port:
+                hint = (f"; the probes present a client certificate of the verifier's CA: does "
+                        f"spec.listeners[0].tls.validation.trust name {certs.PREFIX}ca/ca.crt?")
+            raise VerifyError(f"{self.side(port)} (127.0.0.1:{port}): {what} for {method} {path}: "
+                              f"{exc}{hint}") from exc
 
     def ask_grpc(self, port: int, path: str, authority: str, metadata: tuple, channel=None) -> tuple:
         return ask_grpc(port, path, authority, metadata, channel or self.channel(port, authority))
 
     def channel(self, port: int, authority: str):
-        return grpc_channel(port, authority, self.ca_pem if self.tls.get(port) else None)
+        return grpc_channel(port, authority, self.ca_pem if self.tls.get(port) else None,
+                            self.client if self.tls.get(port) else None)
 
     def __enter__(self):
         self.xds.start()
@@ -380,14 +424,17 @@ def ask_grpc(port: int, path: str, authority: str, metadata: tuple, channel=None
             ch.close()
 
 
-def grpc_channel(port: int, authority: str, ca_pem: bytes | None = None):
+def grpc_channel(port: int, authority: str, ca_pem: bytes | None = None, client: tuple | None = None):
     """A channel to a gateway; over TLS trusting `ca_pem` when given (the server name checked is
-    localhost, which the lab's certificates carry; the authority is the probe's)."""
+    localhost, which the lab's certificates carry; the authority is the probe's), presenting the
+    client certificate `client` (certificate file, key file) when given."""
     import grpc
     options = [("grpc.default_authority", authority), ("grpc.enable_retries", 0)]
     if ca_pem is None:
         return grpc.insecure_channel(f"127.0.0.1:{port}", options=options)
-    return grpc.secure_channel(f"127.0.0.1:{port}", grpc.ssl_channel_credentials(root_certificates=ca_pem),
+    return grpc.secure_channel(f"127.0.0.1:{port}", grpc.ssl_channel_credentials(
+        root_certificates=ca_pem, private_key=Path(client[1]).read_bytes() if client else None,
+        certificate_chain=Path(client[0]).read_bytes() if client else None),
                                options=options + [("grpc.ssl_target_name_override", "localhost")])
 
 
@@ -477,7 +524,38 @@ def run(app_mesh, gateway_api, probes, announced, workdir: Path, secrets: list |
             only_authority = p.grpc and "split" not in row["app_mesh"] and a[:3] == g[:3]
             row["announced"] = bool(row["differs"]) and is_announced(p, announced, only_authority)
             rows.append(row)
+        if getattr(lab, "client", None):
+            rows.append(_without_client_certificate(lab, [p for p in probes if p.tag == "match"], announced))
     return rows
+
+
+NO_CLIENT_CERT = "refused: no client certificate"
+
+
+def _without_client_certificate(lab, probes, announced: dict) -> dict:
+    """The App Mesh gateway asks clients for a certificate (tls.validation): one request of the
+    set sent to both sides without one. The App Mesh side refuses it in the TLS handshake; an
+    export that cannot require client certificates answers it, a difference its finding announces
+    (a gRPC-only set is sent a plain GET: the handshake is what is compared)."""
+    from ..migrate.probes import Probe
+    p = next((q for q in probes if not q.grpc), None) or Probe("GET", "/", "client.example")
+    client, lab.client = lab.client, None
+    try:
+        answers = []
+        for port in (lab.vg_port, lab.gw_port):
+            try:
+                answers.append(_answer(ask(port, p.method, p.path, dict(p.headers, Host=p.host),
+                                           tls=lab.context(port))))
+            except (OSError, http.client.HTTPException):  # the handshake ended by the server
+                answers.append({"status": NO_CLIENT_CERT, "service": None, "path": None, "host": None})
+    finally:
+        lab.client = client
+    a, g = answers
+    key = f"VirtualGateway {lab.vg.namespace}/{lab.vg.name}"
+    differs = a != g
+    return {"probe": dict(p.to_dict(), tag="client-certificate"),
+            "request": p.describe() + " (no client certificate)", "app_mesh": a, "gateway_api": g,
+            "differs": differs, "announced": differs and "client-certificate" in (announced.get(key) or ())}
 
 
 def _samples(lab, port: int, p, headers: dict) -> list[tuple]:

@@ -161,9 +161,13 @@ class _Exporter:
                               "API equivalent; the listener is HTTPS only", "add a second, HTTP listener on "
                               "another port if plain-text clients remain", "no-equivalent")
                 if tls.get("validation"):
-                    self.find(vg, f"{base}.tls.validation", "client certificate validation on the gateway "
-                              "listener is not in the standard Gateway listener",
-                              f"nearest: {self.profile['near']['mtls']}", "stays-behind")
+                    # Gateway API v1.6.1 standard has it for the whole Gateway (spec.tls.frontend); the
+                    # export does not write it yet: the exported Gateway accepts any client
+                    self.find(vg, f"{base}.tls.validation", "client certificate validation is not exported: "
+                              "the exported Gateway accepts clients without a certificate",
+                              f"nearest in {self.profile_name}: {self.profile['near']['client_cert']}", "stays-behind")
+                    self.out.announced.setdefault(f"VirtualGateway {vg.namespace}/{vg.name}", set()).add(
+                        "client-certificate")
             sel = vg.spec.get("namespaceSelector")
             if sel is not None:
                 s = {k: v for k, v in sel.items() if k in ("matchLabels", "matchExpressions")}

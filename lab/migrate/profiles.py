@@ -42,6 +42,8 @@ PROFILES: dict[str, dict] = {
             "pool": "an implementation-specific policy (Gateway API has none)",
             "health": "an implementation-specific policy (Gateway API has none)",
             "mtls": "BackendTLSPolicy for TLS to backends; mesh mTLS is the mesh implementation's",
+            "client_cert": "Gateway.spec.tls.frontend (GEP-91, in the v1.6.1 standard CRDs): perPort[].tls.validation."
+                           "caCertificateRefs naming a ConfigMap with the CA under the key ca.crt",
             "retry": "rules[].retry in the experimental channel (GEP-1731)",
             "logging": "the implementation's access log settings",
             "egress": "the implementation's egress policy (Gateway API has none)",
@@ -56,6 +58,8 @@ PROFILES: dict[str, dict] = {
             "pool": "none: VPC Lattice manages connections itself",
             "health": "TargetGroupPolicy.spec.healthCheck (target-group health checks)",
             "mtls": "VPC Lattice auth policies (IAMAuthPolicy) and HTTPS listeners; no mesh mTLS",
+            "client_cert": "none documented for VPC Lattice listeners; IAM auth policies (IAMAuthPolicy) "
+                           "authenticate callers instead",
             "retry": "none documented for VPC Lattice",
             "logging": "VPC Lattice access logs (AccessLogPolicy)",
             "egress": "VPC Lattice service-network associations and auth policies",
@@ -70,6 +74,8 @@ PROFILES: dict[str, dict] = {
             "pool": "DestinationRule.spec.trafficPolicy.connectionPool",
             "health": "Kubernetes readiness probes (Istio has no active health checks) and outlier detection",
             "mtls": "PeerAuthentication (STRICT) and DestinationRule.spec.trafficPolicy.tls",
+            "client_cert": "Gateway.spec.tls.frontend where the Istio release serves it; Istio's own Gateway: "
+                           "tls.mode MUTUAL with a credentialName Secret holding ca.crt",
             "retry": "Istio's default retries, or a VirtualService retries block",
             "logging": "the Telemetry API (accessLogging)",
             "egress": "Sidecar.spec.outboundTrafficPolicy (REGISTRY_ONLY) and ServiceEntry",
@@ -84,6 +90,7 @@ PROFILES: dict[str, dict] = {
             "pool": "BackendTrafficPolicy.spec.circuitBreaker",
             "health": "BackendTrafficPolicy.spec.healthCheck.active",
             "mtls": "BackendTLSPolicy (TLS to backends) and ClientTrafficPolicy.spec.tls.clientValidation",
+            "client_cert": "ClientTrafficPolicy.spec.tls.clientValidation.caCertificateRefs",
             "retry": "BackendTrafficPolicy.spec.retry",
             "logging": "EnvoyProxy.spec.telemetry.accessLog",
             "egress": "none: Envoy Gateway is not a mesh",

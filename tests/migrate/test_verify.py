@@ -166,3 +166,37 @@ def test_tls_sets_are_verified_over_https_on_both_sides(tmp_path):
     r = migrate("--verify", "manifests/examples/tls-gateway", "--export", out)
     assert r.returncode == 2 and "spec.listeners[0].tls.mode" in r.stderr and "TLSRoute" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_gateway_asking_for_client_certificates_is_probed_with_one_and_the_export_difference_is_announced(
+        tmp_path):
+    # tls-gateway/mutual/ asks clients for a certificate (listeners[0].tls.validation)
+    r = migrate("--verify", "manifests/examples/tls-gateway", "--strict", "-o", "json")
+    report = json.loads(r.stdout)
+    rows = report["requests"]
+    # the probes present the verifier's client certificate: the routing itself is compared, and equal
+    assert {x["app_mesh"]["status"] for x in rows if x["probe"]["tag"] == "match"} == {200}
+    assert all(not x["differs"] for x in rows if x["probe"]["tag"] != "client-certificate")
+    # without one, the App Mesh gateway refuses in the handshake; the export does not require one,
+    # which its finding says (file, line, field path, the nearest feature of the profile)
+    mine = [x for x in rows if x["probe"]["tag"] == "client-certificate"]
+    assert [(x["app_mesh"]["status"], x["gateway_api"]["status"], x["announced"]) for x in mine] == \
+        [("refused: no client certificate", 200, True)]
+    found = [f for f in report["findings"] if f["path"] == "spec.listeners[0].tls.validation"]
+    assert [(f["file"], f["line"]) for f in found] == \
+        [("manifests/examples/tls-gateway/mutual/virtual-gateway-mutual-tls.yaml", 38)]
+    assert "Gateway.spec.tls.frontend" in found[0]["hint"]
+    assert r.returncode != 0 and report["equivalent"] is False  # --strict fails on the announced difference
+
+    # a listener trusting a CA that did not sign the probes' certificate: one clear line, no traceback
+    (tmp_path / "set" / "mutual").mkdir(parents=True)
+    for f in (ROOT / "manifests/examples/tls-gateway").glob("*.yaml"):
+        (tmp_path / "set" / f.name).write_text(f.read_text())
+    mutual = (ROOT / "manifests/examples/tls-gateway/mutual/virtual-gateway-mutual-tls.yaml").read_text()
+    (tmp_path / "set" / "mutual" / "gateway.yaml").write_text(
+        mutual.replace("/etc/appmesh-lab/certs/ca/ca.crt", "/etc/appmesh-lab/certs/other/tls.crt"))
+    r = migrate("--verify", tmp_path / "set")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "the App Mesh gateway VirtualGateway/ex-tls-gateway/gateway" in r.stderr and "TLS handshake" in r.stderr
+    assert "tls.validation.trust" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
