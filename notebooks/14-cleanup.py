@@ -30,6 +30,73 @@ t = nb.setup(TARGET, stage="01", namespace=NAMESPACE, cluster_name=CLUSTER_NAME,
              lab_home=LAB_HOME, timeout_s=TIMEOUT_S)
 
 # %% [markdown]
+# ## Exercise: delete exactly what you mean
+#
+# `kubectl delete -f FILE` does not compare specs: it reads each document's `apiVersion`, `kind`,
+# `metadata.namespace` and `metadata.name`, and deletes the object with that identity. A document
+# without `metadata.namespace` means *your current namespace* (`default`, unless your context
+# says otherwise), not "wherever it is". The next cell leaves an object behind, as an interrupted
+# experiment would: a Service `leftover` in the namespace `ex-leftover`. The manifest in `ANSWER`
+# was meant to delete it; run the check cell, read why it did not, and correct `ANSWER`. (The
+# solution is in the hidden cell after it; the namespace itself goes at the end of the lesson.)
+
+# %%
+LEFTOVER = """apiVersion: v1
+kind: Namespace
+metadata:
+  name: ex-leftover
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: leftover
+  namespace: ex-leftover
+spec:
+  selector:
+    app: leftover
+  ports:
+    - port: 80
+"""
+nb.apply_text(t, LEFTOVER)
+
+# %%
+ANSWER = """apiVersion: v1
+kind: Service
+metadata:
+  name: leftover
+spec:
+  ports:
+    - port: 8080
+"""
+
+
+def check_exercise(text):
+    """True when deleting `text` removed the Service ex-leftover/leftover (and nothing else was asked for)."""
+    results = nb.delete_text(t, text)
+
+    def gone():
+        deleted = [r for r in results if isinstance(r, dict) and (r["kind"], r["name"]) == ("Service", "leftover")
+                   and "deleted" in str(r.get("action"))]
+        left = t.get("Service", "leftover", "ex-leftover")
+        assert deleted or not left, ("nothing named by your document was deleted, and the Service ex-leftover/leftover "
+                                     "is still there: compare the document's kind, namespace and name with the leftover's")
+
+        def no_service():
+            assert not t.get("Service", "leftover", "ex-leftover"), "the Service is still there"
+        t.eventually(no_service, TIMEOUT_S, what="the leftover Service to go")
+    return nb.verdict(gone, ok="it works: the leftover Service is gone",
+                      hint="kubectl delete -f matches by apiVersion, kind, namespace and name; the spec is not read")
+
+
+check_exercise(ANSWER)
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution (hidden in the notebook: expand the cell to read it): name the namespace. The ports
+# may stay wrong: delete -f does not read the spec.
+ANSWER = ANSWER.replace("  name: leftover\n", "  name: leftover\n  namespace: ex-leftover\n")
+assert check_exercise(ANSWER)
+
+# %% [markdown]
 # ## The example sets
 #
 # The lessons remove the examples they apply; anything still there (from your own experiments,
@@ -65,6 +132,7 @@ if TARGET == "local":
 left = [(kind, i["metadata"]["name"], i["metadata"].get("namespace") or "") for kind in ORDER for i in t.get(kind)]
 for kind, name, namespace in left:
     nb.remove(t, kind, name, namespace)
+nb.remove(t, "Namespace", "ex-leftover")   # the exercise's (on a cluster, with what is left in it)
 print("left over:", ", ".join(f"{k.lower()}/{n}" for k, n, _ in left) if left else "nothing")
 
 

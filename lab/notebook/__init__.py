@@ -36,7 +36,7 @@ from .display import (  # noqa: F401
     _display, _rel, show, show_parameters, show_text, table,
 )
 from .resources import (  # noqa: F401
-    Results, _print_results, _route, apply, apply_text, condition, delete, describe, forget,
+    Results, _print_results, _route, apply, apply_text, condition, delete, delete_text, describe, forget,
     manifest_doc, quiet, remove, resource_rows, resources, route_snippet, router_with_weights,
     router_without, show_routes, to_yaml,
 )

@@ -44,6 +44,14 @@ def delete(t, path: str) -> list:
     return Results(results or [])
 
 
+def delete_text(t, text: str) -> list:
+    """`kubectl delete -f -` with the manifest text (shown as a heredoc)."""
+    import textwrap
+    results = t.delete_text(textwrap.dedent(text).strip("\n") + "\n")
+    _print_results(results)
+    return Results(results or [])
+
+
 def _print_results(results) -> None:
     for r in results or []:
         if isinstance(r, dict):

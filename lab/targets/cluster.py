@@ -407,6 +407,11 @@ class ClusterTarget(Target):
         out = self.run(["kubectl", "delete", "-f", str(path), "--ignore-not-found", "--wait=false"], print_output=False)
         return parse_results(out)
 
+    def delete_text(self, text: str) -> list:
+        out = self.run(["kubectl", "delete", "-f", "-", "--ignore-not-found", "--wait=false"], input=self.adapt(text),
+                       show=f"kubectl delete -f - <<'EOF'\n{text.rstrip()}\nEOF", print_output=False)
+        return parse_results(out)
+
     def delete_resource(self, kind: str, name: str, namespace: str | None = None) -> list:
         argv = ["kubectl", "delete", kind.lower(), name, "--ignore-not-found", "--wait=false"]
         if kind not in ("Mesh", "Namespace"):

@@ -97,6 +97,15 @@ class LocalTarget(Target):
         keys = [[r.kind, r.namespace or "", r.name] for r in validate_texts(texts).resources]
         return self._deleted(self._call("POST", "/v1/delete", {"keys": keys}), wait, timeout)
 
+    def delete_text(self, text: str, wait: bool = True, timeout: float = 30.0) -> list:
+        """`kubectl delete -f -` with a manifest text: each document's kind, namespace and name are
+        what is deleted (its spec is not read; no namespace is the default namespace's, as kubectl's
+        current namespace)."""
+        from ..model import validate_texts
+        self.say(f"kubectl delete -f - <<'EOF'\n{text.rstrip()}\nEOF")
+        keys = [[r.kind, r.namespace or "", r.name] for r in validate_texts([["<notebook>", text]]).resources]
+        return self._deleted(self._call("POST", "/v1/delete", {"keys": keys}), wait, timeout)
+
     def delete_resource(self, kind: str, name: str, namespace: str | None = None, wait: bool = True,
                         timeout: float = 30.0) -> list:
         ns = "" if kind in ("Mesh", "Namespace", "GatewayClass") else (namespace or self.namespace)

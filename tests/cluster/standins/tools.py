@@ -249,7 +249,7 @@ def kubectl(args: list[str], stdin: str | None) -> str:
     if verb == "apply":
         return apply(rest, stdin)
     if verb == "delete":
-        return delete(rest)
+        return delete(rest, stdin)
     if verb == "get":
         return get(rest)
     if verb == "logs":
@@ -408,7 +408,7 @@ def apply(rest: list[str], stdin: str | None) -> str:
     return text
 
 
-def delete(rest: list[str]) -> str:
+def delete(rest: list[str], stdin: str | None = None) -> str:
     pos, opts = parse(rest, {**GLOBAL, "-f|--filename": True, "--ignore-not-found": False, "--wait": False,
                              "-R|--recursive": False}, (0, 2), "kubectl delete")
     targets = []
@@ -416,7 +416,7 @@ def delete(rest: list[str]) -> str:
         if pos:
             raise Fail("error: there is no need to specify a resource type as a separate argument when passing "
                        "arguments in resource/name form")
-        for source, obj in read_manifests(opts["--filename"], None, bool(opts.get("--recursive"))):
+        for source, obj in read_manifests(opts["--filename"], stdin, bool(opts.get("--recursive"))):
             m = obj.get("metadata") or {}
             targets.append((obj["kind"], m.get("namespace") or one(opts, "--namespace", "default"), m["name"]))
         targets.reverse()  # kubectl deletes in the order given; the lab takes each on its own either way
