@@ -16,6 +16,7 @@ KINDS = {
     "namespace": "Namespace", "namespaces": "Namespace", "ns": "Namespace",
     "pod": "Pod", "pods": "Pod", "po": "Pod",
     "secret": "Secret", "secrets": "Secret",
+    "configmap": "ConfigMap", "configmaps": "ConfigMap", "cm": "ConfigMap",
     # Gateway API (kubectl's names and short names for its CRDs)
     "gatewayclass": "GatewayClass", "gatewayclasses": "GatewayClass", "gc": "GatewayClass",
     "gateway": "Gateway", "gateways": "Gateway", "gtw": "Gateway",

@@ -177,7 +177,36 @@ def _listeners_rule(v: dict) -> list:
     return out
 
 
+def _ca_ref() -> Obj:
+    return _obj({"group": Str(max_len=253), "kind": Str(min_len=1, max_len=63), "name": _name(),
+                 "namespace": Str(min_len=1, max_len=63)}, required=("group", "kind", "name"), rules=_ref_rules())
+
+
+def _frontend_validation() -> Obj:
+    return _obj({"caCertificateRefs": Arr(min_items=1, max_items=16, items=_ca_ref()),
+                 "mode": Str(enum=("AllowValidOnly", "AllowInsecureFallback"))}, required=("caCertificateRefs",))
+
+
+def _per_port_rule(v: dict) -> list:
+    """CEL on frontend.perPort: Port for TLS configuration must be unique within the Gateway."""
+    ports = [p.get("port") for p in v.get("perPort") or [] if isinstance(p, dict)]
+    dup = sorted({p for p in ports if ports.count(p) > 1}, key=str)
+    return [Finding("perPort", f"Port for TLS configuration must be unique within the Gateway (port {dup[0]} "
+                    "is given twice)", "keep one entry per port", "unique")] if dup else []
+
+
+# spec.tls (standard channel since v1.5): frontend = client certificate validation (GEP-91); the
+# backend client certificate (spec.tls.backend) is not served by the lab, so it stays an unknown field
+GATEWAY_TLS = _obj({"frontend": _obj({
+    "default": _obj({"validation": _frontend_validation()}),
+    "perPort": Arr(max_items=64, items=_obj({"port": Int(minimum=1, maximum=65535),
+                                             "tls": _obj({"validation": _frontend_validation()})},
+                                            required=("port", "tls"))),
+}, required=("default",), rules=(_per_port_rule,))})
+
+
 GATEWAY_SPEC = _obj({
+    "tls": GATEWAY_TLS,
     "gatewayClassName": _name(),
     "listeners": Arr(min_items=1, max_items=64, items=LISTENER),
     "addresses": Arr(max_items=16, items=_obj({"type": Str(min_len=1, max_len=253), "value": Str(max_len=253)})),

@@ -115,6 +115,10 @@ def listener_resolved(lst: dict, world=None, gw: Resource | None = None) -> Cond
             index = next(i for i, x in enumerate(gw.spec.get("listeners") or []) if x is lst)
             return Cond(False, reason, "; ".join(msg for _, msg, _ in problems),
                         f"spec.listeners[{index}].{problems[0][0]}")
+        _, problems, _ = client_ca(world, gw, lst)
+        if problems:  # the spec: ResolvedRefs False, reason InvalidCACertificateRef
+            reason = "RefNotPermitted" if "ReferenceGrant" in problems[0][1] else "InvalidCACertificateRef"
+            return Cond(False, reason, "; ".join(msg for _, msg, _ in problems), problems[0][0])
     return Cond(True, "ResolvedRefs", "all references resolved")
 
 
@@ -170,6 +174,59 @@ def certificate_secrets(world, gw: Resource, listener: dict) -> tuple[list, list
         problems.append(("tls.certificateRefs", "an HTTPS listener without a certificate",
                          "name the Secret with the certificate in tls.certificateRefs"))
     return good, problems
+
+
+# ---- client certificate validation (Gateway.spec.tls.frontend, GEP-91) ------------------------
+
+CA_KEY = "ca.crt"
+
+
+def frontend_validation(gw: Resource, listener: dict) -> tuple[dict | None, str]:
+    """The frontend validation that applies to an HTTPS listener (its port's perPort entry, else the
+    default) and its field path in the Gateway; (None, "") when clients are not asked for a certificate."""
+    fe = ((gw.spec.get("tls") or {}).get("frontend") or {})
+    for i, pp in enumerate(fe.get("perPort") or []):
+        if isinstance(pp, dict) and pp.get("port") == listener.get("port"):
+            return (pp.get("tls") or {}).get("validation"), f"spec.tls.frontend.perPort[{i}].tls.validation"
+    return (fe.get("default") or {}).get("validation"), "spec.tls.frontend.default.validation"
+
+
+def client_ca(world, gw: Resource, listener: dict) -> tuple[tuple | None, list, str]:
+    """The ConfigMap (namespace, name) whose ca.crt a listener checks client certificates with, or
+    None; what is wrong, as (field path in the Gateway, message, hint); and the validation mode.
+    The lab serves the Core support: one reference to a ConfigMap with the CA under ca.crt."""
+    val, base = frontend_validation(gw, listener)
+    if not isinstance(val, dict):
+        return None, [], ""
+    mode = val.get("mode") or "AllowValidOnly"
+    refs = [r for r in val.get("caCertificateRefs") or [] if isinstance(r, dict)]
+    if len(refs) != 1:
+        return None, [(f"{base}.caCertificateRefs", f"{len(refs)} CA references; the lab reads exactly one "
+                       "(Core support: one ConfigMap)", "put every CA into the ca.crt of one ConfigMap")], mode
+    ref, where = refs[0], f"{base}.caCertificateRefs[0]"
+    if ref.get("group", "") != "" or ref.get("kind") != "ConfigMap":
+        return None, [(where, f"a CA of kind {ref.get('kind')!r} (group {ref.get('group')!r})",
+                       "the lab reads core ConfigMaps: group: '', kind: ConfigMap")], mode
+    ns, name = ref.get("namespace") or gw.namespace, ref.get("name")
+    if not granted(world, gw, ns, "ConfigMap", name):
+        return None, [(where, f"ConfigMap {ns}/{name} is in another namespace and no ReferenceGrant there lets "
+                       f"Gateways of {gw.namespace} use it",
+                       f"add a ReferenceGrant in {ns} from Gateway in {gw.namespace} to ConfigMap")], mode
+    cm = world.get("ConfigMap", ns, name)
+    if cm is None:
+        return None, [(where, f"ConfigMap {ns}/{name} does not exist",
+                       f"kubectl create configmap {name} -n {ns} --from-file={CA_KEY}=FILE")], mode
+    if ca_pem(cm) is None:
+        return None, [(where, f"ConfigMap {ns}/{name} has no PEM certificate under the key {CA_KEY}",
+                       f"kubectl create configmap {name} -n {ns} --from-file={CA_KEY}=FILE")], mode
+    return (ns, name), [], mode
+
+
+def ca_pem(cm: Resource) -> bytes | None:
+    """A ConfigMap's ca.crt when it holds a PEM certificate (None otherwise)."""
+    from .configmaps import value
+    pem = value(cm.raw, CA_KEY)
+    return pem if pem and b"-----BEGIN CERTIFICATE-----" in pem else None
 
 
 def namespace_allowed(world, gw: Resource, lst: dict, ns: str) -> bool:

@@ -916,6 +916,7 @@ K8S_KINDS = {
     ("v1", "Namespace"): dict(spec=NAMESPACE_SPEC, namespaced=False, spec_required=False),
     ("v1", "Service"): dict(spec=SERVICE_SPEC, namespaced=True, spec_required=True),
     ("v1", "Secret"): dict(spec=None, namespaced=True, spec_required=False),  # checks: lab/model/secrets.py
+    ("v1", "ConfigMap"): dict(spec=None, namespaced=True, spec_required=False),  # checks: lab/model/configmaps.py
     ("apps/v1", "Deployment"): dict(spec=DEPLOYMENT_SPEC, namespaced=True, spec_required=True),
     ("v1", "Pod"): dict(spec=POD_SPEC, namespaced=True, spec_required=True),
     **GATEWAY_API_KINDS,  # Gateway API, served by the local lab (lab/model/gatewayapi.py)
@@ -923,7 +924,7 @@ K8S_KINDS = {
 
 # Kinds a manifest folder may hold that the lab passes over (counted, not checked).
 PASSED_OVER = {
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"), ("v1", "ConfigMap"),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
     ("v1", "ServiceAccount"), ("kind.x-k8s.io/v1alpha4", "Cluster"), ("eksctl.io/v1alpha5", "ClusterConfig"),
 }
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from . import kinds as K
 from . import limits
-from . import secrets
+from . import configmaps, secrets
 from .hints import annotation_hint, api_version_hint, unknown_field_hint, unknown_field_stands_in
 from .loader import Document
 from .problems import Problem, join_path
@@ -94,7 +94,7 @@ def check_document(doc: Document) -> DocResult:
         info = K.K8S_KINDS[(api, kind)]
         spec_node, status_node, namespaced = info["spec"], None, info["namespaced"]
 
-    top = secrets.TOP_LEVEL if kind == "Secret" else TOP_LEVEL
+    top = {"Secret": secrets.TOP_LEVEL, "ConfigMap": configmaps.TOP_LEVEL}.get(kind, TOP_LEVEL)
     misspelt = set()  # top-level fields an unknown key is a misspelling of: not reported missing as well
     for key in data:
         if key not in top:
@@ -152,6 +152,8 @@ def check_document(doc: Document) -> DocResult:
     if kind == "Secret":
         data = secrets.merged(data)
         problems += [_p(doc, path, msg, hint, "secret") for path, msg, hint in secrets.problems(data)]
+    if kind == "ConfigMap":
+        problems += [_p(doc, path, msg, hint, "configmap") for path, msg, hint in configmaps.problems(data)]
 
     if SKIP_CODES:
         problems = [p for p in problems if p.code not in SKIP_CODES]

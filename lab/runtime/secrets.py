@@ -1,4 +1,5 @@
-"""The TLS Secrets a Gateway's HTTPS listeners name, as files Envoy reads (owner-only).
+"""The TLS Secrets a Gateway's HTTPS listeners name, and the CA ConfigMaps its client certificate
+validation names (spec.tls.frontend), as files Envoy reads (owner-only).
 
 The Gateway API translation (lab/translate/gatewayapi.py) names a Secret's certificate and key
 secret:<namespace>/<name>/tls.crt and tls.key; this writes them under a folder of the lab's own
@@ -10,7 +11,8 @@ Rotation: Envoy reads a listener's certificate files when the listener (or its f
 changes, and does not watch them. So each Secret's files live in a folder named after a digest of
 the certificate (public; it changes whenever the key does, as the key must match it): a changed
 Secret is a new path, hence a changed listener, which Envoy loads with the new files while the old
-listener drains. Files of Secrets no longer named (a deleted Secret, an older version) are removed.
+listener drains. A CA's ca.crt lives likewise, in a folder ca-<digest of the CA>. Files of Secrets
+(and CAs) no longer named (a deleted Secret, an older version) are removed.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import shutil
 from pathlib import Path
 
 from ..model import World
+from ..model import gatewayapi_refs as gwrefs
 from ..translate import gatewayapi
 
 
@@ -58,6 +61,13 @@ def write_tls_secrets(world: World, directory: Path) -> dict:
                     if not (path.is_file() and path.read_bytes() == data):
                         _write(path, data)
                     out[gatewayapi.secret_file(ns, name, key)] = str(path)
+            ca, _, _ = gwrefs.client_ca(world, gw, lst)
+            if ca and _NAME.fullmatch(ca[0]) and _NAME.fullmatch(ca[1]) and ".." not in ca[0] + ca[1]:
+                pem = gwrefs.ca_pem(world.get("ConfigMap", *ca))
+                path = directory / ca[0] / ca[1] / ("ca-" + hashlib.sha256(pem).hexdigest()[:16]) / gwrefs.CA_KEY
+                if not (path.is_file() and path.read_bytes() == pem):
+                    _write(path, pem)
+                out[gatewayapi.configmap_file(*ca, gwrefs.CA_KEY)] = str(path)
     _remove_unused(directory, {Path(p).parent for p in out.values()})
     return out
 

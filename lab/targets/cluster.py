@@ -502,7 +502,8 @@ class ClusterTarget(Target):
                      "Pod": (core.list_pod_for_all_namespaces, core.list_namespaced_pod),
                      "Service": (core.list_service_for_all_namespaces, core.list_namespaced_service),
                      "Deployment": (apps.list_deployment_for_all_namespaces, apps.list_namespaced_deployment),
-                     "Secret": (core.list_secret_for_all_namespaces, core.list_namespaced_secret)}
+                     "Secret": (core.list_secret_for_all_namespaces, core.list_namespaced_secret),
+                     "ConfigMap": (core.list_config_map_for_all_namespaces, core.list_namespaced_config_map)}
             if kind not in calls:
                 raise TargetError(f"the cluster target cannot get {kind}")
             every, one_ns = calls[kind]

@@ -21,7 +21,11 @@ HTTPS listeners (tls.mode Terminate) are served: each certificateRef names a Sec
 kubernetes.io/tls (in another namespace only with a ReferenceGrant from the Gateway); the IR names
 its files secret:<namespace>/<name>/tls.crt and tls.key, which the runtime writes from the Secret,
 owner-only (lab/runtime/secrets.py), and maps to real files, as it maps App Mesh's certificate
-paths: no key material in the IR or in the Envoy configuration sent over xDS. A listener's
+paths: no key material in the IR or in the Envoy configuration sent over xDS. Gateway.spec.tls.
+frontend (GEP-91) makes a listener require a client certificate its CA signed: the perPort entry
+of the listener's port, else the default, naming one ConfigMap whose ca.crt the runtime writes as
+configmap:<namespace>/<name>/ca.crt (mode AllowInsecureFallback requires nothing; a CA reference
+that cannot be used leaves the listener unserved, fail closed). A listener's
 `hostname` becomes its filter chain's server_names (SNI; a client naming another host, or none,
 is refused at the handshake); HTTPS listeners sharing a port are filter chains of one Envoy
 listener, the most specific server name winning (Envoy's rule, the spec's too). Every listener's
@@ -250,6 +254,13 @@ def tls_secret(ns: str, name: str, crt: bytes, key: bytes) -> Resource:
     return Resource("v1", "Secret", name, ns, {}, {}, {}, None, body)
 
 
+def ca_configmap(ns: str, name: str, ca: bytes) -> Resource:
+    """A ConfigMap as `kubectl create configmap NAME -n NS --from-file=ca.crt=FILE` makes it."""
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns},
+            "data": {gwrefs.CA_KEY: ca.decode()}}
+    return Resource("v1", "ConfigMap", name, ns, {}, {}, {}, None, body)
+
+
 def listener_problems(world: World, gw: Resource) -> list[tuple[str, str, str]]:
     """Why a Gateway's listeners are not served as written: (field path, message, hint); empty
     when every one is (the ResolvedRefs/Programmed story of each listener)."""
@@ -263,6 +274,7 @@ def listener_problems(world: World, gw: Resource) -> list[tuple[str, str, str]]:
                             "serves HTTPS with mode Terminate only", "use mode: Terminate with a certificate"))
                 continue
             out += [(f"{base}.{p}", m, h) for p, m, h in certificate_secrets(world, gw, lst)[1]]
+            out += gwrefs.client_ca(world, gw, lst)[1]
         elif proto != "HTTP":
             out.append((f"{base}.protocol", f"{proto} listeners are not served by the lab", "use HTTP or HTTPS"))
     return out
@@ -280,7 +292,17 @@ def listener_tls_ir(world: World, gw: Resource, listener: dict) -> dict | None:
     out = {"mode": "STRICT", **files[0]}
     if len(files) > 1:  # e.g. an RSA and an ECDSA certificate: Envoy serves the one the client can use
         out["more_certificates"] = files[1:]
+    ca, problems, mode = gwrefs.client_ca(world, gw, listener)
+    if problems:  # fail closed: a listener asked to check clients is not served without its CA
+        return None
+    if ca and mode == "AllowValidOnly":  # AllowInsecureFallback lets every client in: nothing to require
+        out["validation"] = {"trusted_ca": configmap_file(*ca, gwrefs.CA_KEY)}
     return out
+
+
+def configmap_file(ns: str, name: str, key: str) -> str:
+    """The IR's name for one key of a ConfigMap as a file; the runtime maps it (lab/runtime/secrets.py)."""
+    return f"configmap:{ns}/{name}/{key}"
 
 
 # ---- backends -----------------------------------------------------------------------------

@@ -123,3 +123,60 @@ def test_a_secret_of_another_namespace_without_a_grant_is_ref_not_permitted():
     st = status_of(World([gw, gatewayapi.tls_secret("certs", "tls", *PEM)]), gw, 1, None, None)
     (cond,) = [c for c in st["listeners"][0]["conditions"] if c["type"] == "ResolvedRefs"]
     assert cond["reason"] == "RefNotPermitted" and "ReferenceGrant" in cond["message"]
+
+
+# ---- client certificate validation (spec.tls.frontend) -----------------------------------------
+
+def mutual(validation=None, per_port=None):
+    gw = gateway(https(), https("other", port=8443))
+    gw.spec["tls"] = {"frontend": {"default": {"validation": validation} if validation else {}}}
+    if per_port:
+        gw.spec["tls"]["frontend"]["perPort"] = per_port
+    return gw
+
+
+CA = {"caCertificateRefs": [{"group": "", "kind": "ConfigMap", "name": "ca"}]}
+
+
+def test_frontend_validation_requires_a_client_certificate_of_the_configmap_s_ca():
+    gw = mutual(per_port=[{"port": 8443, "tls": {"validation": CA}}])
+    objs = [gw, gatewayapi.tls_secret("ns", "tls", *PEM), gatewayapi.ca_configmap("ns", "ca", PEM[0])]
+    assert problems(*objs) == []
+    world = World(objs)
+    ir = gatewayapi.gateway_ir(world, gw, Placement())
+    by_port = {lst["port"]: lst["tls"] for lst in ir["listeners"]}
+    assert "validation" not in by_port[443]  # the default asks nothing; port 8443's entry asks
+    assert by_port[8443]["validation"] == {"trusted_ca": "configmap:ns/ca/ca.crt"}
+    envoy = to_envoy(ir, {"configmap:ns/ca/ca.crt": "/private/ca.crt"})
+    ctxs = [c["transport_socket"]["typed_config"] for lst in envoy["listeners"] for c in lst["filter_chains"]
+            if "transport_socket" in c]
+    asking = [c for c in ctxs if c.get("require_client_certificate")]
+    assert [c["common_tls_context"]["validation_context"] for c in asking] == \
+        [{"trusted_ca": {"filename": "/private/ca.crt"}}]
+    # AllowInsecureFallback lets every client in: nothing is required
+    gw = mutual(dict(CA, mode="AllowInsecureFallback"))
+    world = World([gw, gatewayapi.tls_secret("ns", "tls", *PEM), gatewayapi.ca_configmap("ns", "ca", PEM[0])])
+    assert all("validation" not in lst["tls"] for lst in gatewayapi.gateway_ir(world, gw, Placement())["listeners"])
+
+
+@pytest.mark.parametrize("ca,refs,words,reason", [
+    ([], CA, "ConfigMap ns/ca does not exist", "InvalidCACertificateRef"),
+    ([res("ConfigMap", "ca", "ns", {}, "v1")], CA, "no PEM certificate under the key ca.crt", "InvalidCACertificateRef"),
+    ([gatewayapi.ca_configmap("ns", "ca", PEM[0])], {"caCertificateRefs": [{"group": "", "kind": "Secret", "name": "ca"}]},
+     "kind 'Secret'", "InvalidCACertificateRef"),
+    ([gatewayapi.ca_configmap("certs", "ca", PEM[0])],
+     {"caCertificateRefs": [{"group": "", "kind": "ConfigMap", "name": "ca", "namespace": "certs"}]},
+     "no ReferenceGrant", "RefNotPermitted"),
+])
+def test_a_ca_reference_that_cannot_be_used_leaves_the_listener_unserved(ca, refs, words, reason):
+    from lab.translate.gatewayapi_status import status_of
+    gw = mutual(refs)
+    objs = [gw, gatewayapi.tls_secret("ns", "tls", *PEM)] + ca
+    found = problems(*objs)
+    assert found and all(p == "spec.tls.frontend.default.validation.caCertificateRefs[0]" and words in m
+                         for p, m in found), found
+    world = World(objs)
+    assert gatewayapi.gateway_ir(world, gw, Placement())["listeners"] == []  # fail closed
+    st = status_of(world, gw, 1, None, None)
+    (cond,) = [c for c in st["listeners"][0]["conditions"] if c["type"] == "ResolvedRefs"]
+    assert cond["reason"] == reason and cond["status"] == "False"

@@ -32,6 +32,8 @@ def _with(doc: dict, path: str, value) -> dict:
     return out
 
 
+CA_REFS = {"caCertificateRefs": [{"group": "", "kind": "ConfigMap", "name": "ca"}]}
+
 # (document, the field path the lab's finding names)
 BROKEN = [
     (_with(ROUTE, "spec.rules.0.matches.0.path.value", "a"), "spec.rules[0].matches[0].path.value"),
@@ -54,7 +56,17 @@ BROKEN = [
                                        {"name": "a", "port": 81, "protocol": "HTTP"}]), "spec.listeners[1].name"),
     (_with(GATEWAY, "spec.listeners.0.port", 0), "spec.listeners[0].port"),
     (_with(GATEWAY, "spec.listeners", []), "spec.listeners"),
+    (_with(GATEWAY, "spec.tls", {"frontend": {"perPort": []}}), "spec.tls.frontend.default"),
+    (_with(GATEWAY, "spec.tls", {"frontend": {"default": {"validation": {"caCertificateRefs": []}}}}),
+     "spec.tls.frontend.default.validation.caCertificateRefs"),
+    (_with(GATEWAY, "spec.tls", {"frontend": {"default": {"validation": dict(CA_REFS, mode="Required")}}}),
+     "spec.tls.frontend.default.validation.mode"),
+    (_with(GATEWAY, "spec.tls", {"frontend": {"default": {}, "perPort": [{"port": 443, "tls": {"validation": CA_REFS}},
+                                                                          {"port": 443, "tls": {}}]}}),
+     "spec.tls.frontend.perPort"),
 ]
+GOOD_FRONTEND = _with(GATEWAY, "spec.tls", {"frontend": {"default": {"validation": CA_REFS},
+                                                          "perPort": [{"port": 443, "tls": {}}]}})
 
 
 def _lab_errors(doc: dict) -> list:
@@ -74,7 +86,7 @@ def test_a_document_the_crds_reject_is_rejected_with_its_field(i):
 
 @needs_crds
 def test_the_good_documents_and_every_export_are_accepted_by_both():
-    docs = [ROUTE, GATEWAY]
+    docs = [ROUTE, GATEWAY, GOOD_FRONTEND]
     for f in sorted((ROOT / "tests/migrate/testdata").glob("*/*.yaml")):
         docs += [d for d in yaml.safe_load_all(f.read_text()) if d]
     assert len(docs) > 40

@@ -462,8 +462,17 @@ def test_a_malformed_listener_or_backend_list_gives_findings_not_exceptions():
 # ---- documents the lab passes over, and results --------------------------------------------
 
 def test_kinds_the_lab_passes_over_are_counted_not_checked():
-    r = validate("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata: {a: 1}\n")
-    assert not r.problems and r.skipped == {"v1/ConfigMap": 1} and not r.resources
+    r = validate("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: x}\nfoo: {a: 1}\n")
+    assert not r.problems and r.skipped == {"v1/ServiceAccount": 1} and not r.resources
+
+
+def test_a_configmap_is_a_kind_the_lab_reads_and_checks():
+    # what a Gateway's spec.tls.frontend names (the CA under ca.crt): read, and checked as the API server does
+    r = validate("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ca, namespace: ns}\ndata: {ca.crt: x}\n")
+    assert not r.problems and [(x.kind, x.namespace, x.name) for x in r.resources] == [("ConfigMap", "ns", "ca")]
+    r = validate("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata: {a: 1, b/c: x}\nspec: {}\n")
+    assert {(p.path, p.line) for p in r.problems} == {("data.a", 4), ("data.b/c", 4), ("spec", 5)}
+    assert not r.resources
 
 
 def test_warnings_alone_leave_the_result_ok():
