@@ -160,7 +160,7 @@ def cmd_verify(args, resources) -> int:
         return 0
     try:
         with tempfile.TemporaryDirectory(prefix="appmesh-lab-verify-") as work:
-            rows = run(resources, gateway_api, probes, ex.announced, Path(work), ex.secrets)
+            rows = run(resources, gateway_api, probes, ex.announced, Path(work), ex.secrets, ex.configmaps)
     except VerifyError as exc:
         out(f"migrate --verify: {exc}", file=sys.stderr)
         return 2

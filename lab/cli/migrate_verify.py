@@ -170,19 +170,21 @@ class SideBySide:
     A gateway listener with TLS serves HTTPS on both sides: the App Mesh side's certificate files
     are made by the lab's CA as the local lab makes them (lab/runtime/certs.py); the Gateway API
     side's Secrets are made of the same files, as the export's `kubectl create secret tls`
-    commands make them (`secrets`: Export.secrets), and written owner-only for Envoy
+    commands make them (`secrets`: Export.secrets), its CA ConfigMaps likewise (`configmaps`:
+    Export.configmaps, for Gateway.spec.tls.frontend), and written owner-only for Envoy
     (lab/runtime/secrets.py). All of it lives in a 0700 folder removed at the end.
     """
 
     def __init__(self, app_mesh_resources: list, gateway_api_resources: list, workdir: Path,
-                 secrets: list | None = None):
+                 secrets: list | None = None, configmaps: list | None = None):
         app_mesh_resources = _without_mesh_tls(app_mesh_resources)
         self.am = World(app_mesh_resources)
         self.workdir = workdir
         self.apps, self.envoys = [], []
         self.sockets = Path(tempfile.mkdtemp(prefix="lab-gwapi-"))
         try:
-            self.files_am, made = self._certificates(app_mesh_resources, gateway_api_resources, secrets or [])
+            self.files_am, made = self._certificates(app_mesh_resources, gateway_api_resources, secrets or [],
+                                                      configmaps or [])
         except BaseException:
             shutil.rmtree(self.sockets, ignore_errors=True)
             raise
@@ -227,9 +229,9 @@ class SideBySide:
                                        != "DISABLED"),
                     self.gw_port: self.gw.spec["listeners"][0].get("protocol") == "HTTPS"}
 
-    def _certificates(self, app_mesh: list, gateway_api: list, secrets: list) -> tuple[dict, list]:
-        """The App Mesh side's certificate files (path in the manifests -> file) and the TLS Secrets
-        the export's commands make of them (those the Gateway API objects do not bring)."""
+    def _certificates(self, app_mesh: list, gateway_api: list, secrets: list, configmaps: list) -> tuple[dict, list]:
+        """The App Mesh side's certificate files (path in the manifests -> file), and the TLS Secrets
+        and CA ConfigMaps the export's commands make of them (those the Gateway API objects do not bring)."""
         self.certs = self.sockets / "certs"
         paths, sans = certs.tls_paths(World(app_mesh))
         files = certs.ensure(self.certs, paths, sans)
@@ -244,6 +246,15 @@ class SideBySide:
                                   f"{certs.PREFIX}<name>/tls.crt and tls.key, as the local lab reads them")
             made.append(gatewayapi.tls_secret(sec["namespace"], sec["name"], Path(files[sec["cert"]]).read_bytes(),
                                               Path(files[sec["key"]]).read_bytes()))
+        have = {(r.namespace, r.name) for r in gateway_api if r.kind == "ConfigMap"}
+        for cm in configmaps:
+            if (cm["namespace"], cm["name"]) in have:
+                continue
+            if cm["ca"] not in files:
+                raise VerifyError(f"the ConfigMap {cm['namespace']}/{cm['name']} is made of {cm['ca']}, which the "
+                                  f"lab does not make: name the trust file {certs.PREFIX}ca/ca.crt, as the local "
+                                  "lab reads it")
+            made.append(gatewayapi.ca_configmap(cm["namespace"], cm["name"], Path(files[cm["ca"]]).read_bytes()))
         return files, made
 
     def _client_certificate(self) -> tuple | None:
@@ -488,14 +499,16 @@ def _answer(a) -> dict:
     return {"status": a[0], "service": a[1], "path": a[2], "host": a[3]}
 
 
-def run(app_mesh, gateway_api, probes, announced, workdir: Path, secrets: list | None = None) -> list[dict]:
+def run(app_mesh, gateway_api, probes, announced, workdir: Path, secrets: list | None = None,
+        configmaps: list | None = None) -> list[dict]:
     """One row per probe: the two answers, whether they differ and whether a finding announced it."""
     from ..migrate.probes import is_announced
     world = World(app_mesh)
     split = _split_routes(world)
     rows = []
     one_lab = not _gateway_tls(app_mesh, gateway_api)
-    with (OneLab(app_mesh, gateway_api, workdir) if one_lab else SideBySide(app_mesh, gateway_api, workdir, secrets)) \
+    with (OneLab(app_mesh, gateway_api, workdir) if one_lab else SideBySide(app_mesh, gateway_api, workdir, secrets,
+                                                                                configmaps)) \
             as lab:
         _warm_up(lab, [p for p in probes if p.tag == "match"])
         for p in probes:

@@ -45,6 +45,8 @@ class Export:
     # the TLS Secrets the commands make: {"namespace", "name", "cert", "key"} (the files' paths as
     # the manifests name them), for the verifier to make them the same way
     secrets: list = field(default_factory=list)
+    # the CA ConfigMaps the commands make (Gateway.spec.tls.frontend): {"namespace", "name", "ca"}
+    configmaps: list = field(default_factory=list)
     # which requests the findings say route differently: "GatewayRoute ns/name" -> tags of
     # lab/migrate/probes.py ("*": every request of that route), plus precedence examples
     announced: dict = field(default_factory=dict)
@@ -143,6 +145,7 @@ class _Exporter:
     # -- Gateways -------------------------------------------------------------------------
     def gateway(self, vg: Resource):
         listeners = []
+        frontend: dict = {}  # listener port -> caCertificateRefs (the listeners that validate clients)
         for i, lst in enumerate(vg.spec.get("listeners") or []):
             base = f"spec.listeners[{i}]"
             pm = lst.get("portMapping") or {}
@@ -161,13 +164,7 @@ class _Exporter:
                               "API equivalent; the listener is HTTPS only", "add a second, HTTP listener on "
                               "another port if plain-text clients remain", "no-equivalent")
                 if tls.get("validation"):
-                    # Gateway API v1.6.1 standard has it for the whole Gateway (spec.tls.frontend); the
-                    # export does not write it yet: the exported Gateway accepts any client
-                    self.find(vg, f"{base}.tls.validation", "client certificate validation is not exported: "
-                              "the exported Gateway accepts clients without a certificate",
-                              f"nearest in {self.profile_name}: {self.profile['near']['client_cert']}", "stays-behind")
-                    self.out.announced.setdefault(f"VirtualGateway {vg.namespace}/{vg.name}", set()).add(
-                        "client-certificate")
+                    self._client_validation(vg, tls["validation"], f"{base}.tls.validation", out["port"], frontend)
             sel = vg.spec.get("namespaceSelector")
             if sel is not None:
                 s = {k: v for k, v in sel.items() if k in ("matchLabels", "matchExpressions")}
@@ -192,6 +189,8 @@ class _Exporter:
             self._stays(vg, "spec.logging.accessLog", "access log", "logging")
         body = {"apiVersion": API, "kind": "Gateway", "metadata": {"name": vg.name, "namespace": vg.namespace},
                 "spec": {"gatewayClassName": self.profile["gateway_class"], "listeners": listeners}}
+        if frontend:
+            body["spec"]["tls"] = {"frontend": self._frontend(listeners, frontend)}
         self.taken.add(("Gateway", vg.namespace, vg.name))
         self.out.objects.append(Obj("Gateway", vg.namespace, vg.name, body, [_source(vg)]))
 
@@ -226,6 +225,43 @@ class _Exporter:
         self.out.secrets.append({"namespace": vg.namespace, "name": name, "cert": f.get("certificateChain"),
                                  "key": f.get("privateKey")})
         return {"kind": "Secret", "name": name}
+
+    def _client_validation(self, vg: Resource, validation: dict, path: str, port: int, frontend: dict):
+        """listeners[].tls.validation -> the CA reference of Gateway.spec.tls.frontend (GEP-91, standard
+        channel since v1.5: a ConfigMap holding the CA under the key ca.crt), where the profile serves it."""
+        if not self.profile.get("frontend_tls"):
+            self.find(vg, path, "client certificate validation is not exported: the exported Gateway accepts "
+                      "clients without a certificate",
+                      f"nearest in {self.profile_name}: {self.profile['near']['client_cert']}", "stays-behind")
+            self.out.announced.setdefault(f"VirtualGateway {vg.namespace}/{vg.name}", set()).add("client-certificate")
+            return
+        trust = validation.get("trust") or {}
+        f = (trust.get("file") or {}).get("certificateChain")
+        if not f:
+            name = f"{vg.name}-client-ca"
+            self.find(vg, f"{path}.trust", "an SDS trust bundle cannot be named by a Gateway",
+                      f"put the CA into a ConfigMap {name} (key ca.crt); the export refers to it", "no-equivalent")
+        else:
+            name = self._mounted_secret(vg, f) or f"{vg.name}-client-ca"
+            cm = {"namespace": vg.namespace, "name": name, "ca": f}
+            if cm not in self.out.configmaps:
+                self.out.commands.append(f"kubectl create configmap {name} -n {vg.namespace} --from-file=ca.crt={f}")
+                self.out.configmaps.append(cm)
+        if validation.get("subjectAlternativeNames"):
+            self.find(vg, f"{path}.subjectAlternativeNames", "Gateway.spec.tls.frontend has no subject alternative "
+                      "name restriction: the exported Gateway accepts every client certificate its CA signed",
+                      f"nearest in {self.profile_name}: {self.profile['near']['client_san']}", "no-equivalent")
+        frontend[port] = [{"group": "", "kind": "ConfigMap", "name": name}]
+
+    @staticmethod
+    def _frontend(listeners: list, frontend: dict) -> dict:
+        """One default when every HTTPS listener validates clients with the same CA, else one entry per port."""
+        https = {x["port"] for x in listeners if x["protocol"] == "HTTPS"}
+        refs = list(frontend.values())
+        if set(frontend) == https and all(r == refs[0] for r in refs):
+            return {"default": {"validation": {"caCertificateRefs": refs[0]}}}
+        return {"default": {}, "perPort": [{"port": p, "tls": {"validation": {"caCertificateRefs": r}}}
+                                           for p, r in sorted(frontend.items())]}
 
     def _mounted_secret(self, vg: Resource, file: str) -> str | None:
         for dep in self.world.by_kind["Deployment"]:

@@ -36,6 +36,7 @@ PROFILES: dict[str, dict] = {
     "standard": {
         "gateway_class": "my-gateway-class",
         "regex_path": True, "regex_header": True, "regex_query": True, "query": True,
+        "frontend_tls": True,
         "url_rewrite": True, "request_timeout": True, "max_headers": 16,
         "near": {
             "outlier": "an implementation-specific policy (Gateway API has none)",
@@ -44,6 +45,7 @@ PROFILES: dict[str, dict] = {
             "mtls": "BackendTLSPolicy for TLS to backends; mesh mTLS is the mesh implementation's",
             "client_cert": "Gateway.spec.tls.frontend (GEP-91, in the v1.6.1 standard CRDs): perPort[].tls.validation."
                            "caCertificateRefs naming a ConfigMap with the CA under the key ca.crt",
+            "client_san": "an implementation-specific policy (Gateway API has none)",
             "retry": "rules[].retry in the experimental channel (GEP-1731)",
             "logging": "the implementation's access log settings",
             "egress": "the implementation's egress policy (Gateway API has none)",
@@ -52,6 +54,7 @@ PROFILES: dict[str, dict] = {
     "vpc-lattice": {
         "gateway_class": "amazon-vpc-lattice",
         "regex_path": False, "regex_header": False, "regex_query": False, "query": False,
+        "frontend_tls": False,
         "url_rewrite": False, "request_timeout": False, "max_headers": 5,
         "near": {
             "outlier": "VPC Lattice target-group health checks (TargetGroupPolicy.spec.healthCheck)",
@@ -60,6 +63,7 @@ PROFILES: dict[str, dict] = {
             "mtls": "VPC Lattice auth policies (IAMAuthPolicy) and HTTPS listeners; no mesh mTLS",
             "client_cert": "none documented for VPC Lattice listeners; IAM auth policies (IAMAuthPolicy) "
                            "authenticate callers instead",
+            "client_san": "none documented for VPC Lattice",
             "retry": "none documented for VPC Lattice",
             "logging": "VPC Lattice access logs (AccessLogPolicy)",
             "egress": "VPC Lattice service-network associations and auth policies",
@@ -68,6 +72,7 @@ PROFILES: dict[str, dict] = {
     "istio": {
         "gateway_class": "istio",
         "regex_path": True, "regex_header": True, "regex_query": True, "query": True,
+        "frontend_tls": False,
         "url_rewrite": True, "request_timeout": True, "max_headers": 16,
         "near": {
             "outlier": "DestinationRule.spec.trafficPolicy.outlierDetection",
@@ -76,6 +81,7 @@ PROFILES: dict[str, dict] = {
             "mtls": "PeerAuthentication (STRICT) and DestinationRule.spec.trafficPolicy.tls",
             "client_cert": "Gateway.spec.tls.frontend where the Istio release serves it; Istio's own Gateway: "
                            "tls.mode MUTUAL with a credentialName Secret holding ca.crt",
+            "client_san": "Istio's own Gateway: tls.subjectAltNames",
             "retry": "Istio's default retries, or a VirtualService retries block",
             "logging": "the Telemetry API (accessLogging)",
             "egress": "Sidecar.spec.outboundTrafficPolicy (REGISTRY_ONLY) and ServiceEntry",
@@ -84,6 +90,7 @@ PROFILES: dict[str, dict] = {
     "envoy-gateway": {
         "gateway_class": "eg",
         "regex_path": True, "regex_header": True, "regex_query": True, "query": True,
+        "frontend_tls": False,
         "url_rewrite": True, "request_timeout": True, "max_headers": 16,
         "near": {
             "outlier": "BackendTrafficPolicy.spec.healthCheck.passive",
@@ -91,6 +98,7 @@ PROFILES: dict[str, dict] = {
             "health": "BackendTrafficPolicy.spec.healthCheck.active",
             "mtls": "BackendTLSPolicy (TLS to backends) and ClientTrafficPolicy.spec.tls.clientValidation",
             "client_cert": "ClientTrafficPolicy.spec.tls.clientValidation.caCertificateRefs",
+            "client_san": "ClientTrafficPolicy.spec.tls.clientValidation (no SAN list documented)",
             "retry": "BackendTrafficPolicy.spec.retry",
             "logging": "EnvoyProxy.spec.telemetry.accessLog",
             "egress": "none: Envoy Gateway is not a mesh",

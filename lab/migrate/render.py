@@ -28,7 +28,7 @@ def files(ex: Export, profile: str) -> dict[str, str]:
         parts = [f"# Gateway API {kind} objects exported from App Mesh by `appmesh-lab migrate` "
                  f"(profile {profile}).\n"]
         if kind == "Gateway":
-            parts += [f"# {c}\n" for c in ["Create the TLS Secrets first:"] + ex.commands] if ex.commands else []
+            parts += [f"# {c}\n" for c in ["Create the TLS Secrets and CA ConfigMaps first:" if ex.configmaps else "Create the TLS Secrets first:"] + ex.commands] if ex.commands else []
         for i, o in enumerate(objs):
             head = "---\n" if i else ""
             parts.append(head + "".join(f"# from {s}\n" for s in o.sources) + _yaml(o.body))

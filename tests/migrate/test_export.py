@@ -170,3 +170,54 @@ def test_experimental_output_is_valid_against_the_experimental_crds(tmp_path):
     bad = copy.deepcopy(written)
     next(r for r in bad["spec"]["rules"] if "retry" in r)["retry"]["codes"] = [42]  # not an HTTP error status
     assert any("retry" in e and "42" in e for e in crds.validate(bad, None, folder)), crds.validate(bad, None, folder)
+
+
+# ---- client certificate validation (listeners[].tls.validation -> Gateway.spec.tls.frontend) ----
+
+def _mutual(tmp_path, edit) -> list:
+    """tls-gateway with its mutual/ gateway, the VirtualGateway edited by `edit`."""
+    resources = {r.key: r for r in _set("examples/tls-gateway/mutual")}
+    docs = list(yaml.safe_load_all((ROOT / "manifests/examples/tls-gateway/mutual/virtual-gateway-mutual-tls.yaml")
+                                   .read_text()))
+    edit(docs[0])
+    (tmp_path / "vg.yaml").write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    rs, problems = load([tmp_path / "vg.yaml"])
+    assert rs is not None, [str(p) for p in problems]
+    resources.update({r.key: r for r in rs})
+    return list(resources.values())
+
+
+@needs_crds
+def test_listeners_validating_clients_differently_get_a_frontend_entry_per_port(tmp_path):
+    def edit(vg):
+        first = vg["spec"]["listeners"][0]
+        second = copy.deepcopy(first)
+        second["portMapping"]["port"] = 9443
+        second["tls"]["validation"] = {"trust": {"file": {"certificateChain": "/etc/appmesh-lab/certs/partners/ca.crt"}},
+                                       "subjectAlternativeNames": {"match": {"exact": ["partner.example"]}}}
+        vg["spec"]["listeners"].append(second)
+    ex = export(_mutual(tmp_path, edit))
+    (gw,) = [o.body for o in ex.objects if o.kind == "Gateway"]
+    fe = gw["spec"]["tls"]["frontend"]
+    ports = [x["port"] for x in gw["spec"]["listeners"]]
+    assert fe["default"] == {} and [(p["port"], p["tls"]["validation"]["caCertificateRefs"][0]["name"])
+                                    for p in fe["perPort"]] == [(ports[0], "mesh-ca"), (ports[1], "gateway-client-ca")]
+    assert "kubectl create configmap gateway-client-ca -n ex-tls-gateway " \
+           "--from-file=ca.crt=/etc/appmesh-lab/certs/partners/ca.crt" in ex.commands
+    assert [c["name"] for c in ex.configmaps] == ["mesh-ca", "gateway-client-ca"]
+    # the subject alternative names have no Gateway API field: a finding at their line
+    (san,) = [f for f in ex.findings if "subjectAlternativeNames" in f.path]
+    assert san.path == "spec.listeners[1].tls.validation.subjectAlternativeNames" and san.line > 0
+    assert not crds.validate(gw)
+    gw["spec"]["tls"]["frontend"]["perPort"][1]["port"] = ports[0]  # the CRD refuses a port given twice
+    assert any("must be unique" in e for e in crds.validate(gw))
+
+
+def test_a_profile_without_frontend_validation_keeps_the_finding_and_writes_none():
+    ex = exported("examples/tls-gateway/mutual", "vpc-lattice")
+    (gw,) = [o.body for o in ex.objects if o.kind == "Gateway"]
+    assert "tls" not in gw["spec"] and not ex.configmaps
+    (f,) = [f for f in ex.findings if f.path == "spec.listeners[0].tls.validation"]
+    assert f.code == "stays-behind" and "IAMAuthPolicy" in f.hint
+    assert ex.announced["VirtualGateway ex-tls-gateway/gateway"] == {"client-certificate"}
+    assert "VirtualGateway ex-tls-gateway/gateway" not in exported("examples/tls-gateway/mutual").announced

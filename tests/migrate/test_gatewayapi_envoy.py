@@ -246,9 +246,46 @@ def test_https_listeners_sharing_a_port_serve_each_its_own_certificate_by_sni(tm
     ca = pki.make_ca("another CA", 1)
     cert, key = pki.make_leaf(ca, "shop", 1, ["shop.example.com"], [], role="server")
     shop = gatewayapi.tls_secret("ex-tls-gateway", "shop-tls", pki.pem(cert), pki.key_pem(key))
-    with SideBySide(am, gw_api + [shop], tmp_path, ex.secrets) as lab:
+    with SideBySide(am, gw_api + [shop], tmp_path, ex.secrets, ex.configmaps) as lab:
         def subject(name):
             return x509.load_der_x509_certificate(_handshake(lab.gw_port, None, name)).subject.rfc4514_string()
         assert subject("shop.example.com") == "CN=shop"  # the more specific server name wins
         assert subject("www.example.com") == "CN=gateway"  # the wildcard listener's Secret
         assert lab.ask(lab.gw_port, "GET", "/", {"Host": "www.example.com"})[:2] == (200, "secure-web")
+
+
+def test_frontend_validation_refuses_a_client_without_a_certificate_of_its_ca(tmp_path):
+    """tls-gateway/mutual/ asks clients for a certificate; its export's Gateway.spec.tls.frontend
+    (the CA in a ConfigMap) makes the Gateway's listener ask too: a client with a certificate of
+    that CA is served, one without any, or with one of another CA, is refused in the handshake."""
+    import http.client
+    import os
+    import ssl
+    import stat
+
+    from lab.cli.migrate_verify import ask
+    from lab.runtime import pki
+
+    am = _resources("examples/tls-gateway")
+    ex = export(am)
+    assert ex.configmaps == [{"namespace": "ex-tls-gateway", "name": "mesh-ca",
+                              "ca": "/etc/appmesh-lab/certs/ca/ca.crt"}]
+    with SideBySide(am, ex.resources(), tmp_path, ex.secrets, ex.configmaps) as lab:
+        assert lab.client  # the verifier's client certificate, of the CA the ConfigMap holds
+        assert lab.ask(lab.gw_port, "GET", "/", {"Host": "client.example"})[:2] == (200, "secure-web")
+        other_ca = pki.make_ca("another CA", 1)
+        cert, key = pki.make_leaf(other_ca, "stranger", 1, ["stranger.example"], role="client")
+        (tmp_path / "stranger.crt").write_bytes(pki.pem(cert))
+        (tmp_path / "stranger.key").write_bytes(pki.key_pem(key))
+        for client in (None, (str(tmp_path / "stranger.crt"), str(tmp_path / "stranger.key"))):
+            ctx = ssl.create_default_context(cadata=lab.ca_pem.decode())
+            ctx.check_hostname = False
+            if client:
+                ctx.load_cert_chain(*client)
+            with pytest.raises((ssl.SSLError, ConnectionResetError, http.client.HTTPException, OSError)):
+                ask(lab.gw_port, "GET", "/", {"Host": "client.example"}, tls=ctx)
+        # the CA Envoy checks against: a file of the lab's, owner-only, written from the ConfigMap
+        ca = lab.files_gw["configmap:ex-tls-gateway/mesh-ca/ca.crt"]
+        assert open(ca, "rb").read() == lab.ca_pem
+        assert stat.S_IMODE(os.stat(ca).st_mode) == 0o600
+        assert stat.S_IMODE(os.stat(os.path.dirname(ca)).st_mode) == 0o700

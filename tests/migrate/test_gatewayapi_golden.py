@@ -23,10 +23,11 @@ PEM = (b"-----BEGIN CERTIFICATE-----\n(golden)\n-----END CERTIFICATE-----\n",
 
 
 def render(set_name: str) -> dict:
-    """The export's Gateway API objects, and the TLS Secrets its commands make (their content
-    does not reach the IR, which names the Secrets' files only)."""
+    """The export's Gateway API objects, and the TLS Secrets and CA ConfigMaps its commands make
+    (their content does not reach the IR, which names their files only)."""
     ex = exported(set_name)
     secrets = [gatewayapi.tls_secret(s["namespace"], s["name"], *PEM) for s in ex.secrets]
+    secrets += [gatewayapi.ca_configmap(c["namespace"], c["name"], PEM[0]) for c in ex.configmaps]
     resources = _app_mesh(set_name) + ex.resources() + secrets
     world = World(resources)
     out = {}

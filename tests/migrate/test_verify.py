@@ -168,25 +168,39 @@ def test_tls_sets_are_verified_over_https_on_both_sides(tmp_path):
     assert "Traceback" not in r.stderr
 
 
-def test_a_gateway_asking_for_client_certificates_is_probed_with_one_and_the_export_difference_is_announced(
-        tmp_path):
-    # tls-gateway/mutual/ asks clients for a certificate (listeners[0].tls.validation)
+def test_a_gateway_asking_for_client_certificates_is_probed_with_one_and_the_export_requires_one_too(tmp_path):
+    # tls-gateway/mutual/ asks clients for a certificate (listeners[0].tls.validation); the export
+    # writes Gateway.spec.tls.frontend with the CA in a ConfigMap, which the lab's Gateway serves
     r = migrate("--verify", "manifests/examples/tls-gateway", "--strict", "-o", "json")
     report = json.loads(r.stdout)
     rows = report["requests"]
     # the probes present the verifier's client certificate: the routing itself is compared, and equal
     assert {x["app_mesh"]["status"] for x in rows if x["probe"]["tag"] == "match"} == {200}
-    assert all(not x["differs"] for x in rows if x["probe"]["tag"] != "client-certificate")
-    # without one, the App Mesh gateway refuses in the handshake; the export does not require one,
-    # which its finding says (file, line, field path, the nearest feature of the profile)
+    assert {x["gateway_api"]["status"] for x in rows if x["probe"]["tag"] == "match"} == {200}
+    # without one, both gateways refuse in the handshake: no difference, nothing to announce
     mine = [x for x in rows if x["probe"]["tag"] == "client-certificate"]
-    assert [(x["app_mesh"]["status"], x["gateway_api"]["status"], x["announced"]) for x in mine] == \
-        [("refused: no client certificate", 200, True)]
-    found = [f for f in report["findings"] if f["path"] == "spec.listeners[0].tls.validation"]
+    assert [(x["app_mesh"]["status"], x["gateway_api"]["status"], x["differs"]) for x in mine] == \
+        [("refused: no client certificate", "refused: no client certificate", False)]
+    assert not [f for f in report["findings"] if f["path"].startswith("spec.listeners[0].tls.validation")]
+    assert r.returncode == 0 and report["equivalent"] is True
+
+
+def test_without_the_frontend_validation_the_difference_is_announced(tmp_path):
+    # a profile that cannot say it (vpc-lattice) keeps the finding; an export edited to drop
+    # spec.tls.frontend answers the request without a certificate, which --verify shows
+    r = migrate("manifests/examples/tls-gateway", "--profile", "vpc-lattice", "-o", "json")
+    found = [f for f in json.loads(r.stdout)["findings"] if f["path"] == "spec.listeners[0].tls.validation"]
     assert [(f["file"], f["line"]) for f in found] == \
         [("manifests/examples/tls-gateway/mutual/virtual-gateway-mutual-tls.yaml", 38)]
-    assert "Gateway.spec.tls.frontend" in found[0]["hint"]
-    assert r.returncode != 0 and report["equivalent"] is False  # --strict fails on the announced difference
+    assert "IAMAuthPolicy" in found[0]["hint"]
+
+    def edit(d):
+        d["spec"].pop("tls")
+    out = edited_export(tmp_path, "manifests/examples/tls-gateway", edit, "gateways.yaml")
+    r = migrate("--verify", "manifests/examples/tls-gateway", "--export", out, "-o", "json")
+    mine = [x for x in json.loads(r.stdout)["requests"] if x["probe"]["tag"] == "client-certificate"]
+    assert [(x["app_mesh"]["status"], x["gateway_api"]["status"], x["differs"]) for x in mine] == \
+        [("refused: no client certificate", 200, True)]
 
     # a listener trusting a CA that did not sign the probes' certificate: one clear line, no traceback
     (tmp_path / "set" / "mutual").mkdir(parents=True)
