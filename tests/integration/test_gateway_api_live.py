@@ -215,3 +215,50 @@ def test_cli_verbs_on_gateway_api_kinds(lab):
         time.sleep(0.1)
     gw = _item(lab, "Gateway", "appmesh-demo", "appmesh-gateway")["status"]
     assert gw["listeners"][0]["attachedRoutes"] == 1
+
+
+def test_a_live_gateway_asking_for_client_certificates_refuses_a_client_without_one(lab, tmp_path):
+    """Gateway.spec.tls.frontend on the running lab: the daemon writes the ConfigMap's ca.crt for
+    the Gateway's Envoy, which then serves a client with a certificate of that CA and refuses one
+    without (in the handshake)."""
+    import http.client
+    import ssl
+
+    from lab.runtime import pki
+    from lab.translate import gatewayapi
+
+    ca = pki.make_ca("live frontend CA", 1)
+    cert, key = pki.make_leaf(ca, "mtls gateway", 1, ["localhost"], role="server")
+    client, client_key = pki.make_leaf(ca, "a client", 1, ["client.example"], role="client")
+    (tmp_path / "client.crt").write_bytes(pki.pem(client))
+    (tmp_path / "client.key").write_bytes(pki.key_pem(client_key))
+    gw = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+          "metadata": {"name": "mtls", "namespace": "appmesh-demo"},
+          "spec": {"gatewayClassName": "my-gateway-class",
+                   "listeners": [{"name": "https", "port": 8443, "protocol": "HTTPS",
+                                  "tls": {"mode": "Terminate", "certificateRefs": [{"name": "mtls-tls"}]}}],
+                   "tls": {"frontend": {"default": {"validation": {"caCertificateRefs": [
+                       {"group": "", "kind": "ConfigMap", "name": "mtls-ca"}]}}}}}}
+    docs = [gw, gatewayapi.tls_secret("appmesh-demo", "mtls-tls", pki.pem(cert), pki.key_pem(key)).raw,
+            gatewayapi.ca_configmap("appmesh-demo", "mtls-ca", pki.pem(ca[0])).raw]
+    lab.target.apply_text(yaml.safe_dump_all(docs, sort_keys=False), name="<mtls>")
+
+    def ctx(with_cert: bool):
+        c = ssl.create_default_context(cadata=pki.pem(ca[0]).decode())
+        c.check_hostname = False
+        if with_cert:
+            c.load_cert_chain(str(tmp_path / "client.crt"), str(tmp_path / "client.key"))
+        return c
+
+    deadline, status = time.time() + 20, None
+    while status is None:
+        g = next((g for g in lab.target.status()["gateways"] if g["node_id"].endswith("mtls_appmesh-demo")), None)
+        try:
+            host, port = next(iter(g["listeners"].values())).split("//")[1].split(":")
+            status = Http(host, int(port), tls=ctx(True)).get("/").status  # no route attached: 404, served
+        except (TypeError, AttributeError, OSError, ssl.SSLError, http.client.HTTPException):
+            assert time.time() < deadline, g
+            time.sleep(0.2)
+    assert status == 404
+    with pytest.raises((ssl.SSLError, ConnectionResetError, http.client.HTTPException, OSError)):
+        Http(host, int(port), tls=ctx(False)).get("/")
