@@ -14,6 +14,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import threading
 import sys
 import time
 from pathlib import Path
@@ -200,10 +201,19 @@ def _listeners_sent(lab) -> bytes:
     node = next(g["node_id"] for g in lab.target.status()["gateways"] if g["node_id"].split("/")[-1].startswith("secure"))
     req = discovery_pb2.DiscoveryRequest(node=base_pb2.Node(id=node, cluster="probe"),
                                          type_url="type.googleapis.com/envoy.config.listener.v3.Listener")
+    answered = threading.Event()
+
+    def requests():   # the stream stays open until the answer is in: a client that half-closes
+        yield req     # at once may see the server end the stream before it answers
+        answered.wait(15)
+
     with grpc.insecure_channel(f"unix:{lab.target.client.sockets.xds}") as ch:
-        call = ads_pb2_grpc.AggregatedDiscoveryServiceStub(ch).StreamAggregatedResources(iter([req]), timeout=10)
-        answer = next(iter(call))
-        call.cancel()
+        call = ads_pb2_grpc.AggregatedDiscoveryServiceStub(ch).StreamAggregatedResources(requests(), timeout=10)
+        try:
+            answer = next(iter(call))
+        finally:
+            answered.set()
+            call.cancel()
     assert answer.resources, answer
     return answer.SerializeToString()
 
