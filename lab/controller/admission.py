@@ -39,7 +39,7 @@ import json
 import logging
 
 from ..model import validate_documents
-from ..model.kinds import gateway_ref, mesh_ref
+from ..model.fields import gateway_ref, mesh_ref
 from ..model.loader import Document
 from ..model.problems import denial_line
 from .kube import APPMESH_KINDS, CLUSTER_SCOPED

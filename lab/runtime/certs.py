@@ -17,7 +17,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from ..model.kinds import CERTS_DIR, cert_path_problem
+from ..model.tls_fields import CERTS_DIR, cert_path_problem
 from . import pki
 
 PREFIX = CERTS_DIR
