@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 import yaml
 
 from ..targets.base import TargetError, request
-from ..targets.cluster import CHART, CONTROLLER_NAMESPACE, INSTALL, KIND_PORTS, PREREQUISITES, RELEASE, ROOT
+from ..targets.cluster import CHART, CONTROLLER_NAMESPACE, KIND_PORTS, RELEASE, ROOT
+from ..targets.prerequisites import INSTALL, PREREQUISITES
 
 INJECT_LABEL = "appmesh.k8s.aws/sidecarInjectorWebhook"
 SERVICE_ACCOUNT = f"system:serviceaccount:{CONTROLLER_NAMESPACE}:{RELEASE}"

@@ -12,24 +12,27 @@ On EKS two things differ from the manifests as written (and the printed commands
 the kit's sample image is pulled from the account's ECR registry, and LoadBalancer Services
 get the annotation that makes the cloud provider create a Network Load Balancer.
 
-`missing_prerequisites(name)` / `check_prerequisites(name)` say what a target needs and this
-machine lacks (`appmesh-lab e2e` calls them first). `python -m lab.targets.cluster
-ecr-ensure|ecr-registry|ecr-delete|elb-wait-gone ...` are the boto3 steps the shell scripts call.
+What a target needs on this machine is in prerequisites.py; the boto3 steps the shell scripts
+call (`python -m lab.targets.cluster ecr-ensure|ecr-registry|ecr-delete|elb-wait-gone ...`) in
+aws.py; kubectl's output and pod objects are read by kube_objects.py.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
-import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import yaml
 
+# The AWS steps, the prerequisites and the readers of Kubernetes answers live beside this module;
+# what was imported from here before stays importable from here, and `python -m lab.targets.cluster`
+# still runs the AWS steps' command line (main).
+from .aws import (cluster_load_balancers, ecr_delete, ecr_ensure, ecr_registry, main,  # noqa: F401
+                  wait_load_balancers_gone)
 from .base import Response, Target, TargetError, request
+from .kube_objects import parse_results, pod_proxy_get, pod_view
+from .prerequisites import check_prerequisites, missing_prerequisites  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 RELEASE = "appmesh-lab-controller"
@@ -38,7 +41,6 @@ HEALTH_PORT = 8081  # the chart's healthPort: the controller's /healthz, /readyz
 CHART = "manifests/charts/appmesh-lab-controller"
 KIND_CONFIG = "manifests/kind/cluster.yaml"
 EKS_CONFIG = "manifests/eks/cluster.yaml"
-REPOSITORIES = ("appmesh-lab/controller", "appmesh-lab/proxy-init", "appmesh-lab/sample-app", "appmesh-lab/grpc-echo")
 SAMPLE_IMAGE = "appmesh-lab/sample-app:0.1.0"
 KIT_IMAGES = "appmesh-lab/"  # images the kit builds; on EKS they come from the account's ECR registry
 # kind: NodePort -> the port on 127.0.0.1 (manifests/kind/cluster.yaml extraPortMappings)
@@ -49,15 +51,6 @@ NLB_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-type"
 # kind; on EKS an NLB takes 2-5 minutes and its DNS name a few more).
 DEFAULTS = {"kind": {"cluster_name": "appmesh-gateway-demo", "region": None, "timeout_s": 180},
             "eks": {"cluster_name": "appmesh-gateway-demo", "region": "us-west-2", "timeout_s": 600}}
-# What each target needs on this machine (the up scripts check the same), and where to get it.
-PREREQUISITES = {"kind": ("docker", "kind", "kubectl", "helm"),
-                 "eks": ("docker", "eksctl", "aws", "kubectl", "helm")}
-INSTALL = {"docker": "https://docs.docker.com/engine/install/",
-           "kind": "https://kind.sigs.k8s.io/docs/user/quick-start/#installation",
-           "kubectl": "https://kubernetes.io/docs/tasks/tools/",
-           "helm": "https://helm.sh/docs/intro/install/",
-           "eksctl": "https://eksctl.io/installation/",
-           "aws": "https://aws.amazon.com/cli/"}
 APPMESH_PLURALS = {"Mesh": "meshes", "VirtualNode": "virtualnodes", "VirtualService": "virtualservices",
                    "VirtualRouter": "virtualrouters", "VirtualGateway": "virtualgateways",
                    "GatewayRoute": "gatewayroutes"}
@@ -103,39 +96,6 @@ def _kubeconfig() -> str | None:
     once, when it is first imported); None: the client's default, ~/.kube/config."""
     import os
     return os.environ.get("KUBECONFIG") or None
-
-
-def missing_prerequisites(name: str, which=shutil.which, run=subprocess.run, credentials=None) -> list[str]:
-    """What target `name` needs and this machine lacks, one phrase each (empty: nothing)."""
-    missing = []
-    for tool in PREREQUISITES[name]:
-        if not which(tool):
-            missing.append(f"{tool} is not installed ({INSTALL[tool]})")
-        elif tool == "docker":
-            try:
-                answered = run(["docker", "info"], capture_output=True, timeout=30).returncode == 0
-            except (OSError, subprocess.TimeoutExpired):
-                answered = False
-            if not answered:
-                missing.append("docker is installed but its daemon does not answer (start Docker, or check "
-                               "DOCKER_HOST)")
-    if name == "eks":
-        if credentials is None:
-            import boto3
-            credentials = boto3.Session().get_credentials
-        if credentials() is None:
-            missing.append("no AWS credentials are configured (aws configure, or AWS_PROFILE)")
-    return missing
-
-
-def check_prerequisites(name: str, **kw) -> None:
-    """TargetError with one line naming everything missing for target `name`."""
-    if name not in PREREQUISITES:
-        raise TargetError(f"unknown cluster target {name!r}: choose kind or eks")
-    missing = missing_prerequisites(name, **kw)
-    if missing:
-        raise TargetError(f"the {name} target cannot run on this machine: " + "; ".join(missing)
-                          + ". See docs/clusters.md#prerequisites")
 
 
 class ClusterTarget(Target):
@@ -669,174 +629,6 @@ class ClusterTarget(Target):
         self.run(["kubectl", "exec", p["metadata"]["name"], "-n", p["metadata"]["namespace"], "-c", container,
                   "--", "/bin/sh", "-c", "kill -TERM 1"], print_output=False)
         return True
-
-
-# ---- helpers (pure) ---------------------------------------------------------------------------
-
-def parse_results(out: str) -> list:
-    """kubectl apply/delete output lines -> [{kind, namespace, name, action}].
-    apply prints `kind.group/name action`, delete `kind.group "name" deleted`."""
-    results = []
-    for line in out.splitlines():
-        parts = line.strip().split()
-        if len(parts) < 2:
-            continue
-        if "/" in parts[0]:
-            kind_group, _, name = parts[0].partition("/")
-            action = " ".join(parts[1:])
-        elif len(parts) >= 3 and parts[1].startswith('"') and parts[1].endswith('"'):
-            kind_group, name, action = parts[0], parts[1], " ".join(parts[2:])
-        else:
-            continue
-        results.append({"kind": kind_group.split(".")[0], "namespace": "", "name": name.strip('"'), "action": action})
-    return results
-
-
-def pod_view(p: dict) -> dict:
-    """A pod as the local target describes it (ready, status, role, the proxy it runs)."""
-    meta, spec, st = p.get("metadata") or {}, p.get("spec") or {}, p.get("status") or {}
-    statuses = {c["name"]: c for c in st.get("containerStatuses") or []}
-    containers, proxy, role = [], None, "app"
-    for c in spec.get("containers") or []:
-        cs = statuses.get(c["name"], {})
-        state = next(iter(cs.get("state") or {"waiting": {}}), "waiting")
-        containers.append({"name": c["name"], "state": {"running": "Running", "waiting": "Pending",
-                                                        "terminated": "Exited"}.get(state, state),
-                           "restarts": cs.get("restartCount", 0), "ready": cs.get("ready", False)})
-        if c["name"] == "envoy":
-            nid = next((e.get("value") for e in c.get("env") or [] if e.get("name") == "APPMESH_RESOURCE_ARN"), None)
-            if nid:
-                proxy = nid
-                role = "gateway" if "/virtualGateway/" in nid else "meshed"
-    owner = meta.get("name", "")
-    refs = meta.get("ownerReferences") or []
-    if refs and refs[0].get("kind") == "ReplicaSet":
-        owner = refs[0]["name"].rsplit("-", 1)[0]
-    ready = sum(1 for c in containers if c["ready"])
-    return {"namespace": meta.get("namespace"), "name": meta.get("name"), "owner": owner, "role": role,
-            "proxy": proxy, "labels": meta.get("labels") or {}, "ready": f"{ready}/{len(containers)}",
-            "status": st.get("phase", "Pending") if ready == len(containers) or st.get("phase") != "Running"
-            else "NotReady", "restarts": sum(c["restarts"] for c in containers), "containers": containers}
-
-
-def pod_proxy_get(api_client, namespace: str, pod: str, port: int, path: str) -> bytes:
-    """GET http://<pod>:<port>/<path> through the API server's pod proxy
-    (/api/v1/namespaces/NS/pods/POD:PORT/proxy/PATH): one request, no port-forward to keep open.
-    `path` is one segment with no query (Envoy's /stats filter is applied by the caller)."""
-    from kubernetes.client import CoreV1Api
-    try:
-        resp = CoreV1Api(api_client).connect_get_namespaced_pod_proxy_with_path(
-            f"{pod}:{port}", namespace, path.lstrip("/"), _preload_content=False)
-        return resp.data
-    except Exception as exc:  # ApiException, urllib3 errors: said with the pod and the path
-        raise TargetError(f"Envoy admin {path} in {namespace}/{pod} (through the API server's pod proxy): "
-                          f"{getattr(exc, 'status', '')} {getattr(exc, 'reason', '') or exc}".strip()) from exc
-
-
-# ---- AWS: ECR repositories and load balancers (boto3) ----------------------------------------
-
-def ecr_registry(session, region: str) -> str:
-    account = session.client("sts", region_name=region).get_caller_identity()["Account"]
-    return f"{account}.dkr.ecr.{region}.amazonaws.com"
-
-
-def ecr_ensure(session, region: str, repositories=REPOSITORIES) -> str:
-    """Create the repositories that do not exist (scan on push, tagged); return the registry."""
-    ecr = session.client("ecr", region_name=region)
-    for name in repositories:
-        try:
-            ecr.describe_repositories(repositoryNames=[name])
-        except ecr.exceptions.RepositoryNotFoundException:
-            ecr.create_repository(repositoryName=name, imageScanningConfiguration={"scanOnPush": True},
-                                  tags=[{"Key": "app.kubernetes.io/part-of", "Value": "appmesh-lab"}])
-    return ecr_registry(session, region)
-
-
-def ecr_delete(session, region: str, repositories=REPOSITORIES) -> list[str]:
-    """Delete the repositories and their images; the names actually deleted."""
-    ecr = session.client("ecr", region_name=region)
-    gone = []
-    for name in repositories:
-        try:
-            ecr.delete_repository(repositoryName=name, force=True)
-            gone.append(name)
-        except ecr.exceptions.RepositoryNotFoundException:
-            pass
-    return gone
-
-
-def cluster_load_balancers(session, region: str, cluster: str) -> list[str]:
-    """Load balancers (NLB/ALB and classic) the cluster's cloud provider made (tag
-    kubernetes.io/cluster/<cluster>)."""
-    tag = f"kubernetes.io/cluster/{cluster}"
-    out = []
-    v2 = session.client("elbv2", region_name=region)
-    arns = [lb["LoadBalancerArn"] for page in v2.get_paginator("describe_load_balancers").paginate()
-            for lb in page["LoadBalancers"]]
-    for i in range(0, len(arns), 20):
-        for d in v2.describe_tags(ResourceArns=arns[i:i + 20])["TagDescriptions"]:
-            if any(t["Key"] == tag for t in d.get("Tags", [])):
-                out.append(d["ResourceArn"])
-    v1 = session.client("elb", region_name=region)
-    names = [lb["LoadBalancerName"] for page in v1.get_paginator("describe_load_balancers").paginate()
-             for lb in page["LoadBalancerDescriptions"]]
-    for i in range(0, len(names), 20):
-        for d in v1.describe_tags(LoadBalancerNames=names[i:i + 20])["TagDescriptions"]:
-            if any(t["Key"] == tag for t in d.get("Tags", [])):
-                out.append(d["LoadBalancerName"])
-    return out
-
-
-def wait_load_balancers_gone(session, region: str, cluster: str, timeout: float = 600, interval: float = 10,
-                             sleep=time.sleep) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        left = cluster_load_balancers(session, region, cluster)
-        if not left:
-            return
-        if time.monotonic() >= deadline:
-            raise TargetError(f"load balancers of cluster {cluster} still exist after {timeout:.0f}s: {', '.join(left)}; "
-                              "delete them in the EC2 console (Load Balancers) to stop their charges")
-        sleep(interval)
-
-
-def main(argv=None) -> int:
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
-    ap = argparse.ArgumentParser(prog="python -m lab.targets.cluster", description="AWS steps of scripts/eks-*.sh")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    e = sub.add_parser("ecr-ensure", help="create the ECR repositories; print the registry")
-    e.add_argument("--region", required=True)
-    e.add_argument("repos", nargs="*", default=list(REPOSITORIES))
-    d = sub.add_parser("ecr-delete", help="delete the ECR repositories and their images")
-    d.add_argument("--region", required=True)
-    d.add_argument("repos", nargs="*", default=list(REPOSITORIES))
-    r = sub.add_parser("ecr-registry", help="print the account's ECR registry in the region")
-    r.add_argument("--region", required=True)
-    w = sub.add_parser("elb-wait-gone", help="wait until the cluster's load balancers are deleted")
-    w.add_argument("--region", required=True)
-    w.add_argument("--cluster", required=True)
-    w.add_argument("--timeout", type=float, default=600)
-    args = ap.parse_args(argv)
-    session = boto3.Session(region_name=args.region)
-    try:
-        if args.cmd == "ecr-ensure":
-            print(ecr_ensure(session, args.region, args.repos))
-        elif args.cmd == "ecr-registry":
-            print(ecr_registry(session, args.region))
-        elif args.cmd == "ecr-delete":
-            gone = ecr_delete(session, args.region, args.repos)
-            print("deleted ECR repositories: " + (", ".join(gone) if gone else "none (already gone)"))
-        else:
-            wait_load_balancers_gone(session, args.region, args.cluster, args.timeout)
-            print(f"no load balancers of cluster {args.cluster} are left")
-    except TargetError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except (BotoCoreError, ClientError) as exc:  # no credentials, no permission, no network
-        print(f"error: {args.cmd}: {exc}", file=sys.stderr)
-        return 1
-    return 0
 
 
 if __name__ == "__main__":
