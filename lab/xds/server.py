@@ -35,6 +35,12 @@ Protocol rules implemented here (per stream, per type URL):
   dependent types of *that version* are not sent at all on the stream: the
   proxy keeps its whole last good configuration until the next snapshot.
 
+ACK/NACK state is kept per stream. A node may have more than one stream open (an Envoy
+replacing another, a probe opened with its node id); status and :meth:`XdsServer.wait_for_ack`
+read the stream that last answered one of its latest responses (before any has: the newest), so a
+stream that subscribes and never answers cannot hide what the proxy's Envoy ACKed. A closed
+stream's state goes with it; the last one's stays the node's status while none is open.
+
 Each stream uses one worker thread of the gRPC pool (the response generator)
 and one reader thread of its own. All state is guarded by one lock.
 """
@@ -129,8 +135,20 @@ class _Node:
     generation: int = 0  # bumped on every accepted set_snapshot
     history: OrderedDict[str, str] = field(default_factory=OrderedDict)  # version -> content digest
     streams: set[_Stream] = field(default_factory=set)
+    # what the proxy reported on the stream it was last on, once no stream of it is open
     types: dict[str, _TypeStatus] = field(default_factory=lambda: {t: _TypeStatus() for t in PUSH_ORDER})
     last_seen: float | None = None
+
+    def current(self) -> _Stream | None:
+        """The open stream the proxy's Envoy is on: the one that last answered (ACK or NACK) a
+        response of ours; before any answered, the newest. Another stream opened with the same
+        node id (a probe, an Envoy that is replacing this one) has its own state and changes what
+        status reports only once it answers."""
+        return max(self.streams, key=lambda s: (s.answered, s.stream_id), default=None)
+
+    def statuses(self) -> dict[str, _TypeStatus]:
+        stream = self.current()
+        return stream.status if stream is not None else self.types
 
 
 @dataclass(eq=False)
@@ -161,6 +179,10 @@ class _Stream:
     types: dict[str, _StreamType] = field(default_factory=dict)
     closed: bool = False
     opened: bool = False  # on_stream_open queued
+    # per type: what the proxy on this stream was sent, ACKed and rejected (its node's status while
+    # this is the node's current stream)
+    status: dict[str, _TypeStatus] = field(default_factory=lambda: {t: _TypeStatus() for t in PUSH_ORDER})
+    answered: int = 0  # sequence number of this stream's latest answer to a latest response (0: none yet)
     abort: tuple[grpc.StatusCode, str] | None = None
     # Callback events, queued under the server lock in the order the state
     # changed, delivered in that order by whichever thread holds cb_lock.
@@ -204,6 +226,7 @@ class XdsServer:
         self._streams: set[_Stream] = set()
         self._nonce = itertools.count(1)
         self._stream_ids = itertools.count(1)
+        self._answers = itertools.count(1)
         self._grpc: grpc.Server | None = None
         self._stopping = False
 
@@ -346,6 +369,11 @@ class XdsServer:
                 node.snapshot = None
 
     # -- observation ---------------------------------------------------------
+    def connected(self) -> list[str]:
+        """Node ids with an open stream."""
+        with self._lock:
+            return sorted(nid for nid, node in self._nodes.items() if node.streams)
+
     def nodes(self) -> list[str]:
         """Node ids known to this server (connected at some point, or given a snapshot)."""
         with self._lock:
@@ -368,7 +396,7 @@ class XdsServer:
                 "last_seen": node.last_seen,
                 "snapshot_version": node.snapshot.version if node.snapshot else None,
                 "generation": node.generation,
-                "types": {SHORT_NAMES[t]: s.as_dict(t) for t, s in node.types.items()},
+                "types": {SHORT_NAMES[t]: s.as_dict(t) for t, s in node.statuses().items()},
             }
 
     def wait_for_ack(
@@ -397,7 +425,8 @@ class XdsServer:
                         if types is not None
                         else snap.expected_types()
                     )
-                    statuses = [node.types[t] for t in wanted]
+                    current = node.statuses()
+                    statuses = [current[t] for t in wanted]
                     if any(s.nack and s.nack["version"] == version for s in statuses):
                         return False
                     if all(s.acked_version == version for s in statuses):
@@ -535,7 +564,7 @@ class XdsServer:
     ) -> list[tuple[str, tuple[Any, ...]]]:
         type_url = req.type_url
         st = stream.types.setdefault(type_url, _StreamType())
-        status = node.types[type_url]
+        status = stream.status[type_url]
         names = frozenset(req.resource_names)
         nonce = req.response_nonce
         events: list[tuple[str, tuple[Any, ...]]] = []
@@ -559,17 +588,18 @@ class XdsServer:
             # Stale: answers a response that has been superseded. A NACK is
             # still worth recording if we know which version it rejected.
             if nack and nonce in st.nonces:
-                events.append(self._record_nack_locked(node, type_url, st.nonces[nonce], req))
+                events.append(self._record_nack_locked(node, stream, type_url, st.nonces[nonce], req))
             return events
 
         # Answers our latest response.
         st.pending_since = None
+        stream.answered = next(self._answers)
         if nack:
             # Keep st.sent_version: the rejected version is not sent again on
             # this stream; the next snapshot (new version) will be.
             st.nacked_version = st.nonces.get(nonce, st.sent_version)
             st.acked_digest = None  # Envoy may have applied part of it: what it runs is unknown
-            events.append(self._record_nack_locked(node, type_url, st.nacked_version, req))
+            events.append(self._record_nack_locked(node, stream, type_url, st.nacked_version, req))
         else:
             st.nacked_version = None
             st.acked_digest = st.sent_digest
@@ -586,10 +616,10 @@ class XdsServer:
         return events
 
     def _record_nack_locked(
-        self, node: _Node, type_url: str, version: str | None, req: discovery_pb2.DiscoveryRequest
+        self, node: _Node, stream: _Stream, type_url: str, version: str | None, req: discovery_pb2.DiscoveryRequest
     ) -> tuple[str, tuple[Any, ...]]:
         message = req.error_detail.message
-        node.types[type_url].nack = {"version": version, "message": message, "time": time.time()}
+        stream.status[type_url].nack = {"version": version, "message": message, "time": time.time()}
         log.warning("node %s NACKed %s version %s: %s", node.node_id, SHORT_NAMES[type_url], version, message)
         return ("on_nack", (node.node_id, type_url, version, message))
 
@@ -670,7 +700,7 @@ class XdsServer:
             return False
         if self._content_digest(snap, type_url, names) != st.acked_digest:
             return False
-        status = node.types[type_url]
+        status = stream.status[type_url]
         reported = st.carried[0] if st.carried is not None else status.acked_version
         st.carried = (reported, snap.version) if reported is not None else None
         st.sent_version = snap.version
@@ -710,7 +740,7 @@ class XdsServer:
         st.nonces[nonce] = snap.version
         while len(st.nonces) > _NONCES_KEPT:
             st.nonces.popitem(last=False)
-        node.types[type_url].last_sent_version = snap.version
+        stream.status[type_url].last_sent_version = snap.version
         stream.events.append(("on_response", (node.node_id, type_url, response)))
         self._changed.notify_all()
         log.debug(
@@ -733,6 +763,8 @@ class XdsServer:
         if stream.node_id is not None:
             node = self._nodes.get(stream.node_id)
             if node is not None:
+                if node.current() is stream:  # what the proxy last reported stays its status while disconnected
+                    node.types = stream.status
                 node.streams.discard(stream)
                 node.last_seen = time.time()
             log.info("node %s disconnected (stream %d)", stream.node_id, stream.stream_id)

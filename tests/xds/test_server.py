@@ -541,3 +541,49 @@ def test_a_client_that_never_acks_cannot_block_listeners_forever(res):
         c.close()
     finally:
         srv.stop(0)
+
+
+def test_a_second_stream_of_the_same_node_that_never_answers_leaves_the_proxys_acks_alone(server, clients, res):
+    """ACK/NACK state is kept per stream: a stream opened with a proxy's node id (a probe, say)
+    that subscribes and goes away without answering neither hides what the proxy's own stream
+    ACKed nor makes a wait for that version hang; its state goes with it."""
+    server.set_snapshot("gw", snap(res, "v1"))
+    envoy = clients("gw")
+    envoy.subscribe_and_ack_all()
+    assert server.wait_for_ack("gw", "v1", timeout=5)
+    probe = clients("gw")
+    probe.subscribe(CLUSTER_TYPE)
+    probe.subscribe(ENDPOINT_TYPE, names=("a",))
+    assert {probe.recv().type_url for _ in range(2)} == {CLUSTER_TYPE, ENDPOINT_TYPE}  # never answered
+    wait_status(server, "gw", lambda st: st["streams"] == 2)
+    types = server.status("gw")["types"]
+    assert all(t["acked_version"] == "v1" and t["nack"] is None for t in types.values() if t["last_sent_version"]), types
+    assert server.wait_for_ack("gw", "v1", timeout=1)
+    probe.close()
+    wait_status(server, "gw", lambda st: st["streams"] == 1)
+    # the next push goes to the proxy's stream; its ACKs are what status and wait_for_ack read
+    server.set_snapshot("gw", snap(res, "v2", rewrite="/v2/"))
+    r = envoy.recv()
+    assert r.type_url == ROUTE_TYPE and r.version_info == "v2"
+    envoy.ack(r, names=("rc",))
+    assert server.wait_for_ack("gw", "v2", timeout=5)
+    envoy.expect_nothing()
+    assert all(t["acked_version"] == "v2" == t["last_sent_version"] for t in server.status("gw")["types"].values()
+               if t["last_sent_version"]), server.status("gw")["types"]
+
+
+def test_a_nack_on_a_second_stream_is_that_streams_not_the_proxys(server, clients, res):
+    """A stream that NACKs while the proxy's stream ACKed the same version: once the proxy's stream
+    answers again, status reports its state, and the second stream's state goes when it closes."""
+    server.set_snapshot("gw", snap(res, "v1"))
+    envoy = clients("gw")
+    envoy.subscribe_and_ack_all()
+    other = clients("gw")
+    other.subscribe(CLUSTER_TYPE)
+    other.nack(other.recv(), "rejected by a stream that is not the proxy's")
+    wait_status(server, "gw", lambda st: st["types"]["cds"]["nack"] is not None)  # it answered last
+    other.close()
+    wait_status(server, "gw", lambda st: st["streams"] == 1)
+    st = server.status("gw")
+    assert st["types"]["cds"]["nack"] is None and st["types"]["cds"]["acked_version"] == "v1", st["types"]
+    assert server.wait_for_ack("gw", "v1", timeout=1)
