@@ -123,6 +123,12 @@ class Daemon:
         self.pushes: dict = {}
         self._unacked: dict = {}  # node id -> type URLs of the latest push not ACKed yet
         self._parsed: dict = {}  # node id -> its last snapshot's parsed resources (Snapshot.from_dicts cache)
+        # A proxy gets a snapshot only while an Envoy needs it: a pod for it is placed, or an Envoy is
+        # connected as it. The others (a virtual node without pods) are translated (statuses and
+        # validation read the translation, never a snapshot) but hold no protobufs; the last pass's
+        # translations are kept here so that an Envoy connecting later is served without a new pass.
+        self._latest: tuple = ({}, {})  # (node id -> translation, node id -> resources given)
+        self._attach: set = set()  # node ids an Envoy connected as while they had no snapshot
         self.isolation = Isolation()  # what each proxy ACKed, and the resources left out because one NACKed them
         self._lock = threading.RLock()
         self._wake = threading.Event()
@@ -179,6 +185,11 @@ class Daemon:
             if r is not None and r.aws_name() == aws_name:
                 return rec.key
         return None
+
+    def on_stream_open(self, node_id):
+        if node_id not in self._pushed:  # the next pass builds its snapshot (reconcile, _publish)
+            self._attach.add(node_id)
+            self._wake.set()
 
     def on_ack(self, node_id, type_url, version):
         push = self.pushes.get(node_id)
@@ -241,6 +252,8 @@ class Daemon:
         nothing new in the store since the last one is skipped unless forced."""
         with self._lock:
             version = self.store.version()
+            if self._attach and not (force or version != self._reconciled_version):
+                self._publish(*self._latest)  # an Envoy connected as a proxy that had no snapshot
             if not force and version == self._reconciled_version:
                 # nothing new in the store: a pass only if a proxy NACKed or is being searched for the
                 # resource it rejects; its ACKs alone are remembered without translating anything
@@ -475,12 +488,21 @@ class Daemon:
         effective = iso.effective(resources)
         return effective, translate(World(effective), placement, files=files)
 
+    def _wanted(self) -> set:
+        """The proxies an Envoy needs a snapshot for: a pod for it is placed, or one is connected as it."""
+        self._attach.clear()  # before asking the xDS server: a stream opening after this wakes a new pass
+        return {p.node_id for p in self.pods if p.node_id} | set(self.xds.connected())
+
     def _publish(self, out: dict, sources: dict | None = None) -> None:
         # the proxies given the same resources (all of them but a probed one) share one read-only
         # key -> Resource map: one per proxy would hold proxies x resources entries (gigabytes at
         # 5,000 routes); isolation keeps these maps as they are, never changing them
         shared: dict = {}
+        self._latest = (out, sources or {})
+        wanted = self._wanted()
         for nid, t in out.items():
+            if nid not in wanted:  # no Envoy runs it: no snapshot (built once one connects or a pod is placed)
+                continue
             if self._pushed.get(nid) == t["envoy"]:  # the same Envoy config as pushed last: nothing to do
                 continue
             self.version += 1
@@ -503,14 +525,15 @@ class Daemon:
                                 "types": [SHORT_NAMES[t] for t in snap.expected_types()]}
             self.xds.set_snapshot(nid, snap)
             self._pushed[nid] = t["envoy"]
-        for nid in [n for n in self._pushed if n not in out]:
+        for nid in [n for n in self._pushed if n not in out or n not in wanted]:
             self.xds.clear_snapshot(nid)
             del self._pushed[nid]
             self.pushes.pop(nid, None)
             self._unacked.pop(nid, None)
             self._parsed.pop(nid, None)
-            self.isolation.forget_node(nid)
             self._acked_pass.pop(nid, None)
+            if nid not in out:  # its resource is gone (a proxy without an Envoy keeps what it rejected)
+                self.isolation.forget_node(nid)
 
     def _unsettled(self) -> bool:
         """Whether a proxy ACKed a push that no status pass has taken in yet."""
@@ -542,8 +565,8 @@ class Daemon:
         A proxy waits while its latest push is not ACKed: for the resources of its mesh (a gateway
         route: of its gateway only) that changed after the pass that made the configuration it last
         ACKed, up to the pass of its latest push. While the resource it rejected is searched for
-        (lab/runtime/isolation.py), the suspects wait too. Only proxies a pod runs count (the lab
-        configures every virtual node's proxy, pods or not). Proxies with the same span are taken
+        (lab/runtime/isolation.py), the suspects wait too. Only proxies a pod runs count (one an Envoy
+        connected as without a pod, a probe say, is pushed to but waited for by nobody). Proxies with the same span are taken
         together, so a pass costs one look per resource and span, not per resource and proxy. A
         resource no proxy is sent stays as it was."""
         iso = self.isolation

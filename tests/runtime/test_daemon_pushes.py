@@ -62,7 +62,7 @@ def test_what_each_proxy_was_sent_is_one_shared_map_per_pass(daemon):
     pushed in one pass share one map, so the daemon holds about one entry per resource and pass,
     not one per resource and proxy (which took gigabytes at 5,000 routes)."""
     d = daemon
-    d.apply([("<base>", m.text(m.scale(6, NS)))])
+    d.apply([("<base>", m.text(m.scale(6, NS, live=6)))])  # a pod for every node: every proxy is pushed
     sent = d.isolation.sent
     assert len(sent) == 7  # the gateway and six sidecars
     assert len({id(s["resources"]) for s in sent.values()}) == 1
@@ -99,3 +99,44 @@ def test_a_virtual_gateway_claims_no_port_for_its_egress_stage(tmp_path):
     finally:
         d.store.close()
         d._lock_file.close()
+
+
+def test_a_proxy_no_envoy_runs_gets_no_snapshot_until_one_connects_as_it(daemon):
+    """The daemon builds and keeps a snapshot only for proxies an Envoy needs (a pod for it is
+    placed, or an Envoy is connected as it): a virtual node without pods holds no protobufs. An
+    Envoy that connects as it is served its configuration by the next pass; statuses do not wait."""
+    import queue
+
+    import grpc
+    from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+
+    from lab.xds.snapshot import CLUSTER_TYPE
+    d = daemon
+    d.apply([("<base>", m.text(m.scale(3, NS, live=1)))])
+    gw = gateway_node(d)
+    (vn0,) = {p.node_id for p in d.pods} - {gw}
+    podless = sorted(set(d._latest[0]) - {gw, vn0})
+    assert len(podless) == 2  # every proxy is translated all the same
+    assert {n for n in d.xds.nodes() if d.xds.get_snapshot(n) is not None} == {gw, vn0}
+    assert set(d.pushes) == set(d._parsed) == set(d.isolation.sent) == {gw, vn0}
+    # what waits for an ACK waits for the running proxies only (none of these has answered here)
+    messages = [r.status["conditions"][0]["message"] for r in d.store.list("VirtualNode")]
+    assert len(messages) == 3 and all("not ACKed yet" in x for x in messages), messages
+    assert not [x for x in messages for n in podless if n.rsplit("/", 1)[1] in x], messages
+
+    requests: queue.Queue = queue.Queue()
+    requests.put(discovery_pb2.DiscoveryRequest(type_url=CLUSTER_TYPE, node={"id": podless[0]}))
+    channel = grpc.insecure_channel(f"unix:{d.sockets.xds}")
+    call = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel).StreamAggregatedResources(iter(requests.get, None))
+    try:
+        assert d.xds.wait_for(lambda s: podless[0] in s.connected(), 5)
+        assert podless[0] in d._attach
+        d.reconcile()  # what the daemon's loop runs when the connection wakes it
+        response = next(call)
+        assert response.type_url == CLUSTER_TYPE and response.version_info == d.pushes[podless[0]]["version"]
+        assert response.resources
+        assert d.xds.get_snapshot(podless[1]) is None
+    finally:
+        requests.put(None)
+        call.cancel()
+        channel.close()
