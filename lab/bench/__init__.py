@@ -3,7 +3,8 @@
     appmesh-lab bench translate   model -> IR -> Envoy dicts (-> Snapshot) for 10/100/1,000 routes (translate.py)
     appmesh-lab bench converge    a new gateway route / router weights until traffic follows (converge.py)
     appmesh-lab bench scale       10/100/1,000/5,000 routes: translation, snapshot size, RSS, ACK time (scale.py)
-    appmesh-lab bench dataplane   wrk against a static upstream direct, via its sidecar, via the gateway, via nginx (dataplane.py)
+    appmesh-lab bench dataplane   wrk against a static upstream direct, via its sidecar, via the gateway, via nginx,
+                                  and the floors: bare Envoy, Envoy -> Envoy, nginx -> nginx (dataplane.py)
     appmesh-lab bench lab         lab start-up time and memory (labbench.py)
     appmesh-lab bench suite       the notebook suite's wall time, --profile: where it goes (suite.py)
     appmesh-lab bench reliability faults, churn, crash safety, hostile input, exposure (reliability/)
@@ -42,8 +43,14 @@ KINDS = {
                    "weight_changes")]),
     "scale": ("scale", "10/100/1,000/5,000 gateway routes: translation, snapshot size, RSS, time to ACK",
               [("--sizes", {"type": _sizes, "help": "route counts, e.g. 10,100,1000,5000"}, "sizes")]),
-    "dataplane": ("dataplane", "load on one static upstream direct, through its sidecar, through the gateway, through nginx",
+    "dataplane": ("dataplane", "load on one static upstream direct, through its sidecar, through the gateway, through "
+                               "nginx; and the floors: a bare Envoy, two bare Envoys, two nginx in a row",
                   [("--duration", {"type": float, "help": "seconds per path (default 10, --quick 3)"}, "duration"),
+                   ("--light-duration", {"type": float, "help": "seconds per path at the light load, one connection "
+                                                                "(default 3, --quick 1)"}, "light_duration"),
+                   ("--paths", {"type": lambda t: [x.strip() for x in t.split(",") if x.strip()],
+                                "help": "only these paths, e.g. gateway,nginx (direct always runs: every ratio is "
+                                        "to it)"}, "paths"),
                    ("--connections", {"type": int, "help": "keep-alive connections (default 8)"}, "connections"),
                    ("--rounds", {"type": int, "help": "runs per path, median kept (default 2, --quick 1)"}, "rounds"),
                    ("--tool", {"choices": ("auto", "wrk", "asyncio"), "help": "load generator (default auto: wrk "

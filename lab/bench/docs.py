@@ -201,38 +201,55 @@ def scale(rec: dict) -> tuple:
 
 
 def dataplane(rec: dict) -> tuple:
+    from .dataplane import light_rows, loaded_rows, verdict_lines
     load = rec["load"]
-    rows = [["path", "requests/s", "x direct", "p50 ms", "+p50 ms", "p99 ms", "+p99 ms", "proxy CPU us/req",
-             "upstream CPU us/req", "non-2xx", "errors"]]
-    for p in rec["paths"]:
-        cpu = p.get("cpu_us_per_request") or {}
-        rows.append([p["name"], f"{p['rps']:.0f}", f"{p['rps_ratio']:.2f}", f"{p['p50_ms']:.2f}",
-                     f"{p['added_p50_ms']:+.2f}", f"{p['p99_ms']:.2f}", f"{p['added_p99_ms']:+.2f}",
-                     f"{p.get('proxy_cpu_us_per_request', 0):.0f}", f"{cpu.get('upstream', 0):.0f}",
-                     p["non_2xx"], p["errors"]])
     envoys = rec.get("envoys") or {}
     threads = "; ".join(f"{k} Envoy --concurrency {e.get('concurrency')}, {e.get('worker_threads')} worker "
                         f"thread(s), CPUs allowed {e.get('cpus_allowed')} ({'pinned' if e.get('pinned') else 'not pinned'})"
                         for k, e in envoys.items())
+    names = {p["name"] for p in rec["paths"]}
     text = (f"`GET {load['path']}` with {load['tool']}, {load['connections']} keep-alive connections, "
             f"{load['duration_s']:g} s per path after a {load['warmup_s']:g} s warm-up, {load['rounds']} round(s) "
             f"(median kept), all paths in one run against the same upstream, {rec.get('upstream', 'the sample app')}: "
             "*direct* is the upstream's port, *sidecar* its sidecar Envoy's ingress listener, *gateway* the full "
             "path gateway Envoy -> sidecar Envoy -> upstream, *nginx* nginx (one worker, keep-alive upstream) as "
-            "a reverse proxy to it. CPU per request is utime + stime from /proc of each process on the path "
+            "a reverse proxy to it"
+            + ("; the floors, proxies started for the run in front of the same upstream: *envoy* a bare Envoy "
+               "(one listener, one route, one static cluster, no access log, no admin, --concurrency 1: the "
+               "cheapest Envoy hop), *envoy-envoy* two of them in a row and *nginx-nginx* two nginx in a row "
+               "(the gateway path's shape, two proxy hops)" if "envoy" in names else "")
+            + ". CPU per request is utime + stime from /proc of each process on the path "
             "around the measured run, divided by its requests (the load generator's own CPU is not counted). "
             + (f"{threads}." if threads else "")
             + "".join(f"\n\nNote: {n}" for n in rec.get("notes") or [])
-            + "\n\n" + _md_table(rows))
+            + "\n\nLoaded: the closed loop above. On 2 cores a p50 here is mostly queueing (about connections / "
+              "requests per second), so it measures throughput again, not what a hop adds.\n\n"
+            + _md_table(loaded_rows(rec["paths"])))
+    if all(p.get("light") for p in rec["paths"]):
+        text += (f"\n\nLight load: {load.get('light_connections', 1)} connection, one request at a time for "
+                 f"{load.get('light_duration_s', 0):g} s per path after its loaded run: far below every path's "
+                 "capacity, so a p50 here is what the hops add to a request. The p50 target is judged here.\n\n"
+                 + _md_table(light_rows(rec["paths"])))
+        by = {p["name"]: p for p in rec["paths"]}
+        if "gateway" in by and "nginx" in by:
+            text += "\n\n" + "\n".join(f"- {line.strip()}" for line in verdict_lines(by, rec["met"], rec.get("floors") or {}))
     by = {p["name"]: p for p in rec["paths"]}
     gw, ngx = by["gateway"], by.get("nginx")
+    fl = rec.get("floors") or {}
     limit = ("2 cores shared with wrk, the upstream and other work on the machine (its load average is in the Data plane section); "
              "the gateway path crosses two Envoys (gateway, then the node's sidecar, as in App Mesh) where the "
-             "nginx row crosses one proxy, and each Envoy spends several times nginx's CPU per request")
+             "nginx row crosses one proxy"
+             + (f"; the floor: a bare Envoy hop costs {fl['envoy_hop_cpu_us']:.0f} us of CPU per request, two "
+                f"{fl['two_envoy_hops_cpu_us']:.0f} us, one nginx hop {fl['nginx_hop_cpu_us']:.0f} us"
+                if fl.get("envoy_hop_cpu_us") is not None and fl.get("nginx_hop_cpu_us") else
+                ", and each Envoy spends several times nginx's CPU per request"))
     met = rec["met"]
+    light = (rec.get("target") or {}).get("added_p50_at") == "light"
     if "gateway_rps_at_least_nginx" in met:
-        targets = [["dataplane: gateway path adds at p50", "<= nginx's + 0.3 ms",
-                    f"{gw['added_p50_ms']:+.2f} ms" + (f" (nginx {ngx['added_p50_ms']:+.2f} ms)" if ngx else ""),
+        g50 = gw["light"]["added_p50_ms"] if light else gw["added_p50_ms"]
+        n50 = (ngx["light"]["added_p50_ms"] if light else ngx["added_p50_ms"]) if ngx else None
+        targets = [["dataplane: gateway path adds at p50" + (" (one connection)" if light else ""), "<= nginx's + 0.3 ms",
+                    f"{g50:+.2f} ms" + (f" (nginx {n50:+.2f} ms)" if ngx else ""),
                     _yes(met.get("gateway_added_p50_within_nginx")), limit],
                    ["dataplane: gateway path throughput", ">= nginx reverse proxy's",
                     f"{gw['rps']:.0f} req/s" + (f" ({gw['rps'] / ngx['rps']:.2f}x nginx)" if ngx else ""),

@@ -80,3 +80,38 @@ def test_the_asyncio_load_generator_against_the_sample_app(tmp_path):
     assert set(r) == {"rps", "p50_ms", "p99_ms", "requests", "non_2xx", "errors"}
     assert r["requests"] > 0 and r["errors"] == 0 and r["non_2xx"] == 0
     assert 0 < r["p50_ms"] <= r["p99_ms"]
+
+
+def _row(name, rps, cpu, light_p50=0.1):
+    return {"name": name, "rps": rps, "added_p50_ms": 1.0, "cpu_us_per_request": cpu,
+            "proxy_cpu_us_per_request": sum(v for k, v in cpu.items() if k != "upstream"),
+            "light": {"added_p50_ms": light_p50}}
+
+
+def test_the_floor_says_when_two_envoy_hops_cost_more_than_one_nginx_hop():
+    by = {"gateway": _row("gateway", 9000, {"gateway": 60, "sidecar": 30, "upstream": 7}, 0.2),
+          "sidecar": _row("sidecar", 30000, {"sidecar": 30, "upstream": 7}),
+          "nginx": _row("nginx", 40000, {"nginx": 17, "upstream": 7}, 0.05),
+          "envoy": _row("envoy", 35000, {"envoy": 25, "upstream": 7}),
+          "envoy-envoy": _row("envoy-envoy", 15000, {"envoy2": 25, "envoy": 25, "upstream": 7}),
+          "nginx-nginx": _row("nginx-nginx", 25000, {"nginx2": 17, "nginx": 17, "upstream": 7})}
+    fl = dataplane.floors(by)
+    assert fl["two_envoy_hops_cpu_us"] == 50 and fl["nginx_hop_cpu_us"] == 17 and fl["two_envoy_hops_exceed_nginx"]
+    assert fl["gateway_rps_vs_nginx_nginx"] == 0.36 and fl["envoy_envoy_rps_vs_nginx_nginx"] == 0.6
+    met = {"gateway_rps_at_least_nginx": False, "gateway_added_p50_within_nginx": True}
+    text = "\n".join(dataplane.verdict_lines(by, met, fl))
+    assert "out of reach on this machine" in text and "50 us" in text and "(17 us)" in text
+    assert "+0.200 vs +0.050 ms met" in text and "nginx -> nginx: 9000 vs 25000" in text
+    # an Envoy hop cheaper than half an nginx hop: no such claim
+    by["envoy"]["cpu_us_per_request"]["envoy"] = 8
+    fl = dataplane.floors(by)
+    assert fl["two_envoy_hops_exceed_nginx"] is False
+    assert "out of reach" not in "\n".join(dataplane.verdict_lines(by, met, fl))
+
+
+def test_an_unknown_path_is_refused_before_anything_starts():
+    import pytest
+
+    from lab.runtime.client import LabError
+    with pytest.raises(LabError, match="unknown path.*bogus.*the paths are direct, sidecar"):
+        dataplane.run(paths=["gateway", "bogus"])

@@ -98,18 +98,36 @@ def test_dataplane_record(bench_run):
     assert set(rec) >= set(dataplane.FIELDS)
     names = [p["name"] for p in rec["paths"]]
     assert names[:3] == ["direct", "sidecar", "gateway"]
-    assert names == list(dataplane.PATHS) or (not dataplane.nginx_path() and "nginx" not in names)
+    assert names == list(dataplane.PATHS) or (not dataplane.nginx_path()
+                                              and names == [p for p in dataplane.PATHS if "nginx" not in p])
     assert rec["load"]["tool"] == ("wrk" if dataplane.wrk_path() else "asyncio")
     for p in rec["paths"]:
         assert set(p) >= set(dataplane.PATH_FIELDS), p["name"]
         assert p["requests"] > 0 and p["rps"] > 0 and p["non_2xx"] == 0, p
+        # the light load: one connection, on every path, its own latency and CPU figures
+        assert set(p["light"]) >= set(dataplane.LIGHT_FIELDS) and p["light"]["connections"] == 1, p["name"]
+        assert p["light"]["requests"] > 0 and p["light"]["non_2xx"] == 0, p
+        assert set(p["light"]["cpu_us_per_request"]) == set(dataplane.ON_PATH[p["name"]]), p["name"]
     assert rec["paths"][0]["rps_ratio"] == 1.0 and rec["paths"][0]["added_p50_ms"] == 0
+    assert rec["paths"][0]["light"]["added_p50_ms"] == 0
     assert set(rec["met"]) == {"gateway_rps_at_least_nginx", "gateway_added_p50_within_nginx"}
+    assert rec["target"]["added_p50_at"] == "light"
     if "nginx" in names:
         assert all(isinstance(v, bool) for v in rec["met"].values())
+        by = {p["name"]: p for p in rec["paths"]}
+        # the p50 target is judged on the light load's figures
+        assert rec["met"]["gateway_added_p50_within_nginx"] == (
+            by["gateway"]["light"]["added_p50_ms"] <= by["nginx"]["light"]["added_p50_ms"] + dataplane.TARGET_P50_SLACK_MS)
+        # the floors: one bare Envoy hop (x 2) against one nginx hop, from the rows of the same run
+        fl = rec["floors"]
+        assert fl["envoy_hop_cpu_us"] == by["envoy"]["cpu_us_per_request"]["envoy"] > 0
+        assert fl["two_envoy_hops_cpu_us"] == round(2 * fl["envoy_hop_cpu_us"], 1)
+        assert fl["nginx_hop_cpu_us"] == by["nginx"]["cpu_us_per_request"]["nginx"] > 0
+        assert fl["two_envoy_hops_exceed_nginx"] == (fl["two_envoy_hops_cpu_us"] > fl["nginx_hop_cpu_us"])
     # CPU per request from /proc for every process on each path; the Envoys' threads and pinning
     on_path = {p["name"]: set(p["cpu_us_per_request"]) for p in rec["paths"]}
     assert on_path["gateway"] == {"gateway", "sidecar", "upstream"} and on_path["direct"] == {"upstream"}
+    assert on_path["envoy-envoy"] == {"envoy2", "envoy", "upstream"}
     assert all(v > 0 for p in rec["paths"] for v in p["cpu_us_per_request"].values()), rec["paths"]
     for envoy in ("gateway", "sidecar"):
         e = rec["envoys"][envoy]
