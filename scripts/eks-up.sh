@@ -34,6 +34,11 @@ else
   step eksctl create cluster -f "$config"
 fi
 step aws eks update-kubeconfig --name "$CLUSTER_NAME" --region "$REGION"
+# the cluster's IP family (the ClusterConfig's kubernetesNetworkConfig.ipFamily, IPv4 unless it
+# says IPv6), read back from EKS so that a reused cluster counts too: the chart's ipFamily
+ip_family="$(chart_ip_family "$(aws eks describe-cluster --name "$CLUSTER_NAME" --region "$REGION" \
+  --query cluster.kubernetesNetworkConfig.ipFamily --output text)" "aws eks describe-cluster")"
+echo "EKS cluster $CLUSTER_NAME: IP family $ip_family"
 registry="$(scripts/build-images.sh --ecr "$REGION" | tee /dev/stderr | tail -n 1)"
 platform="$(image_platform --ecr)"  # the images' content tags (the pods roll after a code change)
 controller_tag="$(image_tag appmesh-lab/controller "$platform")"
@@ -43,7 +48,7 @@ step helm upgrade --install "$RELEASE" "$CHART" --namespace "$NAMESPACE" --creat
   --set "images.controller.tag=$controller_tag" \
   --set "images.proxyInit.repository=$registry/appmesh-lab/proxy-init" \
   --set "images.proxyInit.tag=$proxy_init_tag" \
-  --set "region=$REGION" --wait --timeout 10m
+  --set "region=$REGION" --set "ipFamily=$ip_family" --wait --timeout 10m
 step kubectl -n "$NAMESPACE" rollout status "deployment/$RELEASE" --timeout=300s
 echo "EKS cluster $CLUSTER_NAME is ready; sample app image: $registry/appmesh-lab/sample-app:0.1.0"
 echo "REMEMBER: scripts/eks-down.sh removes the cluster, its load balancers and the ECR repositories"

@@ -28,6 +28,11 @@ else
   step kind create cluster --name "$CLUSTER_NAME" --config manifests/kind/cluster.yaml --wait 120s
 fi
 step kubectl config use-context "kind-$CLUSTER_NAME"
+# the cluster's IP family (kind's networking.ipFamily: ipv4 unless the config says ipv6 or dual,
+# where IPv4 comes first), as the API server's own Service has it: the chart's ipFamily
+ip_family="$(chart_ip_family "$(kubectl get service kubernetes --namespace default \
+  -o 'jsonpath={.spec.ipFamilies[0]}')" "the cluster's kubernetes Service (spec.ipFamilies)")"
+echo "kind cluster $CLUSTER_NAME: IP family $ip_family"
 step scripts/build-images.sh --kind "$CLUSTER_NAME"
 # the images' content tags: after a code change the pod template changes, so the pods roll
 platform="$(image_platform --kind)"
@@ -35,6 +40,6 @@ controller_tag="$(image_tag appmesh-lab/controller "$platform")"
 proxy_init_tag="$(image_tag appmesh-lab/proxy-init "$platform")"
 step helm upgrade --install "$RELEASE" "$CHART" --namespace "$NAMESPACE" --create-namespace \
   --set "images.controller.tag=$controller_tag" \
-  --set "images.proxyInit.tag=$proxy_init_tag" --wait --timeout 5m
+  --set "images.proxyInit.tag=$proxy_init_tag" --set "ipFamily=$ip_family" --wait --timeout 5m
 step kubectl -n "$NAMESPACE" rollout status "deployment/$RELEASE" --timeout=180s
 echo "kind cluster $CLUSTER_NAME is ready: controller $RELEASE in $NAMESPACE"

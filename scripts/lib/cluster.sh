@@ -29,3 +29,15 @@ require() {
 
 # step CMD...: print the command as a user would type it, then run it
 step() { echo "+ $*"; "$@"; }
+
+# chart_ip_family FAMILY WHERE: the chart's ipFamily value (IPv4 or IPv6) for the IP family the
+# cluster reported (EKS: ipv4 or ipv6; Kubernetes: IPv4 or IPv6); exit 1, saying where it came
+# from, for anything else. The controller's Mesh webhook sets meshServiceDiscovery.ipPreference
+# from it (IPv6_ONLY on an IPv6 cluster), as the AWS controller did.
+chart_ip_family() {
+  case "$1" in
+    ipv4|IPv4) echo IPv4 ;;
+    ipv6|IPv6) echo IPv6 ;;
+    *) echo "$(basename "$0"): $2 answered IP family '$1'; expected ipv4 or ipv6" >&2; return 1 ;;
+  esac
+}

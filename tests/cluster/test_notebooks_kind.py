@@ -67,3 +67,7 @@ def test_the_lessons_hold_on_kind_against_the_stand_ins(standin, tmp_path):
     assert any(x.startswith("docker build -f lab/controller/Dockerfile") for x in lines_run)
     assert any(x.startswith("helm upgrade --install appmesh-lab-controller manifests/charts/appmesh-lab-controller")
                for x in lines_run)
+    # with the cluster's IP family, read from the API server's Service (IPv4: the stand-in's)
+    assert ["get", "service", "kubernetes", "--namespace", "default", "-o", "jsonpath={.spec.ipFamilies[0]}"] in [
+        c["argv"] for c in calls if c["tool"] == "kubectl"]
+    assert any(x.startswith("helm upgrade --install") and "--set ipFamily=IPv4 " in x for x in lines_run)

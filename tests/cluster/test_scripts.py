@@ -28,6 +28,8 @@ case "{name} $*" in
   "python -m lab.targets.images platform"*) echo "linux/amd64" ;;
   "docker login"*) cat >/dev/null ;;
   "eksctl get cluster"*) exit "${{STUB_EKS_EXISTS:-1}}" ;;
+  "aws eks describe-cluster"*) echo "${{STUB_EKS_IP_FAMILY:-ipv4}}" ;;
+  "kubectl get service kubernetes"*) printf "%s" "${{STUB_KIND_IP_FAMILY-IPv4}}" ;;
   "aws ecr get-login-password"*) echo token ;;
   "kubectl get services"*) printf 'appmesh-demo appmesh-gateway\\nex-canary gateway\\n' ;;
   "helm status"*) exit 0 ;;
@@ -79,6 +81,7 @@ def test_kind_up_creates_the_cluster_builds_loads_and_installs(sandbox):
         "kind get clusters",
         "kind create cluster --name appmesh-gateway-demo --config manifests/kind/cluster.yaml --wait 120s",
         "kubectl config use-context kind-appmesh-gateway-demo",
+        "kubectl get service kubernetes --namespace default -o jsonpath={.spec.ipFamilies[0]}",
         "docker info",
         *[line for (d, c), name in zip(DOCKERFILES, ("controller", "proxy-init", "sample-app", "grpc-echo"))
           for line in (f"python -m lab.targets.images tag --dockerfile {d} --context {c} --version 0.1.0 --platform",
@@ -92,7 +95,7 @@ def test_kind_up_creates_the_cluster_builds_loads_and_installs(sandbox):
         "lab/controller/proxy_init --version 0.1.0 --platform",
         "helm upgrade --install appmesh-lab-controller manifests/charts/appmesh-lab-controller --namespace "
         f"appmesh-system --create-namespace --set images.controller.tag={CT} --set images.proxyInit.tag={CT} "
-        "--wait --timeout 5m",
+        "--set ipFamily=IPv4 --wait --timeout 5m",
         "kubectl -n appmesh-system rollout status deployment/appmesh-lab-controller --timeout=180s",
     ]
     assert "+ kind create cluster" in out.stdout
@@ -156,8 +159,32 @@ def test_eks_up_creates_the_cluster_pushes_to_ecr_and_installs_with_those_images
     helm = next(line for line in lines if line.startswith("helm upgrade"))
     assert f"--set images.controller.repository={reg}/appmesh-lab/controller --set images.controller.tag={CT}" in helm
     assert f"--set images.proxyInit.repository={reg}/appmesh-lab/proxy-init --set images.proxyInit.tag={CT}" in helm
-    assert "--set region=us-west-2" in helm
+    assert "--set region=us-west-2 --set ipFamily=IPv4" in helm
     assert lines.index(f"docker push {reg}/appmesh-lab/controller:0.1.0") < lines.index(helm)
+
+
+@pytest.mark.parametrize("script,env,asked", [
+    ("eks-up.sh", {"STUB_EKS_IP_FAMILY": "ipv6"}, "aws eks describe-cluster --name appmesh-gateway-demo --region "
+     "us-west-2 --query cluster.kubernetesNetworkConfig.ipFamily --output text"),
+    ("kind-up.sh", {"STUB_KIND_IP_FAMILY": "IPv6"},
+     "kubectl get service kubernetes --namespace default -o jsonpath={.spec.ipFamilies[0]}"),
+])
+def test_an_ipv6_cluster_installs_the_chart_with_ipfamily_ipv6(sandbox, script, env, asked):
+    """The chart's ipFamily is the cluster's, read back from it (a reused cluster too): the Mesh
+    webhook sets meshServiceDiscovery.ipPreference IPv6_ONLY from it on an IPv6 cluster."""
+    out, lines = sandbox(script, **env)
+    assert out.returncode == 0, out.stderr
+    helm = next(line for line in lines if line.startswith("helm upgrade"))
+    assert "--set ipFamily=IPv6 " in helm and "ipFamily=IPv4" not in helm, helm
+    assert lines.index(asked) < lines.index(helm)
+
+
+@pytest.mark.parametrize("script,env", [("eks-up.sh", {"STUB_EKS_IP_FAMILY": "None"}),
+                                        ("kind-up.sh", {"STUB_KIND_IP_FAMILY": ""})])
+def test_an_ip_family_the_chart_does_not_know_stops_before_the_install(sandbox, script, env):
+    out, lines = sandbox(script, **env)
+    assert out.returncode == 1 and not any(line.startswith(("helm", "docker build", "docker buildx")) for line in lines)
+    assert "answered IP family " in out.stderr and "expected ipv4 or ipv6" in out.stderr, out.stderr
 
 
 def test_eks_up_with_another_name_and_region_edits_a_copy_of_the_config(sandbox):
