@@ -64,7 +64,7 @@ from .appmeshapi import (  # noqa: F401
     AppMeshAPI, appmesh_api,
 )
 from .exercises import (  # noqa: F401
-    active, findings, settled, try_manifest, verdict,
+    active, exercise, findings, settled, try_manifest, verdict,
 )
 from .pictures import (  # noqa: F401
     Chart, _plt, _selects, draw_topology, latency_histogram, split_chart, topology, topology_graph,

@@ -1,14 +1,18 @@
 """Exercises: the learner's manifest validated and applied, and a verdict the learner can read.
 
-A lesson's check cell calls `try_manifest` with the text the learner edited: the validator's
-findings (file line, field path, message, what to write instead) or the target's refusal are
-printed and the answer is False; otherwise the manifest is applied, the target has converged,
-and the lesson checks the outcome with `verdict`:
+A lesson's check cell names what must hold once the learner's manifest is in (a function that
+asserts) and makes its check with `exercise`: the validator's findings (file line, field path,
+message, what to write instead) or the target's refusal are printed and the answer is False;
+otherwise the manifest is applied, the target has converged, and the function's verdict is
+printed (`ok`, or what failed and the hint):
 
-    def check_exercise(text):
-        return nb.try_manifest(t, text) and nb.verdict(
-            lambda: nb.expect(t, "/v2/products/42", 200, seen_path="/api/42", timeout=5, echo=False),
-            ok="it works: /v2/products/42 arrives as /api/42")
+    def rewritten():   # /v2/products/42 arrives at the product service as /api/42
+        nb.expect(t, "/v2/products/42", 200, seen_path="/api/42", timeout=5, echo=False)
+
+    check_exercise = nb.exercise(t, rewritten, TIMEOUT_S, ok="it works: /v2/products/42 arrives as /api/42")
+    check_exercise(ANSWER)
+
+The hidden solution cell after it ends with `assert check_exercise(ANSWER)`.
 """
 from __future__ import annotations
 
@@ -88,3 +92,13 @@ def active(t, kind: str, name: str, namespace: str | None = None, timeout: float
     c = settled(t, kind, name, namespace, timeout)
     assert c.get("status") == "True", f"{kind} {name} is not active: {c.get('reason')}: {c.get('message')}"
     return c
+
+
+def exercise(t, check, timeout: float = 30.0, ok: str = "it works", hint: str = "", context: tuple = ()):
+    """An exercise's check, as a function of the learner's manifest text: `try_manifest` (the
+    files in `context` read with it), then `verdict(check, ok, hint)`. It returns True when the
+    answer is applied and `check` holds; False, with what is wrong printed, otherwise."""
+    def check_answer(text: str) -> bool:
+        return try_manifest(t, text, timeout, context=context) and verdict(check, ok, hint)
+    check_answer.__doc__ = f"True when the manifest applies and {check.__name__}() holds. {check.__doc__ or ''}".strip()
+    return check_answer

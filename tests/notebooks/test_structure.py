@@ -537,6 +537,34 @@ def test_an_exercise_verdict_reports_instead_of_raising(capsys):
     assert capsys.readouterr().out == "it works\n"
 
 
+def test_an_exercise_check_refused_by_the_validator_prints_the_findings_and_touches_nothing(capsys):
+    """nb.exercise: a manifest the validator refuses is False, with each finding's line, field and
+    hint printed; the target is never asked to apply it and the check never runs."""
+    from lab import notebook as nb
+
+    class Untouched:
+        def __getattr__(self, name):
+            pytest.fail(f"the target was used ({name}) for a manifest the validator refuses")
+
+    def never():
+        pytest.fail("the check ran for a refused manifest")
+    check_exercise = nb.exercise(Untouched(), never, ok="it works")
+    assert check_exercise.__doc__.startswith("True when the manifest applies and never() holds")
+    text = """apiVersion: appmesh.k8s.aws/v1beta2
+kind: GatewayRoute
+metadata: {name: r, namespace: appmesh-demo}
+spec:
+  httpRoute:
+    match: {prefix: reviews}
+    action: {target: {virtualService: {virtualServiceRef: {name: review-service}}}}
+"""
+    assert check_exercise(text) is False
+    out = capsys.readouterr().out
+    assert out.startswith("not yet: the validator refuses it\n"), out
+    assert "exercise.yaml line 6: spec.httpRoute.match.prefix: prefix 'reviews' must start with '/'" in out, out
+    assert "hint: write /reviews" in out, out
+
+
 def test_show_routes_shows_each_gateway_routes_match_and_target(monkeypatch):
     import yaml
     from lab import notebook
