@@ -222,18 +222,16 @@ spec:
 """
 
 
-def check_exercise(text):
-    """True when both resources apply and become active, the service under its DNS name."""
-    def both_active():
-        nb.active(t, "VirtualNode", "rating-service-vn", NAMESPACE, TIMEOUT_S)
-        nb.active(t, "VirtualService", "rating-service", NAMESPACE, TIMEOUT_S)
-        vs = t.get("VirtualService", "rating-service", NAMESPACE)[0]
-        assert vs["spec"].get("awsName") == "rating-service.appmesh-demo.svc.cluster.local", vs["spec"].get("awsName")
-    return nb.try_manifest(t, text, TIMEOUT_S) and nb.verdict(
-        both_active, ok="it works: rating-service-vn and rating-service are active",
-        hint="a reference names the other resource by its metadata.name")
+def both_active():
+    """Both resources are active, the service under its DNS name."""
+    nb.active(t, "VirtualNode", "rating-service-vn", NAMESPACE, TIMEOUT_S)
+    nb.active(t, "VirtualService", "rating-service", NAMESPACE, TIMEOUT_S)
+    vs = t.get("VirtualService", "rating-service", NAMESPACE)[0]
+    assert vs["spec"].get("awsName") == "rating-service.appmesh-demo.svc.cluster.local", vs["spec"].get("awsName")
 
 
+check_exercise = nb.exercise(t, both_active, TIMEOUT_S, ok="it works: rating-service-vn and rating-service are active",
+                             hint="a reference names the other resource by its metadata.name")
 check_exercise(ANSWER)
 
 # %% jupyter={"source_hidden": true} tags=["solution"]

@@ -127,20 +127,19 @@ spec:
 """
 
 
-def check_exercise(text):
-    """True when the gateway applies, is active, listens for HTTP on 8443 and selects `gateway: partner`."""
-    def partner_gateway():
-        nb.active(t, "VirtualGateway", "partner-gateway", NAMESPACE, TIMEOUT_S)
-        spec = t.get("VirtualGateway", "partner-gateway", NAMESPACE)[0]["spec"]
-        ports = [(lst["portMapping"]["port"], lst["portMapping"]["protocol"]) for lst in spec["listeners"]]
-        assert ports == [(8443, "http")], f"the listeners are {ports}, expected [(8443, 'http')]"
-        assert spec.get("namespaceSelector") == {"matchLabels": {"gateway": "partner"}}, \
-            f"namespaceSelector is {spec.get('namespaceSelector')}: it should select the label gateway: partner"
-    return nb.try_manifest(t, text, TIMEOUT_S) and nb.verdict(
-        partner_gateway, ok="it works: partner-gateway is active, and only partner namespaces' routes can attach",
-        hint="a gateway listener speaks http, http2 or grpc; which namespaces' routes attach is namespaceSelector's job")
+def partner_gateway():
+    """The gateway is active, listens for HTTP on 8443 and selects `gateway: partner`."""
+    nb.active(t, "VirtualGateway", "partner-gateway", NAMESPACE, TIMEOUT_S)
+    spec = t.get("VirtualGateway", "partner-gateway", NAMESPACE)[0]["spec"]
+    ports = [(lst["portMapping"]["port"], lst["portMapping"]["protocol"]) for lst in spec["listeners"]]
+    assert ports == [(8443, "http")], f"the listeners are {ports}, expected [(8443, 'http')]"
+    assert spec.get("namespaceSelector") == {"matchLabels": {"gateway": "partner"}}, \
+        f"namespaceSelector is {spec.get('namespaceSelector')}: it should select the label gateway: partner"
 
 
+check_exercise = nb.exercise(
+    t, partner_gateway, TIMEOUT_S, ok="it works: partner-gateway is active, and only partner namespaces' routes can attach",
+    hint="a gateway listener speaks http, http2 or grpc; which namespaces' routes attach is namespaceSelector's job")
 check_exercise(ANSWER)
 
 # %% jupyter={"source_hidden": true} tags=["solution"]

@@ -224,42 +224,25 @@ spec:
 """
 
 
-def check_exercise(text):
-    """True when the route applies, a call with x-canary: true reaches v2 and one without reaches v1."""
+def canary_split():
+    """A call with x-canary: true reaches echo v2 and one without reaches v1 (within 10 s: the
+    gateway takes a moment to take the route)."""
     def both():
         canary, plain = call("/lab.echo.Echo/Info", None, [("x-canary", "true")]), call("/lab.echo.Echo/Info")
         assert canary[0] == "OK" and canary[1]["version"] == "v2", f"with x-canary: true: {canary[0]} {canary[3]}"
         assert plain[0] == "OK" and plain[1]["version"] == "v1", f"without it: {plain[0]} {plain[3]}"
-    return nb.try_manifest(t, text, TIMEOUT_S) and nb.verdict(   # a moment for the gateway to take the route
-        lambda: t.eventually(both, 10, what="the two calls"), ok="it works: x-canary: true reaches echo v2, other calls echo v1",
-        hint="a grpc listener takes grpcRoutes, which match serviceName and metadata")
+    t.eventually(both, 10, what="the two calls")
 
 
+check_exercise = nb.exercise(t, canary_split, TIMEOUT_S, ok="it works: x-canary: true reaches echo v2, other calls echo v1",
+                             hint="a grpc listener takes grpcRoutes, which match serviceName and metadata")
 check_exercise(ANSWER)
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution (hidden in the notebook: expand the cell to read it): a grpcRoute, matching the
-# service name and the metadata (gRPC's headers).
-ANSWER = """apiVersion: appmesh.k8s.aws/v1beta2
-kind: GatewayRoute
-metadata:
-  name: echo-canary
-  namespace: ex-grpc-gateway-route
-spec:
-  priority: 5
-  grpcRoute:
-    match:
-      serviceName: lab.echo.Echo
-      metadata:
-        - name: x-canary
-          match:
-            exact: "true"
-    action:
-      target:
-        virtualService:
-          virtualServiceRef:
-            name: echo-v2
-"""
+# service name and the metadata (gRPC's headers); the match and the target stay as they were.
+ANSWER = ANSWER.replace("  httpRoute:\n    match:\n      prefix: /lab.echo.Echo/\n      headers:\n",
+                        "  grpcRoute:\n    match:\n      serviceName: lab.echo.Echo\n      metadata:\n")
 assert check_exercise(ANSWER)
 channel.close()
 nb.remove(t, "GatewayRoute", "echo-canary", "ex-grpc-gateway-route")
