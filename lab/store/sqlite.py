@@ -6,6 +6,7 @@ grows when the spec changes, and their status and events beside them.
 """
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import sqlite3
@@ -83,6 +84,11 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the lab's store at {self.path}: {exc}") from exc
         self._watchers: list = []
+        # versions(), kept in memory: the listing and the store version it is of. This connection's own
+        # applies and deletes update it in their transaction; anything else (another connection's
+        # write bumps the store version too) makes the next versions() read it again.
+        self._listing: list | None = None
+        self._listing_at = -1
 
     def close(self) -> None:
         with self._lock:
@@ -110,8 +116,29 @@ class Store:
     def _next_version(self, db) -> int:
         row = db.execute("SELECT value FROM meta WHERE key='version'").fetchone()
         v = int(row[0]) + 1 if row else 1
+        if self._listing_at != v - 1:  # the listing is not of the version this write starts from
+            self._listing, self._listing_at = None, -1
         db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('version', ?)", (str(v),))
         return v
+
+    def _relist(self, version: int, changed: dict) -> None:
+        """After this connection's write of `version` (committed): the listing with `changed`
+        (key -> its version, or None when deleted), if the listing was of the version before."""
+        listing = self._listing
+        if listing is None or self._listing_at != version - 1:
+            self._listing, self._listing_at = None, -1
+            return
+        for key, v in changed.items():
+            i = bisect.bisect_left(listing, key)  # (kind, namespace, name) < (kind, namespace, name, version)
+            here = i < len(listing) and listing[i][:3] == key
+            if v is None:
+                if here:
+                    del listing[i]
+            elif here:
+                listing[i] = (*key, v)
+            else:
+                listing.insert(i, (*key, v))
+        self._listing_at = version
 
     def version(self) -> int:
         with self._lock:
@@ -125,6 +152,7 @@ class Store:
         with action created | configured | unchanged."""
         now = time.time()
         results = []
+        changed: dict = {}
         try:
             with self._tx() as db:
                 version = self._next_version(db)
@@ -137,6 +165,7 @@ class Store:
                         db.execute("INSERT INTO resources VALUES (?,?,?,?,?,?,?,?,?)",
                                    (*key, str(uuid.uuid4()), 1, text, now, now, version))
                         results.append((key, "created"))
+                        changed[tuple(key)] = version
                     elif row[2] == text:
                         results.append((key, "unchanged"))
                     else:
@@ -145,7 +174,10 @@ class Store:
                         db.execute("UPDATE resources SET doc=?, generation=?, updated=?, version=? "
                                    "WHERE kind=? AND namespace=? AND name=?", (text, gen, now, version, *key))
                         results.append((key, "configured"))
+                        changed[tuple(key)] = version
+                self._relist(version, changed)  # (a failed COMMIT raises below: the listing is dropped)
         except sqlite3.Error as exc:
+            self._listing, self._listing_at = None, -1
             raise StoreError(f"apply failed in the store: {exc}") from exc
         self._notify()
         return results
@@ -154,12 +186,14 @@ class Store:
         results = []
         try:
             with self._tx() as db:
-                self._next_version(db)
+                version = self._next_version(db)
                 for key in keys:
                     cur = db.execute("DELETE FROM resources WHERE kind=? AND namespace=? AND name=?", key)
                     db.execute("DELETE FROM status WHERE kind=? AND namespace=? AND name=?", key)
                     results.append((key, "deleted" if cur.rowcount else "not found"))
+                self._relist(version, {tuple(k): None for k in keys})
         except sqlite3.Error as exc:
+            self._listing, self._listing_at = None, -1
             raise StoreError(f"delete failed in the store: {exc}") from exc
         self._notify()
         return results
@@ -192,10 +226,17 @@ class Store:
 
     def versions(self) -> list[tuple[str, str, str, int]]:
         """(kind, namespace, name, version) of every resource, in list() order: what changed since
-        a caller last read, without decoding any document."""
+        a caller last read, without decoding any document. Read from the database only when the
+        store's version is not the one of the listing kept in memory (a new list each call)."""
         with self._lock:
-            return self._db.execute("SELECT kind, namespace, name, version FROM resources "
-                                    "ORDER BY kind, namespace, name").fetchall()
+            row = self._db.execute("SELECT value FROM meta WHERE key='version'").fetchone()
+            now = int(row[0]) if row else 0
+            if self._listing is None or self._listing_at != now:
+                # ORDER BY compares the UTF-8 bytes (BINARY): the order of Python's str tuples
+                self._listing = self._db.execute("SELECT kind, namespace, name, version FROM resources "
+                                                 "ORDER BY kind, namespace, name").fetchall()
+                self._listing_at = now
+            return list(self._listing)
 
     # -- status and events --------------------------------------------------------------
 
@@ -221,9 +262,17 @@ class Store:
                     db.execute("INSERT OR REPLACE INTO status VALUES (?,?,?,?)", (*key, json.dumps(status, sort_keys=True)))
 
     def add_event(self, key: tuple, type_: str, reason: str, message: str) -> None:
+        self.add_events([(key, type_, reason, message)])
+
+    def add_events(self, events: list) -> None:
+        """Several events, [(key, type, reason, message[, time.time() of the event])], in one
+        transaction (in list order; without a time, now)."""
+        if not events:
+            return
+        now = time.time()
         with self._tx() as db:
-            db.execute("INSERT INTO events (time, kind, namespace, name, type, reason, message) VALUES (?,?,?,?,?,?,?)",
-                       (time.time(), *key, type_, reason, message))
+            db.executemany("INSERT INTO events (time, kind, namespace, name, type, reason, message) VALUES (?,?,?,?,?,?,?)",
+                           [(e[4] if len(e) > 4 else now, *e[0], *e[1:4]) for e in events])
             db.execute("DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?", (MAX_EVENTS,))
 
     def events(self, key: tuple | None = None, limit: int = 50) -> list[dict]:

@@ -1,0 +1,30 @@
+"""Store.versions() is kept in memory between writes: it must equal what the database lists after
+any sequence of applies and deletes, this connection's or another's."""
+import random
+
+from lab.store import Store
+
+QUERY = "SELECT kind, namespace, name, version FROM resources ORDER BY kind, namespace, name"
+
+
+def test_the_listing_kept_in_memory_is_the_database_listing(tmp_path):
+    db = tmp_path / "store.db"
+    store, other = Store(db), Store(db)
+    rng = random.Random(7)
+    names = ["a", "b", "Z", "é", "a-b", "ab", "a.b", "ü"]  # byte order and code point order agree
+    try:
+        for step in range(200):
+            writer = other if step % 17 == 16 else store  # another connection writes now and then
+            keys = [(rng.choice(["GatewayRoute", "Mesh", "VirtualNode"]), rng.choice(["", "ns", "nś"]),
+                     rng.choice(names)) for _ in range(rng.randint(1, 3))]
+            if rng.random() < 0.3:
+                writer.delete(keys)
+            else:
+                writer.apply([(k, {"kind": k[0], "spec": {"n": rng.randint(0, 2)}}) for k in keys])
+            listed = store.versions()
+            assert listed == store._db.execute(QUERY).fetchall(), step
+            listed.clear()  # a caller's list is its own
+            assert store.versions() == store._db.execute(QUERY).fetchall(), step
+    finally:
+        store.close()
+        other.close()
