@@ -23,6 +23,7 @@ def in_process_daemon(home: Path):
     try:
         yield d
     finally:
+        d.flush_status()  # the status pass an apply left (it enables the garbage collector again)
         d.xds.stop(0)
         d.store.close()
 

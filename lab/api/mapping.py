@@ -130,6 +130,7 @@ class Index:
 
     def __init__(self, daemon):
         self.daemon = daemon
+        daemon.flush_status()  # the status an apply left for after its answer: written before it is read
         self.world = daemon.world()
         self._records: dict = {}
         self._named: dict = {}

@@ -147,13 +147,23 @@ class Daemon:
         self._acked_pass: dict = {}  # node id -> the pass of the push it last ACKed
         self._rejected_seen: set = set()  # the keys left out (isolation.rejected) at the last status pass
         self._reconciled_version = -1
+        # An apply or delete answers once its push is made: the status pass of that reconcile, and
+        # the events, come after the answer (the World they are for, and the events, wait here).
+        # Every reader of status or events (route(), lab/api) calls flush_status() first, and the
+        # loop runs the pass once a proxy ACKs (or within a second), so nobody reads older state.
+        self._status_due: World | None = None
+        self._due_events: list = []  # (key, type, reason, message) of changes not written yet
+        self._gc_held = False  # the collector waits for the status pass (_collect_after_answer)
         self.pods: list = []
         self._admin_sockets: set | None = None  # names of the admin sockets of the pods last planned
         self.ready_ports: dict = {}  # process key -> the port its readiness is probed on (_place)
         self.placement = Placement()
         self.supervisor = Supervisor(self.store, on_event=self._process_event, on_change=self._wake.set)
         # only the lab's own Envoys reach the xDS server: a Unix socket in the owner-only folder
-        self.xds = XdsServer(unix_socket=str(self.sockets.xds), callbacks=[self])
+        self._xds_path = str(self.sockets.xds)  # the sockets' folder is resolved once (Sockets.dir)
+        self._admin_paths: dict = {}  # (namespace, pod) -> its Envoy's admin socket (_admin_path)
+        self._envoy_specs: dict = {}  # a pod's Envoy inputs -> (its bootstrap file, ProcSpec): _envoy_spec
+        self.xds = XdsServer(unix_socket=self._xds_path, callbacks=[self])
         self.api_port = self._api_port()  # the App Mesh API, for boto3 and the aws CLI
 
     def _api_port(self) -> int:
@@ -247,9 +257,11 @@ class Daemon:
     def world(self) -> World:
         return World(self.resources())
 
-    def reconcile(self, force: bool = False) -> dict:
+    def reconcile(self, force: bool = False, defer_status: bool = False) -> dict:
         """One pass: store -> pods and processes -> translate -> xDS -> status. A pass with
-        nothing new in the store since the last one is skipped unless forced."""
+        nothing new in the store since the last one is skipped unless forced. `defer_status`
+        (apply and delete): the status pass waits for flush_status() or the loop, so that the
+        caller's answer does not wait for it."""
         with self._lock:
             version = self.store.version()
             if self._attach and not (force or version != self._reconciled_version):
@@ -258,15 +270,17 @@ class Daemon:
                 # nothing new in the store: a pass only if a proxy NACKed or is being searched for the
                 # resource it rejects; its ACKs alone are remembered without translating anything
                 if not self.isolation.pending():
-                    if self._unsettled():
-                        self._write_status(self.world(), ack_only=True)
+                    if self._status_due is not None or self._unsettled():
+                        self._status_pass(self._status_due if self._status_due is not None else self.world(),
+                                          ack_only=True)
                     return self.last_reconcile
                 if self.isolation.quiet():
                     world = self.world()
                     self.isolation.settle(lambda nid: self._fixed_keys(world, nid))
                     if not self.isolation.probes:
-                        if self._unsettled():  # a proxy ACKed: what it now serves turns Active
-                            self._write_status(world, ack_only=True)
+                        if self._status_due is not None or self._unsettled():
+                            # a proxy ACKed: what it now serves turns Active
+                            self._status_pass(world, ack_only=True)
                         return self.last_reconcile
             t0 = time.perf_counter()
             self._pass += 1
@@ -283,15 +297,28 @@ class Daemon:
             self.pods, self.placement = pods, placement
             out, sources = self._translate(world, placement, self._files(world))
             self._publish(out, sources)
-            self._write_status(world)
+            if defer_status:
+                self._changes(world)  # which resource versions this pass's pushes carry (for _pending)
+                self._status_due = world
+            else:
+                self._status_pass(world)
             self._reconciled_version = version
             self.last_reconcile = {"time": time.time(), "seconds": round(time.perf_counter() - t0, 4),
                                    "proxies": len(out), "pods": len(pods), "version": self.version}
             return self.last_reconcile
 
+    def _admin_path(self, namespace: str, pod: str) -> Path:
+        """Sockets.admin, remembered (each call resolves the lab's home again)."""
+        path = self._admin_paths.get((namespace, pod))
+        if path is None:
+            if len(self._admin_paths) > 4 * len(self.pods) + 64:
+                self._admin_paths.clear()
+            path = self._admin_paths[(namespace, pod)] = self.sockets.admin(namespace, pod)
+        return path
+
     def _tidy_admin_sockets(self, pods: list) -> None:
         """Remove the admin sockets of Envoys whose pods are gone (Envoy leaves its socket file)."""
-        wanted = {self.sockets.admin(p.namespace, p.name).name for p in pods if p.proxy is not None}
+        wanted = {self._admin_path(p.namespace, p.name).name for p in pods if p.proxy is not None}
         if wanted == self._admin_sockets:
             return
         for sock in self.sockets.dir.glob("admin.*.sock"):
@@ -369,27 +396,41 @@ class Daemon:
                 specs[f"{pod.namespace}/{pod.name}/{c.name}"] = ProcSpec(
                     f"{pod.namespace}/{pod.name}/{c.name}", list(c.argv), env, pod_dir / f"{c.name}.log", str(pod_dir))
             if nid is not None:
-                for rel in set(access_log_files(World([pod.proxy])).values()):
-                    (pod_dir / rel).parent.mkdir(parents=True, exist_ok=True)
-                boot = make_bootstrap(nid, cluster=pod.name, xds_socket=str(self.sockets.xds),
-                                      admin_socket=str(self.sockets.admin(pod.namespace, pod.name)),
-                                      runtime=ENVOY_RUNTIME)
-                # access logs reach their file within ACCESS_LOG_FLUSH_MS (Envoy's default is every 10 s)
-                proc = EnvoyProcess(boot, pod_dir, name="envoy", envoy_path=self.envoy,
-                                    extra_args=("--file-flush-interval-msec", str(ACCESS_LOG_FLUSH_MS)))
-                pod_dir.mkdir(parents=True, exist_ok=True)
-                text = json.dumps(boot, indent=2)
-                if not proc.bootstrap_path.exists() or proc.bootstrap_path.read_text() != text:
-                    proc.bootstrap_path.write_text(text)
-                argv = proc.command()
-                # The lab never hot-restarts an Envoy (the supervisor starts a new one), so it turns
-                # hot restart off: no shared memory, no base ids that could collide between pods.
-                idx = argv.index("--use-dynamic-base-id")
-                argv[idx:idx + 3] = ["--disable-hot-restart"]
-                specs[f"{pod.namespace}/{pod.name}/envoy"] = ProcSpec(
-                    f"{pod.namespace}/{pod.name}/envoy", argv, {"PATH": os.environ.get("PATH", "")},
-                    pod_dir / "envoy.stdout.log", str(pod_dir))
+                specs[f"{pod.namespace}/{pod.name}/envoy"] = self._envoy_spec(pod, nid, pod_dir)
         return pl, specs
+
+    def _envoy_spec(self, pod, nid: str, pod_dir: Path) -> ProcSpec:
+        """The ProcSpec of a pod's Envoy, its bootstrap file written (only when it differs from the
+        file's content). A pass remembers what it wrote: the next pass with the same inputs checks
+        only that the file is still there (no bootstrap built, encoded or read again)."""
+        logs = frozenset(access_log_files(World([pod.proxy])).values())
+        key = (pod.namespace, pod.name, nid, self.envoy, logs)
+        known = self._envoy_specs.get(key)
+        if known is not None and known[0].exists():
+            return known[1]
+        for rel in logs:
+            (pod_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        boot = make_bootstrap(nid, cluster=pod.name, xds_socket=self._xds_path,
+                              admin_socket=str(self._admin_path(pod.namespace, pod.name)),
+                              runtime=ENVOY_RUNTIME)
+        # access logs reach their file within ACCESS_LOG_FLUSH_MS (Envoy's default is every 10 s)
+        proc = EnvoyProcess(boot, pod_dir, name="envoy", envoy_path=self.envoy,
+                            extra_args=("--file-flush-interval-msec", str(ACCESS_LOG_FLUSH_MS)))
+        pod_dir.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(boot, indent=2)
+        if not proc.bootstrap_path.exists() or proc.bootstrap_path.read_text() != text:
+            proc.bootstrap_path.write_text(text)
+        argv = proc.command()
+        # The lab never hot-restarts an Envoy (the supervisor starts a new one), so it turns
+        # hot restart off: no shared memory, no base ids that could collide between pods.
+        idx = argv.index("--use-dynamic-base-id")
+        argv[idx:idx + 3] = ["--disable-hot-restart"]
+        spec = ProcSpec(f"{pod.namespace}/{pod.name}/envoy", argv, {"PATH": os.environ.get("PATH", "")},
+                        pod_dir / "envoy.stdout.log", str(pod_dir))
+        if len(self._envoy_specs) > 4 * len(self.pods) + 64:  # pods come and go: keep it bounded
+            self._envoy_specs.clear()
+        self._envoy_specs[key] = (proc.bootstrap_path, spec)
+        return spec
 
     def _gateway_port(self, services, pod, nid, listener_port) -> int:
         """A LoadBalancer/NodePort Service in front of the gateway pods gives the listener its port."""
@@ -628,6 +669,49 @@ class Daemon:
                 late[r.key] = messages[memo]
         return late, settled
 
+    def flush_status(self) -> None:
+        """Write the status and events an apply or delete left for after its answer (a no-op when
+        none wait). Called before anything reads them, so a reader never sees a state older than
+        the last apply it waited for."""
+        if self._status_due is None and not self._due_events:
+            return
+        with self._lock:
+            if self._status_due is not None:
+                self._status_pass(self._status_due)
+            elif self._due_events:
+                events, self._due_events = self._due_events, []
+                self.store.add_events(events)
+
+    def _status_pass(self, world: World, ack_only: bool = False) -> None:
+        """The events of the changes applied, then the status pass (which may add its own)."""
+        self._status_due = None
+        events, self._due_events = self._due_events, []
+        try:
+            self.store.add_events(events)
+            self._write_status(world, ack_only)
+        finally:
+            if self._gc_held:  # the answer is out: the collector may run again
+                self._gc_held = False
+                gc.enable()
+
+    @contextlib.contextmanager
+    def _collect_after_answer(self):
+        """No garbage collection from the start of an apply or delete to its status pass: a
+        collection of the young objects takes milliseconds (tens at 1,000 routes), and one that
+        fell between an apply and its push would delay the push. The collector is enabled again
+        by the status pass (flush_status(), or the loop within a second), or at once when no
+        status pass is left waiting."""
+        held = gc.isenabled()
+        gc.disable()
+        try:
+            yield
+        finally:
+            if held:
+                if self._status_due is None:
+                    gc.enable()
+                else:
+                    self._gc_held = True
+
     def _write_status(self, world: World, ack_only: bool = False) -> None:
         """Every resource's status, written where it changes. The conditions are computed again only
         where the change reaches (translate/status.py Conditions); the records come from the
@@ -690,13 +774,12 @@ class Daemon:
                 cache[key][2].status = status
         for push in settled:  # `apply --wait` returns once this pass has taken the proxy's ACK in
             push["settled"] = True
-        for e in events:
-            self.store.add_event(*e)
+        self.store.add_events(events)
 
     # -- apply / delete -----------------------------------------------------------------
 
     def apply(self, texts: list, dry_run: bool = False) -> dict:
-        with self._lock:
+        with self._lock, self._collect_after_answer():
             existing = self.resources()
             self._semantic.sync(existing)  # checks again only the stored resources a change since reaches
             result = validate_texts(texts, complete=True, index=self._semantic)
@@ -716,21 +799,21 @@ class Daemon:
                 return out
             docs = [((r.kind, r.namespace or "", r.name), r.raw) for r in result.resources]
             results = self.store.apply(docs)
-            for key, action in results:
-                if action != "unchanged":
-                    self.store.add_event(key, "Normal", action.capitalize(), f"{key[0]} {key[2]} {action}")
+            now = time.time()
+            self._due_events += [(key, "Normal", action.capitalize(), f"{key[0]} {key[2]} {action}", now)
+                                 for key, action in results if action != "unchanged"]
             out["results"] = [{"kind": k[0], "namespace": k[1], "name": k[2], "action": a} for k, a in results]
-            self.reconcile()
+            self.reconcile(defer_status=True)  # the answer does not wait for the status pass
             out["versions"] = self.pushed_versions()
             return out
 
     def delete(self, keys: list) -> dict:
-        with self._lock:
+        with self._lock, self._collect_after_answer():
             results = self.store.delete([tuple(k) for k in keys])
             for (kind, ns, name), action in results:
                 if kind == "Deployment" and action == "deleted":
                     self.store.kv_delete(f"pods:{ns}/{name}")
-            self.reconcile()
+            self.reconcile(defer_status=True)
             return {"results": [{"kind": k[0], "namespace": k[1], "name": k[2], "action": a} for k, a in results],
                     "versions": self.pushed_versions()}
 
@@ -866,7 +949,14 @@ def _accepts(host: str, port: int) -> bool:
         return False
 
 
+# what these answer includes status, Conditions or events: the pass an apply left for after
+# its answer is written first
+READS_STATUS = ("/v1/status", "/v1/resources", "/v1/events")
+
+
 def route(d: Daemon, method: str, path: str, q: dict, body: dict):
+    if path in READS_STATUS:
+        d.flush_status()
     if path == "/v1/status":
         return 200, d.status()
     if path == "/v1/apply" and method == "POST":

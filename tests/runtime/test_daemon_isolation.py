@@ -50,6 +50,7 @@ def has_cr(value) -> bool:
 
 
 def _condition(d, name):
+    d.flush_status()  # as the daemon's readers do (an apply answers before its status pass)
     rec = d.store.get("GatewayRoute", NS, name)
     return rec.status["conditions"][0]
 
@@ -153,6 +154,7 @@ def test_a_forged_nack_marks_nothing_and_records_no_event(daemon):
     answer_like_envoy(d, refuse="nothing-is-refused")
     gw = gateway_node(d)
     acked = d.xds.get_snapshot(gw).version
+    d.flush_status()  # the apply's events are written after its answer: all of them in before counting
     seen = lambda: {(e['time'], e['reason'], e['message']) for e in d.store.events(limit=1000)}  # noqa: E731
     routes, events = _routes(d, gw), seen()
     for version in ("forged-version", acked):

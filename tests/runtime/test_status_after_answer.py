@@ -1,0 +1,103 @@
+"""An apply answers once its push is made; its status pass (Conditions, status records, events)
+follows the answer. Whoever reads status or events afterwards (the control API's /v1/status,
+/v1/resources and /v1/events, the App Mesh API) sees the state of the apply it waited for."""
+import gc
+
+import pytest
+
+from lab.api.mapping import Index
+from lab.bench import manifests as m
+from lab.runtime.daemon import route
+from tests.daemon_in_process import gateway_node, in_process_daemon
+
+NS = "answer"
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    with in_process_daemon(tmp_path / "lab") as d:
+        d.apply([("<base>", m.text(m.scale(2, NS)))])
+        d.flush_status()
+        yield d
+
+
+def _recording(d, monkeypatch) -> list:
+    """What the daemon does, in order: push (set_snapshot), status (set_statuses), events."""
+    calls: list = []
+    for owner, attr, what in ((d.xds, "set_snapshot", "push"), (d.store, "set_statuses", "status"),
+                              (d.store, "add_events", "events")):
+        real = getattr(owner, attr)
+
+        def wrapper(*a, _real=real, _what=what, **kw):
+            if _what != "events" or a[0]:  # an empty batch of events writes nothing
+                calls.append(_what)
+            return _real(*a, **kw)
+        monkeypatch.setattr(owner, attr, wrapper)
+    return calls
+
+
+def _ack(d, nid: str) -> None:
+    snap = d.xds.get_snapshot(nid)
+    for t in snap.expected_types():
+        d.on_ack(nid, t, snap.version)
+
+
+def test_an_apply_answers_once_pushed_and_writes_status_and_events_after(daemon, monkeypatch):
+    d = daemon
+    calls = _recording(d, monkeypatch)
+    out = d.apply([("<new>", m.text(m.gateway_route("new", NS, {"prefix": "/new/"}, "vs0")))])
+    # the answer is what it was: the results and the versions pushed
+    assert out["rejected"] is False and out["problems"] == []
+    assert out["results"] == [{"kind": "GatewayRoute", "namespace": NS, "name": "new", "action": "created"}]
+    gw = gateway_node(d)
+    assert out["versions"][gw] == d.pushes[gw]["version"] == d.xds.get_snapshot(gw).version
+    assert calls == ["push"]  # no status record and no event written before the answer
+    assert not gc.isenabled()  # and no collection between the apply's start and its status pass
+    # the first reader writes them: the new route's record says Pending for this change, and its event is there
+    code, body = route(d, "GET", "/v1/resources", {"kind": "GatewayRoute", "name": "new"}, {})
+    assert code == 200 and calls == ["push", "events", "status"] and gc.isenabled()
+    [item] = body["items"]
+    cond = item["status"]["conditions"][0]
+    assert item["status"]["observedGeneration"] == 1 and (cond["status"], cond["reason"]) == ("Unknown", "Pending")
+    code, body = route(d, "GET", "/v1/events", {"kind": "GatewayRoute", "namespace": NS, "name": "new"}, {})
+    assert [e["reason"] for e in body["events"]] == ["Created"]
+
+
+def test_a_reader_never_sees_the_status_of_an_older_generation(daemon):
+    d = daemon
+    _ack(d, gateway_node(d))
+    d.reconcile()  # the loop's pass on the ACK: r0 is Active at generation 1
+    before = d.store.get("GatewayRoute", NS, "r0")
+    assert before.status["observedGeneration"] == 1 and before.status["conditions"][0]["status"] == "True"
+    d.apply([("<r0>", m.text(m.gateway_route("r0", NS, {"prefix": "/changed/"}, "vs0")))])
+    for read in (lambda: route(d, "GET", "/v1/resources", {"kind": "GatewayRoute", "name": "r0"}, {})[1]["items"][0],
+                 lambda: vars(Index(d).record(("GatewayRoute", NS, "r0")))):  # the App Mesh API's view
+        status = read()["status"]
+        assert status["observedGeneration"] == 2
+        assert (status["conditions"][0]["status"], status["conditions"][0]["reason"]) == ("Unknown", "Pending")
+
+
+def test_the_ack_wait_sees_the_status_of_what_the_proxy_acked(daemon):
+    """`apply --wait` (proxy_waiting) returns once the status that follows the proxy's ACK is
+    written; with the apply's status pass left for after its answer, the first /v1/status after
+    the ACK writes it (the ACK itself needs no status pass in between)."""
+    d = daemon
+    out = d.apply([("<new>", m.text(m.gateway_route("new", NS, {"prefix": "/new/"}, "vs0")))])
+    gw = gateway_node(d)
+    _ack(d, gw)
+    code, st = route(d, "GET", "/v1/status", {}, {})
+    [p] = [p for p in st["proxies"] if p["node_id"] == gw]
+    assert p["push"]["version"] == out["versions"][gw] and p["push"]["settled"] is True
+    cond = d.store.get("GatewayRoute", NS, "new").status["conditions"][0]
+    assert cond["status"] == "True"
+
+
+def test_a_rejected_apply_changes_nothing_and_leaves_nothing_waiting(daemon):
+    d = daemon
+    before = [(r.key, r.version, r.status) for r in d.store.list()]
+    events = d.store.events(limit=1000)
+    out = d.apply([("<bad>", m.text(m.gateway_route("bad", NS, {"prefix": "no-slash"}, "vs0")))])
+    assert out["rejected"] is True and out["results"] == []
+    assert d._status_due is None and gc.isenabled()
+    assert [(r.key, r.version, r.status) for r in d.store.list()] == before
+    assert d.store.events(limit=1000) == events
