@@ -120,6 +120,7 @@ def test_a_proxy_no_envoy_runs_gets_no_snapshot_until_one_connects_as_it(daemon)
     assert {n for n in d.xds.nodes() if d.xds.get_snapshot(n) is not None} == {gw, vn0}
     assert set(d.pushes) == set(d._parsed) == set(d.isolation.sent) == {gw, vn0}
     # what waits for an ACK waits for the running proxies only (none of these has answered here)
+    d.flush_status()  # as the daemon's readers do (an apply answers before its status pass)
     messages = [r.status["conditions"][0]["message"] for r in d.store.list("VirtualNode")]
     assert len(messages) == 3 and all("not ACKed yet" in x for x in messages), messages
     assert not [x for x in messages for n in podless if n.rsplit("/", 1)[1] in x], messages
