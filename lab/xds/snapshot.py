@@ -152,7 +152,6 @@ _KIND_OF_TYPE = {type_url: kind for kind, (type_url, _, _) in _KINDS.items()}
 # resources (including inside typed_config Anys).
 _HCM = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 _ROUTE_ACTION = "envoy.config.route.v3.RouteAction"
-_ROUTES = frozenset({("envoy.config.route.v3.VirtualHost", "routes")})  # scanned route by route
 _TCP_PROXY = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
 _SDS_SECRET_CONFIG = "envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig"
 _ROUTE_CONFIGURATION = "envoy.config.route.v3.RouteConfiguration"
@@ -221,23 +220,28 @@ class _References:
     """Names one snapshot references, gathered once (snapshots are immutable)."""
 
     def __init__(self, snap: Snapshot):
+        # A resource the previous snapshot had unchanged is not scanned again: what it references
+        # is kept with it from one snapshot to the next (see from_dicts); a route configuration
+        # from_dicts assembled route by route holds its names already.
+        kept = snap._res_memo or {}
         # EDS: cluster -> ClusterLoadAssignment name it needs
         self.eds: dict[str, str] = {}
         for name, cluster in snap.clusters.items():
-            if cluster.WhichOneof("cluster_discovery_type") == "type" and cluster.type == cluster.EDS:
-                eds = cluster.eds_cluster_config
-                if _uses_ads(eds.eds_config, eds.HasField("eds_config")):
-                    self.eds[name] = eds.service_name or name
+            holder = kept.get(("clusters", name))
+            if holder is not None and "eds" in holder:
+                eds_name = holder["eds"]
+            else:
+                eds_name = _eds_of(name, cluster)
+                if holder is not None:
+                    holder["eds"] = eds_name
+            if eds_name is not None:
+                self.eds[name] = eds_name
 
         # RDS: listener -> route config names its HCMs load over RDS.
         # Clusters: referrer -> cluster names (routes, inline route configs, tcp_proxy).
         self.rds: dict[str, set[str]] = {}
         self.route_clusters: dict[str, set[str]] = {}
         self.secrets: dict[str, set[str]] = {}
-        # A resource (or a route) the previous snapshot had unchanged is not scanned again: the
-        # names it references are kept with it from one snapshot to the next (see from_dicts).
-        kept = snap._res_memo or {}
-        routes = snap._route_memo or {}
         for kind, what, items in (("listeners", "listener", snap.listeners), ("routes", "route configuration",
                                                                             snap.routes),
                                   ("clusters", "cluster", snap.clusters)):
@@ -245,28 +249,24 @@ class _References:
                 holder = kept.get((kind, name))
                 if holder is not None and "names" in holder:
                     names = holder["names"]
-                elif kind == "routes" and routes:
-                    names = tuple(set(x) for x in _names_of(msg, _ROUTES))  # the routes' names added below
-                    for vh_index, vh in enumerate(msg.virtual_hosts):
-                        for index, route in enumerate(vh.routes):
-                            held = routes.get((name, vh_index, index))
-                            if held is None or "names" not in held:
-                                got = _names_of(route)
-                                if held is not None:
-                                    held["names"] = got
-                            else:
-                                got = held["names"]
-                            for mine, more in zip(names, got):
-                                mine |= more
-                    names = tuple(_frozen(x) for x in names)
                 else:
                     names = _names_of(msg)
-                if holder is not None:
-                    holder["names"] = names
-                who = f"{what} {name!r}"
-                for table, got in zip((self.rds, self.route_clusters, self.secrets), names):
-                    if got:
-                        table.setdefault(who, set()).update(got)
+                    if holder is not None:
+                        holder["names"] = names
+                if names[0] or names[1] or names[2]:
+                    who = f"{what} {name!r}"
+                    for table, got in zip((self.rds, self.route_clusters, self.secrets), names):
+                        if got:
+                            table.setdefault(who, set()).update(got)
+
+
+def _eds_of(name: str, cluster: Message) -> str | None:
+    """The ClusterLoadAssignment an EDS cluster served over ADS needs (None: it needs none)."""
+    if cluster.WhichOneof("cluster_discovery_type") == "type" and cluster.type == cluster.EDS:
+        eds = cluster.eds_cluster_config
+        if _uses_ads(eds.eds_config, eds.HasField("eds_config")):
+            return eds.service_name or name
+    return None
 
 
 def _names_of(root: Message, skip: frozenset = frozenset()) -> tuple:
@@ -312,33 +312,104 @@ def _frozen(names: set) -> frozenset:
 # --------------------------------------------------------------------------
 # Snapshot
 # --------------------------------------------------------------------------
-def _parse_route_config(item: Mapping[str, _AnyT], cache: dict, kept: dict) -> Message:
-    """A RouteConfiguration dict parsed route by route: a route whose dict equals the one at the
-    same key in ``cache`` (from the previous snapshot) is copied instead of parsed. Every route's
-    key is added to ``kept`` with its dict and position (virtual host, route). Raises
-    json_format.ParseError like ParseDict."""
+# Protobuf's encoding of a message is its fields' encodings in field-number order (deterministic
+# serialization), and a repeated message field's is its elements', each as a length-delimited
+# field, one after the other. So a RouteConfiguration's bytes can be put together from the bytes of
+# its routes: name (field 1), each virtual host (field 2: its name 1, domains 2, each route 3, the
+# rest), then the rest of the configuration (every other field has a higher number).
+_VIRTUAL_HOST_TAG = b"\x12"  # RouteConfiguration.virtual_hosts: field 2, length-delimited
+_ROUTE_TAG = b"\x1a"  # VirtualHost.routes: field 3, length-delimited
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _field(tag: bytes, body: bytes) -> bytes:
+    """The encoding of a length-delimited field: tag, length, bytes."""
+    return tag + _varint(len(body)) + body
+
+
+def _det(message: Message) -> bytes:
+    return message.SerializeToString(deterministic=True)
+
+
+def _route_config(item: Mapping[str, _AnyT], cache: dict, kept: dict) -> tuple[Message, bytes, tuple]:
+    """A RouteConfiguration dict made route by route: (its message, its deterministic serialization,
+    the names it references (see _names_of)). A route whose dict equals the one at the same key in
+    ``cache`` (from the previous snapshot) is not parsed again: its encoding and names are taken as
+    they were, and the configuration's bytes are assembled from its routes' (see above). Every
+    route's key is added to ``kept``. Raises json_format.ParseError like ParseDict."""
+    from envoy.config.route.v3 import route_components_pb2 as parts_pb2
     from envoy.config.route.v3 import route_pb2
     vhs_key = "virtual_hosts" if "virtual_hosts" in item else "virtualHosts"
     vhs = item.get(vhs_key)
     if not isinstance(vhs, list) or not all(isinstance(vh, Mapping) and isinstance(vh.get("routes", []), list)
                                             for vh in vhs):
-        return json_format.ParseDict(item, route_pb2.RouteConfiguration())  # let the parser say what is wrong
+        config = json_format.ParseDict(item, route_pb2.RouteConfiguration())  # let the parser say what is wrong
+        return config, _det(config), _names_of(config)
     shell = dict(item)
     shell[vhs_key] = [{k: v for k, v in vh.items() if k != "routes"} for vh in vhs]
     config = json_format.ParseDict(shell, route_pb2.RouteConfiguration())
-    for vh_index, (vh_msg, vh) in enumerate(zip(config.virtual_hosts, vhs)):
+    names = [set(x) for x in _names_of(config)]
+    rest = route_pb2.RouteConfiguration()
+    rest.CopyFrom(config)
+    rest.ClearField("name")
+    rest.ClearField("virtual_hosts")
+    parts = [_det(route_pb2.RouteConfiguration(name=config.name))]
+    holders: list = []
+    for vh_msg, vh in zip(config.virtual_hosts, vhs):
+        vh_parts = [_det(parts_pb2.VirtualHost(name=vh_msg.name, domains=vh_msg.domains))]
+        tail = parts_pb2.VirtualHost()
+        tail.CopyFrom(vh_msg)
+        tail.ClearField("name")
+        tail.ClearField("domains")
+        config_name, vh_name = config.name, vh_msg.name
         for index, route in enumerate(vh.get("routes") or []):
             name = route.get("name") if isinstance(route, Mapping) else None
-            key = ("route", config.name, vh_msg.name, name if isinstance(name, str) and name else index)
+            key = ("route", config_name, vh_name, name if isinstance(name, str) and name else index)
             hit = cache.get(key)
-            if hit is not None and hit[0] == route:
-                vh_msg.routes.add().CopyFrom(hit[1])
+            if hit is not None and (hit[0] is route or hit[0] == route):
                 holder = hit[2]
             else:
-                json_format.ParseDict(route, vh_msg.routes.add())
-                holder = {}
-            kept[key] = (route, vh_index, index, holder)
-    return config
+                msg = json_format.ParseDict(route, parts_pb2.Route())
+                holder = {"framed": _field(_ROUTE_TAG, _det(msg)), "names": _names_of(msg)}
+            vh_parts.append(holder["framed"])
+            holders.append(holder)
+            kept[key] = (route, None, holder)
+        vh_parts.append(_det(tail))
+        parts.append(_field(_VIRTUAL_HOST_TAG, b"".join(vh_parts)))
+    parts.append(_det(rest))
+    serialized = b"".join(parts)
+    for i, mine in enumerate(names):
+        mine.update(*[h["names"][i] for h in holders])
+    return route_pb2.RouteConfiguration.FromString(serialized), serialized, tuple(_frozen(x) for x in names)
+
+
+def _fill(snap: Snapshot, version: str, entries: dict) -> None:
+    """Set a snapshot's fields from ``entries``: type url -> {name: (message, its Any, its
+    deterministic serialization)}, every type of _KINDS."""
+    if not isinstance(version, str) or not version:
+        raise SnapshotError("version", None, None, "version must be a non-empty string")
+    resources: dict[str, Mapping[str, Message]] = {}
+    packed: dict[str, Mapping[str, any_pb2.Any]] = {}
+    digest = hashlib.sha256(b"xds-snapshot\0")
+    for type_url, by_name in entries.items():
+        resources[type_url] = MappingProxyType({name: e[0] for name, e in by_name.items()})
+        packed[type_url] = MappingProxyType({name: e[1] for name, e in by_name.items()})
+        digest.update(b"".join([b for name in sorted(by_name)
+                                for b in (f"{type_url}\0{name}\0".encode(), by_name[name][2])]))
+    snap._version = version
+    snap._resources = MappingProxyType(resources)
+    snap._packed = MappingProxyType(packed)
+    snap._digest = digest.hexdigest()
+    snap._refs = None
+    snap._res_memo = None
 
 
 class Snapshot:
@@ -348,11 +419,12 @@ class Snapshot:
     from proto3-JSON dicts (:meth:`from_dicts`). Messages are copied on the
     way in (from_dicts with a cache takes an unchanged resource's message from
     the previous snapshot as it is: they share it); the ones handed out by the
-    accessors must be treated as read-only.
+    accessors must be treated as read-only. Each resource is served packed in
+    an ``Any`` holding its deterministic serialization (the bytes the digest
+    covers).
     """
 
-    __slots__ = ("_version", "_resources", "_packed", "_digest", "_refs", "_route_memo", "_res_memo",
-                 "_serialized")
+    __slots__ = ("_version", "_resources", "_packed", "_digest", "_refs", "_res_memo")
 
     def __init__(
         self,
@@ -363,10 +435,7 @@ class Snapshot:
         listeners: Iterable[Message] = (),
         routes: Iterable[Message] = (),
         secrets: Iterable[Message] = (),
-        _reuse: dict | None = None,
     ):
-        # _reuse (from_dicts): id(message) -> (message, its Any, its deterministic serialization) of
-        # messages another snapshot owns and made those of: taken as they are, not copied again
         if not isinstance(version, str) or not version:
             raise SnapshotError("version", None, None, "version must be a non-empty string")
         given = {
@@ -376,15 +445,9 @@ class Snapshot:
             "routes": routes,
             "secrets": secrets,
         }
-        resources: dict[str, Mapping[str, Message]] = {}
-        packed: dict[str, Mapping[str, any_pb2.Any]] = {}
-        digest = hashlib.sha256(b"xds-snapshot\0")
-        serialized: dict = {}
+        entries: dict = {}
         for kind, (type_url, cls, name_field) in _KINDS.items():
-            by_name: dict[str, Message] = {}
-            anys: dict[str, any_pb2.Any] = {}
-            sers: dict = {}
-            serialized[type_url] = sers
+            by_name: dict = {}
             for index, item in enumerate(given[kind]):
                 if not isinstance(item, cls):
                     raise SnapshotError(
@@ -396,34 +459,12 @@ class Snapshot:
                     raise SnapshotError(kind, index, None, f"field {name_field!r} is empty")
                 if name in by_name:
                     raise SnapshotError(kind, index, name, "duplicate resource name")
-                same = _reuse.get(id(item)) if _reuse else None
-                if same is not None and same[0] is item:
-                    copy, wrapped, sers[name] = same
-                else:
-                    copy = cls()
-                    copy.CopyFrom(item)
-                    wrapped = any_pb2.Any()
-                    wrapped.Pack(copy)
-                    sers[name] = None
-                by_name[name] = copy
-                anys[name] = wrapped
-            for name in sorted(by_name):
-                if sers[name] is None:
-                    sers[name] = by_name[name].SerializeToString(deterministic=True)
-                digest.update(f"{type_url}\0{name}\0".encode())
-                digest.update(sers[name])
-            resources[type_url] = MappingProxyType(by_name)
-            packed[type_url] = MappingProxyType(anys)
-        self._version = version
-        self._resources = MappingProxyType(resources)
-        self._packed = MappingProxyType(packed)
-        self._digest = digest.hexdigest()
-        self._refs: _References | None = None
-        # (route configuration, virtual host index, route index) -> a dict shared with the previous
-        # snapshot's same route when it did not change (from_dicts): the names it references
-        self._route_memo: dict | None = None
-        self._res_memo: dict | None = None  # (kind, name) -> the same for a whole resource
-        self._serialized: dict | None = serialized if _reuse is not None else None  # for from_dicts' cache
+                copy = cls()
+                copy.CopyFrom(item)
+                serialized = _det(copy)
+                by_name[name] = (copy, any_pb2.Any(type_url=type_url, value=serialized), serialized)
+            entries[type_url] = by_name
+        _fill(self, version, entries)
 
     # -- construction from translator output --------------------------------
     @classmethod
@@ -445,14 +486,19 @@ class Snapshot:
 
         ``cache``: a dict owned by the caller, kept from one call to the next for
         the same proxy. A resource whose dict equals the one of the same kind and
-        name in the previous call is not parsed again (parsing is most of the cost
-        of a large snapshot, and one change usually touches one or two resources).
-        A changed route configuration is parsed route by route, reusing the
-        routes that did not change (a gateway with 1,000 routes gets one new
-        route per gateway route applied). The dicts are kept by reference: the
-        caller must not mutate them later. Afterwards the cache holds exactly
-        this snapshot's resources (and routes).
+        name in the previous call is not parsed again: its message, its Any and
+        its serialization are taken as they were (parsing is most of the cost of
+        a large snapshot, and one change usually touches one or two resources).
+        A changed route configuration is made route by route, reusing the routes
+        that did not change, and its bytes are assembled from theirs (a gateway
+        with 1,000 routes gets one new route per gateway route applied). The
+        dicts are kept by reference: the caller must not mutate them later.
+        Afterwards the cache holds exactly this snapshot's resources (and routes);
+        a call that raises leaves it as it was.
         """
+        if cache is None:
+            return cls(version, **_parse_all(clusters=clusters, endpoints=endpoints, listeners=listeners,
+                                             routes=routes, secrets=secrets))
         given = {
             "clusters": clusters,
             "endpoints": endpoints,
@@ -460,55 +506,48 @@ class Snapshot:
             "routes": routes,
             "secrets": secrets,
         }
-        parsed: dict[str, list[Message]] = {}
-        kept: list = []  # (kind, name, the dict, type URL, the names it references (see _References))
-        reuse: dict = {}  # id(message) -> what the snapshot takes as it is (see __init__)
-        kept_routes: dict = {}  # ("route", config, virtual host, route name or index) -> (the dict, position)
+        new: dict = {}  # (kind, name) -> (the dict, its message, holder), the next call's cache
+        new_routes: dict = {}  # ("route", configuration, virtual host, route name or index) -> the same
+        entries: dict = {}
         for kind, (type_url, msg_cls, name_field) in _KINDS.items():
-            out: list[Message] = []
+            camel = _camel(name_field)
+            by_name: dict = {}
             for index, item in enumerate(given[kind]):
-                name = None
-                if isinstance(item, Mapping):
-                    raw = item.get(name_field, item.get(_camel(name_field)))
-                    name = raw if isinstance(raw, str) else None
-                else:
+                if not isinstance(item, Mapping):
                     raise SnapshotError(kind, index, None, f"expected a dict, got {type(item).__name__}")
-                if cache is not None and name is not None:
-                    hit = cache.get((kind, name))
-                    if hit is not None and hit[0] == item:
-                        out.append(hit[1])
-                        kept.append((kind, name, item, type_url, hit[2]))
-                        if "packed" in hit[2]:
-                            reuse[id(hit[1])] = hit[2]["packed"]
-                        continue
-                try:
-                    if cache is not None and kind == "routes":
-                        msg = _parse_route_config(item, cache, kept_routes)
-                    else:
-                        msg = json_format.ParseDict(item, msg_cls())
-                except json_format.ParseError as exc:
-                    # Keep the field path; drop the (very long) list of valid fields.
-                    detail = str(exc).split("\n Available Fields", 1)[0].strip()
-                    raise SnapshotError(kind, index, name, detail) from exc
-                out.append(msg)
-                if cache is not None and name is not None and getattr(msg, name_field) == name:
-                    kept.append((kind, name, item, type_url, {}))
-            parsed[kind] = out
-        snapshot = cls(version, **parsed, _reuse=reuse if cache is not None else None)
-        if cache is not None:
-            serialized, snapshot._serialized = snapshot._serialized, None
-            for kind, name, _, type_url, holder in kept:  # taken as they are by the next snapshot
-                holder["packed"] = (snapshot.resources(type_url)[name], snapshot.packed(type_url)[name],
-                                    serialized[type_url][name])
-            # the snapshot's own (read-only) copies: the cache costs no memory of its own
-            cache.clear()
-            cache.update(((kind, name), (item, snapshot.resources(type_url)[name], holder))
-                         for kind, name, item, type_url, holder in kept)
-            snapshot._res_memo = {(kind, name): holder for kind, name, _, _, holder in kept}
-            configs = snapshot.resources(ROUTE_TYPE)
-            cache.update((key, (route, configs[key[1]].virtual_hosts[vh].routes[i], holder))
-                         for key, (route, vh, i, holder) in kept_routes.items())
-            snapshot._route_memo = {(key[1], vh, i): holder for key, (route, vh, i, holder) in kept_routes.items()}
+                name = item.get(name_field)
+                if name is None:
+                    name = item.get(camel)
+                hit = cache.get((kind, name)) if isinstance(name, str) else None
+                if hit is not None and (hit[0] is item or hit[0] == item):
+                    holder = hit[2]
+                else:
+                    try:
+                        if kind == "routes":
+                            msg, serialized, names = _route_config(item, cache, new_routes)
+                            holder = {"names": names}
+                        else:
+                            msg = json_format.ParseDict(item, msg_cls())
+                            serialized, holder = _det(msg), {}
+                    except json_format.ParseError as exc:
+                        raise SnapshotError(kind, index, name if isinstance(name, str) else None,
+                                            _parse_detail(exc)) from exc
+                    name = getattr(msg, name_field)
+                    if not name:
+                        raise SnapshotError(kind, index, None, f"field {name_field!r} is empty")
+                    holder["packed"] = (msg, any_pb2.Any(type_url=type_url, value=serialized), serialized)
+                    hit = (item, msg, holder)
+                if name in by_name:
+                    raise SnapshotError(kind, index, name, "duplicate resource name")
+                by_name[name] = holder["packed"]
+                new[(kind, name)] = hit
+            entries[type_url] = by_name
+        snapshot = cls.__new__(cls)
+        _fill(snapshot, version, entries)
+        snapshot._res_memo = {key: entry[2] for key, entry in new.items()}
+        cache.clear()
+        cache.update(new)
+        cache.update(new_routes)
         return snapshot
 
     def to_dicts(self) -> dict[str, list[dict[str, _AnyT]]]:
@@ -648,3 +687,25 @@ class Snapshot:
 def _camel(snake: str) -> str:
     head, *rest = snake.split("_")
     return head + "".join(part.title() for part in rest)
+
+
+def _parse_detail(exc: json_format.ParseError) -> str:
+    """The parser's message: the field path, without the (very long) list of valid fields."""
+    return str(exc).split("\n Available Fields", 1)[0].strip()
+
+
+def _parse_all(**given: Iterable[Mapping[str, _AnyT]]) -> dict[str, list[Message]]:
+    """Every dict parsed into its message, per kind (SnapshotError on the first that fails)."""
+    parsed: dict[str, list[Message]] = {}
+    for kind, (_, msg_cls, name_field) in _KINDS.items():
+        out: list[Message] = []
+        for index, item in enumerate(given[kind]):
+            if not isinstance(item, Mapping):
+                raise SnapshotError(kind, index, None, f"expected a dict, got {type(item).__name__}")
+            try:
+                out.append(json_format.ParseDict(item, msg_cls()))
+            except json_format.ParseError as exc:
+                raw = item.get(name_field, item.get(_camel(name_field)))
+                raise SnapshotError(kind, index, raw if isinstance(raw, str) else None, _parse_detail(exc)) from exc
+        parsed[kind] = out
+    return parsed

@@ -9,6 +9,7 @@ import pytest
 from google.protobuf import json_format
 
 from lab.xds import Snapshot, SnapshotError
+from lab.xds.snapshot import ROUTE_TYPE as ROUTE
 
 from .test_snapshot import full_dicts
 
@@ -117,3 +118,77 @@ def test_the_reference_scan_reuses_unchanged_routes_and_sees_changed_ones(res):
     assert len(held) == 3 and sum("names" in h for h in held) == 3  # each route's names, kept for the next one
     third = Snapshot.from_dicts("v3", **full_dicts(res), cache=cache)  # without it again
     assert third.consistency_problems() == ([], {}) and third.expected_types() == first.expected_types()
+
+
+def _served(snap: Snapshot) -> dict:
+    """What the xDS server sends: each resource's Any, serialized."""
+    return {(t, name): any_.SerializeToString() for t in snap.type_urls() for name, any_ in snap.packed(t).items()}
+
+
+def test_a_route_configuration_assembled_from_its_routes_serves_the_bytes_of_a_full_build(res):
+    """A changed route configuration's bytes are put together from its unchanged routes' kept
+    encodings and the changed ones: what is served is exactly what a snapshot without the cache
+    serves (the deterministic serialization of the whole configuration), virtual host and
+    configuration fields around the routes included, through additions, changes, moves and removals."""
+    def config(routes, more=False):
+        rc = res.route_config("rc", routes)
+        rc["virtual_hosts"].append({"name": "second", "domains": ["b.example", "c.example"], "routes": routes[:2],
+                                    "request_headers_to_remove": ["x-target"], "include_request_attempt_count": True})
+        if more:  # fields after the virtual hosts (higher field numbers) and before its routes' (lower)
+            rc["virtual_hosts"][0]["request_headers_to_add"] = [{"header": {"key": "k", "value": "v"}}]
+            rc["ignore_port_in_host_matching"] = True
+            rc["validate_clusters"] = False
+        return rc
+
+    def named(i, cluster="a"):
+        return dict(res.route(f"/r{i}", cluster, "/"), name=f"r{i}")
+
+    steps = [
+        [named(i) for i in range(6)],
+        [named(i) for i in range(7)],  # one more
+        [named(0, "b")] + [named(i) for i in range(1, 7)],  # one changed
+        [named(i) for i in (6, 0, 3, 2, 1)],  # moved, two removed
+        [res.route("/unnamed", "b")] + [named(i) for i in (6, 0)],  # an unnamed one first
+    ]
+    cache: dict = {}
+    for more in (False, True):
+        for routes in steps:
+            dicts = full_dicts(res)
+            dicts["routes"] = [config(copy.deepcopy(routes), more)]
+            with_cache = Snapshot.from_dicts("v", **dicts, cache=cache)
+            plain = Snapshot.from_dicts("v", **copy.deepcopy(dicts))
+            assert _served(with_cache) == _served(plain)
+            assert with_cache.digest == plain.digest and with_cache.to_dicts() == plain.to_dicts()
+            rc = plain.routes["rc"]
+            assert with_cache.packed(ROUTE)["rc"].value == rc.SerializeToString(deterministic=True)
+            assert with_cache.routes["rc"] == rc
+
+
+def test_a_gateway_translated_change_by_change_serves_what_a_full_build_serves():
+    """The translator's real output for a gateway (ingress routes, the internal egress stage with its
+    headers to remove), one route more, then one changed, then one removed: the cached snapshot
+    serves the bytes of one built from scratch."""
+    from lab.bench import manifests, translate as bench
+    from lab.translate.incremental import Incremental
+    from lab.model import validate_texts
+
+    world, _ = bench.world_of(20)
+    placement = bench.placement_of(world)
+    resources = list(world.by_key.values())
+    inc, cache = Incremental(), {}
+
+    def route(name, prefix, service):
+        doc = manifests.gateway_route(name, "bench", {"prefix": prefix}, service)
+        (r,) = validate_texts([("<test>", manifests.text(doc))]).resources
+        return r
+
+    changes = [lambda rs: rs + [route("extra", "/extra/", "vs3")],
+               lambda rs: [route("extra", "/extra/", "vs4") if r.name == "extra" else r for r in rs],
+               lambda rs: [r for r in rs if r.name != "r5"]]
+    for change in [lambda rs: rs] + changes:
+        resources = change(resources)
+        out = inc.update(resources, placement)
+        gw = next(nid for nid in out if "/virtualGateway/" in nid)
+        with_cache = Snapshot.from_dicts("v", **out[gw]["envoy"], cache=cache)
+        plain = Snapshot.from_dicts("v", **copy.deepcopy(out[gw]["envoy"]))
+        assert _served(with_cache) == _served(plain) and with_cache.digest == plain.digest
