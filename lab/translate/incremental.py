@@ -16,7 +16,7 @@ from ..model import World
 from ..model.semantics import same_resource
 from .envoy import to_envoy
 from .gatewayapi import lab_gateway_ir
-from .ir import gateway_ir, sidecar_ir
+from .ir import WIDE, gateway_ir, sidecar_ir
 
 
 class _Kinds(dict):
@@ -79,15 +79,20 @@ class Incremental:
                 old = self._proxies.get(r.key)
                 if (old is None or everything or r.key in changed or old[2] & changed or old[3] & kinds):
                     rec = _Recording(world)
+                    keys = rec.keys
                     if kind == "VirtualGateway":
-                        memo = self._memos.pop(r.key, {}) if r.key not in changed else {}
+                        memo = self._memos.pop(r.key, None) if r.key not in changed else None
+                        if memo:  # made by this gateway's last translation: changes since are in `changed`
+                            memo["changed"] = changed
+                        memo = memo or {}
                         ir = gateway_ir(rec, r, placement, memo)
                         value = {"ir": ir, "envoy": to_envoy(ir, files, memo)} if ir else None
                         self._memos[r.key] = memo  # only once translated whole without an error
+                        keys = keys.union(*memo.pop("reused", ()))  # what the parts taken as they were read
                     else:
                         ir = make(rec, r, placement)
                         value = {"ir": ir, "envoy": to_envoy(ir, files)} if ir else None
-                    old = (ir["node_id"] if ir else None, value, frozenset(rec.keys), frozenset(rec.kinds))
+                    old = (ir["node_id"] if ir else None, value, frozenset(keys), frozenset(rec.kinds))
                     self.translated.append(r.key)
                 proxies[r.key] = old
                 if old[0] is not None:
@@ -97,11 +102,6 @@ class Incremental:
         if everything:  # a copy only when it changed (comparing costs less than copying)
             self._placement, self._files = _copy(placement), dict(files or {})
         return dict(sorted(out.items()))
-
-
-# a change to any of these kinds can change what every part of a gateway's translation means
-# (which routes attach to it, which mesh a resource is in): the gateways' memos start over
-WIDE = frozenset({"Mesh", "Namespace", "VirtualGateway"})
 
 
 def _copy(placement):

@@ -239,14 +239,18 @@ def client_tls_ir(policy: dict | None, server_listener: dict, port: int) -> dict
 class _Egress:
     """Collects the virtual services a proxy can reach and the clusters they need."""
 
-    def __init__(self, world: World, placement: Placement, mesh: str, client_policy_for, memo: dict | None = None):
+    def __init__(self, world: World, placement: Placement, mesh: str, client_policy_for, memo: dict | None = None,
+                 changed=None):
         self.world, self.placement, self.mesh = world, placement, mesh
         self.client_policy_for = client_policy_for  # (vs) -> client policy dict or None
         self.clusters: dict[str, dict] = {}
         self.services: dict[str, dict] = {}
         # memo (a gateway's, kept by lab/translate/incremental.py for one placement and client policy):
-        # (vs key, port) -> (its entry, the clusters it uses, (key, resource) of everything it read)
+        # (vs key, port) -> (its entry, the clusters it uses, the keys it read); an entry is taken
+        # again when none of those keys is in memo["changed"] (the keys changed since the memo was made)
         self.memo = memo
+        self.changed = changed
+        self.reused: list = []  # the keys read by the entries taken again (for whoever records reads)
         self._used: list | None = None  # names of the clusters the virtual service being built uses
         self.kept: set = set()  # memo keys this translation used (the others are dropped after it)
 
@@ -285,17 +289,12 @@ class _Egress:
             return self.services[key]
         if self.memo is None:
             return self._virtual_service(vs, port, key)
-        hit = self.memo.get((vs.key, port))
-        by_key = self.world.by_key
-        self.kept.add((vs.key, port))
-        if hit is not None and all(by_key.get(k) is r for k, r in hit[2]):
-            out, clusters, reads = hit
-            for k, _ in reads:  # read again, for whoever records what this translation reads
-                self.world.get(*k)
-            for name, c in clusters.items():
-                self.clusters.setdefault(name, c)
-            self.services[key] = out
-            return out
+        mkey = (vs.key, port)
+        hit = self.memo.get(mkey)
+        self.kept.add(mkey)
+        if hit is not None and self.changed is not None and hit[2].isdisjoint(self.changed):
+            self.reuse(key, hit)
+            return hit[0]
         from ..model.semantics import ReadingWorld
         world, reading = self.world, ReadingWorld(self.world)
         self.world, self._used = reading, []
@@ -306,9 +305,15 @@ class _Egress:
             keys, kinds = reading.end()
             self.world, used, self._used = world, self._used, None
         if not kinds:  # a lookup by ARN lists a kind: not kept (rare; computed each time)
-            self.memo[(vs.key, port)] = (out, {n: self.clusters[n] for n in used},
-                                         tuple((k, by_key.get(k)) for k in keys | {vs.key}))
+            self.memo[mkey] = (out, {n: self.clusters[n] for n in used}, keys | {vs.key})
         return out
+
+    def reuse(self, key: tuple, hit: tuple) -> None:
+        """Take a virtual service's entry and clusters (a memo entry) as the last translation made them."""
+        out, clusters, reads = hit
+        self.reused.append(reads)
+        self.clusters.update(clusters)
+        self.services[key] = out
 
     def _virtual_service(self, vs: Resource, port: int | None, key: tuple) -> dict:
         provider = vs.spec.get("provider") or {}
@@ -397,41 +402,63 @@ def attached_routes(world: World, vg: Resource) -> list[Resource]:
 
 
 def _attached(world: World, vg: Resource, memo: dict | None) -> list[Resource]:
-    """attached_routes, with each route's answer kept in `memo` while the route is the same object
-    (the gateways and namespaces it depends on invalidate the whole memo, see gateway_ir)."""
+    """attached_routes, with each route's answer kept in `memo` while the route is unchanged (not in
+    memo["changed"]; the gateways and namespaces it depends on invalidate the whole memo, see
+    gateway_ir)."""
     if memo is None:
         return attached_routes(world, vg)
-    old, new, out = memo.get("attached", {}), {}, []
+    changed = memo.get("changed")
+    old = memo.get("attached", {}) if changed is not None else {}
+    new, out = {}, []
+    reads = set(memo.get("attached_reads", ()))
     world.by_kind["VirtualGateway"]  # noqa: B018 - what gateways_for reads, for whoever records it
     for gr in world.by_kind["GatewayRoute"]:
-        hit = old.get(gr.key)
-        if hit is not None and hit[0] is gr:
-            yes = hit[1]
-            world.get("Namespace", "", gr.namespace)
+        key = gr.key
+        hit = old.get(key)
+        if hit is not None and key not in changed:
+            yes = hit
         else:
             yes = (world.gateways_for(gr) or []) == [vg]
-        new[gr.key] = (gr, yes)
+            reads.add(("Namespace", "", gr.namespace or ""))
+        new[key] = yes
         if yes:
             out.append(gr)
     memo["attached"] = new
+    # the namespaces read (never fewer: a namespace's change starts the memo over anyway)
+    memo["attached_reads"] = frozenset(reads)
     return out
+
+
+# a change to any of these kinds can change what every part of a gateway's translation means
+# (which routes attach to it, which mesh a resource is in): a gateway's memo starts over
+# (lab/translate/incremental.py), so the parts it keeps may list them
+WIDE = frozenset({"Mesh", "Namespace", "VirtualGateway"})
 
 
 def gateway_ir(world: World, vg: Resource, placement: Placement, memo: dict | None = None) -> dict | None:
     """`memo`: a dict the caller keeps for this gateway from one call to the next, as long as the
     placement, the gateway itself and every mesh and namespace stay the same (lab/translate/
-    incremental.py): the parts of the last translation whose inputs did not change are reused
-    (each gateway route's entry, each virtual service's egress entry and clusters)."""
+    incremental.py), and before each call sets memo["changed"] to the keys of the resources that
+    changed since the call that made it (missing: nothing is reused). The parts of the last
+    translation that read none of those keys are taken as they were (each gateway route's entry,
+    each virtual service's egress entry and clusters); afterwards memo["reused"] lists the keys
+    those parts read (for whoever records what a translation reads)."""
     mesh = mesh_name(world, vg)
     if mesh is None:
         return None
+    from ..model.semantics import ReadingWorld
     nid = naming.node_id(mesh, "virtualGateway", vg.aws_name())
     client_policy = (vg.spec.get("backendDefaults") or {}).get("clientPolicy")
-    egress = _Egress(world, placement, mesh, lambda vs: client_policy,
-                     memo.setdefault("services", {}) if memo is not None else None)
-    old_routes = memo.get("routes", {}) if memo is not None else {}
+    reading = ReadingWorld(world) if memo is not None else None  # what each route's translation reads
+    egress = _Egress(reading or world, placement, mesh, lambda vs: client_policy,
+                     memo.setdefault("services", {}) if memo is not None else None,
+                     memo.get("changed") if memo is not None else None)
+    changed = egress.changed
+    old_routes = memo.get("routes", {}) if changed is not None else {}
     new_routes: dict = {}
     attached = _attached(world, vg, memo)
+    if memo is not None:
+        egress.reused.append(memo["attached_reads"])
     egress_port = placement.egress_port(nid)
     egress_listener = naming.internal_egress_listener(egress_port)
     listeners, self_clusters = [], {}
@@ -447,39 +474,27 @@ def gateway_ir(world: World, vg: Resource, placement: Placement, memo: dict | No
                                    "connection_pool": _pool_ir(lst.get("connectionPool"))}
         routes = []
         for gr in attached:
-            body = gr.spec.get(want)
-            if not isinstance(body, dict):
-                continue
-            match = body.get("match") or {}
-            if match.get("port") not in (None, port):
-                continue
-            action = body.get("action") or {}
-            target = action.get("target") or {}
-            vsref = target.get("virtualService") or {}
-            vs = world.resolve("VirtualService", vsref.get("virtualServiceRef"), vsref.get("virtualServiceARN"), gr)
             mkey = (gr.key, want, port, redirect)
             hit = old_routes.get(mkey)
-            if hit is not None and hit[0] is gr and hit[1] is vs:
+            if hit is not None and hit[1].isdisjoint(changed):  # (entry, reads, its service's memo entry)
                 new_routes[mkey] = hit
-                if vs is not None:  # what mesh_name(world, vs) reads, for whoever records it
-                    world.get("Namespace", "", vs.namespace)
-                if hit[2] is not None:
-                    egress.virtual_service(vs, target.get("port"))
-                    routes.append(hit[2])
+                egress.reused.append(hit[1])
+                if hit[0] is not None:
+                    egress.kept.add(hit[2][0])
+                    egress.reuse(hit[2][1], hit[2][2])
+                    routes.append(hit[0])
                 continue
-            entry = None
-            if vs is not None and mesh_name(world, vs) == mesh:  # else inactive (see status.py): falls through
-                egress.virtual_service(vs, target.get("port"))
-                entry = (sort_key(gr.aws_name(), gr.spec.get("priority"), match), {
-                    "name": gr.aws_name(), "source": gr.ref, "priority": gr.spec.get("priority"),
-                    "match": match_ir(match, grpc=(want == "grpcRoute")),
-                    "rewrite": gateway_rewrite_ir(match, action, vs.aws_name(), grpc=(want == "grpcRoute")),
-                    "target": {"virtual_service": vs.aws_name(), "port": target.get("port")},
-                    "cluster": redirect,
-                })
+            if reading is not None:
+                reading.begin()
+            entry, service = _gateway_route(reading or world, egress, gr, want, port, mesh, redirect)
+            if reading is not None:
+                keys, kinds = reading.end()
+                if kinds <= WIDE and (service is None or service[0] in egress.memo):
+                    new_routes[mkey] = (entry, keys | {gr.key} | (egress.memo[service[0]][2] if service else set()),
+                                        service and (service[0], service[1], egress.memo[service[0]]))
+            if entry is not None:
                 routes.append(entry)
-            new_routes[mkey] = (gr, vs, entry)
-        routes = [r for _, r in sorted(routes, key=lambda e: e[0])]
+        routes = [r for _, r in sorted(routes, key=_first)]
         hc = lst.get("healthCheck")
         listeners.append({
             "port": port, "bind_port": placement.bind_port(nid, port), "protocol": proto,
@@ -488,16 +503,53 @@ def gateway_ir(world: World, vg: Resource, placement: Placement, memo: dict | No
             "routes": routes,
         })
     if memo is not None:
+        memo.pop("changed", None)
         memo["routes"] = new_routes
         memo["services"] = {k: v for k, v in memo["services"].items() if k in egress.kept}
+        memo["reused"] = egress.reused
     return {
         "kind": "gateway", "node_id": nid, "source": vg.ref, "mesh": mesh,
         "bind_address": placement.bind_address, "access_log": _access_log(vg),
         "listeners": listeners,
         "egress": {"bind_port": egress_port, "internal_listener": egress_listener, "mode": "internal",
                    "virtual_services": _sorted_services(egress)},
-        "clusters": sorted(list(self_clusters.values()) + list(egress.clusters.values()), key=lambda c: c["name"]),
+        "clusters": sorted(list(self_clusters.values()) + list(egress.clusters.values()), key=_name),
     }
+
+
+def _first(entry: tuple):
+    return entry[0]
+
+
+def _name(c: dict) -> str:
+    return c["name"]
+
+
+def _gateway_route(world: World, egress: _Egress, gr: Resource, want: str, port: int, mesh: str,
+                   redirect: str) -> tuple:
+    """One gateway route on one listener: ((its precedence, its entry) or None when it does not
+    apply there, (the memo key, services key) of the virtual service it reaches or None)."""
+    body = gr.spec.get(want)
+    if not isinstance(body, dict):
+        return None, None
+    match = body.get("match") or {}
+    if match.get("port") not in (None, port):
+        return None, None
+    action = body.get("action") or {}
+    target = action.get("target") or {}
+    vsref = target.get("virtualService") or {}
+    vs = world.resolve("VirtualService", vsref.get("virtualServiceRef"), vsref.get("virtualServiceARN"), gr)
+    if vs is None or mesh_name(world, vs) != mesh:  # inactive (see status.py): falls through
+        return None, None
+    egress.virtual_service(vs, target.get("port"))
+    entry = (sort_key(gr.aws_name(), gr.spec.get("priority"), match), {
+        "name": gr.aws_name(), "source": gr.ref, "priority": gr.spec.get("priority"),
+        "match": match_ir(match, grpc=(want == "grpcRoute")),
+        "rewrite": gateway_rewrite_ir(match, action, vs.aws_name(), grpc=(want == "grpcRoute")),
+        "target": {"virtual_service": vs.aws_name(), "port": target.get("port")},
+        "cluster": redirect,
+    })
+    return entry, ((vs.key, target.get("port")), (vs.aws_name(), target.get("port")))
 
 
 def _sorted_services(egress: _Egress) -> list[dict]:

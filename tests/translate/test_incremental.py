@@ -37,6 +37,11 @@ def _docs(state: dict) -> list:
         docs.append({**m.mesh("other"), "spec": {"namespaceSelector": {"matchLabels": {"mesh": NS}}}})
     for n in sorted(state.get("apps", ())):  # pods of a node that may not exist: an injection error
         docs.append(m.deployment(n, NS))
+    for d in docs:  # the gateway takes only the labelled routes: a route's label attaches or detaches it
+        if d["kind"] == "VirtualGateway" and state.get("selector"):
+            d["spec"]["gatewayRouteSelector"] = {"matchLabels": {"gw": "yes"}}
+        if d["kind"] == "GatewayRoute" and d["metadata"]["name"] in state.get("labelled", ()):
+            d["metadata"]["labels"] = {"gw": "yes"}
     return docs
 
 
@@ -62,6 +67,8 @@ OPS = st.one_of(
     st.tuples(st.just("listen"), st.sampled_from(NODES), st.sampled_from((8080, 9090))),
     st.tuples(st.just("mesh2"), st.booleans()),
     st.tuples(st.just("app"), st.sampled_from(NODES + ("d",))),
+    st.tuples(st.just("selector"), st.booleans()),
+    st.tuples(st.just("label"), st.sampled_from(("g1", "g2", "g3", "g4"))),
     st.tuples(st.just("reject"), st.sampled_from([("VirtualNode", NS, "a"), ("VirtualService", NS, "s1"),
                                                  ("VirtualGateway", NS, "gateway"), ("Mesh", "", NS)]),
               st.sampled_from((None, True, False))),
@@ -165,6 +172,10 @@ def _apply(state: dict, placement: Placement, op) -> None:
         state["mesh2"] = op[1]
     elif kind == "app":
         state.setdefault("apps", set()).symmetric_difference_update({op[1]})
+    elif kind == "selector":
+        state["selector"] = op[1]
+    elif kind == "label":
+        state.setdefault("labelled", set()).symmetric_difference_update({op[1]})
     elif kind == "reject":
         state.setdefault("rejected", {}).pop(op[1], None) if op[2] is None else \
             state.setdefault("rejected", {}).update({op[1]: ("Envoy rejected it", op[2])})
@@ -172,6 +183,7 @@ def _apply(state: dict, placement: Placement, op) -> None:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(OPS, min_size=1, max_size=12))
+@example([("selector", True), ("label", "g1"), ("service", "s1", "b"), ("label", "g1")])
 def test_incremental_equals_full_after_every_change(ops):
     state = {"nodes": {"a", "b"}, "services": {"s1": "a", "s2": "router"}, "routes": {"g1": "s1", "g2": "s2"},
              "weights": {"a": 50, "b": 50}, "backends": {}, "egress": "DROP_ALL", "gateway": True}
