@@ -13,6 +13,9 @@ nginx, from an Envoy `direct_response` (lab/bench/upstream.py), run as the pod's
 The floors, in the same run and in front of the same upstream (lab/bench/proxies.py):
   envoy         a bare Envoy: one listener, one route, one static cluster, no access log, no
                 admin interface, --concurrency 1: the cheapest Envoy hop there is
+  envoy-2stage  a bare Envoy whose route hands the request to a second stage on an internal
+                listener (in memory): the lab's gateway Envoy's shape (App Mesh's two routing
+                stages: the gateway route, then the virtual service's routing), nothing more
   envoy-envoy   two bare Envoys in a row, and
   nginx-nginx   two nginx in a row: the gateway path's shape (two proxy hops)
 Load: `wrk` (Debian's package; scripts/install-bench-tools.sh installs it and nginx) with one
@@ -64,9 +67,9 @@ WARMUP_S, QUICK_WARMUP_S = 2.0, 1.0
 ROUNDS, QUICK_ROUNDS = 2, 1
 TARGET_P50_SLACK_MS = 0.3  # the gateway path's added p50 may exceed nginx's by this much
 # the lab's paths, then the floors measured in the same run: a bare Envoy (the cheapest Envoy hop),
+# a bare Envoy with two routing stages joined by an internal listener (the gateway Envoy's shape),
 # two bare Envoys in a row, two nginx in a row (the gateway path's shape: two proxy hops)
-PATHS = ("direct", "sidecar", "gateway", "nginx", "envoy", "envoy-envoy", "nginx-nginx")
-BASELINES = ("nginx", "envoy", "envoy-envoy", "nginx-nginx")
+PATHS = ("direct", "sidecar", "gateway", "nginx", "envoy", "envoy-2stage", "envoy-envoy", "nginx-nginx")
 FIELDS = ("bench", "quick", "load", "upstream", "envoys", "paths", "target", "met", "floors", "notes", "machine")
 PATH_FIELDS = ("name", "port", "rps", "p50_ms", "p99_ms", "requests", "non_2xx", "errors", "rps_ratio",
                "added_p50_ms", "added_p99_ms", "rounds", "cpu_us_per_request", "light")
@@ -76,7 +79,8 @@ LIGHT_FIELDS = ("connections", "rps", "p50_ms", "p99_ms", "added_p50_ms", "added
 # the first hop of a two-hop row, in front of "envoy" and "nginx"
 ON_PATH = {"direct": ("upstream",), "sidecar": ("sidecar", "upstream"),
            "gateway": ("gateway", "sidecar", "upstream"), "nginx": ("nginx", "upstream"),
-           "envoy": ("envoy", "upstream"), "envoy-envoy": ("envoy2", "envoy", "upstream"),
+           "envoy": ("envoy", "upstream"), "envoy-2stage": ("envoy-2stage", "upstream"),
+           "envoy-envoy": ("envoy2", "envoy", "upstream"),
            "nginx-nginx": ("nginx2", "nginx", "upstream")}
 
 
@@ -306,6 +310,9 @@ def floors(by: dict) -> dict:
     out["envoy_hop_cpu_us"] = cpu("envoy", "envoy")
     out["nginx_hop_cpu_us"] = cpu("nginx", "nginx")
     out["two_envoy_hops_cpu_us"] = None if out["envoy_hop_cpu_us"] is None else round(2 * out["envoy_hop_cpu_us"], 1)
+    out["envoy_2stage_cpu_us"] = cpu("envoy-2stage", "envoy-2stage")
+    out["second_stage_cpu_us"] = (None if out["envoy_2stage_cpu_us"] is None or out["envoy_hop_cpu_us"] is None
+                                  else round(out["envoy_2stage_cpu_us"] - out["envoy_hop_cpu_us"], 1))
     out["envoy_envoy_cpu_us"] = cpu("envoy-envoy")
     out["nginx_nginx_cpu_us"] = cpu("nginx-nginx")
     out["gateway_envoy_cpu_us"] = cpu("gateway", "gateway")
@@ -367,7 +374,7 @@ def run(quick: bool = False, duration: float | None = None, warmup: float | None
         procs_of = {k: [v] for k, v in pids.items()}
         # the floors: proxies of the run only, in front of the same upstream (and of each other)
         for name, kind, first in (("nginx", Nginx, "nginx"), ("envoy", BareEnvoy, "envoy")):
-            if not any(first in p for p in wanted if p not in ("sidecar", "gateway")):
+            if name not in wanted and f"{name}-{name}" not in wanted:
                 continue
             one = stack.enter_context(kind(ports["direct"], scratch / name, PATH))
             procs_of[name] = one.pids()
@@ -376,6 +383,10 @@ def run(quick: bool = False, duration: float | None = None, warmup: float | None
                 two = stack.enter_context(kind(one.port, scratch / f"{name}2", PATH))
                 procs_of[f"{name}2"] = two.pids()
                 ports[f"{name}-{name}"] = two.port
+        if "envoy-2stage" in wanted:
+            staged = stack.enter_context(BareEnvoy(ports["direct"], scratch / "envoy-2stage", PATH, stages=2))
+            procs_of["envoy-2stage"] = staged.pids()
+            ports["envoy-2stage"] = staged.port
         order = [p for p in wanted if p in ports]
         for r in range(rounds):
             for name in (order if r % 2 == 0 else order[::-1]):
@@ -483,9 +494,15 @@ def verdict_lines(by: dict, met: dict, fl: dict) -> list[str]:
                      f"{nn['light']['added_p50_ms']:+.3f} ms"
                      + (f", bare Envoy -> bare Envoy {ee['light']['added_p50_ms']:+.3f} ms" if ee is not None else ""))
     if fl.get("envoy_hop_cpu_us") is not None and fl.get("nginx_hop_cpu_us"):
+        lab = ", ".join(f"{k} Envoy {fl[f'{k}_envoy_cpu_us']:.0f}" for k in ("gateway", "sidecar")
+                        if fl.get(f"{k}_envoy_cpu_us") is not None)
         lines.append(f"CPU floor per hop: bare Envoy {fl['envoy_hop_cpu_us']:.0f} us/req (x 2 = "
-                     f"{fl['two_envoy_hops_cpu_us']:.0f}) vs nginx {fl['nginx_hop_cpu_us']:.0f} us/req; the lab's "
-                     f"gateway Envoy {fl['gateway_envoy_cpu_us']:.0f}, its sidecar {fl['sidecar_envoy_cpu_us']:.0f}")
+                     f"{fl['two_envoy_hops_cpu_us']:.0f}) vs nginx {fl['nginx_hop_cpu_us']:.0f} us/req"
+                     + (f"; the lab's {lab}" if lab else ""))
+        if fl.get("envoy_2stage_cpu_us") is not None:
+            lines.append(f"  the gateway Envoy's shape, bare (App Mesh's two routing stages joined by an internal "
+                         f"listener): {fl['envoy_2stage_cpu_us']:.0f} us/req, the second stage "
+                         f"{fl['second_stage_cpu_us']:+.0f} us over one bare hop")
         if fl["two_envoy_hops_exceed_nginx"] and not met["gateway_rps_at_least_nginx"]:
             lines.append("  the throughput target is out of reach on this machine: two Envoy hops with the cheapest "
                          f"config cost {fl['two_envoy_hops_cpu_us']:.0f} us of CPU per request, more than one nginx hop "

@@ -224,7 +224,9 @@ def dataplane(rec: dict) -> tuple:
             "a reverse proxy to it"
             + ("; the floors, proxies started for the run in front of the same upstream: *envoy* a bare Envoy "
                "(one listener, one route, one static cluster, no access log, no admin, --concurrency 1: the "
-               "cheapest Envoy hop), *envoy-envoy* two of them in a row and *nginx-nginx* two nginx in a row "
+               "cheapest Envoy hop), *envoy-2stage* the same with the route handing the request to a second stage "
+               "on an internal listener (the gateway Envoy's shape: App Mesh's two routing stages), "
+               "*envoy-envoy* two bare Envoys in a row and *nginx-nginx* two nginx in a row "
                "(the gateway path's shape, two proxy hops)" if "envoy" in names else "")
             + ". CPU per request is utime + stime from /proc of each process on the path "
             "around the measured run, divided by its requests (the load generator's own CPU is not counted). "
@@ -250,7 +252,9 @@ def dataplane(rec: dict) -> tuple:
              + (f"; the floor: a bare Envoy hop costs {fl['envoy_hop_cpu_us']:.0f} us of CPU per request, two "
                 f"{fl['two_envoy_hops_cpu_us']:.0f} us, one nginx hop {fl['nginx_hop_cpu_us']:.0f} us"
                 if fl.get("envoy_hop_cpu_us") is not None and fl.get("nginx_hop_cpu_us") else
-                ", and each Envoy spends several times nginx's CPU per request"))
+                ", and each Envoy spends several times nginx's CPU per request")
+             + (f"; the gateway Envoy runs App Mesh's two routing stages (bare, the second adds "
+                f"{fl['second_stage_cpu_us']:.0f} us to a hop)" if fl.get("second_stage_cpu_us") is not None else ""))
     met = rec["met"]
     light = (rec.get("target") or {}).get("added_p50_at") == "light"
     if "gateway_rps_at_least_nginx" in met:

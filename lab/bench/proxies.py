@@ -6,7 +6,9 @@ on a loopback port, in front of a given upstream port:
              its config, pid, logs and temp files in its own directory
   BareEnvoy  the cheapest possible Envoy hop: a static config of one listener, one route to one
              cluster (a static endpoint), the router filter and nothing else (no access log, no
-             xDS, no admin interface), --concurrency 1 like the lab's Envoys
+             xDS, no admin interface), --concurrency 1 like the lab's Envoys; or the same with
+             the route's request handed to a second stage on an internal listener (the lab's
+             gateway Envoy's shape: App Mesh's two routing stages)
 
 Chained (the second one's upstream is the first one's port) they give the two-hop floors the
 gateway path is compared with (gateway Envoy -> sidecar Envoy -> app).
@@ -43,6 +45,9 @@ NGINX_CONF = NGINX_MAIN + """\
 
 _HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 _ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+_INTERNAL_UPSTREAM = "type.googleapis.com/envoy.extensions.transport_sockets.internal_upstream.v3.InternalUpstreamTransport"
+_RAW_BUFFER = "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer"
+_INTERNAL_LISTENER = "type.googleapis.com/envoy.extensions.bootstrap.internal_listener.v3.InternalListener"
 
 
 def nginx_path() -> str | None:
@@ -63,20 +68,40 @@ def children(pid: int) -> list[int]:
     return out
 
 
-def bare_envoy_config(port: int, app_port: int) -> dict:
+def bare_envoy_config(port: int, app_port: int, stages: int = 1) -> dict:
     """One listener on 127.0.0.1:<port>, one route (every path) to one cluster whose only endpoint
-    is 127.0.0.1:<app_port>, HTTP/1.1 both ways; Envoy's defaults for everything else."""
-    hcm = {"@type": _HCM, "stat_prefix": "bare", "codec_type": "AUTO",
-           "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [{
-               "match": {"prefix": "/"}, "route": {"cluster": "app"}}]}]},
-           "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": _ROUTER}}]}
+    is 127.0.0.1:<app_port>, HTTP/1.1 both ways; Envoy's defaults for everything else.
+    stages=2: the route hands the request to an internal listener of the same Envoy (in memory,
+    Envoy's internal upstream transport) whose own connection manager and route send it to the
+    cluster: the shape of the lab's gateway Envoy (App Mesh's two routing stages), nothing more."""
+    def hcm(name: str, cluster: str) -> dict:
+        return {"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+            "@type": _HCM, "stat_prefix": name, "codec_type": "AUTO",
+            "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [{
+                "match": {"prefix": "/"}, "route": {"cluster": cluster}}]}]},
+            "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": _ROUTER}}]}}
+
+    def cluster(name: str, address: dict) -> dict:
+        return {"name": name, "type": "STATIC", "connect_timeout": "1s", "load_assignment": {
+            "cluster_name": name, "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address}}]}]}}
+    app = cluster("app", {"socket_address": {"address": "127.0.0.1", "port_value": app_port}})
+    if stages == 1:
+        return {"static_resources": {
+            "listeners": [{"name": "bare", "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+                           "filter_chains": [{"filters": [hcm("bare", "app")]}]}],
+            "clusters": [app]}}
+    second = cluster("second_stage", {"envoy_internal_address": {"server_listener_name": "second_stage"}})
+    second["transport_socket"] = {"name": "envoy.transport_sockets.internal_upstream", "typed_config": {
+        "@type": _INTERNAL_UPSTREAM,
+        "transport_socket": {"name": "envoy.transport_sockets.raw_buffer", "typed_config": {"@type": _RAW_BUFFER}}}}
     return {"static_resources": {
         "listeners": [{"name": "bare", "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
-                       "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
-                                                       "typed_config": hcm}]}]}],
-        "clusters": [{"name": "app", "type": "STATIC", "connect_timeout": "1s", "load_assignment": {
-            "cluster_name": "app", "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {
-                "address": "127.0.0.1", "port_value": app_port}}}}]}]}}]}}
+                       "filter_chains": [{"filters": [hcm("bare", "second_stage")]}]},
+                      {"name": "second_stage", "internal_listener": {},
+                       "filter_chains": [{"filters": [hcm("second_stage", "app")]}]}],
+        "clusters": [second, app]},
+        "bootstrap_extensions": [{"name": "envoy.bootstrap.internal_listener",
+                                  "typed_config": {"@type": _INTERNAL_LISTENER}}]}
 
 
 class _Proxy:
@@ -160,12 +185,13 @@ class Nginx(_Proxy):
 
 
 class BareEnvoy(_Proxy):
-    """Envoy with bare_envoy_config: no admin interface, nothing but the one route."""
+    """Envoy with bare_envoy_config (one stage, or two joined by an internal listener): no admin
+    interface, nothing but the route."""
     kind = "bare Envoy"
 
-    def __init__(self, app_port: int, workdir: Path, probe: str = "/"):
+    def __init__(self, app_port: int, workdir: Path, probe: str = "/", stages: int = 1):
         super().__init__(app_port, workdir, probe)
-        (workdir / "envoy.json").write_text(json.dumps(bare_envoy_config(self.port, app_port)))
+        (workdir / "envoy.json").write_text(json.dumps(bare_envoy_config(self.port, app_port, stages)))
 
     def _popen(self) -> subprocess.Popen:
         from ..runtime.envoy import find_envoy

@@ -93,6 +93,7 @@ def test_the_floor_says_when_two_envoy_hops_cost_more_than_one_nginx_hop():
           "sidecar": _row("sidecar", 30000, {"sidecar": 30, "upstream": 7}),
           "nginx": _row("nginx", 40000, {"nginx": 17, "upstream": 7}, 0.05),
           "envoy": _row("envoy", 35000, {"envoy": 25, "upstream": 7}),
+          "envoy-2stage": _row("envoy-2stage", 20000, {"envoy-2stage": 40, "upstream": 7}),
           "envoy-envoy": _row("envoy-envoy", 15000, {"envoy2": 25, "envoy": 25, "upstream": 7}),
           "nginx-nginx": _row("nginx-nginx", 25000, {"nginx2": 17, "nginx": 17, "upstream": 7})}
     fl = dataplane.floors(by)
@@ -102,6 +103,7 @@ def test_the_floor_says_when_two_envoy_hops_cost_more_than_one_nginx_hop():
     text = "\n".join(dataplane.verdict_lines(by, met, fl))
     assert "out of reach on this machine" in text and "50 us" in text and "(17 us)" in text
     assert "+0.200 vs +0.050 ms met" in text and "nginx -> nginx: 9000 vs 25000" in text
+    assert fl["second_stage_cpu_us"] == 15 and "40 us/req, the second stage +15 us over one bare hop" in text
     # an Envoy hop cheaper than half an nginx hop: no such claim
     by["envoy"]["cpu_us_per_request"]["envoy"] = 8
     fl = dataplane.floors(by)

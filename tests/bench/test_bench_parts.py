@@ -126,6 +126,9 @@ def test_dataplane_record(bench_run):
         assert fl["two_envoy_hops_cpu_us"] == round(2 * fl["envoy_hop_cpu_us"], 1)
         assert fl["nginx_hop_cpu_us"] == by["nginx"]["cpu_us_per_request"]["nginx"] > 0
         assert fl["two_envoy_hops_exceed_nginx"] == (fl["two_envoy_hops_cpu_us"] > fl["nginx_hop_cpu_us"])
+        # the gateway Envoy's shape, bare: what its second routing stage adds to one hop
+        assert fl["envoy_2stage_cpu_us"] == by["envoy-2stage"]["cpu_us_per_request"]["envoy-2stage"] > 0
+        assert fl["second_stage_cpu_us"] == round(fl["envoy_2stage_cpu_us"] - fl["envoy_hop_cpu_us"], 1)
     # CPU per request from /proc for every process on each path; the Envoys' threads and pinning
     on_path = {p["name"]: set(p["cpu_us_per_request"]) for p in rec["paths"]}
     assert on_path["gateway"] == {"gateway", "sidecar", "upstream"} and on_path["direct"] == {"upstream"}
