@@ -136,6 +136,10 @@ class Daemon:
         self.started = time.time()
         self.last_reconcile: dict = {}
         self._resource_cache: dict = {}  # key -> (store version, Resource or None, Record): read once per change
+        self._resources: list = []  # resources() at store version _resources_at
+        self._resources_at = -1
+        self._pods_memo: tuple | None = None  # (the inputs, the result) of the last podplan.plan (_plan_pods)
+        self._tls_memo: dict = {}  # key -> (Resource, its certificate paths, its SANs) (_files)
         self._semantic = SemanticIndex(complete=True)  # validation of an apply against the store's index
         self._conditions = Conditions()  # the status conditions, computed again only where a change reaches
         self._last_conds: dict | None = None  # key -> the condition the last status pass gave it (Pending included)
@@ -236,7 +240,11 @@ class Daemon:
 
     def resources(self) -> list:
         """Every stored resource as a model Resource; each record is read and validated once per
-        change (the store lists versions; only changed records are fetched and decoded)."""
+        change (the store lists versions; only changed records are fetched and decoded). With
+        nothing written since the last call (the store's version), that call's list again."""
+        at = self.store.version()  # read before the listing: a write in between only makes the next call list again
+        if at == self._resources_at:
+            return list(self._resources)
         out, cache = [], {}
         for kind, namespace, name, version in self.store.versions():
             key = (kind, namespace, name)
@@ -252,7 +260,8 @@ class Daemon:
             if r is not None:
                 out.append(r)
         self._resource_cache = cache
-        return out
+        self._resources, self._resources_at = out, at
+        return list(out)
 
     def world(self) -> World:
         return World(self.resources())
@@ -286,7 +295,7 @@ class Daemon:
             self._pass += 1
             world = self.world()
             names = {k[len("pods:"):]: v for k, v in self.store.kv_items("pods:").items()}
-            pods, _problems = podplan.plan(world, names)
+            pods = self._plan_pods(world, names)
             for key in set(names) | {f"{p.namespace}/{p.owner}" for p in pods}:
                 wanted = [p.name for p in pods if f"{p.namespace}/{p.owner}" == key]
                 if names.get(key) != wanted:
@@ -326,12 +335,47 @@ class Daemon:
                 sock.unlink(missing_ok=True)
         self._admin_sockets = wanted
 
+    # what podplan.plan reads of a World: pods come from Deployments and Pods, their proxies from the
+    # virtual nodes and gateways that select them in their namespace, Gateway API pods from Gateways
+    # of a GatewayClass the lab serves
+    POD_KINDS = ("Deployment", "Pod", "Namespace", "VirtualNode", "VirtualGateway", "Gateway", "GatewayClass")
+
+    def _plan_pods(self, world: World, names: dict) -> list:
+        """podplan.plan(world, names)'s pods; the last plan again when none of what it reads changed
+        (the same Resource objects, in the same order, and the same pod names): a new gateway
+        route or router changes no pod."""
+        inputs = [r for kind in self.POD_KINDS for r in world.by_kind[kind]]
+        taken = {k: list(v) for k, v in names.items()}
+        memo = self._pods_memo
+        if memo is not None and memo[1] == taken and len(memo[0]) == len(inputs) and all(
+                a is b for a, b in zip(memo[0], inputs)):
+            return memo[2]
+        pods, _problems = podplan.plan(world, names)
+        self._pods_memo = (inputs, taken, pods)  # the Resource objects themselves: no id is reused
+        return pods
+
+    def _tls_paths(self, world: World) -> tuple[set, set]:
+        """certs.tls_paths(world), each resource walked once per version (the daemon keeps the same
+        Resource object for an unchanged record)."""
+        from . import certs
+        paths, sans, memo = set(), set(), {}
+        for kind in ("VirtualNode", "VirtualGateway"):
+            for r in world.by_kind[kind]:
+                hit = self._tls_memo.get(r.key)
+                if hit is None or hit[0] is not r:
+                    hit = (r, *certs.tls_paths(World([r])))
+                memo[r.key] = hit
+                paths |= hit[1]
+                sans |= hit[2]
+        self._tls_memo = memo
+        return paths, sans
+
     def _files(self, world: World) -> dict:
         """Certificate paths in manifests (/etc/appmesh-lab/certs/…) -> files under the lab's home,
         made on first use; access-log paths -> paths inside each pod's folder (access_log_files);
         secret:<ns>/<name>/<key> -> the Secret's file, owner-only (lab/runtime/secrets.py)."""
         from . import certs, secrets
-        paths, sans = certs.tls_paths(world)
+        paths, sans = self._tls_paths(world)
         return {**certs.ensure(self.paths.certs, paths, sans), **access_log_files(world),
                 **secrets.write_tls_secrets(world, self.paths.secrets)}  # Gateway HTTPS listeners' Secrets
 
@@ -785,10 +829,11 @@ class Daemon:
             result = validate_texts(texts, complete=True, index=self._semantic)
             rejected = [p for p in result.errors if p.code != "reference"]
             problems = list(result.problems)
-            if not rejected:
-                world = World([r for r in existing if r.key not in {x.key for x in result.resources}] + result.resources)
+            new = {x.key for x in result.resources}
+            # a pod's problems (an image the lab has no command for) are a Deployment's or a Pod's
+            if not rejected and any(x.kind in ("Deployment", "Pod") for x in result.resources):
+                world = World([r for r in existing if r.key not in new] + result.resources)
                 _, pod_problems = podplan.plan(world, {})
-                new = {x.key for x in result.resources}
                 for r, path, msg, hint in pod_problems:
                     if r.key in new:
                         p = Problem(r.file, r.line_of(path), path, msg, hint, "local-command")
