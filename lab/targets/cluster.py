@@ -244,11 +244,22 @@ class ClusterTarget(Target):
             raise TargetError(f"EKS describe-cluster {self.cluster_name} in {self.region}: {exc}; configure AWS "
                               "credentials (aws configure, or AWS_PROFILE)") from exc
 
+    def ip_family(self) -> str:
+        """The cluster's IP family as the chart's ipFamily takes it, IPv4 or IPv6: the first of the
+        API server's own Service's ipFamilies (default/kubernetes), as scripts/kind-up.sh reads it."""
+        svc = self._raw(self._api("CoreV1Api").read_namespaced_service, "kubernetes", "default")
+        families = (svc.get("spec") or {}).get("ipFamilies") or []
+        if not families or families[0] not in ("IPv4", "IPv6"):
+            raise TargetError(f"the cluster's IP family is unknown: the Service default/kubernetes lists ipFamilies "
+                              f"{families or 'none'}; the chart takes ipFamily IPv4 or IPv6")
+        return families[0]
+
     def install_controller(self, timeout: str = "5m") -> None:
         """helm upgrade --install the controller chart (the up script did it already; this makes
-        the notebook step real and repairs a changed release)."""
+        the notebook step real and repairs a changed release). Values not given return to the
+        chart's defaults, so the cluster's IP family is given again (the Mesh webhook's ipPreference)."""
         argv = ["helm", "upgrade", "--install", RELEASE, CHART, "--namespace", CONTROLLER_NAMESPACE,
-                "--create-namespace", "--wait", "--timeout", timeout]
+                "--create-namespace", "--wait", "--timeout", timeout, "--set", f"ipFamily={self.ip_family()}"]
         if self.name == "eks":
             reg = self.registry()
             argv += ["--set", f"images.controller.repository={reg}/appmesh-lab/controller",

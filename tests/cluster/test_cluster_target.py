@@ -395,15 +395,39 @@ def test_a_notebook_cluster_step_runs_and_shows_its_output(api, capsys):
     assert "appmesh-lab-control-plane Ready" in out and runner.lines == ["kubectl get nodes -o wide"]
 
 
+def api_server_service(family: str) -> dict:
+    """default/kubernetes as a single-stack cluster of that IP family has it."""
+    ip = "10.100.0.1" if family == "IPv4" else "fd00:10:96::1"
+    return {"metadata": {"name": "kubernetes", "namespace": "default"},
+            "spec": {"type": "ClusterIP", "clusterIP": ip, "ipFamilies": [family], "ipFamilyPolicy": "SingleStack",
+                     "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 443}]}}
+
+
 def test_install_controller_is_helm_upgrade_install_with_ecr_images_on_eks(api, runner, aws):
+    api.put("Service", api_server_service("IPv4"))
     t = ClusterTarget("eks", runner=runner, kube=api.client(), aws=aws)
     t.install_controller()
     reg = "123456789012.dkr.ecr.us-west-2.amazonaws.com"
     assert runner.lines == [
         "helm upgrade --install appmesh-lab-controller manifests/charts/appmesh-lab-controller --namespace "
-        "appmesh-system --create-namespace --wait --timeout 5m "
+        "appmesh-system --create-namespace --wait --timeout 5m --set ipFamily=IPv4 "
         f"--set images.controller.repository={reg}/appmesh-lab/controller "
         f"--set images.proxyInit.repository={reg}/appmesh-lab/proxy-init --set region=us-west-2"]
+
+
+def test_install_controller_keeps_the_clusters_ip_family(api, runner):
+    """A helm upgrade without a value returns it to the chart's default (ipFamily: IPv4): on an
+    IPv6 cluster the notebook step gives IPv6 again, read from the API server's own Service, so the
+    Mesh webhook keeps setting ipPreference IPv6_ONLY."""
+    api.put("Service", api_server_service("IPv6"))
+    kind_target(api, runner).install_controller()
+    assert runner.lines[0].startswith("helm upgrade --install ") and "--set ipFamily=IPv6" in runner.lines[0]
+
+
+def test_install_controller_stops_when_the_ip_family_is_unknown(api, runner):
+    with pytest.raises(TargetError, match=r"the cluster's IP family is unknown: .*ipFamilies none"):
+        kind_target(api, runner).install_controller()   # no default/kubernetes Service to read
+    assert runner.lines == []
 
 
 def test_running_asks_kind_or_eks(api, aws):

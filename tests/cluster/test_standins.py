@@ -58,15 +58,19 @@ def test_helm_refuses_a_chart_or_a_value_that_does_not_exist(monkeypatch):
 
 
 def test_kubectl_jsonpath_reads_the_api_servers_service_as_scripts_kind_up_does(monkeypatch):
-    """scripts/kind-up.sh reads the cluster's IP family from default/kubernetes; the stand-in answers
-    as a single-stack IPv4 kind cluster, and a field that is not there prints nothing."""
-    monkeypatch.setattr(tools, "call", lambda *a, **k: pytest.fail("the API server's Service is the stand-in's own"))
+    """scripts/kind-up.sh reads the cluster's IP family from default/kubernetes; the stand-in API
+    answers as a single-stack IPv4 kind cluster, and a field that is not there prints nothing."""
+    from tests.cluster.standins.apiserver import API_SERVER_SERVICE
+    asked = []
+    monkeypatch.setattr(tools, "call", lambda method, path, body=None: asked.append(path) or {
+        "items": [API_SERVER_SERVICE]})
     get = ["get", "service", "kubernetes", "--namespace", "default", "-o"]
     assert tools.kubectl(get + ["jsonpath={.spec.ipFamilies[0]}"], None) == "IPv4"
     assert tools.kubectl(get + ["jsonpath={.metadata.labels.component}"], None) == "apiserver"
     assert tools.kubectl(get + ["jsonpath={.spec.ipFamilies[1]}"], None) == ""
     with pytest.raises(Fail, match="the stand-in takes -o jsonpath="):
         tools.kubectl(get + ["jsonpath={range .items[*]}{.metadata.name}{end}"], None)
+    assert set(asked) == {"/api/v1/namespaces/default/services"}, asked
 
 
 def test_rollout_restart_takes_kubectls_arguments_and_asks_the_api_to_restart(monkeypatch):

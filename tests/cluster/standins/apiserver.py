@@ -29,6 +29,13 @@ CORE = {"namespaces": "Namespace", "pods": "Pod", "services": "Service", "events
         "nodes": "Node"}
 APPS = {"deployments": "Deployment"}
 LAB_KINDS = set(APPMESH.values()) | {"Namespace", "Deployment", "Service"}
+# default/kubernetes, as a single-stack IPv4 cluster (kind's default networking.ipFamily) has it:
+# the stand-in's pods are local processes on 127.0.0.1 (scripts/kind-up.sh reads its ipFamilies)
+API_SERVER_SERVICE = {"apiVersion": "v1", "kind": "Service",
+                      "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver"}},
+                      "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.1", "clusterIPs": ["10.96.0.1"],
+                               "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
+                               "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]}}
 CLUSTER_SCOPED = {"Mesh", "Namespace", "Node"}
 KIND_NODE_PORTS = (30080, 30081, 30082, 30083)
 GROUP_OF = {**{k: "appmesh.k8s.aws" for k in APPMESH.values()}, "Deployment": "apps"}
@@ -79,6 +86,8 @@ class LabApi:
             out += [self._convert(kind, i, pods) for i in self._resources(kind, namespace)]
         elif kind == "Pod":
             out += [self._pod(p) for p in self.pods() if namespace is None or p["namespace"] == namespace]
+        if kind == "Service" and namespace in (None, "default"):  # every cluster has the API server's own
+            out.insert(0, copy.deepcopy(API_SERVER_SERVICE))
         elif kind == "Node":
             out.append({"apiVersion": "v1", "kind": "Node",
                         "metadata": {"name": f"{self.cluster_name}-control-plane",

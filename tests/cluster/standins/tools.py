@@ -439,15 +439,6 @@ def delete(rest: list[str], stdin: str | None = None) -> str:
     return text
 
 
-# default/kubernetes as a single-stack IPv4 cluster has it (kind's default networking.ipFamily):
-# the stand-in's pods are local processes on 127.0.0.1
-API_SERVER_SERVICE = {"apiVersion": "v1", "kind": "Service",
-                      "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver"}},
-                      "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.1", "clusterIPs": ["10.96.0.1"],
-                               "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
-                               "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]}}
-
-
 def jsonpath(obj, template: str) -> str:
     """kubectl's -o jsonpath for one field path, {.a.b[0].c} ('\\.' is a dot inside a key); a
     field that is not there prints nothing, as kubectl does by default."""
@@ -478,10 +469,7 @@ def get(rest: list[str]) -> str:
         return "NAME                                 CREATED AT\n" + "".join(f"{n:<36} 2026-01-01T00:00:00Z\n" for n in names)
     ns = None if opts.get("--all-namespaces") or kind in ("Namespace", "Node", "Mesh") else one(opts, "--namespace",
                                                                                                  "default")
-    if kind == "Service" and ns == "default" and pos[1:] == ["kubernetes"]:  # every cluster has the API server's
-        items = [API_SERVER_SERVICE]                                          # own Service
-    else:
-        items = list_objects(kind, ns)
+    items = list_objects(kind, ns)
     if len(pos) == 2:
         items = [i for i in items if i["metadata"]["name"] == pos[1]]
         if not items:
