@@ -123,12 +123,12 @@ class Daemon:
         self.pushes: dict = {}
         self._unacked: dict = {}  # node id -> type URLs of the latest push not ACKed yet
         self._parsed: dict = {}  # node id -> its last snapshot's parsed resources (Snapshot.from_dicts cache)
-        # A proxy gets a snapshot only while an Envoy needs it: a pod for it is placed, or an Envoy is
-        # connected as it. The others (a virtual node without pods) are translated (statuses and
-        # validation read the translation, never a snapshot) but hold no protobufs; the last pass's
-        # translations are kept here so that an Envoy connecting later is served without a new pass.
-        self._latest: tuple = ({}, {})  # (node id -> translation, node id -> resources given)
+        # A proxy is translated and given a snapshot only while an Envoy needs it: a pod for it is
+        # placed, or an Envoy is connected as it. The others (a virtual node without pods) cost
+        # nothing per proxy: statuses and validation read the model, never a translation or a
+        # snapshot. An Envoy connecting as one wakes a pass that translates it.
         self._attach: set = set()  # node ids an Envoy connected as while they had no snapshot
+        self.wanted: set = set()  # node ids of the proxies translated and pushed by the last pass
         self.isolation = Isolation()  # what each proxy ACKed, and the resources left out because one NACKed them
         self._lock = threading.RLock()
         self._wake = threading.Event()
@@ -273,8 +273,7 @@ class Daemon:
         caller's answer does not wait for it."""
         with self._lock:
             version = self.store.version()
-            if self._attach and not (force or version != self._reconciled_version):
-                self._publish(*self._latest)  # an Envoy connected as a proxy that had no snapshot
+            force = force or bool(self._attach)  # an Envoy connected as a proxy that has no snapshot
             if not force and version == self._reconciled_version:
                 # nothing new in the store: a pass only if a proxy NACKed or is being searched for the
                 # resource it rejects; its ACKs alone are remembered without translating anything
@@ -304,7 +303,8 @@ class Daemon:
             self.supervisor.ensure(specs)
             self._tidy_admin_sockets(pods)
             self.pods, self.placement = pods, placement
-            out, sources = self._translate(world, placement, self._files(world))
+            self.wanted = self._wanted()
+            out, sources = self._translate(world, placement, self._files(world), self._proxy_keys(world, self.wanted))
             self._publish(out, sources)
             if defer_status:
                 self._changes(world)  # which resource versions this pass's pushes carry (for _pending)
@@ -506,8 +506,9 @@ class Daemon:
         return {r.key for r in world.by_kind[kind] if r.aws_name() == aws_name} | {
             r.key for r in world.by_kind["Mesh"] if r.aws_name() == mesh}
 
-    def _translate(self, world: World, placement: Placement, files: dict) -> tuple[dict, dict]:
-        """Every proxy's configuration, leaving out the resources a proxy rejected; a proxy that is
+    def _translate(self, world: World, placement: Placement, files: dict, only: set | None = None) -> tuple[dict, dict]:
+        """The configuration of every proxy in `only` (keys of their resources; None: all), leaving
+        out the resources a proxy rejected; a proxy that is
         being searched for the resource it rejects gets the next bisection step instead
         (lab/runtime/isolation.py). Returns (node id -> translation, node id -> resources used)."""
         iso = self.isolation
@@ -515,7 +516,7 @@ class Daemon:
         iso.forget_changed(world)
         iso.settle(fixed)
         resources = list(world.by_key.values())
-        effective, out = self._translate_effective(resources, placement, files)
+        effective, out = self._translate_effective(resources, placement, files, only)
         rejected_before = set(iso.rejected)
         probing: dict = {}
         for nid in list(iso.probes):
@@ -540,14 +541,15 @@ class Daemon:
                 iso.answer(nid, {"resources": {r.key: r for r in used}, "config": t["envoy"], "digest": d,
                                  "probe": True}, *known, fixed)
         if set(iso.rejected) != rejected_before:  # a search ended in a rejection: without it
-            effective, out = self._translate_effective(resources, placement, files)
+            effective, out = self._translate_effective(resources, placement, files, only)
         sources = {nid: effective for nid in out}
         for nid, (t, used) in probing.items():
             if nid in iso.probes and nid in out:
                 out[nid], sources[nid] = t, used
         return out, sources
 
-    def _translate_effective(self, resources: list, placement: Placement, files: dict) -> tuple[list, dict]:
+    def _translate_effective(self, resources: list, placement: Placement, files: dict,
+                             only: set | None = None) -> tuple[list, dict]:
         """translate() of the resources proxies are given. Should translation fail (a bug of the lab's),
         the resource it fails on is found and left out like one a proxy rejects, so the others are
         still configured; the traceback goes to the daemon's log."""
@@ -556,13 +558,13 @@ class Daemon:
             effective = iso.effective(resources)
             try:
                 # only the proxies the change touches are translated again (lab/translate/incremental.py)
-                return effective, self._incremental.update(effective, placement, files)
+                return effective, self._incremental.update(effective, placement, files, only)
             except Exception as exc:  # noqa: BLE001 - isolated below, or raised when it cannot be
                 traceback.print_exc()
 
                 def fails(left_out: set) -> bool:
                     try:
-                        translate(World([r for r in effective if r.key not in left_out]), placement, files=files)
+                        Incremental().update([r for r in effective if r.key not in left_out], placement, files, only)
                         return False
                     except Exception:  # noqa: BLE001
                         return True
@@ -571,20 +573,35 @@ class Daemon:
                     raise
                 iso.reject_offline(key, f"{type(exc).__name__}: {exc} (a bug of the lab: please report it)")
         effective = iso.effective(resources)
-        return effective, translate(World(effective), placement, files=files)
+        return effective, Incremental().update(effective, placement, files, only)
 
     def _wanted(self) -> set:
-        """The proxies an Envoy needs a snapshot for: a pod for it is placed, or one is connected as it."""
+        """The proxies an Envoy needs a configuration for: a pod for it is placed, or one is connected as it."""
         self._attach.clear()  # before asking the xDS server: a stream opening after this wakes a new pass
         return {p.node_id for p in self.pods if p.node_id} | set(self.xds.connected())
+
+    def _proxy_keys(self, world: World, nids: set) -> set:
+        """The keys of the resources (VirtualGateway, VirtualNode, Gateway) the proxies `nids` are made from."""
+        keys = {p.proxy.key for p in self.pods if p.node_id in nids}
+        others = nids - {p.node_id for p in self.pods}  # an Envoy connected without a pod of the lab's
+        if others:
+            for kind in ("VirtualGateway", "VirtualNode", "Gateway"):
+                for r in world.by_kind[kind]:
+                    if kind == "Gateway":
+                        nid = gwapi.node_id(r)
+                    else:
+                        mesh = world.mesh_of(r)
+                        nid = mesh and naming.node_id(mesh.aws_name(), kind[0].lower() + kind[1:], r.aws_name())
+                    if nid in others:
+                        keys.add(r.key)
+        return keys
 
     def _publish(self, out: dict, sources: dict | None = None) -> None:
         # the proxies given the same resources (all of them but a probed one) share one read-only
         # key -> Resource map: one per proxy would hold proxies x resources entries (gigabytes at
         # 5,000 routes); isolation keeps these maps as they are, never changing them
         shared: dict = {}
-        self._latest = (out, sources or {})
-        wanted = self._wanted()
+        wanted = self.wanted
         for nid, t in out.items():
             if nid not in wanted:  # no Envoy runs it: no snapshot (built once one connects or a pod is placed)
                 continue

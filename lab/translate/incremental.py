@@ -61,8 +61,9 @@ class Incremental:
         # reuses the parts of its last translation whose inputs are the same objects
         self._memos: dict = {}
 
-    def update(self, resources, placement, files=None) -> dict:
-        """node id -> {"ir": ..., "envoy": ...}, as lab.translate.translate."""
+    def update(self, resources, placement, files=None, only=None) -> dict:
+        """node id -> {"ir": ..., "envoy": ...}, as lab.translate.translate. `only`: the keys of the
+        proxy resources to translate (None: all); the others are neither translated nor kept."""
         resources = list(resources)
         world = World(resources)
         now = world.by_key
@@ -76,6 +77,8 @@ class Incremental:
             self._memos = {}
         for kind, make in (("VirtualGateway", gateway_ir), ("VirtualNode", sidecar_ir), ("Gateway", lab_gateway_ir)):
             for r in world.by_kind[kind]:
+                if only is not None and r.key not in only:
+                    continue
                 old = self._proxies.get(r.key)
                 if (old is None or everything or r.key in changed or old[2] & changed or old[3] & kinds):
                     rec = _Recording(world)

@@ -86,10 +86,10 @@ def test_a_route_the_lab_cannot_translate_is_left_out_and_marked(daemon, monkeyp
     monkeypatch.setattr(dmod, "translate", broken)
     real_update = dmod.Incremental.update  # the daemon's own path: only what a change touches
 
-    def broken_update(self, resources, placement, files=None):
+    def broken_update(self, resources, placement, files=None, only=None):
         if any(r.key == ("GatewayRoute", NS, "crash") for r in resources):
             raise KeyError("certificate_chain")
-        return real_update(self, resources, placement, files)
+        return real_update(self, resources, placement, files, only)
     monkeypatch.setattr(dmod.Incremental, "update", broken_update)
     d = daemon
     d.apply([("<base>", m.text(m.scale(5, NS)))])
