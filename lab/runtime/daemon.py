@@ -291,6 +291,8 @@ class Daemon:
                             self._status_pass(world, ack_only=True)
                         return self.last_reconcile
             t0 = time.perf_counter()
+            if self._status_due is not None:  # the waiting pass's versions are that pass's (_pending)
+                self._changes(self._status_due)
             self._pass += 1
             world = self.world()
             names = {k[len("pods:"):]: v for k, v in self.store.kv_items("pods:").items()}
@@ -307,7 +309,7 @@ class Daemon:
             out, sources = self._translate(world, placement, self._files(world), self._proxy_keys(world, self.wanted))
             self._publish(out, sources)
             if defer_status:
-                self._changes(world)  # which resource versions this pass's pushes carry (for _pending)
+                # its resource versions are noted (_changes) by the status pass, or before the next pass
                 self._status_due = world
             else:
                 self._status_pass(world)

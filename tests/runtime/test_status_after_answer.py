@@ -101,3 +101,16 @@ def test_a_rejected_apply_changes_nothing_and_leaves_nothing_waiting(daemon):
     assert d._status_due is None and gc.isenabled()
     assert [(r.key, r.version, r.status) for r in d.store.list()] == before
     assert d.store.events(limit=1000) == events
+
+
+def test_what_a_proxy_acked_before_the_next_apply_is_active_though_no_status_pass_ran_between(daemon):
+    """Each resource version belongs to the pass that pushed it, even when that pass's status was
+    never written: route x, pushed and ACKed, is Active while route z, pushed after it, waits."""
+    d = daemon
+    d.apply([("<x>", m.text(m.gateway_route("x", NS, {"prefix": "/x/"}, "vs0")))])
+    gw = gateway_node(d)
+    _ack(d, gw)  # no status pass between (nobody read, the loop did not run)
+    d.apply([("<z>", m.text(m.gateway_route("z", NS, {"prefix": "/z/"}, "vs0")))])
+    d.flush_status()
+    conds = {name: d.store.get("GatewayRoute", NS, name).status["conditions"][0] for name in ("x", "z")}
+    assert (conds["x"]["status"], conds["z"]["status"]) == ("True", "Unknown"), conds
