@@ -75,6 +75,13 @@ def translate(rec: dict) -> tuple:
     return text, targets
 
 
+def _pre_push_stages(b: dict, k: int = 2) -> str:
+    """The k largest stages of the daemon's apply before its push (the in-process breakdown)."""
+    stages = [(name.split(" (")[0], v) for name, v in b.items()
+              if name not in ("routes", "applies") and not name.startswith((" ", "total", "status pass"))]
+    return ", ".join(f"{name} {v:.1f} ms" for name, v in sorted(stages, key=lambda x: -x[1])[:k])
+
+
 def converge(rec: dict) -> tuple:
     rows = [["routes", "change", "measure", "p50 ms", "p90 ms", "p99 ms", "max ms", "n"]]
     labels = (("route", "routed", "apply -> routed"),
@@ -124,16 +131,19 @@ def converge(rec: dict) -> tuple:
                  "run. A new gateway route changes only the gateway's routes (RDS), so *now* sends one "
                  "response where *before* sent four (CDS, EDS, LDS, RDS):\n\n" + _md_table(frows))
     targets = []
+    top = _pre_push_stages(b)
     for n, r in rec["results"].items():
         ratio = r.get("routed_to_floor_p99_ratio")
         if f"routed_p99_{n}_within_2x_floor" not in rec["met"]:
             continue
+        push, floor, routed = (r[f"{k}_ms"].get("p99") for k in ("push", "push_ack", "routed"))
         targets.append([f"converge: new gateway route, {n} routes, p99 / floor p99", "<= 2x",
                         f"{ratio:.1f}x" if ratio is not None else "-",
                         _yes(rec["met"].get(f"routed_p99_{n}_within_2x_floor")),
-                        "the daemon's work before the push, mostly translating the gateway whole (every route and "
-                        "virtual service of it) and parsing its changed route table into a snapshot (the stage "
-                        "breakdown below the table); validation, status and the reference scan are incremental"])
+                        f"at p99 {_ms(push)} ms from the apply's sending to the push (the control API over its Unix "
+                        f"socket, validation, store, translation and snapshot of what the change touches; largest at "
+                        f"{b['routes']} routes in process: {top}), {_ms(floor)} ms push -> ACK, {_ms(routed)} ms in "
+                        "all; the status pass and events follow the apply's answer"])
     for n, r in rec["results"].items():
         limit = rec["target"].get(f"routed_p99_{n}_ms")
         if limit is None:
@@ -145,8 +155,8 @@ def converge(rec: dict) -> tuple:
             routed50 = r[f"{key}_ms"].get("p50")
             if push is not None and floor is not None and push >= floor:
                 limits = (f"the control plane: at p50 {_ms(push)} of {_ms(routed50)} ms pass before the push "
-                          "(validation, store, translation of the proxies the change touches, snapshot), then "
-                          f"{_ms(floor)} ms push -> Envoy ACK")
+                          "(the control API, validation, store, translation of the proxies the change touches, "
+                          f"snapshot), then {_ms(floor)} ms push -> Envoy ACK")
             else:
                 limits = (f"xDS and Envoy: at p50 {_ms(floor)} of {_ms(routed50)} ms are push -> Envoy ACK, "
                           f"{_ms(push)} ms the control plane before it")
