@@ -752,6 +752,9 @@ class Daemon:
         try:
             self.store.add_events(events)
             self._write_status(world, ack_only)
+            # the validation index takes in what the store holds now, so that the next apply's sync
+            # finds nothing new (the check of what a change reaches is done here, after the answer)
+            self._semantic.sync(self.resources())
         finally:
             if self._gc_held:  # the answer is out: the collector may run again
                 self._gc_held = False
