@@ -307,10 +307,13 @@ class Daemon:
             self.pods, self.placement = pods, placement
             self.wanted = self._wanted()
             out, sources = self._translate(world, placement, self._files(world), self._proxy_keys(world, self.wanted))
+            pushed = self.version
             self._publish(out, sources)
             if defer_status:
                 # its resource versions are noted (_changes) by the status pass, or before the next pass
                 self._status_due = world
+                if self.version == pushed:  # nothing pushed, so no ACK to wake the loop: wake it now
+                    self._wake.set()
             else:
                 self._status_pass(world)
             self._reconciled_version = version

@@ -114,3 +114,19 @@ def test_what_a_proxy_acked_before_the_next_apply_is_active_though_no_status_pas
     d.flush_status()
     conds = {name: d.store.get("GatewayRoute", NS, name).status["conditions"][0] for name in ("x", "z")}
     assert (conds["x"]["status"], conds["z"]["status"]) == ("True", "Unknown"), conds
+
+
+def test_an_apply_that_pushes_nothing_wakes_the_loop_for_its_status_pass(daemon):
+    """No proxy will ACK anything, so the loop is woken at once to write the status (an apply
+    that pushes leaves that to the ACK, which wakes the loop itself)."""
+    d = daemon
+    d._wake.clear()
+    d.apply([("<new>", m.text(m.gateway_route("new", NS, {"prefix": "/new/"}, "vs0")))])
+    assert not d._wake.is_set()
+    d.flush_status()
+    labelled = m.gateway_route("new", NS, {"prefix": "/new/"}, "vs0")
+    labelled["metadata"]["labels"] = {"team": "a"}  # changes no proxy's configuration
+    before = dict(d.pushes)
+    out = d.apply([("<label>", m.text(labelled))])
+    assert out["results"][0]["action"] == "configured" and d.pushes == before
+    assert d._wake.is_set() and d._status_due is not None
