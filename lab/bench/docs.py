@@ -237,7 +237,8 @@ def dataplane(rec: dict) -> tuple:
                "cheapest Envoy hop), *envoy-2stage* the same with the route handing the request to a second stage "
                "on an internal listener (the gateway Envoy's shape: App Mesh's two routing stages), "
                "*envoy-envoy* two bare Envoys in a row and *nginx-nginx* two nginx in a row "
-               "(the gateway path's shape, two proxy hops)" if "envoy" in names else "")
+               "(the gateway path's shape, two proxy hops); each proxy in a session of its own, as the lab's "
+               "processes are (the scheduler shares a busy machine's cores between sessions)" if "envoy" in names else "")
             + ". CPU per request is utime + stime from /proc of each process on the path "
             "around the measured run, divided by its requests (the load generator's own CPU is not counted). "
             + (f"{threads}." if threads else "")

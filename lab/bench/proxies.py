@@ -12,6 +12,13 @@ on a loopback port, in front of a given upstream port:
 
 Chained (the second one's upstream is the first one's port) they give the two-hop floors the
 gateway path is compared with (gateway Envoy -> sidecar Envoy -> app).
+
+Each runs in a session of its own, as the lab's processes do (its supervisor starts every
+container with one): with the kernel's scheduler autogroups (one per session, on by default on
+most distributions) a process's share of a busy machine's cores goes with its session, and a
+request handed from one session to another waits for that session's turn. Proxies in the
+benchmark's own session (wrk's) would hand requests over faster than the lab's Envoys can on a
+loaded machine, and the floors would not be floors of the same thing.
 """
 from __future__ import annotations
 
@@ -181,7 +188,7 @@ class Nginx(_Proxy):
         return subprocess.Popen([nginx_path(), "-p", str(self.dir), "-c", str(self.dir / "nginx.conf"),
                                  "-e", str(self.dir / "error.log"), "-g", "daemon off;"],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=open(self.dir / "stderr.log", "w"), **kwargs)
+                                stderr=open(self.dir / "stderr.log", "w"), start_new_session=True, **kwargs)
 
 
 class BareEnvoy(_Proxy):
@@ -198,4 +205,4 @@ class BareEnvoy(_Proxy):
         return subprocess.Popen([str(find_envoy()), "-c", str(self.dir / "envoy.json"), "--concurrency", "1",
                                  "--disable-hot-restart", "-l", "warning"],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=open(self.dir / "stderr.log", "w"))
+                                stderr=open(self.dir / "stderr.log", "w"), start_new_session=True)
