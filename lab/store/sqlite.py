@@ -299,7 +299,10 @@ class Store:
 
     def kv_items(self, prefix: str) -> dict:
         with self._lock:
-            rows = self._db.execute("SELECT key, value FROM kv WHERE key LIKE ?", (prefix + "%",)).fetchall()
+            # a range of the primary key (LIKE would scan the table, and read _ and % in `prefix` as patterns)
+            rows = self._db.execute("SELECT key, value FROM kv WHERE key >= ? AND key < ?",
+                                    (prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1))).fetchall() if prefix else \
+                self._db.execute("SELECT key, value FROM kv").fetchall()
         return {k: json.loads(v) for k, v in rows}
 
     def kv_delete(self, key: str) -> None:

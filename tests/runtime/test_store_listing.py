@@ -28,3 +28,15 @@ def test_the_listing_kept_in_memory_is_the_database_listing(tmp_path):
     finally:
         store.close()
         other.close()
+
+
+def test_kv_items_are_the_keys_with_the_prefix_and_no_others(tmp_path):
+    store = Store(tmp_path / "store.db")
+    try:
+        for key in ("pods:a/b", "pods:", "pods;x", "pods", "PODS:c", "pods_x", "port:1", "pods:\U0010ffff"):
+            store.kv_set(key, key)
+        assert sorted(store.kv_items("pods:")) == ["pods:", "pods:a/b", "pods:\U0010ffff"]
+        assert sorted(store.kv_items("pods_")) == ["pods_x"]  # _ is no pattern
+        assert len(store.kv_items("")) == 8
+    finally:
+        store.close()
