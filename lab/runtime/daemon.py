@@ -108,7 +108,8 @@ class Daemon:
             claims = Claims(str(self.paths.home))
         except UnsafeFolder as exc:
             raise DaemonError(str(exc)) from exc
-        self.store = Store(self.paths.db)
+        # the WAL is checkpointed after an apply's answer (the status pass), not in the commit of an apply
+        self.store = Store(self.paths.db, autocheckpoint=False)
         self.ports = Ports(self.store, claims)
         for key in self.ports.all():  # admin and xDS were TCP ports before they were Unix sockets,
             # and a virtual gateway's egress stage was a TCP listener before it was an internal one
@@ -758,6 +759,7 @@ class Daemon:
             # the validation index takes in what the store holds now, so that the next apply's sync
             # finds nothing new (the check of what a change reaches is done here, after the answer)
             self._semantic.sync(self.resources())
+            self.store.checkpoint_if_due()
         finally:
             if self._gc_held:  # the answer is out: the collector may run again
                 self._gc_held = False

@@ -63,9 +63,16 @@ def _spec_of(doc: dict):
         {k: v for k, v in (doc.get("metadata") or {}).items() if k in ("labels", "annotations")}
 
 
+CHECKPOINT_EVERY = 100  # write transactions between the checkpoints checkpoint_if_due() makes
+
+
 class Store:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, autocheckpoint: bool = True):
+        """`autocheckpoint=False`: SQLite does not checkpoint the WAL into the database file in
+        whichever commit crosses 1,000 pages (a commit of an apply could pay for copying them);
+        the owner calls checkpoint_if_due() at a time of its choosing instead."""
         self.path = str(path)
+        self._writes = 0  # write transactions since the last checkpoint (autocheckpoint=False)
         self._lock = threading.RLock()
         try:
             if self.path != ":memory:":
@@ -79,7 +86,11 @@ class Store:
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
             self._db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL with WAL: a commit is durable once the WAL is synced at a checkpoint; a power cut can
+            # lose the last commits but never corrupts the store (a lab's state, re-applied from its files)
             self._db.execute("PRAGMA synchronous=NORMAL")
+            if not autocheckpoint:
+                self._db.execute("PRAGMA wal_autocheckpoint=0")
             self._db.executescript(SCHEMA)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the lab's store at {self.path}: {exc}") from exc
@@ -108,6 +119,7 @@ class Store:
             def __exit__(self, exc_type, exc, tb):
                 try:
                     store._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+                    store._writes += 1
                 finally:
                     store._lock.release()
                 return False
@@ -139,6 +151,19 @@ class Store:
             else:
                 listing.insert(i, (*key, v))
         self._listing_at = version
+
+    def checkpoint_if_due(self, every: int = CHECKPOINT_EVERY) -> bool:
+        """Copy the WAL into the database file (a PASSIVE checkpoint: it waits for no reader) once
+        `every` write transactions have been made since the last one. Returns whether it ran."""
+        with self._lock:
+            if self._writes < every:
+                return False
+            self._writes = 0
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            except sqlite3.Error as exc:
+                raise StoreError(f"checkpoint of the lab's store failed: {exc}") from exc
+            return True
 
     def version(self) -> int:
         with self._lock:

@@ -40,3 +40,26 @@ def test_kv_items_are_the_keys_with_the_prefix_and_no_others(tmp_path):
         assert len(store.kv_items("")) == 8
     finally:
         store.close()
+
+
+def test_the_daemons_store_checkpoints_when_it_chooses(tmp_path):
+    """The daemon's connection never checkpoints inside a commit (an apply's); checkpoint_if_due()
+    does it every `every` write transactions (the daemon calls it after an apply's answer)."""
+    store = Store(tmp_path / "store.db", autocheckpoint=False)
+    other = Store(tmp_path / "store.db")
+    try:
+        assert store._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        assert other._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000  # SQLite's default
+        store.checkpoint_if_due(every=0)  # from a known start
+        for i in range(3):
+            store.apply([(("Mesh", "", f"m{i}"), {"kind": "Mesh", "spec": {}})])
+        assert store.checkpoint_if_due(every=5) is False
+        store.add_events([(("Mesh", "", "m0"), "Normal", "Test", "one"), (("Mesh", "", "m1"), "Normal", "Test", "two")])
+        store.kv_set("k", 1)
+        assert store.checkpoint_if_due(every=5) is True
+        assert store.checkpoint_if_due(every=5) is False
+        busy, frames, copied = store._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        assert busy == 0 and frames == copied
+    finally:
+        store.close()
+        other.close()
