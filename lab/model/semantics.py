@@ -32,9 +32,11 @@ class World:
     def __init__(self, resources):
         self.by_key: dict = {}
         self.by_kind: dict = defaultdict(list)
+        by_key, by_kind = self.by_key, self.by_kind
         for r in resources:
-            self.by_key[r.key] = r
-            self.by_kind[r.kind].append(r)
+            kind = r.kind
+            by_key[(kind, r.namespace or "", r.name)] = r  # r.key, without a call per resource
+            by_kind[kind].append(r)
 
     def get(self, kind, namespace, name):
         return self.by_key.get((kind, namespace or "", name))

@@ -5,6 +5,8 @@ Pure data: the xds layer parses these into protobuf messages. Output per proxy:
 """
 from __future__ import annotations
 
+import operator
+
 from . import naming
 
 T = "type.googleapis.com/"
@@ -329,6 +331,19 @@ class _Same:
         self.new[id(item)] = (item, out)
         return out
 
+    def map(self, items, make) -> list:
+        """[get(item, make) for item in items], in one loop."""
+        if self.old is None:
+            return [make(item) for item in items]
+        old, new, out = self.old, self.new, []
+        for item in items:
+            hit = old.get(id(item))
+            if hit is None or hit[0] is not item:
+                hit = (item, make(item))
+            new[id(item)] = hit
+            out.append(hit[1])
+        return out
+
 
 def _internal_service_routes(vs: dict) -> list[dict]:
     headers = [{"name": naming.TARGET_HEADER, "string_match": {"exact": vs["name"]}}]
@@ -342,10 +357,8 @@ def egress_route_config(ir: dict, memo: dict | None = None) -> dict:
     name = naming.egress_routes(eg["bind_port"])
     if eg["mode"] == "internal":
         # the gateway's own egress: the gateway route's choice arrives in internal headers
-        routes = []
         same = _Same(memo, "egress_routes")
-        for vs in eg["virtual_services"]:
-            routes += same.get(vs, _internal_service_routes)
+        routes = [r for routes in same.map(eg["virtual_services"], _internal_service_routes) for r in routes]
         vhosts = [{"name": "egress", "domains": ["*"], "routes": routes,
                    "request_headers_to_remove": [naming.TARGET_HEADER, naming.TARGET_PORT_HEADER]}]
         return {"name": name, "virtual_hosts": vhosts}
@@ -407,7 +420,7 @@ def gateway(ir: dict, files: dict, memo: dict | None = None) -> dict:
     same = _Same(memo, "gateway_routes")
     for lst in ir["listeners"]:
         rname = naming.ingress_routes(lst["port"]) + (f"_{lst['section']}" if lst.get("section") else "")
-        vroutes = [same.get(r, _gateway_route) for r in lst["routes"]]
+        vroutes = same.map(lst["routes"], _gateway_route)
         # A client cannot pick a target by sending the internal headers itself: every route
         # overwrites them, and a request that matches no route never reaches the egress listener.
         routes.append({"name": rname, "virtual_hosts": [{"name": "gateway", "domains": ["*"], "routes": vroutes}]})
@@ -468,15 +481,18 @@ def _finish(ir: dict, listeners: list, routes: list, files: dict, memo: dict | N
     routes.append(egress_rc)
     clusters, endpoints = [], []
     same = _Same(memo, "clusters")
-    for c in ir["clusters"]:
-        cl, cla = same.get(c, lambda c: cluster(c, files))
+    for cl, cla in same.map(ir["clusters"], lambda c: cluster(c, files)):
         clusters.append(cl)
         endpoints.append(cla)
     if allow_all:
         clusters.append(_allow_all_cluster(ir["mesh"]))
-    return {"clusters": sorted(clusters, key=lambda c: c["name"]),
-            "endpoints": sorted(endpoints, key=lambda c: c["cluster_name"]),
+    return {"clusters": sorted(clusters, key=_NAME),
+            "endpoints": sorted(endpoints, key=_CLUSTER_NAME),
             "listeners": listeners, "routes": routes}
+
+
+_NAME = operator.itemgetter("name")
+_CLUSTER_NAME = operator.itemgetter("cluster_name")
 
 
 def to_envoy(ir: dict, files: dict | None = None, memo: dict | None = None) -> dict:

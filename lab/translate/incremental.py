@@ -53,7 +53,7 @@ class _Recording(World):
 class Incremental:
     def __init__(self):
         self._resources: dict = {}  # key -> the last call's resource (compared by identity, then content)
-        self._proxies: dict = {}  # proxy resource key -> (node id or None, output, keys, kinds)
+        self._proxies: dict = {}  # proxy resource key -> (node id or None, output, keys read, kinds listed)
         self._placement = None
         self._files = None
         self.translated: list = []  # proxy resource keys translated by the last call (for tests, benches)
@@ -68,38 +68,46 @@ class Incremental:
         world = World(resources)
         now = world.by_key
         old = self._resources
-        changed = {k for k in now.keys() | old.keys() if not same_resource(now.get(k), old.get(k))}
+        changed = {k for k, r in now.items() if old.get(k) is not r}  # then compared by content
+        changed = {k for k in changed.union(old.keys() - now.keys()) if not same_resource(now.get(k), old.get(k))}
         kinds = {k[0] for k in changed}
         everything = placement != self._placement or (files or {}) != (self._files or {})
         proxies, self.translated = {}, []
         out: dict = {}
         if everything or kinds & WIDE:
             self._memos = {}
+        last = self._proxies
         for kind, make in (("VirtualGateway", gateway_ir), ("VirtualNode", sidecar_ir), ("Gateway", lab_gateway_ir)):
             for r in world.by_kind[kind]:
-                if only is not None and r.key not in only:
+                key = r.key
+                if only is not None and key not in only:
                     continue
-                old = self._proxies.get(r.key)
-                if (old is None or everything or r.key in changed or old[2] & changed or old[3] & kinds):
+                got = last.get(key)
+                if (got is None or everything or key in changed or not got[2].isdisjoint(changed)
+                        or not got[3].isdisjoint(kinds)):
                     rec = _Recording(world)
-                    keys = rec.keys
                     if kind == "VirtualGateway":
-                        memo = self._memos.pop(r.key, None) if r.key not in changed else None
+                        memo = self._memos.pop(key, None) if key not in changed else None
                         if memo:  # made by this gateway's last translation: changes since are in `changed`
                             memo["changed"] = changed
                         memo = memo or {}
                         ir = gateway_ir(rec, r, placement, memo)
                         value = {"ir": ir, "envoy": to_envoy(ir, files, memo)} if ir else None
-                        self._memos[r.key] = memo  # only once translated whole without an error
-                        keys = keys.union(*memo.pop("reused", ()))  # what the parts taken as they were read
+                        self._memos[key] = memo  # only once translated whole without an error
+                        # what every part in the memo read when it was made (parts taken again read
+                        # nothing): the keys of parts no longer used stay (a change to them translates
+                        # the gateway again, needlessly but correctly) until the memo starts over
+                        keys = memo.setdefault("all_reads", set())
+                        keys |= rec.keys
                     else:
                         ir = make(rec, r, placement)
                         value = {"ir": ir, "envoy": to_envoy(ir, files)} if ir else None
-                    old = (ir["node_id"] if ir else None, value, frozenset(keys), frozenset(rec.kinds))
-                    self.translated.append(r.key)
-                proxies[r.key] = old
-                if old[0] is not None:
-                    out[old[0]] = old[1]
+                        keys = frozenset(rec.keys)
+                    got = (ir["node_id"] if ir else None, value, keys, frozenset(rec.kinds))
+                    self.translated.append(key)
+                proxies[key] = got
+                if got[0] is not None:
+                    out[got[0]] = got[1]
         self._proxies, self._resources = proxies, dict(now)
         self._memos = {k: m for k, m in self._memos.items() if k in proxies}
         if everything:  # a copy only when it changed (comparing costs less than copying)

@@ -250,7 +250,6 @@ class _Egress:
         # again when none of those keys is in memo["changed"] (the keys changed since the memo was made)
         self.memo = memo
         self.changed = changed
-        self.reused: list = []  # the keys read by the entries taken again (for whoever records reads)
         self._used: list | None = None  # names of the clusters the virtual service being built uses
         self.kept: set = set()  # memo keys this translation used (the others are dropped after it)
 
@@ -310,8 +309,7 @@ class _Egress:
 
     def reuse(self, key: tuple, hit: tuple) -> None:
         """Take a virtual service's entry and clusters (a memo entry) as the last translation made them."""
-        out, clusters, reads = hit
-        self.reused.append(reads)
+        out, clusters, _ = hit
         self.clusters.update(clusters)
         self.services[key] = out
 
@@ -401,16 +399,15 @@ def attached_routes(world: World, vg: Resource) -> list[Resource]:
     return [gr for gr in world.by_kind["GatewayRoute"] if (world.gateways_for(gr) or []) == [vg]]
 
 
-def _attached(world: World, vg: Resource, memo: dict | None) -> list[Resource]:
+def _attached(world: World, vg: Resource, memo: dict | None) -> list:
     """attached_routes, with each route's answer kept in `memo` while the route is unchanged (not in
     memo["changed"]; the gateways and namespaces it depends on invalidate the whole memo, see
     gateway_ir)."""
     if memo is None:
-        return attached_routes(world, vg)
+        return [(gr, gr.key) for gr in attached_routes(world, vg)]
     changed = memo.get("changed")
     old = memo.get("attached", {}) if changed is not None else {}
     new, out = {}, []
-    reads = set(memo.get("attached_reads", ()))
     world.by_kind["VirtualGateway"]  # noqa: B018 - what gateways_for reads, for whoever records it
     for gr in world.by_kind["GatewayRoute"]:
         key = gr.key
@@ -419,13 +416,10 @@ def _attached(world: World, vg: Resource, memo: dict | None) -> list[Resource]:
             yes = hit
         else:
             yes = (world.gateways_for(gr) or []) == [vg]
-            reads.add(("Namespace", "", gr.namespace or ""))
         new[key] = yes
         if yes:
-            out.append(gr)
+            out.append((gr, key))
     memo["attached"] = new
-    # the namespaces read (never fewer: a namespace's change starts the memo over anyway)
-    memo["attached_reads"] = frozenset(reads)
     return out
 
 
@@ -441,8 +435,8 @@ def gateway_ir(world: World, vg: Resource, placement: Placement, memo: dict | No
     incremental.py), and before each call sets memo["changed"] to the keys of the resources that
     changed since the call that made it (missing: nothing is reused). The parts of the last
     translation that read none of those keys are taken as they were (each gateway route's entry,
-    each virtual service's egress entry and clusters); afterwards memo["reused"] lists the keys
-    those parts read (for whoever records what a translation reads)."""
+    each virtual service's egress entry and clusters), without reading anything from `world` (what
+    they read was read when they were made)."""
     mesh = mesh_name(world, vg)
     if mesh is None:
         return None
@@ -457,8 +451,6 @@ def gateway_ir(world: World, vg: Resource, placement: Placement, memo: dict | No
     old_routes = memo.get("routes", {}) if changed is not None else {}
     new_routes: dict = {}
     attached = _attached(world, vg, memo)
-    if memo is not None:
-        egress.reused.append(memo["attached_reads"])
     egress_port = placement.egress_port(nid)
     egress_listener = naming.internal_egress_listener(egress_port)
     listeners, self_clusters = [], {}
@@ -473,12 +465,11 @@ def gateway_ir(world: World, vg: Resource, placement: Placement, memo: dict | No
                                    "tls": None, "health_check": None, "outlier_detection": None,
                                    "connection_pool": _pool_ir(lst.get("connectionPool"))}
         routes = []
-        for gr in attached:
-            mkey = (gr.key, want, port, redirect)
+        for gr, key in attached:
+            mkey = (key, want, port, redirect)
             hit = old_routes.get(mkey)
             if hit is not None and hit[1].isdisjoint(changed):  # (entry, reads, its service's memo entry)
                 new_routes[mkey] = hit
-                egress.reused.append(hit[1])
                 if hit[0] is not None:
                     egress.kept.add(hit[2][0])
                     egress.reuse(hit[2][1], hit[2][2])
@@ -490,7 +481,7 @@ def gateway_ir(world: World, vg: Resource, placement: Placement, memo: dict | No
             if reading is not None:
                 keys, kinds = reading.end()
                 if kinds <= WIDE and (service is None or service[0] in egress.memo):
-                    new_routes[mkey] = (entry, keys | {gr.key} | (egress.memo[service[0]][2] if service else set()),
+                    new_routes[mkey] = (entry, keys | {key} | (egress.memo[service[0]][2] if service else set()),
                                         service and (service[0], service[1], egress.memo[service[0]]))
             if entry is not None:
                 routes.append(entry)
@@ -505,24 +496,20 @@ def gateway_ir(world: World, vg: Resource, placement: Placement, memo: dict | No
     if memo is not None:
         memo.pop("changed", None)
         memo["routes"] = new_routes
-        memo["services"] = {k: v for k, v in memo["services"].items() if k in egress.kept}
-        memo["reused"] = egress.reused
+        if memo["services"].keys() - egress.kept:
+            memo["services"] = {k: v for k, v in memo["services"].items() if k in egress.kept}
     return {
         "kind": "gateway", "node_id": nid, "source": vg.ref, "mesh": mesh,
         "bind_address": placement.bind_address, "access_log": _access_log(vg),
         "listeners": listeners,
         "egress": {"bind_port": egress_port, "internal_listener": egress_listener, "mode": "internal",
-                   "virtual_services": _sorted_services(egress)},
-        "clusters": sorted(list(self_clusters.values()) + list(egress.clusters.values()), key=_name),
+                   "virtual_services": _sorted_services(egress, memo)},
+        "clusters": [self_clusters.get(n) or egress.clusters[n] for n in sorted(self_clusters.keys() | egress.clusters.keys())],
     }
 
 
 def _first(entry: tuple):
     return entry[0]
-
-
-def _name(c: dict) -> str:
-    return c["name"]
 
 
 def _gateway_route(world: World, egress: _Egress, gr: Resource, want: str, port: int, mesh: str,
@@ -552,8 +539,22 @@ def _gateway_route(world: World, egress: _Egress, gr: Resource, want: str, port:
     return entry, ((vs.key, target.get("port")), (vs.aws_name(), target.get("port")))
 
 
-def _sorted_services(egress: _Egress) -> list[dict]:
-    return [egress.services[k] for k in sorted(egress.services, key=lambda k: (k[0], k[1] or 0))]
+def _service_order(k: tuple) -> tuple:
+    return (k[0], k[1] or 0)
+
+
+def _sorted_services(egress: _Egress, memo: dict | None = None) -> list[dict]:
+    """The services by name and port; with a memo, the last call's order when the keys are the same."""
+    keys = list(egress.services)
+    last = memo.get("service_order") if memo is not None else None
+    if last is not None and last[0] == keys:
+        order = last[1]
+    else:
+        order = sorted(keys, key=_service_order)
+        if memo is not None:
+            memo["service_order"] = (keys, order)
+    services = egress.services
+    return [services[k] for k in order]
 
 
 # ---- sidecars ------------------------------------------------------------------------

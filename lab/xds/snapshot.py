@@ -371,7 +371,7 @@ def _route_config(item: Mapping[str, _AnyT], cache: dict, kept: dict) -> tuple[M
         tail.ClearField("domains")
         config_name, vh_name = config.name, vh_msg.name
         for index, route in enumerate(vh.get("routes") or []):
-            name = route.get("name") if isinstance(route, Mapping) else None
+            name = route.get("name") if type(route) is dict or isinstance(route, Mapping) else None
             key = ("route", config_name, vh_name, name if isinstance(name, str) and name else index)
             hit = cache.get(key)
             if hit is not None and (hit[0] is route or hit[0] == route):
@@ -513,12 +513,13 @@ class Snapshot:
             camel = _camel(name_field)
             by_name: dict = {}
             for index, item in enumerate(given[kind]):
-                if not isinstance(item, Mapping):
+                if type(item) is not dict and not isinstance(item, Mapping):
                     raise SnapshotError(kind, index, None, f"expected a dict, got {type(item).__name__}")
                 name = item.get(name_field)
                 if name is None:
                     name = item.get(camel)
-                hit = cache.get((kind, name)) if isinstance(name, str) else None
+                key = (kind, name)
+                hit = cache.get(key) if isinstance(name, str) else None
                 if hit is not None and (hit[0] is item or hit[0] == item):
                     holder = hit[2]
                 else:
@@ -536,11 +537,11 @@ class Snapshot:
                     if not name:
                         raise SnapshotError(kind, index, None, f"field {name_field!r} is empty")
                     holder["packed"] = (msg, any_pb2.Any(type_url=type_url, value=serialized), serialized)
-                    hit = (item, msg, holder)
+                    hit, key = (item, msg, holder), (kind, name)
                 if name in by_name:
                     raise SnapshotError(kind, index, name, "duplicate resource name")
                 by_name[name] = holder["packed"]
-                new[(kind, name)] = hit
+                new[key] = hit
             entries[type_url] = by_name
         snapshot = cls.__new__(cls)
         _fill(snapshot, version, entries)
