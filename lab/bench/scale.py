@@ -9,12 +9,15 @@ in this process, from the validated model:
                   gateway's alone (it holds every route and cluster)
 (with the garbage collector tuned as the daemon tunes it), and on one real local lab (own state directory), applying the N-route manifests on top of the
 previous size's (vn0 has a running pod: its sidecar and the gateway are real Envoys; the other
-virtual nodes have no pods, so the lab fits a small machine while the daemon still translates,
-snapshots and serves N + 1 proxies):
+virtual nodes have no pods, so the lab fits a small machine; the daemon translates and snapshots
+only the proxies an Envoy runs, so its work and memory per proxy follow the running ones):
   apply           the POST /v1/apply round trip (validate, store, reconcile, push)
   all acked       apply sent -> every running proxy ACKed its latest snapshot
   daemon RSS      the daemon's resident memory after the apply
   Envoy RSS       the gateway's Envoy and vn0's sidecar Envoy
+and, in the same run, the gateway Envoy's own part of *all acked* (converge.Floor: an xDS server
+and a gateway Envoy, no daemon, the gateway's snapshots grown through the same sizes):
+  gateway floor   set_snapshot -> the gateway Envoy ACKed every type of the grown snapshot
 "Linear or better" compares the per-route cost at each size with the one at 100 routes (at 10,
 fixed costs dominate). Targets: linear or better; all proxies ACKed at x/route <= 1.2 from 100
 routes up; 1,000 routes translated < 1 s; daemon RSS < 200 MB at 1,000 routes and < 300 MB at 5,000.
@@ -25,7 +28,9 @@ import gc
 import json
 import statistics
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 from . import manifests
 from ..runtime.daemon import GC_THRESHOLD
@@ -42,8 +47,8 @@ TARGET_ACK_RATIO = 1.2  # all proxies ACKed: per-route cost at most this much ab
 FIELDS = ("bench", "quick", "sizes", "results", "target", "met", "machine")
 SIZE_FIELDS = ("routes", "virtual_services", "virtual_nodes", "proxies", "repeats", "translate_ms", "snapshot_ms",
                "snapshot_bytes", "gateway_snapshot_bytes", "apply_ms", "all_acked_ms", "running_proxies",
-               "daemon_rss_mb", "gateway_envoy_rss_mb", "sidecar_envoy_rss_mb", "translate_per_route_ratio",
-               "all_acked_per_route_ratio")
+               "daemon_rss_mb", "gateway_envoy_rss_mb", "sidecar_envoy_rss_mb", "gateway_floor_ms",
+               "translate_per_route_ratio", "all_acked_per_route_ratio", "gateway_floor_per_route_ratio")
 
 
 def _repeats(n: int, quick: bool) -> int:
@@ -144,6 +149,23 @@ def on_lab(target, n: int) -> dict:
             "sidecar_envoy_rss_mb": rss_mb(envoys.get("meshed"))}
 
 
+def gateway_floor(sizes, workdir) -> dict:
+    """Milliseconds from set_snapshot to the gateway Envoy's ACK of its snapshot at each size, grown
+    one on top of the other from one route as on the lab: the part of *all acked* that is Envoy
+    loading N routes and clusters, with no daemon."""
+    from ..model import validate_texts
+    from .converge import NS as FLOOR_NS, Floor
+
+    def resources(n):
+        return validate_texts([(f"<scale {n}>", manifests.text(manifests.scale(n, FLOOR_NS)))]).resources
+    out = {}
+    with Floor(Path(workdir)) as f:
+        f.push(f.snapshot_for(resources(1))[0], timeout=60)
+        for n in sizes:
+            out[str(n)] = round(f.push(f.snapshot_for(resources(n))[0], timeout=300) * 1000, 1)
+    return out
+
+
 def run(quick: bool = False, sizes=None, out=sys.stdout) -> dict:
     from ..runtime.client import LabError
     from ..runtime.envoy import EnvoyNotFound, find_envoy
@@ -161,25 +183,31 @@ def run(quick: bool = False, sizes=None, out=sys.stdout) -> dict:
         _running(target.client, 2, timeout=60)
         for n in sizes:
             results[str(n)].update(on_lab(target, n))
+    with tempfile.TemporaryDirectory(prefix="appmesh-bench-floor-") as d:
+        for n, ms in gateway_floor(sizes, d).items():
+            results[n]["gateway_floor_ms"] = ms
     ref = results.get("100") or results[str(sizes[0])]
     for rec in results.values():
-        for key in ("translate", "all_acked"):
+        for key in ("translate", "all_acked", "gateway_floor"):
             per, ref_per = rec[f"{key}_ms"] / rec["routes"], ref[f"{key}_ms"] / ref["routes"]
             rec[f"{key}_per_route_ratio"] = round(per / ref_per, 3) if ref_per else None
     m = machine()
     print(f"bench scale: N gateway routes, N virtual services, N virtual nodes (N + 1 proxies configured; "
           f"2 running Envoys); {m['cores']} cores, python {m['python']}, envoy {m['envoy']}", file=out)
     rows = [["N", "translate ms", "x/route", "snapshots ms", "snapshot KB", "gateway KB", "apply ms",
-             "all ACKed ms", "x/route", "daemon MB", "gw Envoy MB", "sidecar MB"]]
+             "all ACKed ms", "x/route", "gw floor ms", "x/route", "daemon MB", "gw Envoy MB", "sidecar MB"]]
     for rec in results.values():
         rows.append([rec["routes"], f"{rec['translate_ms']:.1f}", f"{rec['translate_per_route_ratio']:.2f}",
                      f"{rec['snapshot_ms']:.1f}", f"{rec['snapshot_bytes'] / 1024:.0f}",
                      f"{rec['gateway_snapshot_bytes'] / 1024:.0f}", f"{rec['apply_ms']:.0f}",
                      f"{rec['all_acked_ms']:.0f}",
                      f"{rec['all_acked_per_route_ratio']:.2f}" if rec["all_acked_per_route_ratio"] is not None else "-",
+                     f"{rec['gateway_floor_ms']:.0f}",
+                     f"{rec['gateway_floor_per_route_ratio']:.2f}" if rec["gateway_floor_per_route_ratio"] is not None else "-",
                      rec["daemon_rss_mb"], rec["gateway_envoy_rss_mb"], rec["sidecar_envoy_rss_mb"]])
     table(rows, out)
-    print(f"  x/route: per-route cost relative to N = {ref['routes']} (1.00 = linear, below = better than linear)",
+    print(f"  x/route: per-route cost relative to N = {ref['routes']} (1.00 = linear, below = better than linear); "
+          "gw floor: push -> ACK of the gateway's grown snapshot on a bare Envoy, no daemon (Envoy's own part)",
           file=out)
     big = [r for r in results.values() if r["routes"] >= ref["routes"]]
     met = {"translate_linear": all(r["translate_per_route_ratio"] <= LINEAR_TOLERANCE for r in big),
