@@ -317,6 +317,11 @@ def floors(by: dict) -> dict:
     out["nginx_nginx_cpu_us"] = cpu("nginx-nginx")
     out["gateway_envoy_cpu_us"] = cpu("gateway", "gateway")
     out["sidecar_envoy_cpu_us"] = cpu("sidecar", "sidecar")
+    # the lab's Envoys against bare Envoys of the same shape: what the lab's configuration costs
+    out["gateway_vs_bare_2stage"] = (round(out["gateway_envoy_cpu_us"] / out["envoy_2stage_cpu_us"], 2)
+                                     if out["gateway_envoy_cpu_us"] is not None and out["envoy_2stage_cpu_us"] else None)
+    out["sidecar_vs_bare_hop"] = (round(out["sidecar_envoy_cpu_us"] / out["envoy_hop_cpu_us"], 2)
+                                  if out["sidecar_envoy_cpu_us"] is not None and out["envoy_hop_cpu_us"] else None)
     two, one = out["two_envoy_hops_cpu_us"], out["nginx_hop_cpu_us"]
     # two bare Envoy hops cost more proxy CPU per request than one nginx hop: on a machine whose
     # cores are the limit, no gateway config can make the gateway path (two Envoys) as fast as nginx
@@ -502,7 +507,11 @@ def verdict_lines(by: dict, met: dict, fl: dict) -> list[str]:
         if fl.get("envoy_2stage_cpu_us") is not None:
             lines.append(f"  the gateway Envoy's shape, bare (App Mesh's two routing stages joined by an internal "
                          f"listener): {fl['envoy_2stage_cpu_us']:.0f} us/req, the second stage "
-                         f"{fl['second_stage_cpu_us']:+.0f} us over one bare hop")
+                         f"{fl['second_stage_cpu_us']:+.0f} us over one bare hop"
+                         + (f"; the lab's gateway Envoy costs {fl['gateway_vs_bare_2stage']:.2f}x its bare shape"
+                            if fl.get("gateway_vs_bare_2stage") is not None else "")
+                         + (f", its sidecar {fl['sidecar_vs_bare_hop']:.2f}x a bare hop"
+                            if fl.get("sidecar_vs_bare_hop") is not None else ""))
         if fl["two_envoy_hops_exceed_nginx"] and not met["gateway_rps_at_least_nginx"]:
             lines.append("  the throughput target is out of reach on this machine: two Envoy hops with the cheapest "
                          f"config cost {fl['two_envoy_hops_cpu_us']:.0f} us of CPU per request, more than one nginx hop "

@@ -104,6 +104,8 @@ def test_the_floor_says_when_two_envoy_hops_cost_more_than_one_nginx_hop():
     assert "out of reach on this machine" in text and "50 us" in text and "(17 us)" in text
     assert "+0.200 vs +0.050 ms met" in text and "nginx -> nginx: 9000 vs 25000" in text
     assert fl["second_stage_cpu_us"] == 15 and "40 us/req, the second stage +15 us over one bare hop" in text
+    assert fl["gateway_vs_bare_2stage"] == 1.5 and fl["sidecar_vs_bare_hop"] == 1.2
+    assert "the lab's gateway Envoy costs 1.50x its bare shape, its sidecar 1.20x a bare hop" in text
     # an Envoy hop cheaper than half an nginx hop: no such claim
     by["envoy"]["cpu_us_per_request"]["envoy"] = 8
     fl = dataplane.floors(by)
