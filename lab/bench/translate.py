@@ -13,9 +13,11 @@ times, over repeated runs, starting from the validated model (a World):
   no gc     translate again with Python's cyclic garbage collector off (the difference to
             "translate" is the collector's share: it rescans the growing heap)
   change    one gateway route more, translated incrementally (lab/translate/incremental.py, as
-            the daemon does: only the proxies the change touches, here the gateway)
+            the daemon does: only the proxies the change touches, here the gateway, and of it only
+            the routes and virtual services whose inputs changed)
   change snap  the gateway's snapshot after that change, reusing its previous one's parsed
-            resources (Snapshot.from_dicts with its cache, as the daemon does)
+            resources (Snapshot.from_dicts with its cache, as the daemon does: only the new route
+            is parsed, and the route configuration's bytes are assembled from its routes' kept ones)
 and, once per size, the model step before it (YAML text -> validated resources).
 Medians and p90 in milliseconds; "x/route" is the per-route cost relative to N = 10.
 Targets: 1,000 routes translated (ir + envoy) in < 1 s; a one-route change at 1,000 routes
