@@ -139,6 +139,7 @@ class Daemon:
         self._resource_cache: dict = {}  # key -> (store version, Resource or None, Record): read once per change
         self._resources: list = []  # resources() at store version _resources_at
         self._resources_at = -1
+        self._world: tuple = (None, None)  # (the store's version, the World of its resources)
         self._pods_memo: tuple | None = None  # (the inputs, the result) of the last podplan.plan (_plan_pods)
         self._tls_memo: dict = {}  # key -> (Resource, its certificate paths, its SANs) (_files)
         self._semantic = SemanticIndex(complete=True)  # validation of an apply against the store's index
@@ -265,7 +266,12 @@ class Daemon:
         return list(out)
 
     def world(self) -> World:
-        return World(self.resources())
+        """The stored resources indexed; the same World while nothing was written since the last
+        call (the store's version; nothing changes a World once made)."""
+        resources = self.resources()
+        if self._world[0] != self._resources_at:
+            self._world = (self._resources_at, World(resources))
+        return self._world[1]
 
     def reconcile(self, force: bool = False, defer_status: bool = False) -> dict:
         """One pass: store -> pods and processes -> translate -> xDS -> status. A pass with
@@ -522,7 +528,7 @@ class Daemon:
         iso.forget_changed(world)
         iso.settle(fixed)
         resources = list(world.by_key.values())
-        effective, out = self._translate_effective(resources, placement, files, only)
+        effective, out = self._translate_effective(resources, placement, files, only, world)
         rejected_before = set(iso.rejected)
         probing: dict = {}
         for nid in list(iso.probes):
@@ -547,7 +553,7 @@ class Daemon:
                 iso.answer(nid, {"resources": {r.key: r for r in used}, "config": t["envoy"], "digest": d,
                                  "probe": True}, *known, fixed)
         if set(iso.rejected) != rejected_before:  # a search ended in a rejection: without it
-            effective, out = self._translate_effective(resources, placement, files, only)
+            effective, out = self._translate_effective(resources, placement, files, only, world)
         sources = {nid: effective for nid in out}
         for nid, (t, used) in probing.items():
             if nid in iso.probes and nid in out:
@@ -555,16 +561,18 @@ class Daemon:
         return out, sources
 
     def _translate_effective(self, resources: list, placement: Placement, files: dict,
-                             only: set | None = None) -> tuple[list, dict]:
+                             only: set | None = None, world: World | None = None) -> tuple[list, dict]:
         """translate() of the resources proxies are given. Should translation fail (a bug of the lab's),
         the resource it fails on is found and left out like one a proxy rejects, so the others are
-        still configured; the traceback goes to the daemon's log."""
+        still configured; the traceback goes to the daemon's log. `world`: the World of `resources`,
+        handed to the translation as it is when no proxy rejected anything (not indexed again)."""
         iso = self.isolation
         for _ in range(8):
             effective = iso.effective(resources)
             try:
                 # only the proxies the change touches are translated again (lab/translate/incremental.py)
-                return effective, self._incremental.update(effective, placement, files, only)
+                given = world if world is not None and not iso.rejected else effective
+                return effective, self._incremental.update(given, placement, files, only)
             except Exception as exc:  # noqa: BLE001 - isolated below, or raised when it cannot be
                 traceback.print_exc()
 

@@ -62,10 +62,10 @@ class Incremental:
         self._memos: dict = {}
 
     def update(self, resources, placement, files=None, only=None) -> dict:
-        """node id -> {"ir": ..., "envoy": ...}, as lab.translate.translate. `only`: the keys of the
-        proxy resources to translate (None: all); the others are neither translated nor kept."""
-        resources = list(resources)
-        world = World(resources)
+        """node id -> {"ir": ..., "envoy": ...}, as lab.translate.translate. `resources`: a list, or
+        the World indexing them (taken as it is). `only`: the keys of the proxy resources to translate
+        (None: all); the others are neither translated nor kept."""
+        world = resources if isinstance(resources, World) else World(list(resources))
         now = world.by_key
         old = self._resources
         changed = {k for k, r in now.items() if old.get(k) is not r}  # then compared by content
