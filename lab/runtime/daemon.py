@@ -57,6 +57,9 @@ class DaemonError(Exception):
     """The daemon cannot start or run (a system problem, explained in one sentence)."""
 
 
+# how long the loop leaves the status pass of an apply to after the apply's answer is written (the
+# control API says when it is: Daemon.answered); past this, it runs whatever the answer does
+ANSWER_WAIT_S = 0.5
 MAX_BODY = 64 * 1024 * 1024  # larger control requests are refused (a manifest file is at most 4 MiB)
 # Most of the daemon's objects live as long as the daemon; collect young objects less often
 # (translation of 1,000 routes spent most of its time in the collector).
@@ -160,6 +163,7 @@ class Daemon:
         self._status_due: World | None = None
         self._due_events: list = []  # (key, type, reason, message) of changes not written yet
         self._gc_held = False  # the collector waits for the status pass (_collect_after_answer)
+        self._answering = 0.0  # time.monotonic() an apply's answer began to be due (0: none is due)
         self.pods: list = []
         self._admin_sockets: set | None = None  # names of the admin sockets of the pods last planned
         self.ready_ports: dict = {}  # process key -> the port its readiness is probed on (_place)
@@ -285,6 +289,8 @@ class Daemon:
                 # nothing new in the store: a pass only if a proxy NACKed or is being searched for the
                 # resource it rejects; its ACKs alone are remembered without translating anything
                 if not self.isolation.pending():
+                    if self._status_due is not None and self._answer_due():
+                        return self.last_reconcile  # the apply's answer first (the GIL is the answer's)
                     if self._status_due is not None or self._unsettled():
                         self._status_pass(self._status_due if self._status_due is not None else self.world(),
                                           ack_only=True)
@@ -293,6 +299,8 @@ class Daemon:
                     world = self.world()
                     self.isolation.settle(lambda nid: self._fixed_keys(world, nid))
                     if not self.isolation.probes:
+                        if self._status_due is not None and self._answer_due():
+                            return self.last_reconcile  # the apply's answer first
                         if self._status_due is not None or self._unsettled():
                             # a proxy ACKed: what it now serves turns Active
                             self._status_pass(world, ack_only=True)
@@ -744,6 +752,16 @@ class Daemon:
                 late[r.key] = messages[memo]
         return late, settled
 
+    def _answer_due(self) -> bool:
+        """Whether an apply's answer is still being written (for at most ANSWER_WAIT_S)."""
+        return bool(self._answering) and time.monotonic() - self._answering < ANSWER_WAIT_S
+
+    def answered(self) -> None:
+        """The control API wrote an apply's or a delete's answer: the loop may run its status pass
+        (a proxy's ACK can arrive first: the pass then would hold the GIL while the answer waits)."""
+        self._answering = 0.0
+        self._wake.set()
+
     def flush_status(self) -> None:
         """Write the status and events an apply or delete left for after its answer (a no-op when
         none wait). Called before anything reads them, so a reader never sees a state older than
@@ -857,8 +875,12 @@ class Daemon:
 
     # -- apply / delete -----------------------------------------------------------------
 
-    def apply(self, texts: list, dry_run: bool = False) -> dict:
+    def apply(self, texts: list, dry_run: bool = False, answering: bool = False) -> dict:
+        """Validate, store and push `texts`; the answer (problems, rejected, results, versions) is
+        ready once the push is made. `answering`: the control API writes it and calls answered()."""
         with self._lock, self._collect_after_answer():
+            if answering:
+                self._answering = time.monotonic()
             existing = self.resources()
             self._semantic.sync(existing)  # checks again only the stored resources a change since reaches
             result = validate_texts(texts, complete=True, index=self._semantic)
@@ -887,8 +909,10 @@ class Daemon:
             out["versions"] = self.pushed_versions()
             return out
 
-    def delete(self, keys: list) -> dict:
+    def delete(self, keys: list, answering: bool = False) -> dict:
         with self._lock, self._collect_after_answer():
+            if answering:
+                self._answering = time.monotonic()
             results = self.store.delete([tuple(k) for k in keys])
             for (kind, ns, name), action in results:
                 if kind == "Deployment" and action == "deleted":
@@ -968,7 +992,8 @@ class Daemon:
         self._write_aws_profile()
         from ..api.appmesh import handle
         self.xds.start()
-        control = control_server(self.sockets.api, lambda *a: route(self, *a), MAX_BODY)
+        control = control_server(self.sockets.api, lambda *a: route(self, *a), MAX_BODY,
+                                 answered=lambda method, path: self.answered() if path in ANSWERED else None)
         api = appmesh_api_server(self.api_port, lambda *a: handle(self, *a))
         for name, server in (("control", control), ("api", api)):
             threading.Thread(target=server.serve_forever, name=name, daemon=True).start()
@@ -1032,6 +1057,7 @@ def _accepts(host: str, port: int) -> bool:
 # what these answer includes status, Conditions or events: the pass an apply left for after
 # its answer is written first
 READS_STATUS = ("/v1/status", "/v1/resources", "/v1/events")
+ANSWERED = ("/v1/apply", "/v1/delete")  # their status pass waits for the answer (Daemon.answered)
 
 
 def route(d: Daemon, method: str, path: str, q: dict, body: dict):
@@ -1044,14 +1070,14 @@ def route(d: Daemon, method: str, path: str, q: dict, body: dict):
         if not isinstance(texts, list) or not all(
                 isinstance(t, list) and len(t) == 2 and all(isinstance(x, str) for x in t) for t in texts):
             raise BadRequest("texts must be a list of [file name, text] pairs of strings")
-        out = d.apply([tuple(t) for t in texts], dry_run=bool(body.get("dry_run")))
+        out = d.apply([tuple(t) for t in texts], dry_run=bool(body.get("dry_run")), answering=True)
         return (422 if out["rejected"] else 200), out
     if path == "/v1/delete" and method == "POST":
         keys = body.get("keys", [])
         if not isinstance(keys, list) or not all(
                 isinstance(k, list) and len(k) == 3 and all(isinstance(x, str) for x in k) for k in keys):
             raise BadRequest("keys must be a list of [kind, namespace, name] triples of strings")
-        return 200, d.delete(keys)
+        return 200, d.delete(keys, answering=True)
     if path == "/v1/resources":
         recs = d.store.list(q.get("kind") or None, q.get("namespace"))
         if q.get("name"):

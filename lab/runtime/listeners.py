@@ -50,8 +50,9 @@ class _Quiet(BaseHTTPRequestHandler):
         raise NotImplementedError
 
 
-def control_server(path: Path, route, limit: int) -> UnixHTTPServer:
-    """The control API: `route(method, path, query, body) -> (code, body)` answers each request."""
+def control_server(path: Path, route, limit: int, answered=None) -> UnixHTTPServer:
+    """The control API: `route(method, path, query, body) -> (code, body)` answers each request;
+    `answered(method, path)`, if given, is called once the answer is written (or failed to be)."""
     class Control(_Quiet):
         def _dispatch(self, method):
             url = urlparse(self.path)
@@ -69,7 +70,11 @@ def control_server(path: Path, route, limit: int) -> UnixHTTPServer:
             except Exception as exc:  # the API reports a daemon bug as 500 instead of dropping the connection
                 traceback.print_exc()
                 code, out = 500, {"error": f"{type(exc).__name__}: {exc}"}
-            send_json(self, code, out)
+            try:
+                send_json(self, code, out)
+            finally:
+                if answered is not None:
+                    answered(method, url.path)
     return UnixHTTPServer(path, Control)
 
 

@@ -137,3 +137,34 @@ def test_the_control_socket_refuses_origin_and_short_bodies_too():
         srv.server_close()
         import shutil
         shutil.rmtree(d)
+
+
+def test_the_control_socket_says_when_an_answer_is_written():
+    """`answered(method, path)` follows the writing of each answer (the daemon runs an apply's
+    status pass after it), refused requests included."""
+    events = []
+    written = threading.Event()
+
+    def route(method, path, q, body):
+        events.append(("route", path))
+        return 200, {"ok": True}
+
+    def answered(method, path):
+        events.append(("answered", path))
+        written.set()
+    d = private_dir(Path(tempfile.mkdtemp(prefix="c", dir="/tmp")))
+    srv = control_server(d / "api.sock", route, 1024, answered=answered)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        code, _, body = unix_request(d / "api.sock", "POST", "/v1/apply", b"{}")
+        assert code == 200 and json.loads(body) == {"ok": True}
+        assert written.wait(5)
+        assert events == [("route", "/v1/apply"), ("answered", "/v1/apply")]
+        written.clear()
+        assert unix_request(d / "api.sock", "POST", "/v1/apply", b"{}", {"Origin": "http://evil.example"})[0] == 403
+        assert written.wait(5) and events[-1] == ("answered", "/v1/apply")
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        import shutil
+        shutil.rmtree(d)

@@ -130,3 +130,21 @@ def test_an_apply_that_pushes_nothing_wakes_the_loop_for_its_status_pass(daemon)
     out = d.apply([("<label>", m.text(labelled))])
     assert out["results"][0]["action"] == "configured" and d.pushes == before
     assert d._wake.is_set() and d._status_due is not None
+
+
+def test_the_loop_leaves_an_applys_status_pass_to_after_its_answer(daemon, monkeypatch):
+    """A proxy can ACK before the control API has written the apply's answer: the loop, woken by
+    the ACK, leaves the status pass (which would hold the GIL) until the answer is out."""
+    d = daemon
+    calls = _recording(d, monkeypatch)
+    code, out = route(d, "POST", "/v1/apply", {}, {"texts": [["<new>", m.text(
+        m.gateway_route("new", NS, {"prefix": "/new/"}, "vs0"))]]})
+    assert code == 200 and out["results"][0]["action"] == "created"
+    _ack(d, gateway_node(d))
+    d.reconcile()  # the loop's pass on the ACK, the answer not written yet
+    assert calls == ["push"]
+    d.answered()  # what the control API calls once it has written the answer
+    assert d._wake.is_set()
+    d.reconcile()
+    assert calls[:3] == ["push", "events", "status"]  # the Created event, the status (Active), its event
+    assert d.store.get("GatewayRoute", NS, "new").status["conditions"][0]["status"] == "True"
