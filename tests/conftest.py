@@ -12,6 +12,30 @@ def pytest_addoption(parser):
                      help="regenerate golden files under tests/**/testdata (and remove orphans) instead of comparing")
 
 
+# -- running under pytest-xdist (scripts/test.sh: -n with --dist loadgroup) -------------------
+# A test module's tests go to one worker together: many share a lab started once per module
+# (scope="module"), and a module split over two workers would start it twice. The exceptions:
+SHARED_ACROSS_FILES = {
+    "tests/bench/": "bench",     # one small `bench all` per session for every file (bench_run), and
+                                 # checks that no bench process is left: one worker for all of it
+}
+ONE_BY_ONE = (
+    "tests/notebooks/test_standalone.py",   # each lesson on a fresh lab of its own: any worker
+)
+
+
+@pytest.hookimpl(tryfirst=True)   # before xdist reads the marks
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        path = Path(str(item.path)).resolve().relative_to(ROOT).as_posix()
+        if path.startswith(ONE_BY_ONE):
+            continue
+        group = next((g for prefix, g in SHARED_ACROSS_FILES.items() if path.startswith(prefix)), path)
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture
 def update_golden(request):
     return request.config.getoption("--update-golden")
@@ -20,3 +44,39 @@ def update_golden(request):
 @pytest.fixture
 def root():
     return ROOT
+
+
+# -- runs started once per session in the background (tests/background.py) --------------------
+
+def pytest_runtest_logreport(report):
+    """The main process sees every test's report (xdist forwards the workers'): a failed reader
+    of a background run keeps the run's folder."""
+    from tests import background
+    background.record(report)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """xdist controller: every worker learns the session's folder of background runs."""
+    from tests import background
+    node.workerinput[background.BASE_KEY] = str(background._base(node.config))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids):
+    """xdist controller: a worker has collected (no test runs before every worker has): start
+    the background runs its selected tests read."""
+    from tests import background
+    background.start_published(node.config)
+
+
+def pytest_unconfigure(config):
+    """The main process, at the end: stop a background run still going (the session ended early)
+    and the lab it runs, and remove the runs no failed test points at."""
+    from tests import background
+
+    def stop_lab(folder):
+        if (folder / "lab").is_dir():
+            from lab.targets.local import LocalTarget
+            LocalTarget(home=str(folder / "lab"), echo=False).down()
+    background.finish(config, stop_lab)

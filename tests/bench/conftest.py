@@ -26,16 +26,17 @@ SMALL = {
 def processes_with(marker: str) -> list:
     """This interpreter's processes whose command line holds `marker`. The version matrix
     (tests/matrix) runs the bench tests at the same time from its own `.venv-<version>/`, with
-    the same folder prefixes: processes of another virtual environment are not this run's."""
+    the same folder prefixes, and another checkout on the machine may run its benchmarks too:
+    processes of another virtual environment are not this run's."""
     found = []
-    ours = sys.prefix.encode()
+    ours = sys.prefix.encode() + b"/"   # (.venv/ is not .venv-3.13.0/)
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 cmdline = f.read()
         except OSError:
             continue
-        if marker.encode() in cmdline and not (b"/.venv-" in cmdline and ours not in cmdline):
+        if marker.encode() in cmdline and not (b"/.venv" in cmdline and ours not in cmdline):
             found.append(int(pid))
     return found
 

@@ -8,20 +8,19 @@ main course run (tests/notebooks/conftest.py), the runs start in the background 
 that reads them is collected, both interpreters at once, and those tests go last: the rest of the
 suite runs meanwhile. Each run has its own lab home and output folder under a temporary folder,
 removed when its tests passed and kept (its path is in the failure message) when one did not.
+Each starts once per session, also under pytest-xdist (tests/background.py).
 """
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
-import signal
-import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests import background
 
 from .pythons import Python, available, looked_for, matrix, venv_dir
 
@@ -42,7 +41,7 @@ cd {root}
 {lock}env PYTHON={python} VENV={venv} scripts/bootstrap.sh > {d}/bootstrap.log 2>&1
 echo $? > {d}/bootstrap.rc
 [ "$(cat {d}/bootstrap.rc)" = 0 ] || exit 0
-env APPMESH_LAB_HOME={d}/lab {venv}/bin/python -m lab.cli e2e --output-dir {d}/runs > {d}/e2e.log 2>&1
+{turn}env APPMESH_LAB_HOME={d}/lab {venv}/bin/python -m lab.cli e2e --output-dir {d}/runs > {d}/e2e.log 2>&1
 echo $? > {d}/e2e.rc
 {venv}/bin/python -m pytest -q -p no:cacheprovider {tests} > {d}/unit.log 2>&1
 echo $? > {d}/unit.rc
@@ -51,27 +50,29 @@ echo $? > {d}/unit.rc
 
 @dataclass
 class Run:
+    """One interpreter's background run, as a reading test sees it (files only: tests/background.py)."""
     python: Python
     folder: Path
-    proc: subprocess.Popen | None
-    started: float
-    ended: float | None = None
     users: int = 0
     passed: int = 0
+    ended: float | None = None
     waited: float | None = None   # how long the suite waited for it at its end: the wall time it added
+
+    @property
+    def started(self) -> float:
+        return background.started_at(self.folder) or time.time()
 
     def wait(self, timeout: float = 1200) -> None:
         t0 = time.time()
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        if background.wait_for(self.folder, "unit", timeout) is False:
             pytest.fail(f"the Python {self.python.name} run did not finish within {timeout:.0f}s; see {self.folder}")
         if self.ended is None:
-            self.ended, self.waited = time.time(), time.time() - t0
+            self.waited = time.time() - t0
+            ended = self.folder / "ended"
+            self.ended = ended.stat().st_mtime if ended.exists() else time.time()
 
     def rc(self, phase: str) -> int | None:
-        f = self.folder / f"{phase}.rc"
-        return int(f.read_text()) if f.is_file() else None
+        return background.rc(self.folder, phase)
 
     def log(self, phase: str, tail: int = 6000) -> str:
         f = self.folder / f"{phase}.log"
@@ -83,7 +84,7 @@ class Matrix:
     found: list
     chosen: list
     runs: dict          # version name -> Run
-    folder: Path | None
+    folder: Path | None = None   # (unused: each run's folder is the session's, tests/background.py)
 
     @property
     def skip(self) -> str:
@@ -104,7 +105,7 @@ def _matrix(config) -> Matrix:
     m = config.stash.get(MATRIX_KEY, None)
     if m is None:
         found = available()
-        m = Matrix(found, matrix(found), {}, None)
+        m = Matrix(found, matrix(found), {})
         config.stash[MATRIX_KEY] = m
     return m
 
@@ -126,44 +127,22 @@ def pytest_collection_modifyitems(session, config, items):
     if m.skip:
         return
     wanted = {item.callspec.params.get("matrix_python") for item in users if hasattr(item, "callspec")}
-    m.folder = Path(tempfile.mkdtemp(prefix="appmesh-matrix-"))
+    # one bootstrap at a time: each installs the kit in editable mode from the same checkout
+    lock_file = background.folder_of(config, "matrix-bootstrap.lock")
+    lock = f"flock {shlex.quote(str(lock_file))} " if shutil.which("flock") else ""
+    env = {k: v for k, v in background.environ().items() if k not in ("VIRTUAL_ENV", "PYTHONHOME", "APPMESH_LAB_HOME")}
     for p in m.chosen:
         if p.name not in wanted:
             continue
-        d = m.folder / p.name
-        d.mkdir()
-        # one bootstrap at a time: each installs the kit in editable mode from the same checkout
-        lock = f"flock {shlex.quote(str(m.folder / 'bootstrap.lock'))} " if shutil.which("flock") else ""
-        script = SCRIPT.format(root=shlex.quote(str(ROOT)), lock=lock,
+        name = f"matrix-{p.name}"
+        d = background.folder_of(config, name)
+        script = SCRIPT.format(root=shlex.quote(str(ROOT)), lock=lock, turn=background.course_turn(config),
                                python=shlex.quote(p.path), venv=shlex.quote(str(venv_dir(ROOT, p))),
                                d=shlex.quote(str(d)), tests=" ".join(UNIT_TESTS))
-        env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONHOME", "APPMESH_LAB_HOME")}
-        with open(d / "run.log", "w") as log:
-            proc = subprocess.Popen(["bash", "-c", script], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
-        m.runs[p.name] = Run(p, d, proc, time.time(),
-                             users=sum(1 for i in users if getattr(i, "callspec", None)
-                                       and i.callspec.params.get("matrix_python") == p.name))
-
-
-def pytest_unconfigure(config):
-    m = config.stash.get(MATRIX_KEY, None)
-    if m is None or m.folder is None:
-        return
-    keep = False
-    for run in m.runs.values():
-        if run.proc.poll() is None:   # the session ended early: stop the run and its lab
-            os.killpg(run.proc.pid, signal.SIGTERM)
-            try:
-                run.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(run.proc.pid, signal.SIGKILL)
-            from lab.targets.local import LocalTarget
-            LocalTarget(home=str(run.folder / "lab"), echo=False).down()
-        elif run.passed < run.users:
-            keep = True
-    if not keep:
-        shutil.rmtree(m.folder, ignore_errors=True)
+        readers = [i for i in users if getattr(i, "callspec", None) and i.callspec.params.get("matrix_python") == p.name]
+        background.want(config, background.Spec(name, script, env=env, cwd=str(ROOT),
+                                                readers=[i.nodeid for i in readers]))
+        m.runs[p.name] = Run(p, d, users=len(readers))
 
 
 @pytest.fixture(scope="session")
@@ -178,5 +157,8 @@ def matrix_run(request, matrix_state, matrix_python) -> Run:
     run = matrix_state.runs.get(matrix_python)
     if run is None:
         pytest.skip(f"the Python {matrix_python} run was not started")
+    reason = background.wait_started(run.folder)
+    if reason:
+        pytest.skip(reason)
     run.wait()
     return run

@@ -9,20 +9,21 @@ session: the other notebook tests run meanwhile, and these only wait for the run
 it wrote. Tests that start a lab of their own (test_standalone.py) come last and wait for the
 run's lab to be down first (see after_background_e2e). The folder is removed when every test
 that read the run passed, and kept (its path is in the failure messages) when one did not.
+The run starts once per session, also under pytest-xdist, where its readers may be on any worker
+(tests/background.py).
 """
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import subprocess
+import shlex
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests import background
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
@@ -30,12 +31,15 @@ NOTEBOOKS = ROOT / "notebooks"
 
 @dataclass
 class Background:
-    proc: subprocess.Popen | None
+    """The course's background run, as a reading test sees it (files only: see tests/background.py)."""
     folder: Path
-    started: float
-    skip: str = ""
     users: int = 0          # tests that read the run
-    passed: int = 0         # ... and passed
+    passed: int = 0         # ... and passed (in this process)
+    returncode: int | None = None
+
+    @property
+    def started(self) -> float:
+        return background.started_at(self.folder) or time.time()
 
     @property
     def runs(self) -> Path:
@@ -43,10 +47,13 @@ class Background:
 
     def wait(self, timeout: float = 900) -> int:
         """Wait for the run to end; its exit code."""
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        code = background.wait_for(self.folder, "e2e", timeout)
+        if code is False:
             pytest.fail(f"the e2e run did not finish within {timeout:.0f}s; its output: {self.log}")
+        if code is None:
+            pytest.fail(f"the e2e run ended without an exit code; see {self.folder / 'run.log'}")
+        self.returncode = code
+        return code
 
     @property
     def log(self) -> Path:
@@ -78,6 +85,12 @@ def _reads_the_run(item) -> bool:
     return "background_e2e" in getattr(item, "fixturenames", ())
 
 
+SCRIPT = """
+{turn}{python} -m lab.cli e2e --output-dir {runs} > {log} 2>&1
+echo $? > {rc}
+"""
+
+
 @pytest.hookimpl(trylast=True)   # after -k/-m deselection: start the run only when it is needed
 def pytest_collection_modifyitems(session, config, items):
     users = [item for item in items if _reads_the_run(item)]
@@ -86,35 +99,14 @@ def pytest_collection_modifyitems(session, config, items):
     after = [item for item in items if "after_background_e2e" in getattr(item, "fixturenames", ())]
     others = [item for item in items if not _reads_the_run(item) and item not in after]
     items[:] = others + users + after   # the others run meanwhile; `after` waits for the run to end
-    folder = Path(tempfile.mkdtemp(prefix="appmesh-nb-e2e-"))
-    skip = envoy_missing()
-    if skip:
-        config.stash[E2E_KEY] = Background(None, folder, time.time(), skip=skip, users=len(users))
-        return
-    env = dict(os.environ, APPMESH_LAB_HOME=str(folder / "lab"))
-    with open(folder / "e2e.log", "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "lab.cli", "e2e", "--output-dir", str(folder / "runs")],
-                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
-    config.stash[E2E_KEY] = Background(proc, folder, time.time(), users=len(users))
-
-
-def pytest_unconfigure(config):
-    bg = config.stash.get(E2E_KEY, None)
-    if bg is None:
-        return
-    if bg.proc is not None and bg.proc.poll() is None:  # the session ended early: stop the run and its lab
-        os.killpg(bg.proc.pid, signal.SIGTERM)
-        try:
-            bg.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(bg.proc.pid, signal.SIGKILL)
-        from lab.targets.local import LocalTarget
-        LocalTarget(home=str(bg.folder / "lab"), echo=False).down()
-        shutil.rmtree(bg.folder, ignore_errors=True)   # no test read this run: nothing to keep
-        return
-    if bg.passed == bg.users or bg.proc is None:
-        shutil.rmtree(bg.folder, ignore_errors=True)
+    folder = background.folder_of(config, "e2e")
+    q = lambda p: shlex.quote(str(p))   # noqa: E731
+    env = dict(background.environ(), APPMESH_LAB_HOME=str(folder / "lab"))
+    script = SCRIPT.format(turn=background.course_turn(config), python=q(sys.executable), runs=q(folder / "runs"),
+                           log=q(folder / "e2e.log"), rc=q(folder / "e2e.rc"))
+    background.want(config, background.Spec("e2e", script, env=env, cwd=str(ROOT), skip=envoy_missing(),
+                                            readers=[item.nodeid for item in users]))
+    config.stash[E2E_KEY] = Background(folder, users=len(users))
 
 
 @pytest.fixture(scope="session")
@@ -122,8 +114,9 @@ def background_e2e(request) -> Background:
     bg = request.config.stash.get(E2E_KEY, None)
     if bg is None:
         pytest.skip("the end-to-end run was not started (no test that reads it was collected)")
-    if bg.skip:
-        pytest.skip(bg.skip)
+    reason = background.wait_started(bg.folder)
+    if reason:
+        pytest.skip(reason)
     return bg
 
 
@@ -133,7 +126,7 @@ def after_background_e2e(request) -> None:
     Two local labs running at once can both be given a Service's stable port (30080 for port
     80) and then share it through SO_REUSEPORT, each taking some of the other's traffic."""
     bg = request.config.stash.get(E2E_KEY, None)
-    if bg is not None and bg.proc is not None:
+    if bg is not None and not background.wait_started(bg.folder):
         bg.wait()
 
 

@@ -21,7 +21,7 @@ def test_the_whole_course_passes_end_to_end_on_the_local_target(background_e2e):
     seconds = time.time() - bg.started
     out = bg.log.read_text()
     where = f"\n(run folder kept: {bg.folder})"
-    assert bg.proc.returncode == 0, f"appmesh-lab e2e exited {bg.proc.returncode}:\n{out[-6000:]}{where}"
+    assert bg.returncode == 0, f"appmesh-lab e2e exited {bg.returncode}:\n{out[-6000:]}{where}"
 
     latest = bg.folder / "runs" / "latest"
     assert latest.is_symlink() and latest.resolve().parent == (bg.folder / "runs").resolve(), where
