@@ -23,20 +23,45 @@ SMALL = {
 }
 
 
+def _cmdline(pid: int) -> bytes | None:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _parent(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _another_environment(pid: int, ours: bytes) -> bool:
+    """Whether the process, or one of its ancestors (nginx and wrk name no environment, the bench
+    process that started them does), runs from a virtual environment other than this one."""
+    seen = 0
+    while pid > 1 and seen < 32:
+        cmdline = _cmdline(pid) or b""
+        if b"/.venv" in cmdline:
+            return ours not in cmdline
+        pid, seen = _parent(pid), seen + 1
+    return False
+
+
 def processes_with(marker: str) -> list:
     """This interpreter's processes whose command line holds `marker`. The version matrix
     (tests/matrix) runs the bench tests at the same time from its own `.venv-<version>/`, with
     the same folder prefixes, and another checkout on the machine may run its benchmarks too:
-    processes of another virtual environment are not this run's."""
+    processes of another virtual environment, or started by one, are not this run's (a process
+    left behind is its parent's no more: it counts)."""
     found = []
     ours = sys.prefix.encode() + b"/"   # (.venv/ is not .venv-3.13.0/)
     for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmdline = f.read()
-        except OSError:
-            continue
-        if marker.encode() in cmdline and not (b"/.venv" in cmdline and ours not in cmdline):
+        cmdline = _cmdline(int(pid))
+        if cmdline and marker.encode() in cmdline and not _another_environment(int(pid), ours):
             found.append(int(pid))
     return found
 

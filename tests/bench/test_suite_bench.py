@@ -72,11 +72,16 @@ def test_a_lab_s_cpu_is_read_from_proc(tmp_path):
     import time
     assert suite.lab_cpu(str(tmp_path)) == {} and suite.lab_cpu(None) == {}   # no lab there
     (tmp_path / "daemon.json").write_text(json.dumps({"pid": os.getpid()}))
-    child = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 1.5: pass"])
+    # the child uses 0.3 s of CPU (its own clock: on a busy machine a second of wall time can give
+    # it less), says so, and stays alive until read
+    burn = "import sys, time\nwhile time.process_time() < 0.3: pass\nprint('ready', flush=True)\nsys.stdin.read()"
+    child = subprocess.Popen([sys.executable, "-c", burn], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(1.0)
+        assert child.stdout.readline().strip() == "ready"
+        time.sleep(0.05)   # /proc's counters tick every 10 ms
         cpu = suite.lab_cpu(str(tmp_path))
     finally:
+        child.stdin.close()
         child.wait()
     assert cpu["daemon_cpu_s"] > 0 and cpu["envoy_cpu_s"] == 0 and cpu["apps_cpu_s"] > 0.1, cpu
 
