@@ -83,7 +83,8 @@ def pytest_unconfigure(config):
     from tests import background
 
     def stop_lab(folder):
-        if (folder / "lab").is_dir():
-            from lab.targets.local import LocalTarget
-            LocalTarget(home=str(folder / "lab"), echo=False).down()
+        from lab.targets.local import LocalTarget
+        for home in (folder / "lab", folder / "standin" / "lab"):   # a course's, the kind stand-ins'
+            if home.is_dir():
+                LocalTarget(home=str(home), echo=False).down()
     background.finish(config, stop_lab)

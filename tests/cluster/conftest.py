@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import copy
 import json
+import shlex
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from tests import background
 from tests.controller.apiserver import StubApiServer
 
 TESTDATA = Path(__file__).parent / "testdata"
@@ -59,3 +63,47 @@ def aws(monkeypatch):
     import boto3
     with moto.mock_aws():
         yield boto3.Session(region_name="us-east-1")
+
+
+# -- the lessons on kind against the stand-ins, in the background (tests/cluster/kind_lessons.py) --
+
+KIND_SCRIPT = """
+{turn}{python} -m tests.cluster.kind_lessons {folder} {lessons} > {folder}/kind.log 2>&1
+echo $? > {folder}/kind.rc
+"""
+
+
+def _reads_kind_lessons(item) -> bool:
+    return "kind_lessons" in getattr(item, "fixturenames", ())
+
+
+@pytest.hookimpl(trylast=True)   # after -k/-m deselection: start the run only when a test reads it
+def pytest_collection_modifyitems(session, config, items):
+    users = [item for item in items if _reads_kind_lessons(item)]
+    if not users:
+        return
+    items[:] = [item for item in items if item not in users] + users   # the rest of the suite runs meanwhile
+    from tests.cluster.kind_lessons import LESSONS
+    folder = background.folder_of(config, "kind-lessons")
+    script = KIND_SCRIPT.format(turn=background.course_turn(config), python=shlex.quote(sys.executable),
+                                folder=shlex.quote(str(folder)), lessons=shlex.quote(LESSONS))
+    root = Path(__file__).resolve().parents[2]
+    background.want(config, background.Spec("kind-lessons", script, env=background.environ(), cwd=str(root),
+                                            readers=[item.nodeid for item in users]))
+
+
+@pytest.fixture
+def kind_lessons(request):
+    """What the background run of the lessons on kind wrote: lines (its progress), directory (its
+    report folder), failed (one text per failed lesson) and calls (every tool call the stand-ins
+    checked)."""
+    folder = background.folder_of(request.config, "kind-lessons")
+    reason = background.wait_started(folder)
+    if reason:
+        pytest.skip(reason)
+    code = background.wait_for(folder, "kind", timeout=1800)
+    log = (folder / "kind.log").read_text(errors="replace")[-6000:] if (folder / "kind.log").is_file() else ""
+    assert code == 0, f"the lessons on kind did not run to their end (exit {code}); kept in {folder}:\n{log}"
+    result = json.loads((folder / "result.json").read_text())
+    return SimpleNamespace(lines=result["lines"], directory=Path(result["directory"]), failed=result["failed"],
+                           calls=result["calls"])

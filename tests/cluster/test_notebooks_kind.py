@@ -10,50 +10,23 @@ Envoy's admin through the API server's pod proxy. The run's report says it is a 
 """
 from __future__ import annotations
 
-import os
-
 import pytest
-
-from lab import e2e
-from tests.cluster.standins.cluster import NOTE, StandInCluster
-from tests.controller.helmbin import find_helm
 
 pytestmark = pytest.mark.notebooks_kind
 
-ALL = "00,01,02,03,04,05,06,07,08,09,10,11,12,13,14"
-# The README's test command runs the lessons whose kind branches differ most from local (the cluster
-# and the chart coming up, the gateway's published port, TLS through it, cleanup): every lesson takes
-# about a minute here, and the whole list would double the suite's time. Lesson 11 (troubleshooting:
-# pod restarts, access-log flags through `kubectl logs`, the webhook's findings) takes five to ten
-# minutes here on its own, so it is in the whole list only. Every one runs with
-#   APPMESH_LAB_KIND_LESSONS=all scripts/test.sh -m notebooks_kind      (a nightly job's line)
-# and a comma list (03,06) runs only those.
-DEFAULT = "01,02,05,09,14"
-_chosen = os.environ.get("APPMESH_LAB_KIND_LESSONS") or DEFAULT
-LESSONS = ALL if _chosen == "all" else _chosen
+# Which lessons run (the README's test command: five; APPMESH_LAB_KIND_LESSONS=all every one) is
+# said in tests/cluster/kind_lessons.py. They run in the background from the start of the session
+# (tests/cluster/conftest.py: kind_lessons), and this test reads what that run wrote.
 
 
-@pytest.fixture
-def standin(tmp_path, monkeypatch):
-    env = StandInCluster(tmp_path / "standin")
-    helm = find_helm()
-    environ = env.start(real_helm=str(helm) if helm else None)
-    for k, v in environ.items():
-        monkeypatch.setenv(k, v)
-    yield env
-    env.stop()
-
-
-def test_the_lessons_hold_on_kind_against_the_stand_ins(standin, tmp_path):
-    lines = []
-    r = e2e.run("kind", params={"TIMEOUT_S": 60}, only=LESSONS, output_dir=tmp_path / "runs", log=lines.append,
-                note=NOTE)
+def test_the_lessons_hold_on_kind_against_the_stand_ins(kind_lessons):
+    r = kind_lessons
     report = (r.directory / "report.html").read_text()
     assert "a recording, not a cluster" in report and "a recording, not a cluster" in (
         r.directory / "junit.xml").read_text()
-    failed = [f"{o.notebook}: cell {o.cell_index}: {o.ename}: {o.evalue}\n{o.output[-1500:]}" for o in r.failed]
-    assert not failed, "\n".join(lines) + "\n\n" + "\n\n".join(failed)
-    calls = standin.calls()
+    failed = r.failed
+    assert not failed, "\n".join(r.lines) + "\n\n" + "\n\n".join(failed)
+    calls = r.calls
     # every tool call was checked by a stand-in, none failed unexpectedly: the failures are the
     # ones the lessons provoke on purpose (rejected applies), each a kubectl apply
     unexpected = [c["line"] for c in calls if c["rc"] != 0 and c["argv"][:1] != ["apply"]]
