@@ -40,6 +40,11 @@ Endpoints
     (port 8080 when none is given) and, on a cluster, iptables hands the connection to Envoy.
     Tracing headers (``x-request-id``, B3, W3C ``traceparent``, ``x-amzn-trace-id``) are
     passed on to the callee.
+a WebSocket upgrade (``Upgrade: websocket`` on a GET with ``Sec-WebSocket-Key``, any path)
+    101, then each text message is answered with one line saying who got it (``chat v1 (pod
+    chat-1) got hello``), each binary message with its own bytes, a ping with a pong, and a
+    close with a close, which ends the connection. An upgrade that is not a GET with a key is
+    a 400. Frames are read as ``lab/apps/websocket.py`` reads them (no fragments).
 anything else (any method, any path)
     200 with ``{"service", "version", "pod", "message", "request": {"method", "path",
     "query", "host", "headers", "body_bytes"}}``. ``path`` is the raw request target,
@@ -72,6 +77,7 @@ import math
 import os
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -81,6 +87,8 @@ from fractions import Fraction
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Mapping
 from urllib.parse import parse_qs, urlsplit
+
+from lab.apps import websocket
 
 __all__ = ["ConfigError", "Settings", "should_fail", "make_server", "main"]
 
@@ -315,6 +323,8 @@ class SampleHandler(BaseHTTPRequestHandler):
             time.sleep(settings.latency_ms / 1000.0)
         if settings.error_rate and should_fail(number, settings.error_rate):
             return self._send_injected_error(number)
+        if self.headers.get("Upgrade", "").strip().lower() == "websocket":
+            return self._websocket()
         if self.path.startswith(CALL_PREFIX):
             return self._call()
         return self._echo(body)
@@ -354,6 +364,47 @@ class SampleHandler(BaseHTTPRequestHandler):
             "request": self._request_info(body),
         }
         return self._send_json(200, payload)
+
+    def _websocket(self) -> tuple[int, int]:
+        """Switch the connection to WebSocket and answer each text message with who got it,
+        each binary message with its own bytes, until the client closes."""
+        key = self.headers.get("Sec-WebSocket-Key")
+        if self.command != "GET" or not key:
+            self.close_connection = True
+            return self._send_json(400, {**self._who(), "error": "a WebSocket upgrade is a GET with "
+                                         "Upgrade: websocket and a Sec-WebSocket-Key header"})
+        s = self.server.settings
+        self.send_response(101)  # Switching Protocols
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", websocket.accept_for(key))
+        self.send_header("X-Served-By", f"{s.service}/{s.version}/{s.pod}")
+        self.end_headers()
+        self.wfile.flush()
+        self.close_connection = True  # after the WebSocket ends, so does the TCP connection
+        sent = 0
+        while True:
+            try:
+                opcode, payload = websocket.read(self.rfile)
+            except websocket.FrameError:
+                reply = websocket.encode(struct.pack("!H", 1003), websocket.CLOSE)  # 1003: cannot accept
+                opcode = websocket.CLOSE
+            else:
+                if opcode == websocket.CLOSE:
+                    reply = websocket.encode(payload[:2], websocket.CLOSE)
+                elif opcode == websocket.PING:
+                    reply = websocket.encode(payload, websocket.PONG)
+                elif opcode == websocket.TEXT:
+                    reply = websocket.encode(f"{self._line('got')} {payload.decode('utf-8', 'replace')}".encode())
+                elif opcode == websocket.BINARY:
+                    reply = websocket.encode(payload, websocket.BINARY)
+                else:  # a pong, or an opcode RFC 6455 reserves: nothing to answer
+                    continue
+            self.wfile.write(reply)
+            self.wfile.flush()
+            sent += len(reply)
+            if opcode == websocket.CLOSE:
+                return 101, sent
 
     def _send_injected_error(self, number: int) -> tuple[int, int]:
         s = self.server.settings

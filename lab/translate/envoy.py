@@ -457,8 +457,13 @@ def sidecar(ir: dict, files: dict) -> dict:
             routes.append({"name": rname, "virtual_hosts": [{"name": "local_app", "domains": ["*"], "routes": [{
                 "name": "local_app", "match": {"prefix": "/"},
                 "route": _route_action([{"cluster": lst["cluster"]}], lst["timeout"], None)}]}]})
+            # App Mesh documents that a virtual gateway's http listener lets a connection switch to
+            # WebSocket (APPMESH-FACTS §4.1); it says nothing of a virtual node's. The kit's decision:
+            # an http listener of a virtual node accepts the upgrade too, or a gateway's WebSocket
+            # would end in a 403 here. http2 and grpc listeners do not (no HTTP/1.1 upgrade there).
             f = hcm(f"ingress_{lst['port']}", rname, access_log=_log_file(ir, files),
-                    health_path=lst.get("health_check_path"), idle_ms=lst["timeout"].get("idle_ms"))
+                    health_path=lst.get("health_check_path"), idle_ms=lst["timeout"].get("idle_ms"),
+                    websocket=lst["protocol"] == "http")
         listeners.append(listener(name, ir["bind_address"], lst["bind_port"], f, lst.get("tls"), files))
     return _finish(ir, listeners, routes, files)
 
@@ -470,8 +475,10 @@ def _finish(ir: dict, listeners: list, routes: list, files: dict, memo: dict | N
     # the access log is on the egress stage too (App Mesh's proxies log outbound requests as well):
     # a gateway reaches every virtual service through it, so the stage that times out, retries or
     # finds no endpoint, and sets the response flag (UT, URX, UH, UF), is this one
+    # it also lets a WebSocket through: the gateway's first stage accepts the upgrade, and the
+    # request crosses this stage on its way to the virtual service (without it Envoy answers 403)
     egress_filter = hcm(f"egress_{eg['bind_port']}", egress_rc["name"], forward_proxy=allow_all,
-                        access_log=_log_file(ir, files))
+                        access_log=_log_file(ir, files), websocket=True)
     if eg.get("internal_listener"):  # the gateway's egress: no socket, reached only from inside the Envoy
         listeners.append({"name": eg["internal_listener"], "internal_listener": {},
                           "filter_chains": [{"filters": [egress_filter]}]})

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.apps import ENVOY_IMAGE, SAMPLE_IMAGE
+from lab.apps import ENVOY_IMAGE, SAMPLE_IMAGE, websocket
 from lab.apps.sample import ConfigError, Settings, should_fail
 
 _LISTENING = re.compile(r" listening on 127\.0\.0\.1:(\d+)")
@@ -412,3 +412,44 @@ def test_sigterm_exits_cleanly_even_with_an_idle_keep_alive_connection(start_app
     finally:
         conn.close()
     assert "stopped" in app.output()
+
+
+def _upgrade(port: int, method: str = "GET", key: str | None = None) -> tuple[socket.socket, object, list]:
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    key_line = f"Sec-WebSocket-Key: {key}\r\n" if key else ""
+    s.sendall(f"{method} /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n{key_line}"
+              "Content-Length: 0\r\n\r\n".encode())
+    rfile = s.makefile("rb")
+    head = []
+    while (line := rfile.readline()) not in (b"\r\n", b""):
+        head.append(line.decode().strip())
+    return s, rfile, head
+
+
+def test_websocket_answers_text_with_who_got_it_binary_with_itself_and_ping_with_pong(start_app):
+    app = start_app(SERVICE_NAME="chat", VERSION="v2", POD_NAME="chat-1")
+    key = websocket.new_key()
+    s, rfile, head = _upgrade(app.port, key=key)
+    with s:
+        assert head[0] == "HTTP/1.1 101 Switching Protocols", head
+        assert f"Sec-WebSocket-Accept: {websocket.accept_for(key)}" in head, head
+        s.sendall(websocket.encode(b"hi", mask=True))
+        assert websocket.read(rfile) == (websocket.TEXT, b"chat v2 (pod chat-1) got hi")
+        big = bytes(range(256)) * 300  # past the 16-bit length form
+        s.sendall(websocket.encode(big, websocket.BINARY, mask=True))
+        assert websocket.read(rfile) == (websocket.BINARY, big)
+        s.sendall(websocket.encode(b"p", websocket.PING, mask=True))
+        assert websocket.read(rfile) == (websocket.PONG, b"p")
+        s.sendall(websocket.encode(b"\x03\xe8", websocket.CLOSE, mask=True))
+        assert websocket.read(rfile) == (websocket.CLOSE, b"\x03\xe8")
+        assert rfile.read() == b""  # the server closed the connection after the close frame
+    # the RFC's own example (RFC 6455 section 1.3)
+    assert websocket.accept_for("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+
+def test_an_upgrade_that_is_not_a_get_with_a_key_is_a_400(start_app):
+    app = start_app()
+    for method, key in (("POST", websocket.new_key()), ("GET", None)):
+        s, rfile, head = _upgrade(app.port, method=method, key=key)
+        with s:
+            assert head[0].startswith("HTTP/1.1 400"), (method, key, head)

@@ -1,10 +1,12 @@
 """Virtual routers behind the gateway: router routes on the rewritten request, weighted
 splits, retries and timeouts — real Envoy, real sample apps with injected errors and latency.
 """
+import socket
 import threading
 
 import pytest
 
+from lab.apps import websocket
 from lab.bench import manifests as m
 
 from .conftest import start_lab
@@ -158,3 +160,29 @@ def test_the_gateway_hands_requests_to_its_egress_stage_in_memory(lab):
     assert eps and all(set(a) == {"envoy_internal_address"} for a in eps), eps
     after = lab.target.stats("gateway", filter=r"^http\.egress_\d+\.downstream_rq_total$")
     assert sum(after.values()) > sum(before.values()), (before, after)
+
+
+def test_a_websocket_crosses_the_gateway_and_the_sidecar(lab):
+    """App Mesh lets a virtual gateway's http listener switch a connection to WebSocket
+    (APPMESH-FACTS §4.1). The upgrade crosses the gateway's two stages and the node's sidecar;
+    the app's 101 comes back with its accept value, then messages flow both ways on the
+    connection. Without upgrade_configs on the egress stage Envoy answers 403 to the upgrade."""
+    key = websocket.new_key()
+    with socket.create_connection(lab.address(), timeout=10) as s:
+        s.sendall((f"GET /paths/red/chat HTTP/1.1\r\nHost: {NS}.example\r\nUpgrade: websocket\r\n"
+                   f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        rfile = s.makefile("rb")
+        head = []
+        while (line := rfile.readline()) not in (b"\r\n", b""):
+            head.append(line.decode().strip())
+        assert head and head[0].startswith("HTTP/1.1 101"), head
+        fields = {k.lower(): v.strip() for k, _, v in (h.partition(":") for h in head[1:])}
+        assert fields.get("sec-websocket-accept") == websocket.accept_for(key), fields
+        assert fields.get("x-served-by", "").startswith("red/"), fields
+        for text in ("hello", "again"):
+            s.sendall(websocket.encode(text.encode(), mask=True))
+            opcode, payload = websocket.read(rfile)
+            assert opcode == websocket.TEXT and payload.decode().endswith(f"got {text}"), (opcode, payload)
+            assert payload.decode().startswith("red "), payload
+        s.sendall(websocket.encode(b"\x03\xe8", websocket.CLOSE, mask=True))  # 1000: normal closure
+        assert websocket.read(rfile) == (websocket.CLOSE, b"\x03\xe8")

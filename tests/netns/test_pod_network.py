@@ -169,12 +169,15 @@ def envoy_for(uid: int, workdir: Path) -> str:
 
 
 def app_image(workdir: Path) -> Path:
-    """The sample app's image contents (lab/apps/Dockerfile): /app/lab/{__init__,apps/__init__,apps/sample}.py."""
+    """The sample app's image contents: /app/lab/__init__.py and the lab/apps files that
+    lab/apps/Dockerfile copies (read from its COPY line, so the two cannot drift apart)."""
     app = workdir / "app"
     (app / "lab" / "apps").mkdir(parents=True)
     (app / "lab" / "__init__.py").write_text("")
-    for name in ("__init__.py", "sample.py"):
-        shutil.copy(ROOT / "lab" / "apps" / name, app / "lab" / "apps" / name)
+    copied = next(line for line in (ROOT / "lab" / "apps" / "Dockerfile").read_text().splitlines()
+                if line.startswith("COPY lab/apps/"))
+    for src in copied.split()[1:-1]:
+        shutil.copy(ROOT / src, app / "lab" / "apps" / Path(src).name)
     for path in [app, *app.rglob("*")]:
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
     return app
