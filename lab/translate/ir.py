@@ -465,11 +465,13 @@ def gateway_ir(world: World, vg: Resource, placement: Placement, memo: dict | No
                                    "tls": None, "health_check": None, "outlier_detection": None,
                                    "connection_pool": _pool_ir(lst.get("connectionPool"))}
         routes = []
+        # this listener's part of the memo: route key -> (entry, keys it read, its service's memo entry)
+        old_entries = old_routes.get((want, port, redirect), {})
+        new_entries = new_routes.setdefault((want, port, redirect), {})
         for gr, key in attached:
-            mkey = (key, want, port, redirect)
-            hit = old_routes.get(mkey)
+            hit = old_entries.get(key)
             if hit is not None and hit[1].isdisjoint(changed):  # (entry, reads, its service's memo entry)
-                new_routes[mkey] = hit
+                new_entries[key] = hit
                 if hit[0] is not None:
                     egress.kept.add(hit[2][0])
                     egress.reuse(hit[2][1], hit[2][2])
@@ -481,7 +483,7 @@ def gateway_ir(world: World, vg: Resource, placement: Placement, memo: dict | No
             if reading is not None:
                 keys, kinds = reading.end()
                 if kinds <= WIDE and (service is None or service[0] in egress.memo):
-                    new_routes[mkey] = (entry, keys | {key} | (egress.memo[service[0]][2] if service else set()),
+                    new_entries[key] = (entry, keys | {key} | (egress.memo[service[0]][2] if service else set()),
                                         service and (service[0], service[1], egress.memo[service[0]]))
             if entry is not None:
                 routes.append(entry)
