@@ -217,15 +217,18 @@ def finish(config, stop_lab) -> None:
         return
     keep = False
     for name, (proc, folder) in _STARTED.items():
-        if proc is not None and proc.poll() is None:   # the session ended early: stop the run and its lab
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            stop_lab(folder)
-        elif name in _FAILED:
+        if proc is not None:
+            try:   # a run whose last phase a test has just read may still be exiting: let it
+                proc.wait(5)
+            except subprocess.TimeoutExpired:   # the session ended early: stop the run and its lab
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                stop_lab(folder)
+        if name in _FAILED:
             keep = True
     base = getattr(config, "_appmesh_background", None)
     if base is not None and not keep:

@@ -36,7 +36,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("xdist_group"):
             continue
-        path = Path(str(item.path)).resolve().relative_to(ROOT).as_posix()
+        path = Path(str(item.path)).resolve()
+        path = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else path.as_posix()
         if path.startswith(ONE_BY_ONE):
             continue
         group = next((g for prefix, g in SHARED_ACROSS_FILES.items() if path.startswith(prefix)), path)
