@@ -25,24 +25,21 @@ from pathlib import Path
 
 from ..model import World, validate_texts
 from ..model.arns import ARN_FIELD, REGION, arn
-from ..model.discovery import reaches
 from ..model.semantics import SemanticIndex
 from ..model.loader import Document
 from ..model.problems import Problem
-from ..model.envoy_rules import STREAMS
 from ..model.validate import check_document
 from ..store import Store
 from ..translate import naming, translate
 from ..translate.ir import Placement
 from ..translate.incremental import Incremental
 from ..translate.status import APPMESH as APPMESH_KINDS, Conditions, with_pending
-from ..xds.bootstrap import ENVOY_RUNTIME, make_bootstrap
 from ..xds.errors import SnapshotError
 from ..xds.snapshot import Snapshot
 from ..xds.server import SHORT_NAMES, XdsServer
 from . import gatewayapi as gwapi
 from . import pods as podplan
-from .envoy import ACCESS_LOG_FLUSH_MS, EnvoyProcess, find_envoy
+from .envoy import find_envoy
 from .home import Paths, UnsafeHome, lab_home
 from .httpjson import BadRequest
 from .isolation import Isolation, digest, same
@@ -50,7 +47,8 @@ from .listeners import appmesh_api_server, control_server
 from .ports import Claims, Ports, holder_of, port_is_free
 from .procs import identify
 from .sockets import Sockets, UnsafeFolder
-from .supervisor import ProcSpec, Supervisor
+from .pod_processes import PodProcesses
+from .supervisor import Supervisor
 
 
 class DaemonError(Exception):
@@ -73,24 +71,6 @@ def resource_of(record) -> object | None:
     if r is not None:
         r.doc = None  # findings about stored objects point at the object, not a file
     return r
-
-
-ACCESS_LOG_DIR = "access-logs"
-
-
-def access_log_files(world: World) -> dict:
-    """An access-log path of a manifest -> where the local lab's Envoy writes it: relative to the
-    Envoy's working directory (its pod's folder), under access-logs/, so a manifest can never make
-    Envoy create or append to a file outside the lab's home. /dev/stdout and /dev/stderr stay (they
-    are the Envoy's log, `logs POD -c envoy`)."""
-    out = {}
-    for kind in ("VirtualGateway", "VirtualNode"):
-        for r in world.by_kind[kind]:
-            f = ((r.spec.get("logging") or {}).get("accessLog") or {}).get("file") or {}
-            p = f.get("path")
-            if isinstance(p, str) and p.startswith("/") and p not in STREAMS:
-                out[p] = ACCESS_LOG_DIR + "/" + "/".join(x for x in p.split("/") if x not in ("", ".", ".."))
-    return out
 
 
 class Daemon:
@@ -143,8 +123,6 @@ class Daemon:
         self._resources: list = []  # resources() at store version _resources_at
         self._resources_at = -1
         self._world: tuple = (None, None)  # (the store's version, the World of its resources)
-        self._pods_memo: tuple | None = None  # (the inputs, the result) of the last podplan.plan (_plan_pods)
-        self._tls_memo: dict = {}  # key -> (Resource, its certificate paths, its SANs) (_files)
         self._semantic = SemanticIndex(complete=True)  # validation of an apply against the store's index
         self._conditions = Conditions()  # the status conditions, computed again only where a change reaches
         self._last_conds: dict | None = None  # key -> the condition the last status pass gave it (Pending included)
@@ -165,14 +143,11 @@ class Daemon:
         self._gc_held = False  # the collector waits for the status pass (_collect_after_answer)
         self._answering = 0.0  # time.monotonic() an apply's answer began to be due (0: none is due)
         self.pods: list = []
-        self._admin_sockets: set | None = None  # names of the admin sockets of the pods last planned
-        self.ready_ports: dict = {}  # process key -> the port its readiness is probed on (_place)
         self.placement = Placement()
         self.supervisor = Supervisor(self.store, on_event=self._process_event, on_change=self._wake.set)
         # only the lab's own Envoys reach the xDS server: a Unix socket in the owner-only folder
         self._xds_path = str(self.sockets.xds)  # the sockets' folder is resolved once (Sockets.dir)
-        self._admin_paths: dict = {}  # (namespace, pod) -> its Envoy's admin socket (_admin_path)
-        self._envoy_specs: dict = {}  # a pod's Envoy inputs -> (its bootstrap file, ProcSpec): _envoy_spec
+        self.procs = PodProcesses(self.paths, self.ports, self.sockets, self.envoy, self._xds_path)
         self.xds = XdsServer(unix_socket=self._xds_path, callbacks=[self])
         self.api_port = self._api_port()  # the App Mesh API, for boto3 and the aws CLI
 
@@ -311,17 +286,17 @@ class Daemon:
             self._pass += 1
             world = self.world()
             names = {k[len("pods:"):]: v for k, v in self.store.kv_items("pods:").items()}
-            pods = self._plan_pods(world, names)
+            pods = self.procs.plan(world, names)
             for key in set(names) | {f"{p.namespace}/{p.owner}" for p in pods}:
                 wanted = [p.name for p in pods if f"{p.namespace}/{p.owner}" == key]
                 if names.get(key) != wanted:
                     self.store.kv_set(f"pods:{key}", wanted) if wanted else self.store.kv_delete(f"pods:{key}")
-            placement, specs = self._place(world, pods)
+            placement, specs = self.procs.place(world, pods)
             self.supervisor.ensure(specs)
-            self._tidy_admin_sockets(pods)
+            self.procs.tidy_admin_sockets(pods)
             self.pods, self.placement = pods, placement
             self.wanted = self._wanted()
-            out, sources = self._translate(world, placement, self._files(world), self._proxy_keys(world, self.wanted))
+            out, sources = self._translate(world, placement, self.procs.files(world), self._proxy_keys(world, self.wanted))
             pushed = self.version
             self._publish(out, sources)
             if defer_status:
@@ -336,185 +311,6 @@ class Daemon:
                                    "proxies": len(out), "pods": len(pods), "version": self.version}
             return self.last_reconcile
 
-    def _admin_path(self, namespace: str, pod: str) -> Path:
-        """Sockets.admin, remembered (each call resolves the lab's home again)."""
-        path = self._admin_paths.get((namespace, pod))
-        if path is None:
-            if len(self._admin_paths) > 4 * len(self.pods) + 64:
-                self._admin_paths.clear()
-            path = self._admin_paths[(namespace, pod)] = self.sockets.admin(namespace, pod)
-        return path
-
-    def _tidy_admin_sockets(self, pods: list) -> None:
-        """Remove the admin sockets of Envoys whose pods are gone (Envoy leaves its socket file)."""
-        wanted = {self._admin_path(p.namespace, p.name).name for p in pods if p.proxy is not None}
-        if wanted == self._admin_sockets:
-            return
-        for sock in self.sockets.dir.glob("admin.*.sock"):
-            if sock.name not in wanted:
-                sock.unlink(missing_ok=True)
-        self._admin_sockets = wanted
-
-    # what podplan.plan reads of a World: pods come from Deployments and Pods, their proxies from the
-    # virtual nodes and gateways that select them in their namespace, Gateway API pods from Gateways
-    # of a GatewayClass the lab serves
-    POD_KINDS = ("Deployment", "Pod", "Namespace", "VirtualNode", "VirtualGateway", "Gateway", "GatewayClass")
-
-    def _plan_pods(self, world: World, names: dict) -> list:
-        """podplan.plan(world, names)'s pods; the last plan again when none of what it reads changed
-        (the same Resource objects, in the same order, and the same pod names): a new gateway
-        route or router changes no pod."""
-        inputs = [r for kind in self.POD_KINDS for r in world.by_kind[kind]]
-        taken = {k: list(v) for k, v in names.items()}
-        memo = self._pods_memo
-        if memo is not None and memo[1] == taken and len(memo[0]) == len(inputs) and all(
-                a is b for a, b in zip(memo[0], inputs)):
-            return memo[2]
-        pods, _problems = podplan.plan(world, names)
-        self._pods_memo = (inputs, taken, pods)  # the Resource objects themselves: no id is reused
-        return pods
-
-    def _tls_paths(self, world: World) -> tuple[set, set]:
-        """certs.tls_paths(world), each resource walked once per version (the daemon keeps the same
-        Resource object for an unchanged record)."""
-        from . import certs
-        paths, sans, memo = set(), set(), {}
-        for kind in ("VirtualNode", "VirtualGateway"):
-            for r in world.by_kind[kind]:
-                hit = self._tls_memo.get(r.key)
-                if hit is None or hit[0] is not r:
-                    hit = (r, *certs.tls_paths(World([r])))
-                memo[r.key] = hit
-                paths |= hit[1]
-                sans |= hit[2]
-        self._tls_memo = memo
-        return paths, sans
-
-    def _files(self, world: World) -> dict:
-        """Certificate paths in manifests (/etc/appmesh-lab/certs/…) -> files under the lab's home,
-        made on first use; access-log paths -> paths inside each pod's folder (access_log_files);
-        secret:<ns>/<name>/<key> -> the Secret's file, owner-only (lab/runtime/secrets.py)."""
-        from . import certs, secrets
-        paths, sans = self._tls_paths(world)
-        return {**certs.ensure(self.paths.certs, paths, sans), **access_log_files(world),
-                **secrets.write_tls_secrets(world, self.paths.secrets)}  # Gateway HTTPS listeners' Secrets
-
-    def _place(self, world: World, pods: list) -> tuple[Placement, dict]:
-        pl = Placement(bind_address="127.0.0.1")
-        specs: dict = {}
-        # readiness, as a TCP readiness probe would have it: an app container is ready once it
-        # accepts connections on its port (Running alone is not enough: it may still be starting)
-        ready_ports = self.ready_ports = {}
-        services = world.by_kind["Service"]
-        for pod in pods:
-            nid = None
-            if gwapi.is_gateway_api(pod.proxy):  # a Gateway API Gateway's own Envoy
-                nid = pod.node_id = gwapi.node_id(pod.proxy)
-            elif pod.proxy is not None:
-                mesh = world.mesh_of(pod.proxy)
-                if mesh is None:
-                    continue  # the proxy's resource is inactive; its pod waits
-                kind = "virtualGateway" if pod.role == "gateway" else "virtualNode"
-                nid = naming.node_id(mesh.aws_name(), kind, pod.proxy.aws_name())
-                pod.node_id = nid
-            app_ports: dict = {}
-            if pod.role == "meshed":
-                listeners = [(lst.get("portMapping") or {}).get("port") for lst in pod.proxy.spec.get("listeners") or []]
-                for lp in listeners:
-                    pl.listeners.setdefault(nid, {})[lp] = self.ports.get(f"ingress:{nid}:{lp}")
-                    app_ports[lp] = self.ports.get(f"app:{nid}:{lp}")
-                    pl.apps.setdefault(nid, {})[lp] = ["127.0.0.1", app_ports[lp]]
-                    # the pod is an endpoint only where the node's DNS name resolves to it (a
-                    # hostname naming no Service resolves to nothing: 503 for its callers)
-                    eps = pl.endpoints.setdefault(nid, {}).setdefault(lp, [])
-                    if not eps and reaches(world, pod.proxy, pod.namespace, pod.labels):
-                        eps.append(["127.0.0.1", pl.listeners[nid][lp]])
-                pl.egress[nid] = self.ports.get(f"egress:{nid}")
-            elif pod.role == "gateway":
-                for lp in gwapi.listener_ports(pod.proxy):
-                    pl.listeners.setdefault(nid, {})[lp] = self._gateway_port(services, pod, nid, lp)
-                if gwapi.is_gateway_api(pod.proxy):
-                    pl.egress[nid] = self.ports.get(f"egress:{nid}")
-                # a virtual gateway's egress stage is an internal listener (no socket): it claims no
-                # port, and its names carry the placement's default (15001, as on a cluster)
-            pod_dir = self.paths.pod_dir(pod.namespace, pod.name)
-            for c in pod.containers:
-                if c.name == "envoy" and pod.role == "gateway":
-                    continue
-                env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONUNBUFFERED": "1",
-                       "HOST": "127.0.0.1", "POD_NAME": pod.name, "SERVICE_NAME": pod.owner}
-                if os.environ.get("PYTHONPATH"):
-                    env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-                env.update(c.env)
-                port = None
-                for cp in c.ports or []:
-                    port = app_ports.get(cp) or self.ports.get(f"app:{pod.namespace}/{pod.owner}:{cp}")
-                    break
-                if port is None and app_ports:
-                    port = next(iter(app_ports.values()))
-                if port is not None:
-                    env["PORT"] = str(port)
-                    ready_ports[f"{pod.namespace}/{pod.name}/{c.name}"] = port
-                if pod.role == "meshed":
-                    env["EGRESS_PROXY"] = f"127.0.0.1:{pl.egress[nid]}"
-                specs[f"{pod.namespace}/{pod.name}/{c.name}"] = ProcSpec(
-                    f"{pod.namespace}/{pod.name}/{c.name}", list(c.argv), env, pod_dir / f"{c.name}.log", str(pod_dir))
-            if nid is not None:
-                specs[f"{pod.namespace}/{pod.name}/envoy"] = self._envoy_spec(pod, nid, pod_dir)
-        return pl, specs
-
-    def _envoy_spec(self, pod, nid: str, pod_dir: Path) -> ProcSpec:
-        """The ProcSpec of a pod's Envoy, its bootstrap file written (only when it differs from the
-        file's content). A pass remembers what it wrote: the next pass with the same inputs checks
-        only that the file is still there (no bootstrap built, encoded or read again)."""
-        logs = frozenset(access_log_files(World([pod.proxy])).values())
-        key = (pod.namespace, pod.name, nid, self.envoy, logs)
-        known = self._envoy_specs.get(key)
-        if known is not None and known[0].exists():
-            return known[1]
-        for rel in logs:
-            (pod_dir / rel).parent.mkdir(parents=True, exist_ok=True)
-        boot = make_bootstrap(nid, cluster=pod.name, xds_socket=self._xds_path,
-                              admin_socket=str(self._admin_path(pod.namespace, pod.name)),
-                              runtime=ENVOY_RUNTIME)
-        # access logs reach their file within ACCESS_LOG_FLUSH_MS (Envoy's default is every 10 s)
-        proc = EnvoyProcess(boot, pod_dir, name="envoy", envoy_path=self.envoy,
-                            extra_args=("--file-flush-interval-msec", str(ACCESS_LOG_FLUSH_MS)))
-        pod_dir.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(boot, indent=2)
-        if not proc.bootstrap_path.exists() or proc.bootstrap_path.read_text() != text:
-            proc.bootstrap_path.write_text(text)
-        argv = proc.command()
-        # The lab never hot-restarts an Envoy (the supervisor starts a new one), so it turns
-        # hot restart off: no shared memory, no base ids that could collide between pods.
-        idx = argv.index("--use-dynamic-base-id")
-        argv[idx:idx + 3] = ["--disable-hot-restart"]
-        spec = ProcSpec(f"{pod.namespace}/{pod.name}/envoy", argv, {"PATH": os.environ.get("PATH", "")},
-                        pod_dir / "envoy.stdout.log", str(pod_dir))
-        if len(self._envoy_specs) > 4 * len(self.pods) + 64:  # pods come and go: keep it bounded
-            self._envoy_specs.clear()
-        self._envoy_specs[key] = (proc.bootstrap_path, spec)
-        return spec
-
-    def _gateway_port(self, services, pod, nid, listener_port) -> int:
-        """A LoadBalancer/NodePort Service in front of the gateway pods gives the listener its port."""
-        from ..model.resources import selector_matches
-        for svc in services:
-            if svc.namespace != pod.namespace or svc.spec.get("type") not in ("LoadBalancer", "NodePort"):
-                continue
-            if not svc.spec.get("selector") or not selector_matches({"matchLabels": svc.spec["selector"]}, pod.labels):
-                continue
-            for sp in svc.spec.get("ports") or []:
-                if sp.get("targetPort", sp.get("port")) == listener_port:
-                    return self.service_port(svc, sp)
-        if gwapi.is_gateway_api(pod.proxy):
-            return self.ports.get(f"gw:{nid}:{listener_port}", gwapi.preferred_port(listener_port))
-        return self.ports.get(f"gw:{nid}:{listener_port}")
-
-    def service_port(self, svc, sp) -> int:
-        """The stable 127.0.0.1 port a LoadBalancer/NodePort Service is exposed on."""
-        preferred = sp.get("nodePort") or (30000 + sp["port"] if sp["port"] < 2768 else None)
-        return self.ports.get(f"svc:{svc.namespace}/{svc.name}:{sp['port']}", preferred)
 
     def _fixed_keys(self, world: World, nid: str) -> set:
         """The resources a proxy cannot be configured without (its own, its mesh): never suspects."""
@@ -860,7 +656,7 @@ class Daemon:
                     events.append((rec.key, "Normal", "Active", c["message"]) if c["status"] == "True"
                                   else (rec.key, "Warning", "ReconcileError", c["message"]))
             elif rec.kind == "Service" and r.spec.get("type") in ("LoadBalancer", "NodePort"):
-                ports = [{"port": sp["port"], "exposed": self.service_port(r, sp)} for sp in r.spec.get("ports") or []]
+                ports = [{"port": sp["port"], "exposed": self.procs.service_port(r, sp)} for sp in r.spec.get("ports") or []]
                 status = {"loadBalancer": {"ingress": [{"ip": "127.0.0.1"}]}, "exposedPorts": ports}
             if status and status != rec.status:
                 statuses.append((rec.key, status))
@@ -940,7 +736,7 @@ class Daemon:
             for c in names:
                 key = f"{p.namespace}/{p.name}/{c}"
                 st = procs.get(key, {"state": "Pending", "restarts": 0, "pid": None})
-                port = self.ready_ports.get(key)
+                port = self.procs.ready_ports.get(key)
                 containers.append({"name": c, **st, "ready": st["state"] == "Running" and (
                     port is None or _accepts("127.0.0.1", port))})
             ready = sum(1 for c in containers if c["ready"])
