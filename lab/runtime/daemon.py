@@ -226,14 +226,18 @@ class Daemon:
         at = self.store.version()  # read before the listing: a write in between only makes the next call list again
         if at == self._resources_at:
             return list(self._resources)
-        out, cache = [], {}
-        for kind, namespace, name, version in self.store.versions():
+        out, cache, old = [], {}, self._resource_cache
+        listing = self.store.versions()
+        # the changed records are fetched together (one decode per batch: lab/store/sqlite.py get_many)
+        fetched = self.store.get_many([(kind, namespace, name) for kind, namespace, name, version in listing
+                                       if (old.get((kind, namespace, name)) or (None,))[0] != version])
+        for kind, namespace, name, version in listing:
             key = (kind, namespace, name)
-            hit = self._resource_cache.get(key)
+            hit = old.get(key)
             if hit and hit[0] == version:
                 r, rec = hit[1], hit[2]
             else:
-                rec = self.store.get(kind, namespace, name)
+                rec = fetched.pop(key, None)
                 if rec is None:  # deleted since the listing
                     continue
                 version, r = rec.version, resource_of(rec)
@@ -697,6 +701,8 @@ class Daemon:
                 return out
             docs = [((r.kind, r.namespace or "", r.name), r.raw) for r in result.resources]
             results = self.store.apply(docs)
+            # the validated copy goes before the pass decodes the stored documents: one copy at a time
+            docs = result = world = None
             now = time.time()
             self._due_events += [(key, "Normal", action.capitalize(), f"{key[0]} {key[2]} {action}", now)
                                  for key, action in results if action != "unchanged"]

@@ -144,3 +144,25 @@ def test_a_proxy_no_envoy_runs_is_not_translated_until_one_connects_as_it(daemon
         requests.put(None)
         call.cancel()
         channel.close()
+
+
+def test_the_decoded_records_the_daemon_keeps_are_what_a_fresh_read_gives(daemon):
+    """resources() decodes changed records in batches and keeps them with their Resources between
+    passes: after applies, changes, deletes and status passes, each kept (version, Resource, Record)
+    equals a fresh store.get() and its decode."""
+    from lab.runtime.daemon import resource_of
+    d = daemon
+    d.apply([("<base>", m.text(m.scale(3, NS)))])
+    d.apply([("<new>", m.text(m.gateway_route("new", NS, {"prefix": "/new/"}, "vs0")))])
+    d.flush_status()
+    d.apply([("<changed>", m.text(m.gateway_route("new", NS, {"prefix": "/other/"}, "vs1")))])
+    d.delete([["GatewayRoute", NS, "r1"]])
+    d.flush_status()
+    d.resources()
+    assert ("GatewayRoute", NS, "r1") not in d._resource_cache
+    assert d._resource_cache[("GatewayRoute", NS, "new")][1].spec["httpRoute"]["match"] == {"prefix": "/other/"}
+    assert len(d._resource_cache) == len(d.store.versions())
+    for key, (version, r, rec) in d._resource_cache.items():
+        fresh = d.store.get(*key)
+        assert (version, rec) == (fresh.version, fresh), key
+        assert r == resource_of(fresh), key

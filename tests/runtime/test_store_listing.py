@@ -63,3 +63,27 @@ def test_the_daemons_store_checkpoints_when_it_chooses(tmp_path):
     finally:
         store.close()
         other.close()
+
+
+def test_get_many_gives_what_get_gives_for_each_key(tmp_path, monkeypatch):
+    """The batched read the daemon decodes changed records with: the same Records as get(), over
+    several batches, with statuses, and nothing for a key not stored."""
+    from lab.store import sqlite
+    monkeypatch.setattr(sqlite, "GET_MANY_BATCH", 2)
+    store = Store(tmp_path / "store.db")
+    rng = random.Random(11)
+    keys = [(kind, ns, name) for kind in ("Mesh", "VirtualNode") for ns in ("", "ns") for name in ("a", "b", "é")]
+    try:
+        for step in range(40):
+            chosen = rng.sample(keys, rng.randint(1, 4))
+            if rng.random() < 0.3:
+                store.delete(chosen)
+            else:
+                store.apply([(k, {"kind": k[0], "metadata": {"name": k[2]}, "spec": {"n": rng.randint(0, 3), "l": [1, {"x": None}]}})
+                             for k in chosen])
+                store.set_status(chosen[0], {"conditions": [{"type": "Active", "status": str(step)}]})
+            asked = rng.sample(keys, rng.randint(0, len(keys)))
+            got = store.get_many(asked)
+            assert got == {k: store.get(*k) for k in asked if store.get(*k) is not None}, step
+    finally:
+        store.close()
