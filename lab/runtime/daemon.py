@@ -701,8 +701,9 @@ class Daemon:
                 return out
             docs = [((r.kind, r.namespace or "", r.name), r.raw) for r in result.resources]
             results = self.store.apply(docs)
-            # the validated copy goes before the pass decodes the stored documents: one copy at a time
-            docs = result = world = None
+            # the validated copy (the resources, their parsed documents, the pods planned from them)
+            # goes before the pass decodes the stored documents: one copy of the model at a time
+            docs = result = world = pod_problems = _ = r = None
             now = time.time()
             self._due_events += [(key, "Normal", action.capitalize(), f"{key[0]} {key[2]} {action}", now)
                                  for key, action in results if action != "unchanged"]

@@ -166,3 +166,27 @@ def test_the_decoded_records_the_daemon_keeps_are_what_a_fresh_read_gives(daemon
         fresh = d.store.get(*key)
         assert (version, rec) == (fresh.version, fresh), key
         assert r == resource_of(fresh), key
+
+
+def test_an_apply_lets_the_validated_resources_go_before_its_pass(daemon, monkeypatch):
+    """One copy of the model at a time: by the time the apply's pass decodes the stored documents,
+    the Resources validation made of the manifests (and their parsed documents) are freed."""
+    import weakref
+
+    from lab.runtime import daemon as dmod
+    d = daemon
+    validated = []
+    real_validate, real_reconcile = dmod.validate_texts, d.reconcile
+
+    def validate(*a, **kw):
+        result = real_validate(*a, **kw)
+        validated.extend(weakref.ref(r) for r in result.resources)
+        return result
+
+    alive = []
+    monkeypatch.setattr(dmod, "validate_texts", validate)
+    monkeypatch.setattr(d, "reconcile", lambda *a, **kw: alive.append(sum(w() is not None for w in validated))
+                        or real_reconcile(*a, **kw))
+    d.apply([("<base>", m.text(m.scale(3, NS)))])
+    assert validated and alive == [0]
+    assert [r.name for r in d.resources() if r.kind == "GatewayRoute"] == ["r0", "r1", "r2"]
