@@ -468,6 +468,7 @@ class SemanticIndex:
         self._kind_readers: dict = {}  # kind -> keys of the resources whose checks list it
         self._before: dict = {}  # (file, path, message) -> how many stored resources have that error
         self.checked: list = []  # stored keys checked again by the last sync or check (for tests, benches)
+        self._kind_sets: dict = {}  # the distinct sets of kinds in _reads (subsets of the few kinds there are)
 
     def _affected(self, keys: set) -> set:
         out = set()
@@ -514,6 +515,8 @@ class SemanticIndex:
         self.checked = sorted(again, key=self._order.get)
         for key in self.checked:
             errors, (keys, kinds) = self._check(self._world, now[key])
+            # most resources have no errors and list one of a few sets of kinds: one object each
+            errors, kinds = errors or (), self._kind_sets.setdefault(kinds, kinds)
             self._errors[key], self._reads[key] = errors, (keys, kinds)
             for k in keys:
                 self._readers.setdefault(k, set()).add(key)
