@@ -565,9 +565,8 @@ class Daemon:
     def flush_status(self) -> None:
         """Write the status and events an apply or delete left for after its answer (a no-op when
         none wait). Called before anything reads them, so a reader never sees a state older than
-        the last apply it waited for."""
-        if self._status_due is None and not self._due_events:
-            return
+        the last apply it waited for. The lock first: a pass the loop has begun (it clears
+        _status_due as it starts) is waited for, not read around while it is half written."""
         with self._lock:
             if self._status_due is not None:
                 self._status_pass(self._status_due)

@@ -148,3 +148,34 @@ def test_the_loop_leaves_an_applys_status_pass_to_after_its_answer(daemon, monke
     d.reconcile()
     assert calls[:3] == ["push", "events", "status"]  # the Created event, the status (Active), its event
     assert d.store.get("GatewayRoute", NS, "new").status["conditions"][0]["status"] == "True"
+
+
+def test_a_reader_waits_for_a_status_pass_the_loop_has_begun(daemon, monkeypatch):
+    """The loop's status pass clears the waiting World as it starts, then writes. A reader that
+    came in between used to find nothing waiting and read the records before the pass wrote
+    them: the condition of the change before (a route fixed still read VirtualServiceNotFound)."""
+    import threading
+    d = daemon
+    d.apply([("<new>", m.text(m.gateway_route("new", NS, {"prefix": "/new/"}, "vs0")))])
+    begun, release = threading.Event(), threading.Event()
+    real = d._write_status
+
+    def slow_write(*a, **kw):
+        begun.set()
+        assert release.wait(10)
+        return real(*a, **kw)
+    monkeypatch.setattr(d, "_write_status", slow_write)
+    loop = threading.Thread(target=d.flush_status)  # stands in for the loop's pass
+    loop.start()
+    assert begun.wait(10) and d._status_due is None  # the pass has begun and taken the World
+    read: list = []
+    reader = threading.Thread(target=lambda: read.append(
+        route(d, "GET", "/v1/resources", {"kind": "GatewayRoute", "name": "new"}, {})))
+    reader.start()
+    reader.join(0.3)
+    assert reader.is_alive() and not read  # the reader waits for the pass...
+    release.set()
+    loop.join(10)
+    reader.join(10)
+    [item] = read[0][1]["items"]
+    assert item["status"]["conditions"], item  # ...and reads what it wrote
