@@ -48,7 +48,7 @@ from .accesslog import (  # noqa: F401
     flags, response_flag, show_request, status_line,
 )
 from .measure import (  # noqa: F401
-    SPLIT_ALPHA, SPLIT_OFF_BY, SPLIT_POWER, _binom_pmf, binomial_p_value, check_split, count,
+    SPLIT_ALPHA, SPLIT_OFF_BY, SPLIT_POWER, SPLIT_SAMPLES, _binom_pmf, binomial_p_value, check_split, count,
     hop_addresses, latency_by_hop, percentile, split_power, split_sample_size,
 )
 from .tls import (  # noqa: F401

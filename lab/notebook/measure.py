@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from typing import Callable
 
 from .common import NotebookError
 from .traffic import Hit, gateway_address, hit
@@ -13,7 +14,8 @@ def count(hits: list[Hit], field: str = "version") -> Counter:
     return Counter(getattr(h, field) for h in hits)
 
 
-SPLIT_ALPHA = 0.001   # a correct router fails the split check in at most 1 run in 1,000
+SPLIT_ALPHA = 0.001   # one sample's test rejects a correct router in at most 1 run in 1,000
+SPLIT_SAMPLES = 2     # the check fails only if a second, fresh sample is rejected too (alpha ** 2)
 SPLIT_OFF_BY = 0.20   # ... and a router 20 points off fails it with probability >= SPLIT_POWER
 SPLIT_POWER = 0.999
 
@@ -35,9 +37,12 @@ def binomial_p_value(k: int, n: int, p: float) -> float:
     return min(1.0, sum(q for q in pmf if q <= limit))
 
 
-def split_power(n: int, share: float, off_by: float = SPLIT_OFF_BY, alpha: float = SPLIT_ALPHA) -> float:
+def split_power(n: int, share: float, off_by: float = SPLIT_OFF_BY, alpha: float = SPLIT_ALPHA,
+                samples: int = SPLIT_SAMPLES) -> float:
     """The probability that the split check fails a route whose true share is `off_by` away from
-    the configured `share` (the worse of the two directions that exist), with n requests."""
+    the configured `share` (the worse of the two directions that exist), with n requests per
+    sample: every one of `samples` independent samples must be rejected, so it is one sample's
+    power to the power `samples`."""
     pmf0 = _binom_pmf(n, share)
     order = sorted(range(n + 1), key=lambda k: pmf0[k])
     reject, total = set(), 0.0
@@ -49,7 +54,7 @@ def split_power(n: int, share: float, off_by: float = SPLIT_OFF_BY, alpha: float
     for wrong in (share - off_by, share + off_by):
         if 0 <= wrong <= 1:
             pmf1 = _binom_pmf(n, wrong)
-            powers.append(sum(pmf1[k] for k in reject))
+            powers.append(sum(pmf1[k] for k in reject) ** samples)
     return min(powers) if powers else 1.0
 
 
@@ -63,10 +68,8 @@ def split_sample_size(shares, off_by: float = SPLIT_OFF_BY, alpha: float = SPLIT
     return n
 
 
-def check_split(measured: Counter, weights: dict, alpha: float = SPLIT_ALPHA) -> list:
-    """Judge each version's count by an exact two-sided binomial test against its configured
-    share, at level alpha (divided among the versions: Bonferroni, so the whole check keeps
-    alpha). A configured 0% or 100% allows no exception. Asserts; returns the table's rows."""
+def _judge(measured: Counter, weights: dict, alpha: float) -> tuple[list, list]:
+    """One sample's exact binomial tests: the table's rows and the rejections (messages)."""
     n = sum(measured.values())
     total = sum(weights.values())
     level = alpha / len(weights) if len(weights) > 2 else alpha   # two versions: one test, not two
@@ -82,6 +85,26 @@ def check_split(measured: Counter, weights: dict, alpha: float = SPLIT_ALPHA) ->
                        f"p = {pv:.2g} < alpha {level:g} (exact binomial test)")
     unexpected = set(measured) - set(weights)
     assert not unexpected, f"answers from unexpected versions: {unexpected}"
+    return rows, bad
+
+
+def check_split(measured: Counter, weights: dict, alpha: float = SPLIT_ALPHA,
+                again: Callable[[], Counter] | None = None) -> list:
+    """Judge each version's count by an exact two-sided binomial test against its configured
+    share, at level alpha (divided among the versions: Bonferroni, so one sample's check keeps
+    alpha). A configured 0% or 100% allows no exception.
+
+    With `again` (a function that measures a fresh sample of the same size), a rejected sample
+    is not the verdict yet: the check measures once more and fails only if that sample is
+    rejected too. A correct router then fails in at most alpha ** 2 of runs (one in a million
+    at 0.001) instead of alpha, which matters where the same lesson runs many times a night; a
+    wrong one still fails with the power `split_power` computes. Asserts; returns the rows of
+    the sample that decided."""
+    rows, bad = _judge(measured, weights, alpha)
+    if bad and again is not None:
+        print("first sample rejected (" + "; ".join(bad) + "): measuring a second sample")
+        rows, second = _judge(again(), weights, alpha)
+        bad = [f"first sample: {'; '.join(bad)}; second sample: {'; '.join(second)}"] if second else []
     assert not bad, "; ".join(bad)
     return rows
 

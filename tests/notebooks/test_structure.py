@@ -229,6 +229,43 @@ def test_check_split_fails_an_80_20_router_where_50_50_is_configured_and_passes_
     assert fair >= 2000 * (1 - 5 * SPLIT_ALPHA), fair
 
 
+def test_check_split_measures_a_second_sample_only_when_the_first_is_rejected():
+    """With `again`, a rejected sample is followed by one fresh sample, and only a second
+    rejection fails the check; an accepted first sample takes no second one."""
+    from lab.notebook import SPLIT_ALPHA, check_split, split_power, split_sample_size
+    calls = []
+
+    def again(counts):
+        return lambda: calls.append(counts) or Counter(counts)
+    rows = check_split(Counter(v1=130, v2=130), {"v1": 50, "v2": 50}, again=again(dict(v1=1, v2=1)))
+    assert calls == [] and rows[0][2] == "50.0% (130/260)"
+    rows = check_split(Counter(v1=90, v2=170), {"v1": 50, "v2": 50}, again=again(dict(v1=128, v2=132)))
+    assert len(calls) == 1 and rows[0][2] == "49.2% (128/260)"    # the second sample decided
+    with pytest.raises(AssertionError, match=r"first sample: v1: measured 34.6%.*; second sample: v1: measured 30.8%"):
+        check_split(Counter(v1=90, v2=170), {"v1": 50, "v2": 50}, again=again(dict(v1=80, v2=180)))
+    # two samples: the power is one sample's squared, and the lesson's N is sized for that
+    n = split_sample_size([0.9, 0.5])
+    one = split_power(n, 0.5, samples=1)
+    assert split_power(n, 0.5) == pytest.approx(one ** 2) and one ** 2 >= 0.999
+    assert split_power(n, 0.5, samples=1) > split_power(n, 0.5)
+    # seeded: a fair router almost never needs the second sample to pass; a 70/30 one fails both
+    import random
+    rng = random.Random(7)
+
+    def draw(p_v1):
+        v1 = sum(rng.random() < p_v1 for _ in range(n))
+        return Counter(v1=v1, v2=n - v1)
+
+    def run(p_v1):
+        try:
+            check_split(draw(p_v1), {"v1": 50, "v2": 50}, again=lambda: draw(p_v1))
+            return True
+        except AssertionError:
+            return False
+    assert sum(run(0.7) for _ in range(500)) <= 2
+    assert all(run(0.5) for _ in range(500)), SPLIT_ALPHA
+
+
 def test_check_split_rows_and_messages():
     from lab.notebook import check_split
     rows = check_split(Counter(v1=181, v2=19), {"v1": 90, "v2": 10})
