@@ -1,6 +1,8 @@
 """Resource kinds as the verbs name them (kubectl's words and short names)."""
 from __future__ import annotations
 
+import difflib
+
 from ..runtime.client import LabError
 
 
@@ -43,6 +45,8 @@ def kind_of(word: str) -> list[str]:
         elif w in KINDS:
             kinds.append(KINDS[w])
         else:
-            raise LabError(f"unknown resource type {w!r}; known: mesh, vn, vs, vr, vg, gr, deploy, svc, ns, pod, all, "
+            near = difflib.get_close_matches(w, list(KINDS) + ["all"], n=1, cutoff=0.75)
+            raise LabError(f"unknown resource type {w!r}" + (f"; did you mean {near[0]!r}?" if near else "")
+                           + "\nknown: mesh, vn, vs, vr, vg, gr, deploy, svc, ns, pod, secret, cm, all, "
                            "gatewayclasses, gateways, httproutes, grpcroutes, referencegrants")
     return kinds

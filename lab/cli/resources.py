@@ -84,7 +84,11 @@ def cmd_delete(args) -> int:
     code = 0
     for r in answer["results"]:
         out(f"{r['kind'].lower()}/{escape(r['name'])} {r['action']}")
-        code = 1 if r["action"] == "not found" and not args.filename else code
+        if r["action"] == "not found" and not args.filename:
+            code = 1
+            hint = elsewhere(c, [r["kind"]], r["name"], args.namespace)
+            if hint:
+                out(f"  not in namespace {escape(args.namespace)}{hint}", file=sys.stderr)
     if args.wait and any(r["action"] != "not found" for r in answer["results"]):
         # until the proxies that remain have ACKed a configuration without what was deleted
         wait_converged(c, args.timeout, answer.get("versions"), pods=False)
@@ -96,6 +100,17 @@ def items_of(c: Client, kind: str, namespace, name=None):
                                          if namespace is not None and kind not in CLUSTER_SCOPED else "")
     items = c.call("GET", q)["items"]
     return [i for i in items if name is None or i["name"] == name]
+
+
+def elsewhere(c: Client, kinds: list, name, namespace) -> str:
+    """For a name not found in `namespace`: where it is instead, as a hint ("" when nowhere)."""
+    if not name or namespace is None:
+        return ""
+    found = sorted({i["namespace"] for k in kinds if k not in CLUSTER_SCOPED and k != "Pod"
+                    for i in items_of(c, k, None, name)} - {namespace})
+    if not found:
+        return ""
+    return f"; {escape(name)} is in namespace {escape(', '.join(found))}: add -n {escape(found[0])}"
 
 
 def cmd_get(args) -> int:
@@ -126,7 +141,7 @@ def cmd_get(args) -> int:
         table(rows)
     if not found_any:
         where = "" if ns is None else f" in namespace {ns}"
-        out(f"No resources found{where}.", file=sys.stderr)
+        out(f"No resources found{where}{elsewhere(c, kind_of(args.kind), args.name, ns)}.", file=sys.stderr)
         return 1 if args.name else 0
     return 0
 
@@ -169,8 +184,8 @@ def cmd_describe(args) -> int:
             _events(c, kind, i["namespace"], i["name"])
             out()
     if code:
-        out(f"no {args.kind} named {args.name!r}" + (f" in namespace {args.namespace}" if args.namespace else ""),
-            file=sys.stderr)
+        out(f"no {args.kind} named {args.name!r}" + (f" in namespace {args.namespace}" if args.namespace else "")
+            + elsewhere(c, kind_of(args.kind), args.name, args.namespace), file=sys.stderr)
     return code
 
 
@@ -237,7 +252,9 @@ def cmd_wait(args) -> int:
         for kind in kinds:
             items = items_of(c, kind, args.namespace, name or None)
             if not items:
-                pending.append(f"{kind_s}/{name or '*'} (not found)")
+                where = "" if kind in CLUSTER_SCOPED else (f" in namespace {escape(args.namespace)}"
+                                                           + elsewhere(c, [kind], name, args.namespace))
+                pending.append(f"{kind_s}/{name or '*'} (not found{where})")
             for i in items:
                 cond = next((x for x in i["status"].get("conditions", []) if x["type"] == cond_type), None)
                 if not cond or cond["status"] != want:

@@ -140,3 +140,25 @@ def test_a_header_name_with_cr_lf_is_refused_at_apply_and_traffic_keeps_flowing(
     assert not lab.get("GatewayRoute", "bad-header-route", namespace="appmesh-demo")
     for path in ("/products", "/reviews"):
         assert lab.curl(path).status == 200, path
+
+
+def test_the_cli_says_which_namespace_a_name_is_in_and_the_kind_meant(walkthrough):
+    """A name asked for in the wrong namespace (no -n: default) names the namespace it is in, for
+    wait, describe, get and delete (which deletes nothing); a misspelt kind gets the nearest one."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, APPMESH_LAB_HOME=str(walkthrough.client.paths.home))
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "lab.cli", *args], capture_output=True, text=True, env=env,
+                              timeout=60)
+    hint = "product-gateway-route is in namespace appmesh-demo: add -n appmesh-demo"
+    for args in (("wait", "gr/product-gateway-route", "--for=condition=GatewayRouteActive", "--timeout=0.2s"),
+                 ("describe", "gr", "product-gateway-route"), ("get", "gr", "product-gateway-route"),
+                 ("delete", "gr", "product-gateway-route", "--no-wait")):
+        r = cli(*args)
+        assert r.returncode == 1 and hint in r.stderr, (args, r.stdout, r.stderr)
+    assert walkthrough.get("GatewayRoute", "product-gateway-route", namespace="appmesh-demo")
+    r = cli("get", "gatewayroutez", "-A")
+    assert r.returncode == 1 and "did you mean 'gatewayroute" in r.stderr and "Traceback" not in r.stderr, r.stderr
