@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_validate)
 
     c = sub.add_parser("crds", help="print, write or check the CRDs generated from the model")
-    c.add_argument("--dir", default="manifests/crds")
+    c.add_argument("--dir", default="manifests/crds", help="the folder of --write and --check (default %(default)s)")
     g = c.add_mutually_exclusive_group()
     g.add_argument("--write", action="store_true", help="write them into --dir (removing stale files)")
     g.add_argument("--check", action="store_true", help="exit 1 if --dir differs from the model")
@@ -38,21 +38,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_parsers(sub) -> None:
     u = sub.add_parser("up", help="start the local lab daemon in the background")
-    u.add_argument("--timeout", type=float, default=30)
+    u.add_argument("--timeout", type=float, default=30,
+                   help="seconds to wait for the new daemon to answer (default %(default)s)")
     u.set_defaults(func=cmd_up)
     d = sub.add_parser("down", help="stop the lab and every process it runs")
-    d.add_argument("--purge", action="store_true", help="also remove the lab's state (.lab/)")
+    d.add_argument("--purge", action="store_true", help="also remove what the lab made in its home (.lab/ or "
+                   "$APPMESH_LAB_HOME), leaving other files there as they are")
     d.set_defaults(func=cmd_down)
     s = sub.add_parser("status", help="the daemon, its endpoints, proxies and pods")
     s.add_argument("-o", "--output", choices=("text", "json"), default="text")
     s.set_defaults(func=cmd_status)
     a = sub.add_parser("apply", help="apply manifests (files or folders) to the lab")
-    a.add_argument("-f", "--filename", action="append", required=True)
+    a.add_argument("-f", "--filename", action="append", required=True,
+                   help="a manifest file or folder (its .yaml/.yml files, in name order); repeatable")
     a.add_argument("-R", "--recursive", action="store_true", help="also apply subfolders (parents first)")
-    a.add_argument("--dry-run", action="store_true")
+    a.add_argument("--dry-run", action="store_true", help="validate against the lab's resources, change nothing")
     a.add_argument("--no-wait", dest="wait", action="store_false",
                    help="do not wait until every proxy has ACKed the configuration this apply made")
-    a.add_argument("--timeout", type=float, default=30)
+    a.add_argument("--timeout", type=float, default=30, help="seconds to wait for the ACKs (default %(default)s)")
     a.set_defaults(func=cmd_apply)
     x = sub.add_parser("delete", help="delete resources (by file, or KIND NAME)")
     x.add_argument("kind", nargs="?")
@@ -82,8 +85,9 @@ def add_parsers(sub) -> None:
     lg.set_defaults(func=cmd_logs)
     w = sub.add_parser("wait", help="wait for a condition, like kubectl wait")
     w.add_argument("target", help="KIND/NAME, or KIND for all of that kind")
-    w.add_argument("--for", dest="for_", required=True)
-    w.add_argument("--timeout", default="30s")
+    w.add_argument("--for", dest="for_", required=True, metavar="condition=NAME[=True|False]",
+                   help="e.g. --for=condition=GatewayRouteActive")
+    w.add_argument("--timeout", default="30s", help="e.g. 500ms, 30s, 2m (default %(default)s)")
     w.add_argument("-n", "--namespace", default="default")
     w.set_defaults(func=cmd_wait)
     cu = sub.add_parser("curl", help="send an HTTP request through the virtual gateway")
