@@ -581,20 +581,49 @@ def cmd_e2e(args) -> int:
     return 1 if r.failed or not r.outcomes else 0
 
 
+JUPYTER_DIRS = ("JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR", "JUPYTER_CONFIG_DIR", "IPYTHONDIR")
+
+
+def jupyter_env(environ) -> tuple[dict, str | None]:
+    """JupyterLab keeps its runtime files (its own and each kernel's connection file), settings and
+    the IPython profile under $HOME, and stops with a traceback where it cannot write there (a
+    service account, a CI runner, HOME=/nonexistent). Then the ones not set point into a new
+    private folder (0700, mkdtemp; cmd_jupyter removes it when JupyterLab exits); returns the
+    environment and that folder (None: HOME will do)."""
+    env = dict(environ)
+    home = env.get("HOME", "")
+    missing = [n for n in JUPYTER_DIRS if not env.get(n)]
+    if not missing or (os.path.isdir(home) and os.access(home, os.W_OK | os.X_OK)):
+        return env, None
+    import tempfile
+    base = tempfile.mkdtemp(prefix="appmesh-lab-jupyter-")
+    env.update({n: os.path.join(base, n.lower()) for n in missing})
+    return env, base
+
+
 def cmd_jupyter(args) -> int:
     try:
         ensure_kernel()
     except E2EError as exc:
         print(f"appmesh-lab jupyter: {exc}", file=sys.stderr)
         return 2
+    env, base = jupyter_env(os.environ)
+    if base:
+        print(f"appmesh-lab jupyter: HOME ({os.environ.get('HOME', 'not set')}) is not a folder you may write; "
+              f"Jupyter's runtime files, settings and IPython profile go to {base} (set {', '.join(JUPYTER_DIRS)} "
+              "to choose)", file=sys.stderr)
     argv = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={NOTEBOOKS}", *args.jupyter_args]
     if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in argv:
         argv.append("--allow-root")   # containers often run as root; JupyterLab refuses that otherwise
     print("$ jupyter lab " + " ".join(argv[3:]), flush=True)
     try:
-        return subprocess.call(argv, cwd=NOTEBOOKS)
+        return subprocess.call(argv, cwd=NOTEBOOKS, env=env)
     except KeyboardInterrupt:
         return 130
+    finally:
+        if base:
+            import shutil
+            shutil.rmtree(base, ignore_errors=True)
 
 
 def add_e2e_parser(sub) -> None:

@@ -100,3 +100,43 @@ def test_notebook_06_renders_in_jupyterlab(jupyter_lab, tmp_path):
     assert had_checkpoints or not checkpoints.exists(), "opening a lesson wrote checkpoints into notebooks/"
     assert (NOTEBOOKS / "06-gateway-routes.ipynb").read_bytes() == before, "opening a lesson changed the file"
     print(f"\nscreenshot: {shot}")
+
+
+def test_appmesh_lab_jupyter_starts_where_home_cannot_be_written(tmp_path):
+    """A CI runner or service account with HOME=/nonexistent: JupyterLab stopped with a traceback
+    (it keeps its runtime files under HOME); `appmesh-lab jupyter` now gives it a private folder."""
+    home = tmp_path / "home"
+    home.write_text("not a folder")   # unwritable even for root, as /nonexistent is for nobody
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR",
+                                                             "JUPYTER_CONFIG_DIR", "IPYTHONDIR", "JUPYTER_PATH")}
+    env["HOME"] = str(home)
+    log = open(tmp_path / "jupyter.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "lab.cli", "jupyter", "--", "--no-browser", f"--port={port}",
+                             "--ip=127.0.0.1", "--ServerApp.token=", "--LabApp.news_url=None",
+                             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=2) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                pass
+            assert proc.poll() is None and time.time() < deadline, \
+                "JupyterLab did not start:\n" + (tmp_path / "jupyter.log").read_text()[-3000:]
+            time.sleep(0.3)
+        said = (tmp_path / "jupyter.log").read_text()
+        assert f"HOME ({home}) is not a folder you may write" in said, said[-2000:]
+        assert "Traceback" not in said, said[-3000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 15)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+        log.close()
