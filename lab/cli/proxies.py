@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
+import ssl
 import sys
 import time
 from urllib.parse import quote
@@ -25,6 +27,19 @@ def http_request(host, port, method, path, headers, body=None, timeout=10.0):
         conn.close()
 
 
+def speaks_tls(host: str, port: int) -> bool:
+    """Whether the listener answers a TLS ClientHello with a handshake (its certificate unchecked)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    try:
+        with socket.create_connection((host, port), timeout=5) as raw, ctx.wrap_socket(raw, server_hostname="localhost"):
+            return True
+    except ssl.SSLError as exc:   # the server spoke TLS, then refused (e.g. no client certificate)
+        return "WRONG_VERSION_NUMBER" not in str(exc)
+    except OSError:
+        return False
+
+
 def cmd_curl(args) -> int:
     c = Client()
     host, port = gateway_address(c, args.gateway)
@@ -43,6 +58,11 @@ def cmd_curl(args) -> int:
                 continue
             break
         except (ConnectionError, OSError) as exc:
+            if isinstance(exc, http.client.RemoteDisconnected) and speaks_tls(host, port):
+                ca = c.paths.home / "certs" / "ca" / "ca.crt"
+                raise LabError(f"the gateway listener at {host}:{port} terminates TLS, and appmesh-lab curl sends "
+                               f"plain HTTP; use curl: curl --cacert {ca} https://localhost:{port}{path} "
+                               "(add --cert and --key when the listener validates client certificates)") from exc
             if time.time() >= deadline:
                 raise LabError(f"cannot connect to the gateway at {host}:{port}: {exc}") from exc
             time.sleep(0.2)

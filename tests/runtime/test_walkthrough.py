@@ -162,3 +162,22 @@ def test_the_cli_says_which_namespace_a_name_is_in_and_the_kind_meant(walkthroug
     assert walkthrough.get("GatewayRoute", "product-gateway-route", namespace="appmesh-demo")
     r = cli("get", "gatewayroutez", "-A")
     assert r.returncode == 1 and "did you mean 'gatewayroute" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_curl_to_a_tls_listener_says_so_and_gives_the_curl_command(walkthrough):
+    """`appmesh-lab curl` speaks plain HTTP: to a TLS listener (manifests/examples/tls-gateway) it
+    said "Remote end closed connection without response" (after its retries); now that the listener
+    terminates TLS, with the curl command and the lab's CA."""
+    import os
+    import subprocess
+    import sys
+    walkthrough.apply("manifests/examples/tls-gateway/")
+    try:
+        env = dict(os.environ, APPMESH_LAB_HOME=str(walkthrough.client.paths.home))
+        r = subprocess.run([sys.executable, "-m", "lab.cli", "curl", "--gateway", "gateway_ex-tls-gateway", "/x"],
+                           capture_output=True, text=True, env=env, timeout=60)
+        ca = walkthrough.client.paths.home / "certs" / "ca" / "ca.crt"
+        assert r.returncode == 1 and "terminates TLS" in r.stderr and f"curl --cacert {ca} https://localhost:" in r.stderr, r.stderr
+        assert walkthrough.curl("/products").status == 200   # a plain HTTP gateway is unaffected
+    finally:
+        walkthrough.delete("manifests/examples/tls-gateway/")
