@@ -66,7 +66,8 @@ KINDS = {
                               "help": "per notebook: kernel wait, set-up cell, slowest cell, its lab's CPU; "
                                       "the suite's slowest cells"}, "profile")]),
     "reliability": ("reliability", "faults, churn, crash safety, hostile input, exposure",
-                    [("--scenario", {"action": "append", "help": "run only this scenario (repeatable)"},
+                    [("--scenario", {"action": "append", "help": "run only this scenario: faults, churn, crash, "
+                                                  "hostile or exposure (repeatable)"},
                       "scenarios")]),
 }
 # what `bench all` runs, in this order (reliability has its own page and takes long)
