@@ -11,9 +11,14 @@
 # 2 a usage error.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+target="${TARGET:-local}"
+case "$target" in
+  local|kind|eks) ;;
+  *) echo "nightly.sh: TARGET=$target is not a target: set TARGET to local (the default), kind or eks" >&2
+     exit 2 ;;
+esac
 "$root/scripts/bootstrap.sh" || exit $?
 cd "$root"
-target="${TARGET:-local}"
 runs="${RUNS_DIR:-runs}"
 echo "==> appmesh-lab e2e --target $target --output-dir $runs $*"
 .venv/bin/appmesh-lab e2e --target "$target" --output-dir "$runs" "$@"
