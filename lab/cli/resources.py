@@ -44,6 +44,14 @@ def cmd_apply(args) -> int:
         if "results" not in answer:
             raise LabError(f"the lab daemon failed to apply: {answer.get('error', answer)}")
         results += answer["results"]
+    if not results:   # like kubectl: no objects is an error; kinds the lab passes over are said
+        from ..model import validate_texts
+        skipped = validate_texts(texts).skipped
+        if not skipped:
+            raise LabError(f"no objects passed to apply: {', '.join(args.filename)} holds no manifest "
+                           "(.yaml/.yml files with documents" + ("" if args.recursive else "; -R reads subfolders") + ")")
+        out("nothing applied: the local lab passes over "
+            + ", ".join(f"{n} {k}" for k, n in sorted(skipped.items())) + " (kubectl applies them to a cluster)")
     for r in results:
         ref = f"{r['kind'].lower()}/{escape(r['name'])}"
         out(f"{ref} {r['action']}" + (f" (namespace {escape(r['namespace'])})" if r["namespace"] else ""))

@@ -181,3 +181,21 @@ def test_curl_to_a_tls_listener_says_so_and_gives_the_curl_command(walkthrough):
         assert walkthrough.curl("/products").status == 200   # a plain HTTP gateway is unaffected
     finally:
         walkthrough.delete("manifests/examples/tls-gateway/")
+
+
+def test_apply_of_nothing_says_so(walkthrough, tmp_path):
+    """An empty folder is an error, as `kubectl apply` has it ("no objects passed to apply"); a folder
+    of kinds the lab passes over (manifests/crds/) says it applied nothing. Both printed nothing."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, APPMESH_LAB_HOME=str(walkthrough.client.paths.home))
+
+    def apply(path):
+        return subprocess.run([sys.executable, "-m", "lab.cli", "apply", "-f", str(path)], capture_output=True,
+                              text=True, env=env, timeout=60)
+    r = apply(tmp_path)
+    assert r.returncode == 1 and "no objects passed to apply" in r.stderr and "-R reads subfolders" in r.stderr, r
+    r = apply("manifests/crds/")
+    assert r.returncode == 0 and "nothing applied: the local lab passes over 6 apiextensions.k8s.io/v1/" \
+                                 "CustomResourceDefinition" in r.stdout, r
