@@ -226,14 +226,18 @@ class _References:
         kept = snap._res_memo or {}
         # EDS: cluster -> ClusterLoadAssignment name it needs
         self.eds: dict[str, str] = {}
-        for name, cluster in snap.clusters.items():
+        clusters = snap.clusters  # a message is parsed only for a name not kept (_Messages)
+        for name in clusters:
             holder = kept.get(("clusters", name))
             if holder is not None and "eds" in holder:
                 eds_name = holder["eds"]
             else:
-                eds_name = _eds_of(name, cluster)
+                msg = clusters[name]
+                eds_name = _eds_of(name, msg)
                 if holder is not None:
                     holder["eds"] = eds_name
+                    if "names" not in holder:  # for the loop below, without parsing it again
+                        holder["names"] = _names_of(msg)
             if eds_name is not None:
                 self.eds[name] = eds_name
 
@@ -245,12 +249,12 @@ class _References:
         for kind, what, items in (("listeners", "listener", snap.listeners), ("routes", "route configuration",
                                                                             snap.routes),
                                   ("clusters", "cluster", snap.clusters)):
-            for name, msg in items.items():
+            for name in items:
                 holder = kept.get((kind, name))
                 if holder is not None and "names" in holder:
                     names = holder["names"]
                 else:
-                    names = _names_of(msg)
+                    names = _names_of(items[name])
                     if holder is not None:
                         holder["names"] = names
                 if names[0] or names[1] or names[2]:
@@ -391,16 +395,46 @@ def _route_config(item: Mapping[str, _AnyT], cache: dict, kept: dict) -> tuple[M
     return route_pb2.RouteConfiguration.FromString(serialized), serialized, tuple(_frozen(x) for x in names)
 
 
+class _Messages(Mapping):
+    """A snapshot's resources of one type as messages, by name, each parsed from its deterministic
+    serialization when it is asked for. A parsed message takes about ten times the memory of its
+    bytes (the 5,000 clusters and assignments of a 5,000-route gateway: 31 MB against 3 MB), and
+    what a snapshot is served from is the Any and the bytes; the messages are read only by the
+    reference scan (for the resources whose names it has not kept) and by callers. Each access
+    parses anew: two accesses give equal messages, not the same object."""
+
+    __slots__ = ("_cls", "_serialized")
+
+    def __init__(self, cls: type[Message], serialized: dict):
+        self._cls, self._serialized = cls, serialized
+
+    def __getitem__(self, name: str) -> Message:
+        return self._cls.FromString(self._serialized[name])
+
+    def __contains__(self, name) -> bool:
+        return name in self._serialized
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._serialized)
+
+    def __len__(self) -> int:
+        return len(self._serialized)
+
+
+_CLASS_OF = {type_url: cls for type_url, cls, _ in _KINDS.values()}
+
+
 def _fill(snap: Snapshot, version: str, entries: dict) -> None:
-    """Set a snapshot's fields from ``entries``: type url -> {name: (message, its Any, its
-    deterministic serialization)}, every type of _KINDS."""
+    """Set a snapshot's fields from ``entries``: type url -> {name: (message or None, its Any, its
+    deterministic serialization)}, every type of _KINDS. The snapshot keeps the Any and the bytes;
+    its messages are parsed from the bytes when asked for (_Messages)."""
     if not isinstance(version, str) or not version:
         raise SnapshotError("version", None, None, "version must be a non-empty string")
     resources: dict[str, Mapping[str, Message]] = {}
     packed: dict[str, Mapping[str, any_pb2.Any]] = {}
     digest = hashlib.sha256(b"xds-snapshot\0")
     for type_url, by_name in entries.items():
-        resources[type_url] = MappingProxyType({name: e[0] for name, e in by_name.items()})
+        resources[type_url] = _Messages(_CLASS_OF[type_url], {name: e[2] for name, e in by_name.items()})
         packed[type_url] = MappingProxyType({name: e[1] for name, e in by_name.items()})
         digest.update(b"".join([b for name in sorted(by_name)
                                 for b in (f"{type_url}\0{name}\0".encode(), by_name[name][2])]))
@@ -536,8 +570,9 @@ class Snapshot:
                     name = getattr(msg, name_field)
                     if not name:
                         raise SnapshotError(kind, index, None, f"field {name_field!r} is empty")
-                    holder["packed"] = (msg, any_pb2.Any(type_url=type_url, value=serialized), serialized)
-                    hit, key = (item, msg, holder), (kind, name)
+                    # no message is kept (the snapshot parses one from the bytes when asked: _Messages)
+                    holder["packed"] = (None, any_pb2.Any(type_url=type_url, value=serialized), serialized)
+                    hit, key = (item, None, holder), (kind, name)
                 if name in by_name:
                     raise SnapshotError(kind, index, name, "duplicate resource name")
                 by_name[name] = holder["packed"]
