@@ -12,9 +12,11 @@ times, over repeated runs, starting from the validated model (a World):
             in the daemon, which only re-snapshots proxies whose output changed)
   no gc     translate again with Python's cyclic garbage collector off (the difference to
             "translate" is the collector's share: it rescans the growing heap)
-  change    one gateway route more, translated incrementally (lab/translate/incremental.py, as
-            the daemon does: only the proxies the change touches, here the gateway, and of it only
-            the routes and virtual services whose inputs changed)
+  change    one gateway route more, indexed and translated incrementally as the daemon does: the
+            last World with the new route put in (World.with_changes), then only the proxies the
+            change reaches (lab/translate/incremental.py: found by the reverse index of what each
+            proxy read), here the gateway, and of it only the routes and virtual services whose
+            inputs changed
   change snap  the gateway's snapshot after that change, reusing its previous one's parsed
             resources (Snapshot.from_dicts with its cache, as the daemon does: only the new route
             is parsed, and the route configuration's bytes are assembled from its routes' kept ones)
@@ -83,6 +85,7 @@ def _new_route(n: int, i: int):
 
 
 def measure(n: int, repeats: int) -> dict:
+    from ..model import World
     from ..translate import build, to_envoy
     from ..translate.incremental import Incremental
     from ..xds.snapshot import Snapshot
@@ -90,9 +93,10 @@ def measure(n: int, repeats: int) -> dict:
     placement = placement_of(world)
     samples: dict = {s: [] for s in STEPS}
     gw_resources = 0
-    resources = list(world.by_key.values())
+    # the daemon's World: the resources in the store's key order, each change put in with_changes
+    current = World(sorted(world.by_key.values(), key=lambda r: r.key))
     inc, cache = Incremental(), {}
-    first = inc.update(resources, placement)
+    first = inc.update(current, placement)
     gw_nid = next(nid for nid in first if "/virtualGateway/" in nid)
     Snapshot.from_dicts("bench-change", **first[gw_nid]["envoy"], cache=cache)
     del first
@@ -120,10 +124,11 @@ def measure(n: int, repeats: int) -> dict:
             gc.enable()
         samples["translate_gc_off"].append(t6 - t5)
         del out, irs
-        resources.append(_new_route(n, r))  # one route more than the last call saw
+        route = _new_route(n, r)  # one route more than the last call saw
         gc.collect()
         t7 = time.perf_counter()
-        changed = inc.update(resources, placement)
+        current = current.with_changes({route.key: route})
+        changed = inc.update(current, placement)
         t8 = time.perf_counter()
         Snapshot.from_dicts(f"bench-change-{r}", **changed[gw_nid]["envoy"], cache=cache)
         t9 = time.perf_counter()

@@ -13,6 +13,8 @@ rejected by an apply; the rest become status conditions at run time.
 """
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections import defaultdict
 
 from . import gatewayapi_refs as gwrefs
@@ -26,10 +28,20 @@ GATEWAY_API_CHECKED = ("Gateway", "HTTPRoute", "GRPCRoute")
 ADMISSION = {"duplicate", "mesh-membership", "gateway-attachment", "injection", "protocol", "port"}
 
 
+_SERIALS = itertools.count()
+
+
 class World:
-    """An index of resources by kind, namespace and name."""
+    """An index of resources by kind, namespace and name. Nothing changes a World once made.
+
+    `serial` tells Worlds apart; `delta` is None, or (the serial of the World this one was derived
+    from, the keys that differ) for one made by with_changes(): what a consumer that saw that World
+    last needs to look at (lab/translate/incremental.py)."""
+
+    delta = None
 
     def __init__(self, resources):
+        self.serial = next(_SERIALS)
         self.by_key: dict = {}
         self.by_kind: dict = defaultdict(list)
         by_key, by_kind = self.by_key, self.by_kind
@@ -37,6 +49,42 @@ class World:
             kind = r.kind
             by_key[(kind, r.namespace or "", r.name)] = r  # r.key, without a call per resource
             by_kind[kind].append(r)
+
+    def with_changes(self, changes: dict) -> "World":
+        """A new World: this one with `changes` (key -> the new Resource, or None: removed) put in.
+        For a World whose lists are in key order (made from a list in key order, as the store lists
+        its records) it equals World() of the whole new list in key order, at a cost proportional to
+        the change (a list of a kind the change touches is copied, not rebuilt)."""
+        new = World.__new__(World)
+        new.serial = next(_SERIALS)
+        new.delta = (self.serial, frozenset(changes))
+        new.by_key = by_key = dict(self.by_key)
+        new.by_kind = by_kind = defaultdict(list, self.by_kind)
+        copied: set = set()
+        for key in sorted(changes):
+            kind, r = key[0], changes[key]
+            if key not in by_key and r is None:
+                continue
+            if kind not in copied:
+                by_kind[kind] = list(by_kind.get(kind, ()))
+                copied.add(kind)
+            lst = by_kind[kind]
+            i = bisect.bisect_left(lst, key, key=_key_of)
+            here = i < len(lst) and _key_of(lst[i]) == key
+            if r is None:
+                del by_key[key]
+                if here:
+                    del lst[i]
+            else:
+                by_key[key] = r
+                if here:
+                    lst[i] = r
+                else:
+                    lst.insert(i, r)
+        for kind in copied:
+            if not by_kind[kind]:
+                del by_kind[kind]
+        return new
 
     def get(self, kind, namespace, name):
         return self.by_key.get((kind, namespace or "", name))
@@ -81,6 +129,10 @@ class World:
         vgs = [g for g in self.by_kind["VirtualGateway"] if g.namespace == namespace
                and selector_matches(g.spec.get("podSelector"), labels)]
         return vns, vgs
+
+
+def _key_of(r: Resource) -> tuple:
+    return (r.kind, r.namespace or "", r.name)
 
 
 class ReadingWorld(World):

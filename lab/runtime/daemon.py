@@ -122,6 +122,7 @@ class Daemon:
         self._resource_cache: dict = {}  # key -> (store version, Resource or None, Record): read once per change
         self._resources: list = []  # resources() at store version _resources_at
         self._resources_at = -1
+        self._delta: tuple = (None, None, {})  # (store version before, after, key -> Resource or None) of resources()
         self._world: tuple = (None, None)  # (the store's version, the World of its resources)
         self._semantic = SemanticIndex(complete=True)  # validation of an apply against the store's index
         self._conditions = Conditions()  # the status conditions, computed again only where a change reaches
@@ -226,7 +227,7 @@ class Daemon:
         at = self.store.version()  # read before the listing: a write in between only makes the next call list again
         if at == self._resources_at:
             return list(self._resources)
-        out, cache, old = [], {}, self._resource_cache
+        out, cache, old, delta = [], {}, self._resource_cache, {}
         listing = self.store.versions()
         # the changed records are fetched together (one decode per batch: lab/store/sqlite.py get_many)
         fetched = self.store.get_many([(kind, namespace, name) for kind, namespace, name, version in listing
@@ -244,16 +245,29 @@ class Daemon:
             cache[key] = (version, r, rec)
             if r is not None:
                 out.append(r)
+            if hit is None or hit[1] is not r:
+                delta[key] = r
+        for key in old.keys() - cache.keys():  # deleted
+            if old[key][1] is not None:
+                delta[key] = None
         self._resource_cache = cache
+        self._delta = (self._resources_at, at, delta)
         self._resources, self._resources_at = out, at
         return list(out)
 
     def world(self) -> World:
         """The stored resources indexed; the same World while nothing was written since the last
-        call (the store's version; nothing changes a World once made)."""
+        call (the store's version; nothing changes a World once made). The World of the last call
+        with what the store's records changed put in (World.with_changes: the resources are in the
+        store's key order), when it is the one that resources() last compared against."""
         resources = self.resources()
         if self._world[0] != self._resources_at:
-            self._world = (self._resources_at, World(resources))
+            at, last = self._world
+            since, upto, delta = self._delta
+            if last is not None and since == at and upto == self._resources_at:
+                self._world = (self._resources_at, last.with_changes(delta))
+            else:
+                self._world = (self._resources_at, World(resources))
         return self._world[1]
 
     def reconcile(self, force: bool = False, defer_status: bool = False) -> dict:

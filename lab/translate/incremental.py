@@ -50,69 +50,187 @@ class _Recording(World):
         return self.by_key.get(key)
 
 
+# the kinds proxies are made from, in the order their outputs are taken (a later one of the same
+# node id wins, as in translate())
+_MAKERS = (("VirtualGateway", gateway_ir), ("VirtualNode", sidecar_ir), ("Gateway", lab_gateway_ir))
+_RANK = {kind: i for i, (kind, _) in enumerate(_MAKERS)}
+_MAKE = dict(_MAKERS)
+
+
 class Incremental:
     def __init__(self):
         self._resources: dict = {}  # key -> the last call's resource (compared by identity, then content)
         self._proxies: dict = {}  # proxy resource key -> (node id or None, output, keys read, kinds listed)
+        # the reverse of the reads: resource key -> the proxies that looked it up; kind -> the proxies
+        # that listed it. A change reaches the proxies found here, without a look at the others
+        self._readers: dict = {}
+        self._listers: dict = {}
+        self._by_nid: dict = {}  # node id -> the keys of the proxies giving it (two: the later one counts)
+        self._out: dict = {}  # node id -> its output
+        self._order: list = []  # the node ids of _out, sorted
+        self._only = None  # the last call's `only` (a frozenset, or None)
         self._placement = None
         self._files = None
+        self._started = False
+        self._serial = None  # the serial of the World of the last call (lab/model/semantics.py)
         self.translated: list = []  # proxy resource keys translated by the last call (for tests, benches)
         # virtual gateway key -> its memo (gateway_ir's and to_envoy's): a gateway translated again
         # reuses the parts of its last translation whose inputs are the same objects
         self._memos: dict = {}
 
-    def update(self, resources, placement, files=None, only=None) -> dict:
+    def update(self, resources, placement, files=None, only=None, changes=None) -> dict:
         """node id -> {"ir": ..., "envoy": ...}, as lab.translate.translate. `resources`: a list, or
         the World indexing them (taken as it is). `only`: the keys of the proxy resources to translate
-        (None: all); the others are neither translated nor kept."""
+        (None: all); the others are neither translated nor kept. `changes`: the keys of the resources
+        that may differ from the last call's (added, changed or removed), when the caller knows them:
+        every other key must then be the very same object as in the last call (None: every resource
+        is compared; for a World made by World.with_changes from the World of the last call, its
+        delta)."""
+        try:
+            return self._update(resources, placement, files, only, changes)
+        except BaseException:  # half updated: the next call starts from scratch
+            self.__init__()
+            raise
+
+    def _update(self, resources, placement, files, only, changes) -> dict:
         world = resources if isinstance(resources, World) else World(list(resources))
+        if changes is None and world.delta is not None and world.delta[0] == self._serial:
+            changes = world.delta[1]
+        self._serial = None  # set again once this call is through
         now = world.by_key
         old = self._resources
-        changed = {k for k, r in now.items() if old.get(k) is not r}  # then compared by content
-        changed = {k for k in changed.union(old.keys() - now.keys()) if not same_resource(now.get(k), old.get(k))}
+        everything = (not self._started or placement != self._placement
+                      or (files or {}) != (self._files or {}))
+        if changes is None or everything:
+            maybe = {k for k, r in now.items() if old.get(k) is not r}.union(old.keys() - now.keys())
+            changed = {k for k in maybe if not same_resource(now.get(k), old.get(k))}
+            self._resources = dict(now)
+        else:
+            changed = {k for k in changes if not same_resource(now.get(k), old.get(k))}
+            for k in changes:
+                r = now.get(k)
+                if r is None:
+                    old.pop(k, None)
+                else:
+                    old[k] = r
         kinds = {k[0] for k in changed}
-        everything = placement != self._placement or (files or {}) != (self._files or {})
-        proxies, self.translated = {}, []
-        out: dict = {}
         if everything or kinds & WIDE:
             self._memos = {}
-        last = self._proxies
-        for kind, make in (("VirtualGateway", gateway_ir), ("VirtualNode", sidecar_ir), ("Gateway", lab_gateway_ir)):
-            for r in world.by_kind[kind]:
-                key = r.key
-                if only is not None and key not in only:
-                    continue
-                got = last.get(key)
-                if (got is None or everything or key in changed or not got[2].isdisjoint(changed)
-                        or not got[3].isdisjoint(kinds)):
-                    rec = _Recording(world)
-                    if kind == "VirtualGateway":
-                        memo = self._memos.pop(key, None) if key not in changed else None
-                        if memo:  # made by this gateway's last translation: changes since are in `changed`
-                            memo["changed"] = changed
-                        memo = memo or {}
-                        ir = gateway_ir(rec, r, placement, memo)
-                        value = {"ir": ir, "envoy": to_envoy(ir, files, memo)} if ir else None
-                        self._memos[key] = memo  # only once translated whole without an error
-                        # what every part in the memo read when it was made (parts taken again read
-                        # nothing): the keys of parts no longer used stay (a change to them translates
-                        # the gateway again, needlessly but correctly) until the memo starts over
-                        keys = memo.setdefault("all_reads", set())
-                        keys |= rec.keys
-                    else:
-                        ir = make(rec, r, placement)
-                        value = {"ir": ir, "envoy": to_envoy(ir, files)} if ir else None
-                        keys = frozenset(rec.keys)
-                    got = (ir["node_id"] if ir else None, value, keys, frozenset(rec.kinds))
-                    self.translated.append(key)
-                proxies[key] = got
-                if got[0] is not None:
-                    out[got[0]] = got[1]
-        self._proxies, self._resources = proxies, dict(now)
-        self._memos = {k: m for k, m in self._memos.items() if k in proxies}
+        only = None if only is None else frozenset(only)
+        proxies = self._proxies
+        if everything or only != self._only:  # which proxies there are: a look at each
+            wanted = {r.key for kind, _ in _MAKERS for r in world.by_kind[kind] if only is None or r.key in only}
+            dirty = wanted if everything else (wanted - proxies.keys()) | (self._reached(changed, kinds) & wanted)
+            gone = proxies.keys() - wanted
+            self._only = only
+        else:  # the proxies the change reaches: their own resource changed, or one they read
+            reached = self._reached(changed, kinds)
+            dirty = {k for k in reached if k in now and (only is None or k in only)}
+            gone = {k for k in reached if k not in dirty and k in proxies}
+        dirty -= gone
+        touched: set = set()  # node ids whose output may have changed
+        for key in gone:
+            got = proxies.pop(key)
+            self._unindex(key, got[2], got[3])
+            self._memos.pop(key, None)
+            touched.add(got[0])
+            self._by_nid.get(got[0], set()).discard(key)
+        self.translated = sorted(dirty, key=_proxy_order)
+        for key in self.translated:
+            r = now[key]
+            last = proxies.get(key)
+            rec = _Recording(world)
+            if key[0] == "VirtualGateway":
+                memo = self._memos.pop(key, None) if key not in changed else None
+                if memo:  # made by this gateway's last translation: changes since are in `changed`
+                    memo["changed"] = changed
+                memo = memo or {}
+                ir = gateway_ir(rec, r, placement, memo)
+                value = {"ir": ir, "envoy": to_envoy(ir, files, memo)} if ir else None
+                self._memos[key] = memo  # only once translated whole without an error
+                # what every part in the memo read when it was made (parts taken again read
+                # nothing): the keys of parts no longer used stay (a change to them translates
+                # the gateway again, needlessly but correctly) until the memo starts over
+                keys = memo.setdefault("all_reads", set())
+                keys |= rec.keys
+            else:
+                ir = _MAKE[key[0]](rec, r, placement)
+                value = {"ir": ir, "envoy": to_envoy(ir, files)} if ir else None
+                keys = frozenset(rec.keys)
+            got = (ir["node_id"] if ir else None, value, keys, frozenset(rec.kinds))
+            if last is None:
+                self._index(key, keys, got[3])
+            else:
+                if last[2] is keys:  # the gateway's memo went on: its reads only grew, by this call's
+                    self._index(key, rec.keys, ())
+                else:
+                    self._unindex(key, last[2] - keys, ())
+                    self._index(key, keys - last[2], ())
+                self._unindex(key, (), last[3] - got[3])
+                self._index(key, (), got[3] - last[3])
+                if last[0] != got[0]:
+                    self._by_nid.get(last[0], set()).discard(key)
+                    touched.add(last[0])
+            proxies[key] = got
+            self._by_nid.setdefault(got[0], set()).add(key)
+            touched.add(got[0])
+        out, new_names = self._out, False
+        for nid in touched:
+            if nid is None:
+                continue
+            holders = self._by_nid.get(nid)
+            if not holders:
+                self._by_nid.pop(nid, None)
+                new_names |= out.pop(nid, None) is not None
+                continue
+            if len(holders) == 1:
+                (key,) = holders
+            else:  # more than one proxy gives this node id: the last in translate()'s order, as there
+                places = {r.key: i for kind, _ in _MAKERS for i, r in enumerate(world.by_kind[kind])}
+                key = max(holders, key=lambda k: (_RANK[k[0]], places[k]))
+            new_names |= nid not in out
+            out[nid] = proxies[key][1]
+        if new_names:
+            self._order = sorted(out)
         if everything:  # a copy only when it changed (comparing costs less than copying)
             self._placement, self._files = _copy(placement), dict(files or {})
-        return dict(sorted(out.items()))
+        self._started = True
+        self._serial = getattr(world, "serial", None)
+        return {nid: out[nid] for nid in self._order}
+
+    def _reached(self, changed: set, kinds: set) -> set:
+        """The proxies a change reaches: made from a changed resource, or having read one."""
+        out = {k for k in changed if k[0] in _RANK}
+        readers, listers = self._readers, self._listers
+        for k in changed:
+            out.update(readers.get(k, ()))
+        for kind in kinds:
+            out.update(listers.get(kind, ()))
+        return out
+
+    def _index(self, proxy, keys, kinds) -> None:
+        readers, listers = self._readers, self._listers
+        for k in keys:
+            got = readers.get(k)
+            if got is None:
+                readers[k] = {proxy}
+            else:
+                got.add(proxy)
+        for kind in kinds:
+            listers.setdefault(kind, set()).add(proxy)
+
+    def _unindex(self, proxy, keys, kinds) -> None:
+        for index, names in ((self._readers, keys), (self._listers, kinds)):
+            for k in names:
+                got = index.get(k)
+                if got is not None:
+                    got.discard(proxy)
+                    if not got:
+                        del index[k]
+
+
+def _proxy_order(key: tuple) -> tuple:
+    return (_RANK[key[0]], key)
 
 
 def _copy(placement):

@@ -190,3 +190,31 @@ def test_an_apply_lets_the_validated_resources_go_before_its_pass(daemon, monkey
     d.apply([("<base>", m.text(m.scale(3, NS)))])
     assert validated and alive == [0]
     assert [r.name for r in d.resources() if r.kind == "GatewayRoute"] == ["r0", "r1", "r2"]
+
+
+def test_each_pass_takes_the_last_world_with_what_the_store_changed(daemon):
+    """The World of a pass is the last pass's with the changed records put in (World.with_changes),
+    and the translation takes its delta as the change set: after applies, changes and deletes it
+    equals the World of a fresh read and every pushed configuration equals a translation from
+    scratch."""
+    import json
+
+    from lab.model import World
+    from lab.translate import translate
+    d = daemon
+    d.apply([("<base>", m.text(m.scale(3, NS)))])
+    steps = [lambda: d.apply([("<new>", m.text(m.gateway_route("new", NS, {"prefix": "/new/"}, "vs0")))]),
+             lambda: d.apply([("<changed>", m.text(m.gateway_route("new", NS, {"prefix": "/other/"}, "vs1")))]),
+             lambda: d.delete([["GatewayRoute", NS, "r1"]])]
+    for step in steps:
+        before = d.world()
+        step()
+        world = d.world()
+        assert world.delta is not None and world.delta[0] == before.serial
+        assert d._incremental.translated == [next(r.key for r in world.by_kind["VirtualGateway"])]
+        fresh = World(d.resources())
+        assert world.by_key == fresh.by_key
+        assert {k: v for k, v in world.by_kind.items() if v} == {k: v for k, v in fresh.by_kind.items() if v}
+        full = translate(fresh, d.placement, files=d.procs.files(fresh))
+        for nid, pushed in d._pushed.items():
+            assert json.dumps(pushed, sort_keys=True) == json.dumps(full[nid]["envoy"], sort_keys=True), nid
