@@ -282,22 +282,12 @@ class Daemon:
                 # nothing new in the store: a pass only if a proxy NACKed or is being searched for the
                 # resource it rejects; its ACKs alone are remembered without translating anything
                 if not self.isolation.pending():
-                    if self._status_due is not None and self._answer_due():
-                        return self.last_reconcile  # the apply's answer first (the GIL is the answer's)
-                    if self._status_due is not None or self._unsettled():
-                        self._status_pass(self._status_due if self._status_due is not None else self.world(),
-                                          ack_only=True)
-                    return self.last_reconcile
+                    return self._ack_pass()
                 if self.isolation.quiet():
                     world = self.world()
                     self.isolation.settle(lambda nid: self._fixed_keys(world, nid))
                     if not self.isolation.probes:
-                        if self._status_due is not None and self._answer_due():
-                            return self.last_reconcile  # the apply's answer first
-                        if self._status_due is not None or self._unsettled():
-                            # a proxy ACKed: what it now serves turns Active
-                            self._status_pass(world, ack_only=True)
-                        return self.last_reconcile
+                        return self._ack_pass(world)
             t0 = time.perf_counter()
             if self._status_due is not None:  # the waiting pass's versions are that pass's (_pending)
                 self._changes(self._status_due)
@@ -329,6 +319,17 @@ class Daemon:
                                    "proxies": len(out), "pods": len(pods), "version": self.version}
             return self.last_reconcile
 
+    def _ack_pass(self, world: World | None = None) -> dict:
+        """A pass with nothing new in the store (the lock held): the status pass an apply left, or
+        one for proxies' ACKs (what a proxy now serves turns Active), unless an apply's answer is
+        still being written (the GIL is the answer's first). `world`: the store's World, when the
+        caller has it (the store's version did not move: the same World the waiting pass has)."""
+        due = self._status_due
+        if due is not None and self._answer_due():
+            return self.last_reconcile
+        if due is not None or self._unsettled():
+            self._status_pass(due if due is not None else world if world is not None else self.world(), ack_only=True)
+        return self.last_reconcile
 
     def _fixed_keys(self, world: World, nid: str) -> set:
         """The resources a proxy cannot be configured without (its own, its mesh): never suspects."""
