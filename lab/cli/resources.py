@@ -44,9 +44,11 @@ def cmd_apply(args) -> int:
         if "results" not in answer:
             raise LabError(f"the lab daemon failed to apply: {answer.get('error', answer)}")
         results += answer["results"]
-    if not results:   # like kubectl: no objects is an error; kinds the lab passes over are said
-        from ..model import validate_texts
-        skipped = validate_texts(texts).skipped
+    if not results:   # a dry run, or nothing to apply: like kubectl, no objects at all is an error,
+        from ..model import validate_texts   # and kinds the lab passes over are said
+        checked = validate_texts(texts)
+    if not results and not checked.resources:
+        skipped = checked.skipped
         if not skipped:
             raise LabError(f"no objects passed to apply: {', '.join(args.filename)} holds no manifest "
                            "(.yaml/.yml files with documents" + ("" if args.recursive else "; -R reads subfolders") + ")")

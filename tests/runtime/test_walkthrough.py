@@ -191,9 +191,11 @@ def test_apply_of_nothing_says_so(walkthrough, tmp_path):
     import sys
     env = dict(os.environ, APPMESH_LAB_HOME=str(walkthrough.client.paths.home))
 
-    def apply(path):
-        return subprocess.run([sys.executable, "-m", "lab.cli", "apply", "-f", str(path)], capture_output=True,
+    def apply(path, *more):
+        return subprocess.run([sys.executable, "-m", "lab.cli", "apply", "-f", str(path), *more], capture_output=True,
                               text=True, env=env, timeout=60)
+    r = apply("manifests/walkthrough/", "--dry-run")   # the daemon lists no results for a dry run
+    assert r.returncode == 0 and "(dry run: nothing was changed)" in r.stdout and not r.stderr, r
     r = apply(tmp_path)
     assert r.returncode == 1 and "no objects passed to apply" in r.stderr and "-R reads subfolders" in r.stderr, r
     r = apply("manifests/crds/")
