@@ -95,7 +95,7 @@ def add_parsers(sub) -> None:
     cu.add_argument("-H", "--header", action="append")
     cu.add_argument("-X", "--request", default="GET")
     cu.add_argument("-d", "--data")
-    cu.add_argument("--gateway", help="which gateway (name prefix), when there are several; vg/NAME for a "
+    cu.add_argument("--gateway", help="which gateway, when there are several: its name, or a prefix only it has; vg/NAME for a "
                     "virtual gateway, gateway/NAME for a Gateway API Gateway")
     cu.add_argument("--wait", type=float, default=10, help="retry 404/503 and refused connections this long")
     cu.add_argument("--no-retry", action="store_true")

@@ -13,8 +13,8 @@ from urllib.parse import quote
 import yaml
 
 from ..runtime.client import Client, LabError
-from ..runtime.status import gateway_address
-from ..terminal import out
+from ..runtime.status import _names_gateway, gateway_address
+from ..terminal import escape, out
 
 
 def http_request(host, port, method, path, headers, body=None, timeout=10.0):
@@ -40,9 +40,31 @@ def speaks_tls(host: str, port: int) -> bool:
         return False
 
 
+def _gateway(c: Client, word: str | None) -> tuple[str, int]:
+    """(host, port) of the first listener of the one running gateway `word` names: its name, or a
+    prefix of it, with vg/ or gateway/ in front when a virtual gateway and a Gateway share a name.
+    A prefix of several is an error naming them (gateway_address would pick the first)."""
+    if word is None:
+        return gateway_address(c)
+    gws = c.call("GET", "/v1/status")["gateways"]
+    short = {g["node_id"]: ("vg/" if "/virtualGateway/" in g["node_id"] else "gateway/")
+             + g["node_id"].rsplit("/", 1)[-1] for g in gws}
+    hits = [g for g in gws if _names_gateway(g["node_id"], word)]
+    exact = [g for g in hits if g["node_id"].rsplit("/", 1)[-1] == word.rpartition("/")[2]]
+    if len(exact) == 1 or len(hits) == 1:
+        url = next(iter((exact or hits)[0]["listeners"].values()))
+        host, port = url.split("//")[1].split(":")
+        return host, int(port)
+    if not hits:
+        raise LabError(f"no running gateway is named {escape(word)!r} (a name or its prefix; vg/NAME, gateway/NAME); "
+                       f"running: {escape(', '.join(sorted(short.values()))) or 'none'}")
+    raise LabError(f"{escape(word)!r} names {len(hits)} gateways: "
+                   f"{escape(', '.join(sorted(short[g['node_id']] for g in hits)))}; name one of them")
+
+
 def cmd_curl(args) -> int:
     c = Client()
-    host, port = gateway_address(c, args.gateway)
+    host, port = _gateway(c, args.gateway)
     headers = {}
     for h in args.header or []:
         k, _, v = h.partition(":")

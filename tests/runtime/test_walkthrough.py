@@ -179,6 +179,16 @@ def test_curl_to_a_tls_listener_says_so_and_gives_the_curl_command(walkthrough):
         ca = walkthrough.client.paths.home / "certs" / "ca" / "ca.crt"
         assert r.returncode == 1 and "terminates TLS" in r.stderr and f"curl --cacert {ca} https://localhost:" in r.stderr, r.stderr
         assert walkthrough.curl("/products").status == 200   # a plain HTTP gateway is unaffected
+        # --gateway names one gateway: a prefix of two is refused, naming both (it took the first);
+        # a name no gateway has lists those running (it said "no virtual gateway is running")
+        r = subprocess.run([sys.executable, "-m", "lab.cli", "curl", "--gateway", "vg/", "/products"],
+                           capture_output=True, text=True, env=env, timeout=60)
+        assert r.returncode == 1 and "'vg/' names 2 gateways: vg/appmesh-gateway_appmesh-demo, " \
+                                     "vg/gateway_ex-tls-gateway" in r.stderr, r.stderr
+        r = subprocess.run([sys.executable, "-m", "lab.cli", "curl", "--gateway", "vg/nosuch", "/products"],
+                           capture_output=True, text=True, env=env, timeout=60)
+        assert r.returncode == 1 and "no running gateway is named 'vg/nosuch'" in r.stderr \
+            and "running: vg/appmesh-gateway_appmesh-demo, vg/gateway_ex-tls-gateway" in r.stderr, r.stderr
     finally:
         walkthrough.delete("manifests/examples/tls-gateway/")
 
