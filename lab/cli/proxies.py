@@ -99,8 +99,24 @@ def cmd_curl(args) -> int:
     return 22 if args.fail and status >= 400 else 0
 
 
+def _one_proxy(c: Client, word: str) -> None:
+    """`word` (a pod, namespace/pod, a proxy's resource name or node id) must name one proxy: the
+    daemon takes the first pod whose VirtualGateway is called `gateway` in any namespace."""
+    pods = [p for p in c.call("GET", "/v1/pods")["pods"] if p.get("node_id")]
+    if any(word in (p["name"], f"{p['namespace']}/{p['name']}") for p in pods):
+        return
+    by_id: dict = {}
+    for p in pods:
+        if word in (p["node_id"], p["node_id"].rsplit("/", 1)[-1], (p.get("proxy") or "").rsplit("/", 1)[-1]):
+            by_id.setdefault(p["node_id"], f"{p['namespace']}/{p['name']}")
+    if len(by_id) > 1:
+        raise LabError(f"{escape(word)!r} names {len(by_id)} proxies; name one by its pod: "
+                       + escape(", ".join(sorted(by_id.values()))))
+
+
 def _admin(c: Client, proxy: str, path: str) -> str:
     from ..runtime.envoy import admin_request
+    _one_proxy(c, proxy)
     answer = c.call("GET", f"/v1/proxy?proxy={quote(proxy, safe='')}", ok=(200, 404))
     if "admin_socket" not in answer:
         raise LabError(answer.get("error", f"no running Envoy for {proxy}"))

@@ -164,7 +164,7 @@ def test_the_cli_says_which_namespace_a_name_is_in_and_the_kind_meant(walkthroug
     assert r.returncode == 1 and "did you mean 'gatewayroute" in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
-def test_curl_to_a_tls_listener_says_so_and_gives_the_curl_command(walkthrough):
+def test_curl_to_a_tls_listener_and_names_several_gateways_share(walkthrough):
     """`appmesh-lab curl` speaks plain HTTP: to a TLS listener (manifests/examples/tls-gateway) it
     said "Remote end closed connection without response" (after its retries); now that the listener
     terminates TLS, with the curl command and the lab's CA."""
@@ -189,8 +189,19 @@ def test_curl_to_a_tls_listener_says_so_and_gives_the_curl_command(walkthrough):
                            capture_output=True, text=True, env=env, timeout=60)
         assert r.returncode == 1 and "no running gateway is named 'vg/nosuch'" in r.stderr \
             and "running: vg/appmesh-gateway_appmesh-demo, vg/gateway_ex-tls-gateway" in r.stderr, r.stderr
+        # stats/config-dump by a name two proxies share (both examples' VirtualGateway is `gateway`):
+        # refused, naming a pod of each (it read the first pod's Envoy, in either namespace)
+        walkthrough.apply("manifests/examples/priority/")
+        r = subprocess.run([sys.executable, "-m", "lab.cli", "stats", "gateway"], capture_output=True, text=True,
+                           env=env, timeout=60)
+        assert r.returncode == 1 and "'gateway' names 2 proxies; name one by its pod: ex-priority/gateway-" in r.stderr \
+            and ", ex-tls-gateway/gateway-" in r.stderr, r.stderr
+        r = subprocess.run([sys.executable, "-m", "lab.cli", "stats", "gateway_ex-tls-gateway", "--filter", "ssl"],
+                           capture_output=True, text=True, env=env, timeout=60)
+        assert r.returncode == 0 and "ssl.handshake" in r.stdout, r.stderr
     finally:
         walkthrough.delete("manifests/examples/tls-gateway/")
+        walkthrough.delete("manifests/examples/priority/")
 
 
 def test_apply_of_nothing_says_so(walkthrough, tmp_path):
