@@ -569,11 +569,36 @@ of notebooks{f" on {len(r.labs)} labs at once" if len(r.labs) > 1 else ""}); {e(
 
 # ---- CLI -------------------------------------------------------------------------------------
 
+def notebook_parameters(path: Path) -> set[str]:
+    """The names the notebook's `parameters` cell assigns (what -p may set)."""
+    import ast
+    for cell in json.loads(path.read_text())["cells"]:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            src = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+            return {t.id for node in ast.parse(src).body if isinstance(node, (ast.Assign, ast.AnnAssign))
+                    for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)}
+    return set()
+
+
+def check_parameters(params: dict, only: str | None) -> None:
+    """-p TARGET would be overridden by --target; a name no chosen lesson has would be ignored."""
+    if "TARGET" in params:
+        raise E2EError(f"-p TARGET {params['TARGET']}: the target is chosen with --target local|kind|eks, which also "
+                       "brings it up and tears it down")
+    import difflib
+    known = set().union(*(notebook_parameters(p) for p in notebooks(only)))
+    for key in sorted(set(params) - known):
+        near = difflib.get_close_matches(key.upper(), sorted(known), n=1)
+        raise E2EError(f"-p {key}: the lessons have no parameter {key!r}" + (f"; did you mean {near[0]}?" if near else ".")
+                       + f" They take: {', '.join(sorted(known - {'TARGET'}))}")
+
+
 def cmd_e2e(args) -> int:
     params = {}
     for key, value in args.parameter or []:
         params[key] = parse_value(value)
     try:
+        check_parameters(params, args.only)
         r = run(args.target, params, args.only, args.keep, args.output_dir, args.timeout, jobs=args.jobs)
     except E2EError as exc:
         print(f"appmesh-lab e2e: {exc}", file=sys.stderr)

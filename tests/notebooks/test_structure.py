@@ -448,6 +448,19 @@ def test_cli_has_e2e_and_jupyter_verbs():
     assert args.jupyter_args == ["--no-browser"]
 
 
+def test_e2e_refuses_parameters_the_lessons_would_not_see():
+    """-p TARGET kind ran the lessons on the local target (--target wins), and -p TIMEOUT 60 was
+    injected as a variable no lesson reads: both now stop before anything starts, saying why."""
+    def e2e(*args):
+        return subprocess.run([sys.executable, "-m", "lab.cli", "e2e", "--only", "00", *args], capture_output=True,
+                              text=True, timeout=60)
+    r = e2e("-p", "TARGET", "kind")
+    assert r.returncode == 2 and "the target is chosen with --target" in r.stderr, r.stderr
+    r = e2e("-p", "TIMEOUT", "60")
+    assert r.returncode == 2 and "no parameter 'TIMEOUT'; did you mean TIMEOUT_S?" in r.stderr, r.stderr
+    assert "e2e: 1 notebook(s)" not in r.stdout
+
+
 def _label_boxes(chart):
     fig = chart.figure
     from matplotlib.backends.backend_agg import FigureCanvasAgg
