@@ -689,11 +689,11 @@ class XdsServer:
 
     @staticmethod
     def _content_digest(snap: Snapshot, type_url: str, names: frozenset[str]) -> bytes:
-        packed = snap.packed(type_url)
+        serialized = snap.serialized(type_url)
         h = hashlib.sha256()
         for name in sorted(names):
             h.update(name.encode() + b"\0")
-            h.update(packed[name].SerializeToString(deterministic=True))
+            h.update(serialized[name])
             h.update(b"\0")
         return h.digest()
 
@@ -735,13 +735,11 @@ class XdsServer:
         names: frozenset[str],
     ) -> discovery_pb2.DiscoveryResponse:
         nonce = str(next(self._nonce))
-        packed = snap.packed(type_url)
-        response = discovery_pb2.DiscoveryResponse(
-            version_info=snap.version,
-            type_url=type_url,
-            nonce=nonce,
-            resources=[packed[name] for name in sorted(names)],
-        )
+        serialized = snap.serialized(type_url)
+        response = discovery_pb2.DiscoveryResponse(version_info=snap.version, type_url=type_url, nonce=nonce)
+        add = response.resources.add  # each resource's Any, made from its bytes in the response itself
+        for name in sorted(names):
+            add(type_url=type_url, value=serialized[name])
         st.needs_response = False
         st.sent_version = snap.version
         st.sent_digest = self._content_digest(snap, type_url, names)

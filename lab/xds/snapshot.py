@@ -395,21 +395,14 @@ def _route_config(item: Mapping[str, _AnyT], cache: dict, kept: dict) -> tuple[M
     return route_pb2.RouteConfiguration.FromString(serialized), serialized, tuple(_frozen(x) for x in names)
 
 
-class _Messages(Mapping):
-    """A snapshot's resources of one type as messages, by name, each parsed from its deterministic
-    serialization when it is asked for. A parsed message takes about ten times the memory of its
-    bytes (the 5,000 clusters and assignments of a 5,000-route gateway: 31 MB against 3 MB), and
-    what a snapshot is served from is the Any and the bytes; the messages are read only by the
-    reference scan (for the resources whose names it has not kept) and by callers. Each access
-    parses anew: two accesses give equal messages, not the same object."""
+class _Made(Mapping):
+    """A snapshot's resources of one type, by name, each made from its deterministic serialization
+    when it is asked for (see _Messages and _Packed). Read-only."""
 
-    __slots__ = ("_cls", "_serialized")
+    __slots__ = ("_of", "_serialized")
 
-    def __init__(self, cls: type[Message], serialized: dict):
-        self._cls, self._serialized = cls, serialized
-
-    def __getitem__(self, name: str) -> Message:
-        return self._cls.FromString(self._serialized[name])
+    def __init__(self, of, serialized: dict):
+        self._of, self._serialized = of, serialized
 
     def __contains__(self, name) -> bool:
         return name in self._serialized
@@ -419,6 +412,30 @@ class _Messages(Mapping):
 
     def __len__(self) -> int:
         return len(self._serialized)
+
+
+class _Messages(_Made):
+    """The resources as messages (`of`: their class), each parsed from its bytes when asked for. A
+    parsed message takes about ten times the memory of its bytes (the 5,000 clusters and assignments
+    of a 5,000-route gateway: 31 MB against 3 MB), and a snapshot is served from the bytes; the
+    messages are read only by the reference scan (for the resources whose names it has not kept)
+    and by callers. Each access parses anew: two give equal messages, not the same object."""
+
+    __slots__ = ()
+
+    def __getitem__(self, name: str) -> Message:
+        return self._of.FromString(self._serialized[name])
+
+
+class _Packed(_Made):
+    """The resources packed in an ``Any`` (`of`: their type URL), each made when asked for (an Any
+    holds a copy of the bytes: kept for every resource, the Anys of a 5,000-route gateway took
+    10 MB). Two accesses give equal Anys, not the same object."""
+
+    __slots__ = ()
+
+    def __getitem__(self, name: str) -> any_pb2.Any:
+        return any_pb2.Any(type_url=self._of, value=self._serialized[name])
 
 
 _CLASS_OF = {type_url: cls for type_url, cls, _ in _KINDS.values()}
@@ -434,8 +451,9 @@ def _fill(snap: Snapshot, version: str, entries: dict) -> None:
     packed: dict[str, Mapping[str, any_pb2.Any]] = {}
     digest = hashlib.sha256(b"xds-snapshot\0")
     for type_url, by_name in entries.items():
-        resources[type_url] = _Messages(_CLASS_OF[type_url], {name: e[2] for name, e in by_name.items()})
-        packed[type_url] = MappingProxyType({name: e[1] for name, e in by_name.items()})
+        serialized = {name: e[2] for name, e in by_name.items()}
+        resources[type_url] = _Messages(_CLASS_OF[type_url], serialized)
+        packed[type_url] = _Packed(type_url, serialized)
         digest.update(b"".join([b for name in sorted(by_name)
                                 for b in (f"{type_url}\0{name}\0".encode(), by_name[name][2])]))
     snap._version = version
@@ -451,11 +469,11 @@ class Snapshot:
 
     Build it from messages (``Snapshot("v1", clusters=[Cluster(...)])``) or
     from proto3-JSON dicts (:meth:`from_dicts`). Messages are copied on the
-    way in (from_dicts with a cache takes an unchanged resource's message from
-    the previous snapshot as it is: they share it); the ones handed out by the
-    accessors must be treated as read-only. Each resource is served packed in
-    an ``Any`` holding its deterministic serialization (the bytes the digest
-    covers).
+    way in (from_dicts with a cache takes an unchanged resource's serialization
+    from the previous snapshot as it is: they share it). A snapshot keeps each
+    resource's deterministic serialization only (the bytes the digest covers);
+    the messages and the ``Any`` they are served packed in are made from those
+    bytes when an accessor is asked for them.
     """
 
     __slots__ = ("_version", "_resources", "_packed", "_digest", "_refs", "_res_memo")
@@ -496,7 +514,7 @@ class Snapshot:
                 copy = cls()
                 copy.CopyFrom(item)
                 serialized = _det(copy)
-                by_name[name] = (copy, any_pb2.Any(type_url=type_url, value=serialized), serialized)
+                by_name[name] = (None, None, serialized)
             entries[type_url] = by_name
         _fill(self, version, entries)
 
@@ -570,8 +588,9 @@ class Snapshot:
                     name = getattr(msg, name_field)
                     if not name:
                         raise SnapshotError(kind, index, None, f"field {name_field!r} is empty")
-                    # no message is kept (the snapshot parses one from the bytes when asked: _Messages)
-                    holder["packed"] = (None, any_pb2.Any(type_url=type_url, value=serialized), serialized)
+                    # neither the message nor its Any is kept: the snapshot makes them from the bytes when
+                    # asked (_Messages, _Packed)
+                    holder["packed"] = (None, None, serialized)
                     hit, key = (item, None, holder), (kind, name)
                 if name in by_name:
                     raise SnapshotError(kind, index, name, "duplicate resource name")
@@ -614,8 +633,13 @@ class Snapshot:
             raise KeyError(f"unknown xDS type url {type_url!r}") from None
 
     def packed(self, type_url: str) -> Mapping[str, any_pb2.Any]:
-        """Resources of one type already packed into ``Any``, by name."""
+        """Resources of one type packed into ``Any``, by name (each made when asked for)."""
         return self._packed[type_url]
+
+    def serialized(self, type_url: str) -> Mapping[str, bytes]:
+        """Resources of one type as their deterministic serializations, by name (what an Any of
+        packed() holds as its value)."""
+        return MappingProxyType(self._packed[type_url]._serialized)
 
     def type_urls(self) -> tuple[str, ...]:
         """Type URLs that have at least one resource, in push order."""

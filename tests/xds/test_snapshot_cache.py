@@ -80,11 +80,12 @@ def test_an_unchanged_resource_is_taken_as_it_was_and_a_changed_one_is_not(res):
     assert again.digest == plain.digest != snap.digest and again.to_dicts() == plain.to_dicts()
     changed = dicts["clusters"][0]["name"]
     cluster = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-    assert again.packed(cluster)[changed] is not snap.packed(cluster)[changed]
+    assert again.serialized(cluster)[changed] != snap.serialized(cluster)[changed]
     assert again.clusters[changed] != snap.clusters[changed]
-    assert all(again.packed(cluster)[n] is snap.packed(cluster)[n] for n in snap.clusters if n != changed)
+    assert all(again.serialized(cluster)[n] is snap.serialized(cluster)[n] for n in snap.clusters if n != changed)
     listener = "type.googleapis.com/envoy.config.listener.v3.Listener"
-    assert snap.listeners and all(again.packed(listener)[n] is snap.packed(listener)[n] for n in snap.listeners)
+    assert snap.listeners and all(again.serialized(listener)[n] is snap.serialized(listener)[n]
+                                  for n in snap.listeners)
 
 
 def test_routes_moved_or_broken_give_the_same_result_as_without_the_cache(res):
@@ -197,9 +198,9 @@ def test_a_gateway_translated_change_by_change_serves_what_a_full_build_serves()
 
 
 def test_a_snapshot_keeps_bytes_and_gives_the_messages_it_was_made_from(res):
-    """A snapshot keeps each resource's Any and serialization, not its parsed message (a parsed
-    message takes about ten times the memory); the messages it gives, parsed from those bytes,
-    equal the ones parsed from the dicts, with the cache and without it, and the Any holds them."""
+    """A snapshot keeps each resource's serialization, not its parsed message (a parsed message
+    takes about ten times the memory) nor its Any; the messages and Anys it gives, made from those
+    bytes, equal the ones parsed from the dicts, with the cache and without it."""
     from google.protobuf import json_format
     from lab.xds.snapshot import _KINDS
     dicts = full_dicts(res)
@@ -207,11 +208,14 @@ def test_a_snapshot_keeps_bytes_and_gives_the_messages_it_was_made_from(res):
     for snap in (Snapshot.from_dicts("v1", **copy.deepcopy(dicts), cache=cache),
                  Snapshot.from_dicts("v2", **copy.deepcopy(dicts), cache=cache),
                  Snapshot.from_dicts("v3", **copy.deepcopy(dicts))):
-        assert cache and all(e[1] is None and e[2].get("packed", (None,))[0] is None for e in cache.values())
+        assert cache and all(e[1] is None and e[2].get("packed", (None, None))[:2] == (None, None)
+                             for e in cache.values())
         for kind, (type_url, cls, name_field) in _KINDS.items():
             want = {getattr(m, name_field): m for m in (json_format.ParseDict(d, cls()) for d in dicts.get(kind, ()))}
             got = snap.resources(type_url)
             assert set(got) == set(want) and len(got) == len(want)
             for name, msg in want.items():
                 assert name in got and got[name] == msg
-                assert snap.packed(type_url)[name].value == msg.SerializeToString(deterministic=True)
+                packed = snap.packed(type_url)[name]
+                assert packed.type_url == type_url and packed.value == msg.SerializeToString(deterministic=True)
+                assert snap.serialized(type_url)[name] == packed.value
