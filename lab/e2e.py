@@ -43,6 +43,7 @@ import html
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -641,9 +642,14 @@ def cmd_jupyter(args) -> int:
     if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in argv:
         argv.append("--allow-root")   # containers often run as root; JupyterLab refuses that otherwise
     print("$ jupyter lab " + " ".join(argv[3:]), flush=True)
+    proc = subprocess.Popen(argv, cwd=NOTEBOOKS, env=env)
+    # SIGTERM (a CI job's timeout, `timeout`, systemd) stops JupyterLab too; it was left running
+    signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
     try:
-        return subprocess.call(argv, cwd=NOTEBOOKS, env=env)
+        return proc.wait()
     except KeyboardInterrupt:
+        proc.kill()
+        proc.wait()
         return 130
     finally:
         if base:

@@ -132,11 +132,16 @@ def test_appmesh_lab_jupyter_starts_where_home_cannot_be_written(tmp_path):
         said = (tmp_path / "jupyter.log").read_text()
         assert f"HOME ({home}) is not a folder you may write" in said, said[-2000:]
         assert "Traceback" not in said, said[-3000:]
+        folder = Path(said.split(" go to ", 1)[1].split()[0])
+        assert folder.is_dir() and (folder.stat().st_mode & 0o077) == 0, folder   # private
+        proc.terminate()   # SIGTERM to appmesh-lab alone (a CI job's timeout): JupyterLab stops, the folder goes
+        proc.wait(30)
+        deadline = time.time() + 30
+        while time.time() < deadline and subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True).stdout:
+            time.sleep(0.2)
+        assert not subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True).stdout, "JupyterLab left running"
+        assert not folder.exists(), folder
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, 15)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, 9)
+        if subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True).stdout:
+            os.killpg(proc.pid, 9)
         log.close()
