@@ -144,7 +144,9 @@ class ReadingWorld(World):
         self.by_key = world.by_key
         self._inner = world  # its get() is called too: a recording world inside another records in both
         self._stack: list = []
-        self.by_kind = _ReadKinds(world.by_kind, self)
+        # by_kind notes into the stack, not into this object: no reference cycle, so a ReadingWorld
+        # and the World it reads are freed as soon as the last reference goes, not by a collection
+        self.by_kind = _ReadKinds(world.by_kind, self._stack)
 
     def begin(self) -> None:
         self._stack.append((set(), set()))
@@ -167,18 +169,20 @@ class ReadingWorld(World):
 
 
 class _ReadKinds(dict):
-    """by_kind that notes every kind listed."""
+    """by_kind that notes every kind listed (into the open step of a ReadingWorld's stack)."""
 
-    def __init__(self, source, reads: ReadingWorld):
+    def __init__(self, source, stack: list):
         super().__init__()
-        self._source, self._reads = source, reads
+        self._source, self._stack = source, stack
 
     def __getitem__(self, kind):
-        self._reads.note_kind(kind)
+        if self._stack:
+            self._stack[-1][1].add(kind)
         return self._source[kind]
 
     def get(self, kind, default=None):
-        self._reads.note_kind(kind)
+        if self._stack:
+            self._stack[-1][1].add(kind)
         return self._source.get(kind, default)
 
 

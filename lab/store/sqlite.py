@@ -36,6 +36,29 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 MAX_EVENTS = 5000
 
 
+
+class _Tx:
+    """One write transaction of a Store (the store's lock held throughout). A class of its own, not
+    one made per call: a class is a reference cycle, freed only by a garbage collection."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def __enter__(self):
+        store = self.store
+        store._lock.acquire()
+        store._db.execute("BEGIN IMMEDIATE")
+        return store._db
+
+    def __exit__(self, exc_type, exc, tb):
+        store = self.store
+        try:
+            store._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+            store._writes += 1
+        finally:
+            store._lock.release()
+        return False
+
 class StoreError(Exception):
     """The store could not be read or written (a system failure, not a user mistake)."""
 
@@ -109,22 +132,7 @@ class Store:
     # -- transactions -------------------------------------------------------------------
 
     def _tx(self):
-        store = self
-
-        class _Tx:
-            def __enter__(self):
-                store._lock.acquire()
-                store._db.execute("BEGIN IMMEDIATE")
-                return store._db
-
-            def __exit__(self, exc_type, exc, tb):
-                try:
-                    store._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
-                    store._writes += 1
-                finally:
-                    store._lock.release()
-                return False
-        return _Tx()
+        return _Tx(self)
 
     def _next_version(self, db) -> int:
         row = db.execute("SELECT value FROM meta WHERE key='version'").fetchone()

@@ -218,3 +218,27 @@ def test_each_pass_takes_the_last_world_with_what_the_store_changed(daemon):
         full = translate(fresh, d.placement, files=d.procs.files(fresh))
         for nid, pushed in d._pushed.items():
             assert json.dumps(pushed, sort_keys=True) == json.dumps(full[nid]["envoy"], sort_keys=True), nid
+
+
+def test_an_apply_and_its_status_pass_leave_no_reference_cycles(daemon):
+    """What an apply makes (the validation's World and the ReadingWorlds over it, the store's
+    transactions) is freed as soon as it is no longer used, not left for the cyclic garbage
+    collector: a collection at 1,000 routes freed ~3,000 objects per change and took tens of
+    milliseconds, and one that fell inside an apply delayed its push."""
+    import gc
+    d = daemon
+    d.apply([("<base>", m.text(m.scale(3, NS)))])
+    d.flush_status()
+    texts = [m.text(m.gateway_route("r0", NS, {"prefix": f"/changed/{i}/"}, "vs1")) for i in range(3)]
+    texts.append(m.text(m.gateway_route("new", NS, {"prefix": "/new/"}, "vs0")))
+    gc.collect()
+    gc.disable()
+    try:
+        for i, text in enumerate(texts):
+            d.apply([(f"<change {i}>", text)])
+            d.flush_status()
+        d.delete([["GatewayRoute", NS, "new"]])
+        d.flush_status()
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
