@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import os
 import re
 import signal
@@ -212,7 +213,9 @@ def _execute(path: Path, out: Path, parameters: dict, timeout: float | None, spa
             spare.prepare(ahead)
         pm.execute_notebook(str(path), str(out), parameters=parameters, kernel_name=KERNEL, language="python",
                             engine_name=register_engine(), km=km, progress_bar=False, log_output=False,
-                            start_timeout=60, execution_timeout=timeout, request_save_on_cell_execute=False,
+                            start_timeout=60, request_save_on_cell_execute=False,
+                            # papermill takes whole seconds (a float is a TraitError that fails every notebook)
+                            execution_timeout=None if timeout is None else max(1, math.ceil(timeout)),
                             **({"on_cell_execute": gate.enter, "on_cell_executed": gate.leave} if gate else {}))
         o.passed = True
     except PapermillExecutionError as exc:

@@ -629,3 +629,11 @@ def test_show_routes_shows_each_gateway_routes_match_and_target(monkeypatch):
     assert set(routes) == {d["metadata"]["name"] for d in docs}
     for d in docs:
         assert routes[d["metadata"]["name"]]["httpRoute"]["match"] == d["spec"]["httpRoute"]["match"]
+
+
+def test_e2e_takes_a_cell_timeout_in_fractions_of_a_second(tmp_path):
+    """--timeout is a float on the command line; papermill wants whole seconds and failed every
+    notebook with a TraitError on 30.5. Lesson 00, the shortest, runs with it."""
+    r = subprocess.run([sys.executable, "-m", "lab.cli", "e2e", "--only", "00", "--timeout", "30.5", "--output-dir",
+                        str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "1 passed, 0 failed" in r.stdout, r.stdout[-3000:] + r.stderr[-3000:]
