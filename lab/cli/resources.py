@@ -273,7 +273,7 @@ def cmd_wait(args) -> int:
             out(f"condition met: {cond_type}={want} for {args.target}")
             return 0
         if time.time() > deadline:
-            out(f"timed out after {timeout:.0f}s waiting for {cond_type}={want} on: " + "; ".join(pending), file=sys.stderr)
+            out(f"timed out after {timeout:g}s waiting for {cond_type}={want} on: " + "; ".join(pending), file=sys.stderr)
             return 1
         time.sleep(0.2)
 
