@@ -254,12 +254,35 @@ class ClusterTarget(Target):
                               f"{families or 'none'}; the chart takes ipFamily IPv4 or IPv6")
         return families[0]
 
+    def release_images(self) -> list[str]:
+        """The image tags the installed release was given (`helm get values`: the up script sets
+        the images' content tags), as `--set` arguments; none when there is no release yet."""
+        try:
+            out = self._runner(["helm", "get", "values", RELEASE, "--namespace", CONTROLLER_NAMESPACE,
+                                "--output", "json"])
+        except TargetError:  # no release: the chart's default tag, which the images also carry
+            return []
+        values = None
+        for line in reversed(out.splitlines()):  # helm may warn first (a kubeconfig's permissions)
+            try:
+                values = json.loads(line)
+                break
+            except ValueError:
+                continue
+        images = (values.get("images") if isinstance(values, dict) else None) or {}
+        return [f"images.{name}.tag={images[name]['tag']}" for name in ("controller", "proxyInit")
+                if isinstance(images.get(name), dict) and images[name].get("tag")]
+
     def install_controller(self, timeout: str = "5m") -> None:
         """helm upgrade --install the controller chart (the up script did it already; this makes
         the notebook step real and repairs a changed release). Values not given return to the
-        chart's defaults, so the cluster's IP family is given again (the Mesh webhook's ipPreference)."""
+        chart's defaults, so the cluster's IP family is given again (the Mesh webhook's ipPreference)
+        and so are the image tags the release runs (the up script's content tags: without them the
+        controller would roll once to the chart's default tag, the same image)."""
         argv = ["helm", "upgrade", "--install", RELEASE, CHART, "--namespace", CONTROLLER_NAMESPACE,
                 "--create-namespace", "--wait", "--timeout", timeout, "--set", f"ipFamily={self.ip_family()}"]
+        for value in self.release_images():
+            argv += ["--set", value]
         if self.name == "eks":
             reg = self.registry()
             argv += ["--set", f"images.controller.repository={reg}/appmesh-lab/controller",

@@ -409,6 +409,7 @@ def test_install_controller_is_helm_upgrade_install_with_ecr_images_on_eks(api, 
     t.install_controller()
     reg = "123456789012.dkr.ecr.us-west-2.amazonaws.com"
     assert runner.lines == [
+        "helm get values appmesh-lab-controller --namespace appmesh-system --output json",   # no release yet
         "helm upgrade --install appmesh-lab-controller manifests/charts/appmesh-lab-controller --namespace "
         "appmesh-system --create-namespace --wait --timeout 5m --set ipFamily=IPv4 "
         f"--set images.controller.repository={reg}/appmesh-lab/controller "
@@ -421,7 +422,67 @@ def test_install_controller_keeps_the_clusters_ip_family(api, runner):
     Mesh webhook keeps setting ipPreference IPv6_ONLY."""
     api.put("Service", api_server_service("IPv6"))
     kind_target(api, runner).install_controller()
-    assert runner.lines[0].startswith("helm upgrade --install ") and "--set ipFamily=IPv6" in runner.lines[0]
+    assert runner.lines[-1].startswith("helm upgrade --install ") and "--set ipFamily=IPv6" in runner.lines[-1]
+
+
+def _standin_helm(monkeypatch):
+    """The stand-in `helm` (tests/cluster/standins/tools.py) over an in-memory state, as a runner:
+    a refusal is the runner's TargetError, as _sh_runner makes of a non-zero exit."""
+    from tests.cluster.standins import tools
+    state = {"releases": {}, "objects": {}}
+
+    def call(method, path, body=None):
+        if (method, path) == ("GET", "/standin"):
+            return json.loads(json.dumps(state))
+        if (method, path) == ("POST", "/standin/state"):
+            state.update(body)
+        elif (method, path) == ("POST", "/standin/extra"):
+            state["objects"].update({f'{o["kind"]}/{o["metadata"]["name"]}': o for o in body["objects"]})
+        return {}
+    monkeypatch.setattr(tools, "call", call)
+
+    def run(argv, input=None, env=None, timeout=None, stream=False):
+        assert argv[0] == "helm", argv
+        try:
+            return tools.helm(list(argv[1:]), input)
+        except tools.Fail as exc:
+            raise TargetError(str(exc)) from exc
+    return run, state
+
+
+def test_install_controller_keeps_the_image_tags_the_up_script_gave(api, monkeypatch):
+    """scripts/kind-up.sh and eks-up.sh install the chart with the images' content tags; lesson 02's
+    `helm upgrade --install` gives them again (read from the release), so the controller's
+    Deployment keeps its image and does not roll to the chart's default tag (stand-in helm)."""
+    api.put("Service", api_server_service("IPv4"))
+    run, state = _standin_helm(monkeypatch)
+    controller, proxy_init = "0.1.0-0123456789ab", "0.1.0-ba9876543210"
+    run(["helm", "upgrade", "--install", "appmesh-lab-controller", "manifests/charts/appmesh-lab-controller",
+         "--namespace", "appmesh-system", "--create-namespace", "--set", f"images.controller.tag={controller}",
+         "--set", f"images.proxyInit.tag={proxy_init}", "--set", "ipFamily=IPv4", "--wait"])   # as kind-up.sh
+    deployment = state["objects"]["Deployment/appmesh-lab-controller"]
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == f"appmesh-lab/controller:{controller}"
+    calls = []
+    ClusterTarget("kind", runner=lambda argv, **kw: calls.append(argv) or run(argv, **kw), kube=api.client(),
+                  echo=False).install_controller()
+    upgrade = " ".join(calls[-1])
+    assert f"--set images.controller.tag={controller}" in upgrade and f"--set images.proxyInit.tag={proxy_init}" in upgrade
+    after = state["objects"]["Deployment/appmesh-lab-controller"]
+    assert state["releases"]["appmesh-lab-controller"]["revision"] == 2
+    assert after["spec"]["template"] == deployment["spec"]["template"], "the controller's pods would roll"
+
+
+def test_install_controller_without_a_release_gives_no_tag(api, monkeypatch):
+    """No release yet (the chart installed by the lesson first): the chart's default tag, which
+    scripts/build-images.sh gives every image too."""
+    api.put("Service", api_server_service("IPv4"))
+    run, state = _standin_helm(monkeypatch)
+    with pytest.raises(TargetError, match="release: not found"):
+        run(["helm", "get", "values", "appmesh-lab-controller", "--namespace", "appmesh-system", "--output", "json"])
+    ClusterTarget("kind", runner=run, kube=api.client(), echo=False).install_controller()
+    image = state["objects"]["Deployment/appmesh-lab-controller"]["spec"]["template"]["spec"]["containers"][0]
+    assert image["image"] == "appmesh-lab/controller:0.1.0"
+    assert state["releases"]["appmesh-lab-controller"]["set"] == ["ipFamily=IPv4"]
 
 
 def test_install_controller_stops_when_the_ip_family_is_unknown(api, runner):

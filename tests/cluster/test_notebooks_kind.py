@@ -44,3 +44,8 @@ def test_the_lessons_hold_on_kind_against_the_stand_ins(kind_lessons):
     assert ["get", "service", "kubernetes", "--namespace", "default", "-o", "jsonpath={.spec.ipFamilies[0]}"] in [
         c["argv"] for c in calls if c["tool"] == "kubectl"]
     assert any(x.startswith("helm upgrade --install") and "--set ipFamily=IPv4 " in x for x in lines_run)
+    # lesson 02's upgrade gives the images' content tags kind-up.sh gave (read back from the release):
+    # the controller keeps its image and does not roll to the chart's default tag
+    upgrades = [c["argv"] for c in calls if c["tool"] == "helm" and c["argv"][:1] == ["upgrade"]]
+    tags = [sorted(a for a in argv if a.startswith("images.") and ".tag=" in a) for argv in upgrades]
+    assert len(upgrades) >= 2 and all(t == tags[0] for t in tags) and len(tags[0]) == 2, tags

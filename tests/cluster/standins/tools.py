@@ -547,6 +547,18 @@ def create(rest: list[str]) -> str:
 
 # ---- helm, kind, eksctl, docker --------------------------------------------------------------
 
+def _set_values(sets: list[str]) -> dict:
+    """The values `--set a.b=c` arguments give, nested as helm keeps them (strings)."""
+    out: dict = {}
+    for s in sets:
+        key, _, value = s.partition("=")
+        node = out
+        for part in key.split(".")[:-1]:
+            node = node.setdefault(part, {})
+        node[key.split(".")[-1]] = value
+    return out
+
+
 def helm(args: list[str], stdin: str | None) -> str:
     if args[:1] == ["version"]:
         return "v3.17.3+standin\n"
@@ -560,8 +572,17 @@ def helm(args: list[str], stdin: str | None) -> str:
         call("POST", "/standin/extra", {"objects": [], "remove": [["Deployment", "appmesh-system", pos[0]],
                                                                  ["Pod", "appmesh-system", pos[0] + "-0"]]})
         return f'release "{pos[0]}" uninstalled\n'
+    if args[:2] == ["get", "values"]:   # the values the release was given (--set), as helm keeps them
+        pos, opts = parse(args[2:], {"-n|--namespace": True, "-o|--output": True}, (1, 1), "helm get values")
+        if one(opts, "--output", "table") != "json":
+            raise Fail("Error: the stand-in answers `helm get values` with --output json only")
+        release = call("GET", "/standin")["releases"].get(pos[0])
+        if release is None or release["namespace"] != one(opts, "--namespace", "default"):
+            raise Fail("Error: release: not found")
+        return json.dumps(_set_values(release["set"]) or None) + "\n"
     if args[:1] != ["upgrade"]:
-        raise Fail(f"Error: unknown command {args[:1]} for \"helm\" (the stand-in knows version, upgrade, uninstall)")
+        raise Fail(f"Error: unknown command {args[:1]} for \"helm\" (the stand-in knows version, get values, upgrade, "
+                   "uninstall)")
     pos, opts = parse(args[1:], {"-i|--install": False, "-n|--namespace": True, "--create-namespace": False,
                                  "--wait": False, "--timeout": True, "--set": True, "-f|--values": True},
                       (2, 2), "helm upgrade")
@@ -597,16 +618,19 @@ def helm(args: list[str], stdin: str | None) -> str:
     state["releases"][release] = {"chart": chart, "namespace": ns, "revision": revision, "set": opts.get("--set") or []}
     call("POST", "/standin/state", {"releases": state["releases"]})
     labels = {"app.kubernetes.io/name": release}
+    given = _set_values(opts.get("--set") or []).get("images", {}).get("controller", {})
+    image = (f"{given.get('repository', values['images']['controller']['repository'])}:"
+             f"{given.get('tag', values['images']['controller']['tag'])}")   # as the chart's Deployment has it
     deployment = {"apiVersion": "apps/v1", "kind": "Deployment",
                   "metadata": {"name": release, "namespace": ns, "generation": revision, "labels": labels},
                   "spec": {"replicas": 1, "selector": {"matchLabels": labels},
                            "template": {"metadata": {"labels": labels}, "spec": {"containers": [
-                               {"name": "controller", "image": "appmesh-lab/controller:0.1.0"}]}}},
+                               {"name": "controller", "image": image}]}}},
                   "status": {"observedGeneration": revision, "replicas": 1, "readyReplicas": 1,
                              "updatedReplicas": 1, "availableReplicas": 1}}
     pod = {"apiVersion": "v1", "kind": "Pod",
            "metadata": {"name": release + "-0", "namespace": ns, "labels": labels},
-           "spec": {"containers": [{"name": "controller", "image": "appmesh-lab/controller:0.1.0"}]},
+           "spec": {"containers": [{"name": "controller", "image": image}]},
            "status": {"phase": "Running", "containerStatuses": [{"name": "controller", "ready": True, "restartCount": 0,
                                                                   "state": {"running": {}}, "image": "x", "imageID": ""}]}}
     call("POST", "/standin/extra", {"objects": [deployment, pod]})
