@@ -1,6 +1,8 @@
 """Each benchmark part runs (small) and emits a well-formed JSON record with every field."""
 import json
 import math
+import subprocess
+import sys
 
 from lab.bench import converge, dataplane, labbench, scale, translate
 
@@ -139,6 +141,31 @@ def test_dataplane_record(bench_run):
         assert e["concurrency"] == 1 and e["worker_threads"] == 1 and e["cpus_allowed"], e
     _machine_ok(rec)
     _numbers_ok(rec)
+
+
+def test_cpu_time_per_process_is_read_finer_than_a_clock_tick():
+    """A process that uses 3 ms of CPU in a measured run is counted 3 ms, not 0 or 10 (the
+    clock ticks of /proc/<pid>/stat): a short run on a busy machine gave a path's process 0 us
+    per request. The child burns CPU on request and says how much its own clock counted."""
+    child = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "for line in sys.stdin:\n"
+        "    t0 = time.process_time()\n"
+        "    while time.process_time() - t0 < 0.003: pass\n"
+        "    print(time.process_time() - t0, flush=True)\n")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        for i in range(4):
+            before = dataplane._cpu_s(child.pid)
+            child.stdin.write("burn\n")
+            child.stdin.flush()
+            burnt = float(child.stdout.readline())
+            used = dataplane._cpu_s(child.pid) - before
+            if i > 0:   # (the first answer comes after the interpreter's start-up)
+                assert burnt <= used < burnt + 0.001, (used, burnt)   # its own count, plus reading a line
+    finally:
+        child.stdin.close()
+        child.wait(10)
+    assert dataplane._cpu_s(child.pid) == 0.0   # gone
 
 
 def test_lab_record(bench_run):
