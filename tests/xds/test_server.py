@@ -27,12 +27,21 @@ from lab.xds import (
 SHORT = {CLUSTER_TYPE: "cds", ENDPOINT_TYPE: "eds", LISTENER_TYPE: "lds", ROUTE_TYPE: "rds"}
 
 
+def channel_to(port: int) -> grpc.Channel:
+    """A channel with subchannels of its own. gRPC shares a process-wide pool of subchannels by
+    address: a channel that found a port refused leaves its subchannel backing off, and a new
+    channel to the same address, once another server listens there (an ephemeral port handed out
+    again, as happens over a whole suite in one process), failed its first call at once with that
+    "Connection refused"."""
+    return grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)])
+
+
 class AdsClient:
     """A minimal SotW ADS client over a real gRPC channel."""
 
     def __init__(self, port: int, node_id: str, channel: grpc.Channel | None = None):
         self.node_id = node_id
-        self.channel = channel or grpc.insecure_channel(f"127.0.0.1:{port}")
+        self.channel = channel or channel_to(port)
         self._own_channel = channel is None
         self.stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(self.channel)
         self._requests: queue.Queue = queue.Queue()
@@ -348,7 +357,7 @@ def test_two_nodes_are_isolated(server, clients, res):
 def test_reconnect_to_a_new_server_gets_current_snapshot(res):
     first = XdsServer()
     port = first.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    channel = channel_to(port)
     second = None
     try:
         first.set_snapshot("node-1", snap(res, "v1"))
@@ -380,6 +389,31 @@ def test_reconnect_to_a_new_server_gets_current_snapshot(res):
         if second is not None:
             second.stop(0)
         channel.close()
+
+
+def test_a_port_another_channel_found_refused_is_connected_afresh(res):
+    """A port a stopped server left, tried (refused) by a channel still open, then bound by a new
+    server: a client of the new server connects at its first call."""
+    first = XdsServer()
+    port = first.start()
+    first.stop(0)
+    stale = grpc.insecure_channel(f"127.0.0.1:{port}")   # the process-wide pool, as any other client's
+    second = None
+    try:
+        tried = AdsClient(port, "n", stale)
+        tried.subscribe(CLUSTER_TYPE)
+        assert tried.responses.get(timeout=10) is None and tried.error.code() == grpc.StatusCode.UNAVAILABLE
+        second = XdsServer(port=port)
+        second.set_snapshot("n", snap(res, "v1"))
+        assert second.start() == port
+        c = AdsClient(port, "n")
+        c.subscribe(CLUSTER_TYPE)
+        assert c.recv(timeout=10).version_info == "v1"
+        c.close()
+    finally:
+        if second is not None:
+            second.stop(0)
+        stale.close()
 
 
 def test_callbacks_fire(res):
@@ -474,7 +508,7 @@ def test_first_request_must_carry_node_id(server, clients):
 
 
 def test_delta_xds_is_unimplemented(server):
-    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+    with channel_to(server.port) as channel:
         stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
         call = stub.DeltaAggregatedResources(iter([discovery_pb2.DeltaDiscoveryRequest(type_url=CLUSTER_TYPE)]))
         with pytest.raises(grpc.RpcError) as info:
