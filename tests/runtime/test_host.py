@@ -83,13 +83,27 @@ def test_the_admin_socket_of_a_pod_that_goes_away_goes_with_it(lab):
 
 
 def test_envoy_and_app_processes_run_for_every_pod(lab, host):
-    pods = lab.pods("appmesh-demo")
-    envoys = [p for p in host.process.filter(comm="envoy") if str(lab.client.paths.home) in p.args]
-    assert len(envoys) == sum(1 for p in pods if p["role"] in ("meshed", "gateway"))
-    apps = [p for p in host.process.filter() if "lab.apps.sample" in p.args
-            and any(pod["name"] in p.args for pod in pods)] or \
-        [c for pod in pods for c in pod["containers"] if c["name"] != "envoy" and c["state"] == "Running"]
-    assert apps
+    """Every container the lab reports is a live process of this host: each pod's Envoy an `envoy`
+    of this lab home, each app container the sample app; and no other Envoy of this home runs.
+    The lab's pods and the host's processes are read together until they agree: a pod started
+    or replaced just before (the test before this one replaces one) starts its processes after
+    the apply has returned, and an Envoy of a pod that went away may still be exiting."""
+    lab.apply("manifests/walkthrough/")   # the pods this test reads, whatever ran before it
+    home = str(lab.client.paths.home)
+
+    def agree():
+        pods = lab.pods()
+        containers = [(pod["name"], c) for pod in pods for c in pod["containers"]]
+        assert pods and all(c["state"] == "Running" and c.get("pid") for _, c in containers), containers
+        envoys = {p.pid for p in host.process.filter(comm="envoy") if home in p.args}
+        assert envoys == {c["pid"] for _, c in containers if c["name"] == "envoy"}, (envoys, containers)
+        apps = [(name, c) for name, c in containers if c["name"] != "envoy"]
+        assert len(apps) >= 2, apps   # the walkthrough's product and review services
+        for name, c in apps:
+            found = host.process.filter(pid=c["pid"])
+            assert found and "lab.apps.sample" in found[0].args, (name, c, found and found[0].args)
+        return apps
+    lab.eventually(agree, timeout=30, what="the lab's pods and this host's processes agreeing")
 
 
 def test_state_is_readable_by_the_owner_only(lab, host):
