@@ -27,7 +27,7 @@ SHARED_ACROSS_FILES = {
                                  # checks that no bench process is left: one worker for all of it
 }
 ONE_BY_ONE = (
-    "tests/notebooks/test_standalone.py",   # each lesson on a fresh lab of its own: any worker
+    "tests/notebooks/test_standalone.py",   # each reads its lesson's background run: any worker
 )
 
 
@@ -85,7 +85,8 @@ def pytest_unconfigure(config):
 
     def stop_lab(folder):
         from lab.targets.local import LocalTarget
-        for home in (folder / "lab", folder / "standin" / "lab"):   # a course's, the kind stand-ins'
+        # a course's, the kind stand-ins', each standalone lesson's
+        for home in (folder / "lab", folder / "standin" / "lab", *sorted(folder.glob("*/lab"))):
             if home.is_dir():
                 LocalTarget(home=str(home), echo=False).down()
     background.finish(config, stop_lab)

