@@ -105,7 +105,7 @@ def want(config, spec: Spec) -> Path:
 def start(config, spec: Spec) -> None:
     """In the main process: start `spec` unless it already was. The file `ended` appears in the
     run's folder when its script exits, however it exits."""
-    if spec.name in _STARTED:
+    if spec.name in _STARTED or getattr(getattr(config, "option", None), "collectonly", False):   # --collect-only runs nothing
         return
     folder = folder_of(config, spec.name)
     folder.mkdir(parents=True, exist_ok=True)
@@ -132,6 +132,8 @@ def publish_wanted(config) -> None:
 
 def start_published(config) -> None:
     """In the xdist controller, when a worker has collected: start the runs it wants."""
+    if getattr(getattr(config, "option", None), "collectonly", False):
+        return
     for f in sorted(_base(config).glob("wanted-*.json")):
         for spec in json.loads(f.read_text()):
             start(config, Spec(**spec))
@@ -223,7 +225,7 @@ def finish(config, stop_lab) -> None:
             except subprocess.TimeoutExpired:   # the session ended early: stop the run and its lab
                 os.killpg(proc.pid, signal.SIGTERM)
                 try:
-                    proc.wait(10)
+                    proc.wait(30)   # its `finally`s stop the labs it started
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()

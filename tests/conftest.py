@@ -84,9 +84,9 @@ def pytest_unconfigure(config):
     from tests import background
 
     def stop_lab(folder):
+        """Every lab home a run made in its folder (a course's first lab and the ones its runs/
+        hold, the kind stand-ins', each standalone lesson's): each holds lab-home.json."""
         from lab.targets.local import LocalTarget
-        # a course's, the kind stand-ins', each standalone lesson's
-        for home in (folder / "lab", folder / "standin" / "lab", *sorted(folder.glob("*/lab"))):
-            if home.is_dir():
-                LocalTarget(home=str(home), echo=False).down()
+        for marker in sorted(folder.rglob("lab-home.json")):
+            LocalTarget(home=str(marker.parent), echo=False).down()
     background.finish(config, stop_lab)

@@ -139,8 +139,8 @@ def scratch_lab(prefix: str, namespace: str):
     scratch = Path(tempfile.mkdtemp(prefix=prefix))
     try:
         target = LocalTarget(home=str(scratch / "lab"), echo=False, namespace=namespace)
-        target.up()
         try:
+            target.up()   # (inside: a run stopped while its lab was coming up stops that lab too)
             yield target, scratch
         finally:
             target.down()

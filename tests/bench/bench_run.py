@@ -14,11 +14,15 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
 
 def main(folder: Path) -> int:
+    # the session ended early (tests/background.py stops the run with SIGTERM): exit through the
+    # parts' `finally`s, which stop their scratch labs (in the temp dir, not in FOLDER)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     from lab.bench import run_all
     from tests.bench.conftest import SMALL
     directory = folder / "results"
