@@ -181,6 +181,7 @@ def execute(only: str | None = None, directory: Path = NOTEBOOKS, timeout: float
     folder = Path(tempfile.mkdtemp(prefix="appmesh-lessons-"))
     saved = os.environ.get("APPMESH_LAB_HOME")
     os.environ["APPMESH_LAB_HOME"] = str(folder / "lab")
+    r = None
     try:
         r = e2e.run("local", {}, only, keep=False, output_dir=str(folder / "runs"), timeout=timeout, log=log,
                     directory=directory)
@@ -206,7 +207,10 @@ def execute(only: str | None = None, directory: Path = NOTEBOOKS, timeout: float
             os.environ.pop("APPMESH_LAB_HOME", None)
         else:
             os.environ["APPMESH_LAB_HOME"] = saved
-        shutil.rmtree(folder, ignore_errors=True)
+        if r is not None and r.failed:   # the report printed above names the failing cell: keep it
+            log(f"kept the run of the failed notebooks (report.html, the executed notebooks, the lab's logs): {folder}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 # ---- CLI -------------------------------------------------------------------------------------

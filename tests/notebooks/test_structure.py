@@ -8,6 +8,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from collections import Counter
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -107,6 +108,27 @@ def test_a_source_edited_without_syncing_is_caught_and_sync_repairs_it(tmp_path)
     assert kept == [(c.id, c.outputs) for c in after.cells if c.cell_type == "code"]
     (tmp_path / "06-gateway-routes.py").unlink()
     assert lessons.out_of_sync(tmp_path) == ["06-gateway-routes.ipynb: no source 06-gateway-routes.py next to it"]
+
+
+def test_lessons_execute_keeps_the_report_of_a_failed_lesson(tmp_path):
+    """`lessons execute` printed "report: <folder>/runs/.../report.html" and removed the folder, so
+    the report of a failing cell was gone; it is kept when a lesson failed, and named."""
+    import shutil
+    from lab import lessons
+    for ext in (".py", ".ipynb"):
+        shutil.copy(NOTEBOOKS / f"00-welcome{ext}", tmp_path / f"00-welcome{ext}")
+    src = tmp_path / "00-welcome.py"
+    src.write_text(src.read_text() + '\n# %%\nassert False, "made to fail"\n')
+    said = []
+    assert lessons.execute("00", directory=tmp_path, timeout=120, log=lambda *a: said.append(" ".join(map(str, a)))) == 1
+    kept = [line for line in said if line.startswith("kept the run of the failed notebooks")]
+    assert kept, said
+    folder = Path(kept[0].rsplit(": ", 1)[1])
+    try:
+        reports = list(folder.glob("runs/*/report.html"))
+        assert reports and "made to fail" in reports[0].read_text(), reports
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_jupytext_itself_agrees_with_the_pairing(tmp_path):
