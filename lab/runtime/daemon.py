@@ -10,6 +10,7 @@ daemon adopts them.
 from __future__ import annotations
 
 import argparse
+import bisect
 import contextlib
 import fcntl
 import gc
@@ -62,6 +63,10 @@ MAX_BODY = 64 * 1024 * 1024  # larger control requests are refused (a manifest f
 # Most of the daemon's objects live as long as the daemon; collect young objects less often
 # (translation of 1,000 routes spent most of its time in the collector).
 GC_THRESHOLD = (50_000, 20, 20)
+
+
+def _key_of(r) -> tuple:
+    return (r.kind, r.namespace or "", r.name)
 
 
 def resource_of(record) -> object | None:
@@ -227,6 +232,9 @@ class Daemon:
         at = self.store.version()  # read before the listing: a write in between only makes the next call list again
         if at == self._resources_at:
             return list(self._resources)
+        since = self.store.changes_since(self._resources_at)
+        if since is not None:  # the store knows what its writes since changed: no listing
+            return self._resources_changed(*since)
         out, cache, old, delta = [], {}, self._resource_cache, {}
         listing = self.store.versions()
         # the changed records are fetched together (one decode per batch: lab/store/sqlite.py get_many)
@@ -253,6 +261,35 @@ class Daemon:
         self._resource_cache = cache
         self._delta = (self._resources_at, at, delta)
         self._resources, self._resources_at = out, at
+        return list(out)
+
+    def _resources_changed(self, at: int, changes: dict) -> list:
+        """resources() from the last call's, with the records `changes` names (Store.changes_since)
+        read again: the list stays in the store's key order, each kept record's Resource the same."""
+        cache, out, delta = dict(self._resource_cache), self._resources, {}
+        fetched = self.store.get_many([k for k, v in changes.items() if v is not None])
+        for key in sorted(changes):
+            hit = cache.pop(key, None)
+            rec = fetched.get(key)
+            r = None
+            if rec is not None:
+                r = resource_of(rec)
+                cache[key] = (rec.version, r, rec)
+            if hit is None and r is None:
+                continue
+            delta[key] = r
+            i = bisect.bisect_left(out, key, key=_key_of)
+            here = i < len(out) and _key_of(out[i]) == key
+            if r is None:
+                if here:
+                    del out[i]
+            elif here:
+                out[i] = r
+            else:
+                out.insert(i, r)
+        self._resource_cache = cache
+        self._delta = (self._resources_at, at, delta)
+        self._resources_at = at
         return list(out)
 
     def world(self) -> World:

@@ -87,6 +87,7 @@ def _spec_of(doc: dict):
 
 
 GET_MANY_BATCH = 300  # keys per query of get_many (3 bound parameters each; SQLite allows 32,766)
+HISTORY = 64  # writes whose changes a Store remembers (changes_since)
 CHECKPOINT_EVERY = 100  # write transactions between the checkpoints checkpoint_if_due() makes
 
 
@@ -124,6 +125,9 @@ class Store:
         # write bumps the store version too) makes the next versions() read it again.
         self._listing: list | None = None
         self._listing_at = -1
+        # version -> what this connection's write of it changed (key -> its version, or None when
+        # deleted), for the last HISTORY writes made while the listing was kept (changes_since)
+        self._history: dict = {}
 
     def close(self) -> None:
         with self._lock:
@@ -160,6 +164,25 @@ class Store:
             else:
                 listing.insert(i, (*key, v))
         self._listing_at = version
+        self._history[version] = dict(changed)
+        self._history.pop(version - HISTORY, None)
+
+    def changes_since(self, version: int) -> tuple | None:
+        """(the store's version, key -> its version or None when deleted) of what changed after
+        `version`, when every write since was this connection's and is still remembered; None
+        otherwise (then list everything: versions())."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key='version'").fetchone()
+            now = int(row[0]) if row else 0
+            if version < 0 or now < version or now - version > HISTORY:
+                return None
+            out: dict = {}
+            for v in range(version + 1, now + 1):
+                got = self._history.get(v)
+                if got is None:
+                    return None
+                out.update(got)
+            return now, out
 
     def checkpoint_if_due(self, every: int = CHECKPOINT_EVERY) -> bool:
         """Copy the WAL into the database file (a PASSIVE checkpoint: it waits for no reader) once

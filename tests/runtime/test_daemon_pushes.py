@@ -192,17 +192,23 @@ def test_an_apply_lets_the_validated_resources_go_before_its_pass(daemon, monkey
     assert [r.name for r in d.resources() if r.kind == "GatewayRoute"] == ["r0", "r1", "r2"]
 
 
-def test_each_pass_takes_the_last_world_with_what_the_store_changed(daemon):
-    """The World of a pass is the last pass's with the changed records put in (World.with_changes),
-    and the translation takes its delta as the change set: after applies, changes and deletes it
-    equals the World of a fresh read and every pushed configuration equals a translation from
-    scratch."""
+def test_each_pass_takes_the_last_world_with_what_the_store_changed(daemon, monkeypatch):
+    """The store says what its writes changed (Store.changes_since), so a pass reads those records
+    only, without listing the store; its World is the last pass's with them put in
+    (World.with_changes), and the translation takes its delta as the change set: after applies,
+    changes and deletes the resources and the World equal those of a fresh read, and every pushed
+    configuration equals a translation from scratch."""
     import json
 
     from lab.model import World
+    from lab.store.sqlite import Store
     from lab.translate import translate
     d = daemon
     d.apply([("<base>", m.text(m.scale(3, NS)))])
+    d.flush_status()
+    listed = []
+    real_versions = Store.versions
+    monkeypatch.setattr(Store, "versions", lambda self: listed.append(1) or real_versions(self))
     steps = [lambda: d.apply([("<new>", m.text(m.gateway_route("new", NS, {"prefix": "/new/"}, "vs0")))]),
              lambda: d.apply([("<changed>", m.text(m.gateway_route("new", NS, {"prefix": "/other/"}, "vs1")))]),
              lambda: d.delete([["GatewayRoute", NS, "r1"]])]
@@ -212,6 +218,10 @@ def test_each_pass_takes_the_last_world_with_what_the_store_changed(daemon):
         world = d.world()
         assert world.delta is not None and world.delta[0] == before.serial
         assert d._incremental.translated == [next(r.key for r in world.by_kind["VirtualGateway"])]
+        d.flush_status()
+        assert listed == []
+        keys = [r.key for r in d.resources()]
+        assert keys == [tuple(x[:3]) for x in real_versions(d.store)]
         fresh = World(d.resources())
         assert world.by_key == fresh.by_key
         assert {k: v for k, v in world.by_kind.items() if v} == {k: v for k, v in fresh.by_kind.items() if v}

@@ -30,6 +30,42 @@ def test_the_listing_kept_in_memory_is_the_database_listing(tmp_path):
         other.close()
 
 
+def test_changes_since_is_what_the_listing_changed_or_nothing(tmp_path):
+    """changes_since(v) names every key whose listed version differs from version v's listing (None:
+    deleted), or answers None: after another connection's write, or further back than it keeps."""
+    db = tmp_path / "store.db"
+    store, other = Store(db), Store(db)
+    rng = random.Random(11)
+    listings = {}
+    try:
+        store.versions()
+        for step in range(120):
+            writer = other if step % 23 == 22 else store
+            keys = [(rng.choice(["GatewayRoute", "Mesh"]), rng.choice(["", "ns"]), rng.choice("abcd"))
+                    for _ in range(rng.randint(1, 2))]
+            if rng.random() < 0.3:
+                writer.delete(keys)
+            else:
+                writer.apply([(k, {"kind": k[0], "spec": {"n": rng.randint(0, 3)}}) for k in keys])
+            now = store.version()
+            listings[now] = {tuple(x[:3]): x[3] for x in store.versions()}
+            for since in range(max(1, now - 80), now + 1):
+                got = store.changes_since(since)
+                if got is None:
+                    continue
+                at, changes = got
+                assert at == now
+                before, after = listings.get(since), listings[now]
+                assert before is not None, since  # a version no listing was kept of is never answered
+                differ = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+                assert differ <= changes.keys(), (since, now)
+                assert all(changes[k] == after.get(k) for k in changes), (since, now)
+        assert store.changes_since(store.version() - 70) is None  # further back than it keeps
+    finally:
+        store.close()
+        other.close()
+
+
 def test_kv_items_are_the_keys_with_the_prefix_and_no_others(tmp_path):
     store = Store(tmp_path / "store.db")
     try:
