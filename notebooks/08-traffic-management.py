@@ -142,12 +142,15 @@ nb.delete(t, CANARY)
 #
 # The question a release manager asks is whether anyone notices. The next cell runs a load
 # generator — 4 clients sending `GET /checkout/cart` back to back through the gateway, each
-# over its own keep-alive connection — for half a second, applies the switch while they run, and
-# keeps them running half a second after the apply returned (`apply` returns once every proxy
-# has acknowledged the new configuration). It checks that **no request failed** (a status other
-# than 200, or no answer at all), that every answer before the apply came from blue, and that
-# **every answer after it came from green**. Envoy swaps a route table between two requests: a
-# request is routed either by the old table or by the new one, never dropped between them.
+# over its own keep-alive connection — for half a second and at least 150 answers, applies the
+# switch while they run, and keeps them running half a second after the apply returned and
+# until 100 requests sent after it were answered (`apply` returns once every proxy has
+# acknowledged the new configuration; the counts keep each phase long enough on a busy machine,
+# where half a second may hold only a few dozen requests). It checks that **no request failed**
+# (a status other than 200, or no answer at all), that every answer before the apply came from
+# blue, and that **every answer after it came from green**. Envoy swaps a route table between
+# two requests: a request is routed either by the old table or by the new one, never dropped
+# between them.
 
 # %%
 BG = "manifests/examples/blue-green/"
@@ -159,7 +162,7 @@ nb.expect(t, "/checkout/cart", 200, gateway="gateway_ex-blue-green", version="bl
 nb.command("hey -z 1s -c 4 $GW/checkout/cart &    # any load generator; the cell uses 4 Python clients")
 hits, (switch_start, switch_end) = nb.load_during(t, "/checkout/cart", lambda: nb.apply(t, BG + "switch/"),
                                                   gateway="gateway_ex-blue-green", concurrency=4,
-                                                  before_s=0.5, after_s=0.5)
+                                                  before_s=0.5, after_s=0.5, before_n=150, after_n=100)
 
 # %% tags=["volatile"]
 phases = [("before the apply", lambda h: h.at < switch_start),

@@ -99,11 +99,14 @@ def hit(t, path: str, n: int = 1, headers: dict | None = None, gateway: str | No
 
 
 def load_during(t, path: str, action, *, gateway: str | None = None, concurrency: int = 4,
-                before_s: float = 0.5, after_s: float = 0.5, headers: dict | None = None,
-                timeout: float = 10.0) -> tuple[list[Hit], tuple[float, float]]:
+                before_s: float = 0.5, after_s: float = 0.5, before_n: int = 0, after_n: int = 0,
+                headers: dict | None = None, timeout: float = 10.0) -> tuple[list[Hit], tuple[float, float]]:
     """A load generator: `concurrency` clients send `path` back to back through the gateway,
-    each over its own keep-alive connection, for `before_s` seconds, then while `action()` runs
-    (an apply, say), then `after_s` seconds more. Returns every answer in the order sent, each
+    each over its own keep-alive connection, for `before_s` seconds and until `before_n` answers
+    came, then while `action()` runs (an apply, say), then `after_s` seconds more and until
+    `after_n` requests sent after the action's end were answered. The counts make each phase
+    long enough on a busy machine, where half a second may hold a few dozen requests; a phase
+    waits at most `timeout` seconds for its count. Returns every answer in the order sent, each
     with `.at` (seconds from the start), and the (start, end) of the action on the same clock.
     A request that got no HTTP answer at all is a Hit with status 0 and the error as its body."""
     import time as _time
@@ -135,12 +138,21 @@ def load_during(t, path: str, action, *, gateway: str | None = None, concurrency
     threads = [threading.Thread(target=client, args=(r,), daemon=True) for r in results]
     for th in threads:
         th.start()
+    def answered(since: float) -> int:
+        return sum(1 for r in results for h in list(r) if h.at >= since)
+
+    def phase(seconds: float, count: int, since: float) -> None:
+        _time.sleep(seconds)
+        deadline = _time.perf_counter() + timeout
+        while answered(since) < count and _time.perf_counter() < deadline:
+            _time.sleep(0.02)
+
     try:
-        _time.sleep(before_s)
+        phase(before_s, before_n, 0.0)
         start = _time.perf_counter() - t0
         action()
         end = _time.perf_counter() - t0
-        _time.sleep(after_s)
+        phase(after_s, after_n, end)
     finally:
         stop.set()
         for th in threads:
