@@ -5,6 +5,7 @@ import os
 import re
 
 from ..runtime.envoy import ACCESS_LOG_FLUSH_MS
+from ..targets.base import TargetError
 from .common import NotebookError
 from .resources import quiet
 from .traffic import Hit, curl_line, hit
@@ -111,15 +112,23 @@ def show_request(t, path: str, headers: dict | None = None, gateway: str | None 
 # ---- access logs, per proxy and request (lesson 11) ------------------------------------------
 
 def access_log(t, owner: str, path: str, container: str = "envoy") -> list[dict]:
-    """The access-log lines the Envoy of `owner`'s pod wrote for requests to `path` (query
-    included), oldest first: {"method", "path", "status", "flags", "line"}. The proxy's
+    """The access-log lines the Envoys of `owner`'s pods wrote for requests to `path` (query
+    included), oldest first per pod: {"method", "path", "status", "flags", "line"}. Every pod
+    of that owner is read (any namespace, every replica): the examples all name their gateway's
+    Deployment `gateway`, and a request goes to one replica of several. The proxy's
     logging.accessLog.file.path must be /dev/stdout (it is then in `kubectl logs -c envoy`)."""
+    pods = [p["name"] for p in t.pods() if owner in (p.get("owner"), p["name"])] or [owner]
     out = []
-    for line in t.logs(owner, container).splitlines():
-        e = access_log_entry(line)
-        if e and e["path"] == path:
-            out.append({"method": e["method"], "path": path, "status": int(e["status"]), "flags": e["flags"],
-                        "line": line.strip()})
+    for pod in pods:
+        try:
+            text = t.logs(pod, container)
+        except TargetError:   # gone since it was listed (a pod replaced, an example removed)
+            continue
+        for line in text.splitlines():
+            e = access_log_entry(line)
+            if e and e["path"] == path:
+                out.append({"method": e["method"], "path": path, "status": int(e["status"]), "flags": e["flags"],
+                            "line": line.strip()})
     return out
 
 
