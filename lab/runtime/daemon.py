@@ -130,6 +130,7 @@ class Daemon:
         self._delta: tuple = (None, None, {})  # (store version before, after, key -> Resource or None) of resources()
         self._world: tuple = (None, None)  # (the store's version, the World of its resources)
         self._semantic = SemanticIndex(complete=True)  # validation of an apply against the store's index
+        self._semantic_at = -1  # the store's version whose resources _semantic took in last
         self._conditions = Conditions()  # the status conditions, computed again only where a change reaches
         self._last_conds: dict | None = None  # key -> the condition the last status pass gave it (Pending included)
         self._status_seen: dict = {}  # key -> the record version the last status pass saw
@@ -635,12 +636,19 @@ class Daemon:
             self._write_status(world, ack_only)
             # the validation index takes in what the store holds now, so that the next apply's sync
             # finds nothing new (the check of what a change reaches is done here, after the answer)
-            self._semantic.sync(self.resources())
+            self._sync_semantic(self.resources())
             self.store.checkpoint_if_due()
         finally:
             if self._gc_held:  # the answer is out: the collector may run again
                 self._gc_held = False
                 gc.enable()
+
+    def _sync_semantic(self, resources: list) -> None:
+        """The validation index takes in `resources` (resources()): not again at the store's version
+        it took in last (SemanticIndex.sync would compare every resource to find nothing new)."""
+        if self._semantic_at != self._resources_at:
+            self._semantic.sync(resources)
+            self._semantic_at = self._resources_at
 
     @contextlib.contextmanager
     def _collect_after_answer(self):
@@ -733,7 +741,7 @@ class Daemon:
             if answering:
                 self._answering = time.monotonic()
             existing = self.resources()
-            self._semantic.sync(existing)  # checks again only the stored resources a change since reaches
+            self._sync_semantic(existing)  # checks again only the stored resources a change since reaches
             result = validate_texts(texts, complete=True, index=self._semantic)
             rejected = [p for p in result.errors if p.code != "reference"]
             problems = list(result.problems)

@@ -252,3 +252,25 @@ def test_an_apply_and_its_status_pass_leave_no_reference_cycles(daemon):
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+def test_the_validation_index_takes_in_each_store_version_once(daemon, monkeypatch):
+    """The status pass brings the validation index up to the store; an apply that finds the store
+    where the index last took it in does not compare every stored resource again (at 1,000 routes
+    that found nothing new in ~2 ms, before the push). After a delete the index still knows."""
+    from lab.model.semantics import SemanticIndex
+    d = daemon
+    d.apply([("<base>", m.text(m.scale(3, NS)))])
+    d.flush_status()
+    synced = []
+    real_sync = SemanticIndex.sync
+    monkeypatch.setattr(SemanticIndex, "sync", lambda self, stored: synced.append(1) or real_sync(self, stored))
+    d.apply([("<new>", m.text(m.gateway_route("new", NS, {"prefix": "/new/"}, "vs0")))])
+    assert synced == []
+    d.flush_status()
+    assert synced == [1]
+    d.delete([["VirtualService", NS, "vs2"]])
+    d.flush_status()
+    answer = d.apply([("<late>", m.text(m.gateway_route("late", NS, {"prefix": "/late/"}, "vs2")))])
+    assert len(synced) == 2
+    assert any("vs2" in p["message"] for p in answer["problems"]), answer["problems"]
