@@ -135,6 +135,10 @@ def _key_of(r: Resource) -> tuple:
     return (r.kind, r.namespace or "", r.name)
 
 
+_NO_KEYS: frozenset = frozenset()
+_KIND_SETS: dict = {}  # frozenset of kinds -> itself (a few distinct ones: one object each)
+
+
 class ReadingWorld(World):
     """The same index as `world`, noting what is read from it, per step: `begin()` opens a step,
     `end()` closes it and returns (keys looked up, found or not; kinds listed whole). Steps nest
@@ -153,7 +157,11 @@ class ReadingWorld(World):
 
     def end(self) -> tuple:
         keys, kinds = self._stack.pop()
-        return frozenset(keys), frozenset(kinds)
+        # kept by the validation index, the conditions and a gateway's memo for every resource: no
+        # keys is one object, and each of the few sets of kinds read is one object
+        keys = frozenset(keys) if keys else _NO_KEYS
+        kinds = frozenset(kinds)
+        return keys, _KIND_SETS.setdefault(kinds, kinds) if len(_KIND_SETS) < 4096 else kinds
 
     def note(self, key) -> None:
         if self._stack:
@@ -164,8 +172,10 @@ class ReadingWorld(World):
             self._stack[-1][1].add(kind)
 
     def get(self, kind, namespace, name):
-        self.note((kind, namespace or "", name))
-        return self._inner.get(kind, namespace, name)
+        r = self._inner.get(kind, namespace, name)
+        # a resource found notes its own key (one tuple per resource, kept by every reader)
+        self.note(r.key if r is not None else (kind, namespace or "", name))
+        return r
 
 
 class _ReadKinds(dict):

@@ -15,8 +15,20 @@ from ..model.semantics import ReadingWorld, same_resource
 APPMESH = ("Mesh", "VirtualNode", "VirtualService", "VirtualRouter", "VirtualGateway", "GatewayRoute")
 
 
+_SHARED: dict = {}  # (kind, reason, message) -> the True condition: most resources have one of a few
+
+
 def _cond(kind: str, ok: bool, reason: str, message: str) -> dict:
-    return {"type": f"{kind}Active", "status": "True" if ok else "False", "reason": reason, "message": message}
+    """A condition. Callers treat conditions as read-only (a status is made from a copy): the True
+    ones, a few distinct, are one dict each, not one per resource."""
+    if ok:
+        c = _SHARED.get((kind, reason, message))
+        if c is None:
+            c = {"type": f"{kind}Active", "status": "True", "reason": reason, "message": message}
+            if len(_SHARED) < 4096:
+                _SHARED[(kind, reason, message)] = c
+        return c
+    return {"type": f"{kind}Active", "status": "False", "reason": reason, "message": message}
 
 
 class _Status:
@@ -192,8 +204,13 @@ class Conditions:
 def with_pending(conds: dict, pending: dict | None) -> dict:
     """`conds` with each True condition of a `pending` key turned Unknown, reason Pending."""
     out = dict(conds)
+    shared: dict = {}  # many resources wait for the same proxies: one condition per type and message
     for key, message in (pending or {}).items():
         c = out.get(key)
         if c is not None and c["status"] == "True":
-            out[key] = {"type": c["type"], "status": "Unknown", "reason": "Pending", "message": message}
+            made = shared.get((c["type"], message))
+            if made is None:
+                made = shared[(c["type"], message)] = {"type": c["type"], "status": "Unknown", "reason": "Pending",
+                                                       "message": message}
+            out[key] = made
     return out
