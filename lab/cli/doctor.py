@@ -39,8 +39,10 @@ def cmd_doctor(args) -> int:
         if not p["connected"]:
             problems.append(f"proxy {p['node_id']} is not connected to the xDS server: check its pod with "
                             "`appmesh-lab get pods -A` and `appmesh-lab logs POD -c envoy`")
+        if p.get("port_conflict"):
+            problems.append(p["port_conflict"]["message"])
         for t, s in p["types"].items():
-            if s.get("nack"):
+            if s.get("nack") and not p.get("port_conflict"):
                 problems.append(f"proxy {p['node_id']} rejected its {t} config (version {s['nack'].get('version')}): "
                                 f"{s['nack'].get('message')} — fix the resource the message names and apply again; "
                                 "the proxy keeps serving its last good config meanwhile")

@@ -29,7 +29,7 @@ def cmd_up(args) -> int:
         out(f"lab is up in {time.time() - t0:.1f}s: daemon pid {info['pid']}, App Mesh API "
             f"http://127.0.0.1:{info['appmesh_api_port']}, state in {c.paths.home}")
     for line in info.get("waiting", []):
-        out(f"warning: {line}; see `appmesh-lab logs POD`", file=sys.stderr)
+        out(f"warning: {line}" + ("" if line.startswith("the proxy ") else "; see `appmesh-lab logs POD`"), file=sys.stderr)
     return 0
 
 
@@ -75,6 +75,9 @@ def cmd_status(args) -> int:
                      "yes" if acked else "no", nack])
     out()
     table(rows)
+    for p in st["proxies"]:
+        if p.get("port_conflict"):
+            out(f"warning: {p['port_conflict']['message']}")
     out()
     print_pods(st["pods"])
     return 0

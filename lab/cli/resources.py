@@ -60,7 +60,10 @@ def cmd_apply(args) -> int:
     if args.dry_run:
         out("(dry run: nothing was changed)")
     elif args.wait:  # until every proxy has ACKed the version this apply made, or a newer one
-        wait_converged(c, args.timeout, versions if versions else None)
+        st = wait_converged(c, args.timeout, versions if versions else None)
+        for p in st["proxies"]:  # not waited for: said
+            if p.get("port_conflict"):
+                out(f"warning: {p['port_conflict']['message']}", file=sys.stderr)
         return _report_config_rejected(c, results)
     return 0
 

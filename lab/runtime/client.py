@@ -184,7 +184,8 @@ class Client:
 def restore_pending(status: dict) -> tuple[list, list]:
     """What a lab's status says is not back yet: (waiting, settled). `waiting` names pods that are not
     running (or whose app does not accept connections yet) and proxies that have not ACKed their
-    configuration; `settled` names pods that crash-loop, which no waiting brings back."""
+    configuration; `settled` names pods that crash-loop and proxies whose listener port another
+    process holds, which no waiting brings back."""
     waiting, settled = [], []
     for p in status["pods"]:
         if p["status"] in ("CrashLoopBackOff", "Error"):
@@ -200,7 +201,9 @@ def restore_pending(status: dict) -> tuple[list, list]:
     for x in status["proxies"]:
         if not x.get("snapshot_version") or x["node_id"] not in running:
             continue
-        if not x["connected"]:
+        if x.get("port_conflict"):  # no waiting frees a port another process holds: said, not waited for
+            settled.append(x["port_conflict"]["message"])
+        elif not x["connected"]:
             waiting.append(f"proxy {x['node_id']} is not connected")
         elif not all(t["acked_version"] == t["last_sent_version"] for t in x["types"].values() if t["last_sent_version"]):
             waiting.append(f"proxy {x['node_id']} has not ACKed version {x.get('snapshot_version')}")

@@ -43,8 +43,9 @@ from . import pods as podplan
 from .envoy import find_envoy
 from .home import Paths, UnsafeHome, lab_home
 from .httpjson import BadRequest
-from .isolation import Isolation, digest, same
+from .isolation import Isolation, bind_conflict, digest, same
 from .listeners import appmesh_api_server, control_server
+from .port_conflicts import PortConflicts
 from .ports import Claims, Ports, holder_of, port_is_free
 from .procs import identify
 from .sockets import Sockets, UnsafeFolder
@@ -119,6 +120,7 @@ class Daemon:
         self._attach: set = set()  # node ids an Envoy connected as while they had no snapshot
         self.wanted: set = set()  # node ids of the proxies translated and pushed by the last pass
         self.isolation = Isolation()  # what each proxy ACKed, and the resources left out because one NACKed them
+        self.port_conflicts = PortConflicts()  # proxies whose listener cannot bind: pushed again once the port is free
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -202,6 +204,11 @@ class Daemon:
                 push["acked"] = time.time()
                 self._acked_pass[node_id] = push["pass"]
                 self.isolation.record(node_id, version, True)
+                ended = self.port_conflicts.acked(node_id)
+                key = ended and self._proxy_resource_key(node_id)
+                if key:
+                    self.store.add_event(key, "Normal", "PortFree",
+                                         f"the proxy {node_id} now listens on {ended['address']}")
                 self._wake.set()
 
     def on_nack(self, node_id, type_url, version, message):
@@ -212,6 +219,12 @@ class Daemon:
             return
         self.isolation.record(node_id, version, False, message)
         self._wake.set()
+        conflict = bind_conflict(message)
+        if conflict is not None:  # the host's port, not the configuration (port_conflicts.py): one event per conflict
+            key = self.port_conflicts.nacked(node_id, conflict) and self._proxy_resource_key(node_id)
+            if key:
+                self.store.add_event(key, "Warning", "PortInUse", self.port_conflicts.view(node_id)["message"])
+            return
         sent = self.isolation.sent.get(node_id) or {}
         if sent.get("version") == version and sent.get("probe"):
             return  # a step of the search for the resource at fault: not news for the user
@@ -316,6 +329,9 @@ class Daemon:
         with self._lock:
             version = self.store.version()
             force = force or bool(self._attach)  # an Envoy connected as a proxy that has no snapshot
+            for nid in self.port_conflicts.due():  # its port looks free again: the same configuration, a new version
+                if self._pushed.pop(nid, None) is not None:
+                    force = True
             if not force and version == self._reconciled_version:
                 # nothing new in the store: a pass only if a proxy NACKed or is being searched for the
                 # resource it rejects; its ACKs alone are remembered without translating anything
@@ -511,6 +527,7 @@ class Daemon:
             self._acked_pass.pop(nid, None)
             if nid not in out:  # its resource is gone (a proxy without an Envoy keeps what it rejected)
                 self.isolation.forget_node(nid)
+                self.port_conflicts.forget(nid)
 
     def _unsettled(self) -> bool:
         """Whether a proxy ACKed a push that no status pass has taken in yet."""
@@ -822,7 +839,9 @@ class Daemon:
             push = self.pushes.get(nid)
             proxies.append({"node_id": nid, **st, "push": dict(push) if push else None,
                             # the daemon is finding the resource this proxy rejected (isolation.py)
-                            "searching": self.isolation.searching(nid)})
+                            "searching": self.isolation.searching(nid),
+                            # a listener cannot bind: another process holds its port (port_conflicts.py)
+                            "port_conflict": self.port_conflicts.view(nid)})
         gateways = []
         for nid, listeners in self.placement.listeners.items():
             if "/virtualGateway/" in nid:

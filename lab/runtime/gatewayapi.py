@@ -36,6 +36,9 @@ def _programmed(daemon, nid: str) -> tuple:
     push = daemon.pushes.get(nid)
     if push is None:
         return (False, "Pending", "no configuration pushed to the gateway's Envoy yet")
+    conflict = daemon.port_conflicts.view(nid) if push["acked"] is None else None
+    if conflict is not None:
+        return (False, "Pending", conflict["message"])
     if push["acked"] is None:
         return (False, "Pending", f"configuration {push['version']} sent to the gateway's Envoy, not ACKed yet")
     return (True, "Programmed", f"the gateway's Envoy ACKed configuration {push['version']}")

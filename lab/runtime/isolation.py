@@ -22,6 +22,14 @@ A proxy that NACKs with no suspect left gets its own resource as it last ACKed i
 resource is rejected the same way, if it changed since; if nothing changed (a listener port in
 use, say), no resource is at fault and none is marked: the proxy keeps its last good
 configuration, and its NACK is what `status` and `doctor` show.
+
+A NACK because a listener cannot bind its address (Envoy: "cannot bind '127.0.0.1:40080': Address
+already in use") is never searched: the address is the host's, held by some other process, and
+leaving resources out only produces configurations that fail the same way until the port happens
+to be freed mid-search, when whatever was left out last would be blamed. Envoy rejects the whole
+listener update, so the proxy keeps the listeners it last accepted (all of them: its other
+listeners are not changed either); the daemon tells the user which port and proxy, and pushes
+again when the port is free (lab/runtime/daemon.py, PortConflicts).
 """
 from __future__ import annotations
 
@@ -41,6 +49,21 @@ def nack_reason(message: str, limit: int = 400) -> str:
         text = text.split("goo.gle/debug", 1)[0].rstrip(": \n")
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_CANNOT_BIND = re.compile(r"(?:(?P<listener>[^\s:]+): )?cannot bind '(?P<address>[^']+)': (?P<why>[^\n]*)")
+
+
+def bind_conflict(message: str) -> dict | None:
+    """{"listener", "address", "port", "why"} when Envoy's NACK says a listener cannot bind its
+    address because something else holds it; None for any other NACK."""
+    m = _CANNOT_BIND.search(message or "")
+    if m is None or "in use" not in m.group("why").lower():
+        return None
+    address = m.group("address")
+    port = address.rsplit(":", 1)[-1]
+    return {"listener": m.group("listener") or "", "address": address,
+            "port": int(port) if port.isdigit() else None, "why": m.group("why").strip()}
 
 
 def refers_to(world, r) -> dict:
@@ -161,6 +184,9 @@ class Isolation:
             self.acked_config[nid] = sent["config"]
             if probe is not None:
                 probe["acked"] = sent.get("digest") or digest(sent["config"])
+        elif bind_conflict(message):  # the host's port, not a resource: no search, nobody blamed (above)
+            self.probes.pop(nid, None)
+            return
         if probe is None or not sent.get("probe"):
             if ok:
                 self.probes.pop(nid, None)

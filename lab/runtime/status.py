@@ -64,7 +64,9 @@ def wait_converged(c: Client, timeout: float, versions: dict | None = None, pods
     """Wait until every pod runs (unless pods=False) and every proxy a pod runs has ACKed the
     configuration version in `versions` (node id -> version, what apply and delete answer) or a
     newer one, so that a request sent next is served with the change; without `versions`, the
-    version each proxy is given now. Fails at once when a proxy rejects (NACKs) that version."""
+    version each proxy is given now. Fails at once when a proxy rejects (NACKs) that version. A
+    proxy whose listener port another process holds (its `port_conflict`) is not waited for: it
+    keeps its last good listeners until the port is free (lab/runtime/port_conflicts.py)."""
     deadline = time.time() + timeout
     st = c.call("GET", "/v1/status")
     wanted = dict(versions) if versions is not None else {
@@ -80,8 +82,8 @@ def wait_converged(c: Client, timeout: float, versions: dict | None = None, pods
         # only proxies some pod runs can connect (a virtual node without pods has nobody to ACK)
         running = {p.get("node_id") for p in st["pods"]}
         for p in st["proxies"]:
-            if p["node_id"] not in running:
-                continue
+            if p["node_id"] not in running or p.get("port_conflict"):
+                continue  # a port another process holds: no waiting frees it (said by `status`, `doctor`, `up`)
             why = proxy_waiting(p, wanted.get(p["node_id"]))
             if why:
                 rejected = proxy_rejected(p)

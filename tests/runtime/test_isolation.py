@@ -121,3 +121,39 @@ def test_a_nack_with_nothing_changed_marks_no_resource():
     iso.answer(NODE, {"version": "v2", "resources": {r.key: r for r in rs}, "config": {"port": 2}}, False,
                "cannot bind '127.0.0.1:8088': Address already in use", lambda nid: {OWN})
     assert not iso.rejected and not iso.probes
+
+
+BIND = "Error adding/updating listener(s) lds_ingress_127.0.0.1_80: cannot bind '127.0.0.1:40080': Address already in use\n"
+
+
+def test_a_port_in_use_on_a_fresh_proxy_starts_no_search_and_blames_nothing():
+    """A proxy that never ACKed (the lab just came up): every resource is new to it, but a listener
+    that cannot bind is the host's port, not one of them."""
+    iso = Isolation()
+    rs = [Res(OWN)] + routes(8) + [Res(("VirtualNode", "ns", f"vn-{i}"), {"v": 1}) for i in range(3)]
+    iso.forget_changed(type("W", (), {"by_key": {r.key: r for r in rs}})())
+    iso.answer(NODE, {"version": "v1", "resources": {r.key: r for r in rs}, "config": config(rs)}, False, BIND,
+               lambda nid: {OWN})
+    assert not iso.probes and not iso.rejected
+
+
+def test_a_port_in_use_in_the_middle_of_a_search_ends_it_without_blaming_what_was_left_out():
+    iso = Isolation()
+    rs = [Res(OWN)] + routes(8)
+    iso.forget_changed(type("W", (), {"by_key": {r.key: r for r in rs}})())
+    iso.answer(NODE, {"version": "v1", "resources": {r.key: r for r in rs}, "config": config(rs)}, False,
+               "HeaderMatcherValidationError.Name: value does not match", lambda nid: {OWN})
+    assert NODE in iso.probes
+    used = iso.probe_resources(NODE, iso.effective(rs))
+    iso.answer(NODE, {"resources": {r.key: r for r in used}, "config": config(used), "probe": True}, False, BIND,
+               lambda nid: {OWN})
+    assert not iso.probes and not iso.rejected
+
+
+def test_bind_conflict_reads_envoys_message():
+    from lab.runtime.isolation import bind_conflict
+    assert bind_conflict(BIND) == {"listener": "lds_ingress_127.0.0.1_80", "address": "127.0.0.1:40080",
+                                   "port": 40080, "why": "Address already in use"}
+    assert bind_conflict("cannot bind '[::1]:8080': Address already in use")["port"] == 8080
+    assert bind_conflict("cannot bind '127.0.0.1:80': Permission denied") is None
+    assert bind_conflict("HeaderMatcherValidationError.Name: value does not match") is None
