@@ -59,8 +59,9 @@ def translate(rec: dict) -> tuple:
                      _ms(r["total_ms"]["median"]), _ms(r["gateway_snapshot_ms"]["median"]), *change])
     text = ("Translation of N gateway routes with N virtual services and N virtual nodes (N + 1 proxies), "
             "in process, medians over the repeats; x/route is the per-route cost relative to the smallest N. "
-            "*One-route change*: one gateway route more, translated incrementally as the daemon does (only the "
-            "gateway is translated again, each route and virtual service whose inputs did not change taken as it was), "
+            "*One-route change*: one gateway route more, indexed and translated incrementally as the daemon does (the "
+            "last World with the route put in; only the gateway is translated again, each route and virtual service "
+            "whose inputs did not change taken as it was), "
             "and the gateway's snapshot rebuilt reusing its unchanged parsed resources (a changed route "
             "configuration's bytes assembled from its routes' kept encodings).\n\n"
             + _md_table(rows))
@@ -73,8 +74,10 @@ def translate(rec: dict) -> tuple:
         if "change_ms" in big:
             targets.append(["translate: a one-route change at 1,000 routes", "< 10 ms",
                             f"{big['change_ms']['median']:.1f} ms", _yes(rec["met"].get("one_route_change_1000_routes")),
-                            "a change translates only the routes (and virtual services) whose inputs changed, "
-                            "but the gateway's memo is still looked up route by route, and the model indexed "
+                            "the change is put into the last World and reaches only the proxies that read "
+                            "what it changed (a reverse index), and of the gateway only the routes and virtual "
+                            "services whose inputs changed are translated; but the gateway's memo is still "
+                            "looked up route by route and its route and cluster lists assembled and sorted "
                             "again (O(routes) Python loops, no parsing)"])
     return text, targets
 
