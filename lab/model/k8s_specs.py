@@ -1,5 +1,7 @@
-"""The Kubernetes kinds the lab reads (Namespace, Service, Deployment, Pod, their containers), the
-subset of their fields it acts on; other fields pass (the objects are open).
+"""The Kubernetes kinds the lab reads (Namespace, Service, Deployment, Pod, their containers): the
+fields it acts on, with their rules. Every other field is checked by name against its Kubernetes
+type (K8sObj, k8s_strict.py), as the API server's strict field validation does: a typo such as
+targetPrt is an unknown field, with the nearest real name as the hint.
 """
 from __future__ import annotations
 
@@ -7,7 +9,8 @@ import re
 
 from . import limits
 from .fields import label_selector, port
-from .schema import AnnotationMap, Arr, Finding, Int, LabelMap, Obj, Str
+from .k8s_strict import K8sObj
+from .schema import AnnotationMap, Arr, Finding, Int, LabelMap, Str
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -20,11 +23,11 @@ def _named(key: str, check, what: str):
     return rule
 
 
-CONTAINER = Obj(open=True, props={
+CONTAINER = K8sObj(k8s="V1Container", props={
     "name": Str(), "image": Str(min_len=1),
     "command": Arr(items=Str()), "args": Arr(items=Str()),
-    "env": Arr(items=Obj(open=True, props={"name": Str(min_len=1), "value": Str()}, required=("name",))),
-    "ports": Arr(items=Obj(open=True, props={"containerPort": port(), "name": Str(),
+    "env": Arr(items=K8sObj(k8s="V1EnvVar", props={"name": Str(min_len=1), "value": Str()}, required=("name",))),
+    "ports": Arr(items=K8sObj(k8s="V1ContainerPort", props={"containerPort": port(), "name": Str(),
                                               "protocol": Str(enum=("TCP", "UDP", "SCTP"))},
                            required=("containerPort",),
                            rules=(_named("name", limits.iana_svc_name, "container port name"),))),
@@ -42,17 +45,17 @@ def _container_name(v: dict) -> list:
                                 "at most 63 characters)", f"for example {fixed!r}")]
     return []
 
-POD_SPEC = Obj(open=True, props={
+POD_SPEC = K8sObj(k8s="V1PodSpec", props={
     "containers": Arr(min_items=1, items=CONTAINER, unique_by="name"),
     "initContainers": Arr(items=CONTAINER),
 }, required=("containers",))
 
-OBJECT_META = Obj(open=True, props={"labels": LabelMap(), "annotations": AnnotationMap()})
+OBJECT_META = K8sObj(k8s="V1ObjectMeta", props={"labels": LabelMap(), "annotations": AnnotationMap()})
 
-DEPLOYMENT_SPEC = Obj(open=True, props={
+DEPLOYMENT_SPEC = K8sObj(k8s="V1DeploymentSpec", props={
     "replicas": Int(minimum=0, maximum=50),
     "selector": label_selector("Pods this Deployment manages."),
-    "template": Obj(open=True, props={"metadata": OBJECT_META, "spec": POD_SPEC}, required=("spec",)),
+    "template": K8sObj(k8s="V1PodTemplateSpec", props={"metadata": OBJECT_META, "spec": POD_SPEC}, required=("spec",)),
 }, required=("selector", "template"), rules=(lambda v: _selector_matches_template(v),))
 
 
@@ -68,10 +71,10 @@ def _selector_matches_template(v: dict) -> list:
     return []
 
 
-SERVICE_SPEC = Obj(open=True, props={
+SERVICE_SPEC = K8sObj(k8s="V1ServiceSpec", props={
     "type": Str(enum=("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")),
     "selector": LabelMap(),
-    "ports": Arr(items=Obj(open=True, props={
+    "ports": Arr(items=K8sObj(k8s="V1ServicePort", props={
         # the API server's default node port range (--service-node-port-range)
         "name": Str(), "port": port(), "nodePort": Int(minimum=30000, maximum=32767),
         "protocol": Str(enum=("TCP", "UDP", "SCTP")),
@@ -92,4 +95,4 @@ def _target_port(v: dict) -> list:
                     "write e.g. targetPort: 8080")]
 
 
-NAMESPACE_SPEC = Obj(open=True, props={})
+NAMESPACE_SPEC = K8sObj(k8s="V1NamespaceSpec", props={})

@@ -281,7 +281,7 @@ class Obj(Node):
     required: tuple = ()
     exactly_one: tuple = ()  # groups (tuples) of which exactly one key must be present
     at_most_one: tuple = ()  # groups of which at most one key may be present
-    open: bool = False  # unknown keys allowed (Kubernetes kinds the lab reads only in part)
+    open: bool = False  # unknown keys go to other_field: taken as they are, or checked by K8sObj (k8s_strict.py)
     rules: tuple = ()  # callables: value -> list[Finding] (paths relative to this object)
 
     def check(self, value, path, out, unknown_hint: Optional[UnknownHint] = None):
@@ -295,16 +295,11 @@ class Obj(Node):
             sub = join_path(path, key)
             node = self.props.get(key)
             if node is None:
-                if self.open:
-                    continue
-                got = unknown_hint(sub, key) if unknown_hint else None
-                hint, instead = got if isinstance(got, tuple) else (got, ())
-                near = difflib.get_close_matches(str(key), list(self.props), n=1, cutoff=0.6)
-                if not hint:
-                    hint = (f"did you mean {near[0]!r}?" if near
-                            else f"fields allowed here: {', '.join(sorted(self.props)) or 'none'}")
-                out.append(Finding(sub, f"unknown field {key!r}", hint, "unknown-field"))
-                stand_ins |= {join_path(path, k) for k in (*instead, *near)}
+                if not self.open:
+                    stand_ins |= {join_path(path, k) for k in
+                                  unknown_field(key, sub, list(self.props), out, unknown_hint)}
+                else:
+                    self.other_field(key, child, path, out, unknown_hint, stand_ins)
                 continue
             if isinstance(node, (Obj, ReadOnly)):
                 node.check(child, sub, out, unknown_hint)
@@ -340,6 +335,11 @@ class Obj(Node):
         if stand_ins:  # "x is missing" next to "unknown field y (write x)" says the same thing twice
             out[start:] = [f for f in out[start:] if not stand_ins.intersection(f.about)]
 
+    def other_field(self, key, value, path: str, out: list, unknown_hint, stand_ins: set) -> None:
+        """`key` of an open object at `path` is not in props: taken as it is (K8sObj checks it against its
+        Kubernetes type). A finding it adds may name in `stand_ins` the fields the key stands in for."""
+        return
+
     def openapi(self):
         d: dict = {"type": "object"}
         if self.props:
@@ -349,6 +349,19 @@ class Obj(Node):
         if self.open:
             d["x-kubernetes-preserve-unknown-fields"] = True
         return self._doc(d)
+
+
+def unknown_field(key, path: str, allowed: list, out: list, unknown_hint: Optional[UnknownHint] = None) -> tuple:
+    """Report the unknown field `key` at `path` (a known mistake's hint, or the nearest of `allowed`);
+    returns the fields it stands in for, relative to its object."""
+    got = unknown_hint(path, key) if unknown_hint else None
+    hint, instead = got if isinstance(got, tuple) else (got, ())
+    near = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+    if not hint:
+        hint = (f"did you mean {near[0]!r}?" if near
+                else f"fields allowed here: {', '.join(sorted(allowed)) or 'none'}")
+    out.append(Finding(path, f"unknown field {key!r}", hint, "unknown-field"))
+    return (*instead, *near)
 
 
 def _check_obj_array(arr: Arr, value, path, out, unknown_hint):

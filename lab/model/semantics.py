@@ -14,6 +14,7 @@ rejected by an apply; the rest become status conditions at run time.
 from __future__ import annotations
 
 import bisect
+import difflib
 import itertools
 from collections import defaultdict
 
@@ -247,9 +248,11 @@ class _Checker:
     def mesh_membership(self, r: Resource):
         meshes = self.world.meshes_for(r.namespace)
         if meshes is None:
+            near = difflib.get_close_matches(str(r.namespace), [n.name for n in self.world.by_kind["Namespace"]], 1, 0.8)
             self.missing(r, "metadata.namespace", f"namespace {r.namespace!r} is not among the documents, so its mesh "
-                         "cannot be determined", f"add a Namespace {r.namespace!r} whose labels match a Mesh's "
-                         "namespaceSelector", "mesh-membership")
+                         "cannot be determined", f"did you mean {near[0]!r}? (or add a Namespace {r.namespace!r} whose "
+                         "labels match a Mesh's namespaceSelector)" if near else f"add a Namespace {r.namespace!r} "
+                         "whose labels match a Mesh's namespaceSelector", "mesh-membership")
             return
         if not meshes:
             if not self.world.by_kind["Mesh"] and not self.complete:

@@ -13,7 +13,9 @@ from .hints import annotation_hint, api_version_hint, unknown_field_hint, unknow
 from .loader import Document
 from .problems import Problem, join_path
 from .resources import Resource
-from .schema import AnnotationMap, Finding, LabelMap, Obj
+from .k8s_openapi import TYPES
+from .k8s_specs import OBJECT_META
+from .schema import Finding, Obj
 
 TOP_LEVEL = ("apiVersion", "kind", "metadata", "spec", "status")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -111,7 +113,15 @@ def check_document(doc: Document) -> DocResult:
         problems.append(_p(doc, "metadata", "metadata is missing or not a mapping",
                            "add metadata: {name: ..., namespace: ...}", "required"))
         return DocResult(None, problems)
-    named = _check_name(doc, "metadata.name", meta.get("name"), "name", label=(kind == "Namespace"))
+    # metadata is an ObjectMeta on every kind (App Mesh and Gateway API ones too): its fields are
+    # checked by name as the API server does (k8s_strict.py); a misspelt name is reported once, as unknown
+    out: list[Finding] = []
+    OBJECT_META.check(meta, "metadata", out, lambda path, key: unknown_field_stands_in(kind, path))
+    meta_fields = sorted(TYPES["V1ObjectMeta"])
+    name_misspelt = "name" not in meta and any(
+        k not in meta_fields and difflib.get_close_matches(str(k), meta_fields, 1, 0.6) == ["name"] for k in meta)
+    named = [] if name_misspelt else \
+        _check_name(doc, "metadata.name", meta.get("name"), "name", label=(kind == "Namespace"))
     problems += named
     if kind == "Service" and not named:
         bad = limits.dns1035_label(meta["name"], "Service name")
@@ -127,11 +137,6 @@ def check_document(doc: Document) -> DocResult:
         problems.append(_p(doc, "metadata.namespace", f"{kind} is cluster-scoped; metadata.namespace is ignored",
                            "remove metadata.namespace", "ignored", "warning"))
         ns = None
-    out: list[Finding] = []
-    if "labels" in meta:
-        LabelMap().check(meta["labels"], "metadata.labels", out)
-    if "annotations" in meta:
-        AnnotationMap().check(meta["annotations"], "metadata.annotations", out)
     problems += _findings(doc, out)
 
     spec = data.get("spec")
