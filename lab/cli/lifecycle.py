@@ -18,7 +18,11 @@ def cmd_up(args) -> int:
 
     def progress():
         dots["n"] += 1
-        if dots["n"] % 10 == 0:
+        waiting = c.restoring
+        if waiting and dots["n"] % 50 == 0:  # every 5 s: what it waits for, not dots alone
+            out(("\n" if dots["n"] >= 10 else "") + "waiting for: " + "; ".join(waiting[:3])
+                + (f" and {len(waiting) - 3} more" if len(waiting) > 3 else ""), file=sys.stderr)
+        elif dots["n"] % 10 == 0:
             out(".", end="", flush=True, file=sys.stderr)
     info = c.up(timeout=args.timeout, progress=progress)
     if dots["n"] >= 10:

@@ -30,6 +30,7 @@ class Client:
     def __init__(self, home: Path | None = None):
         self.paths = Paths(home or lab_home())
         self.sockets = Sockets(self.paths.home)
+        self.restoring: list = []  # what up() waits for now (restore_pending)
 
     def check_home(self) -> None:
         """Refuse a lab home another user could change (its daemon.json could send the owner's
@@ -122,6 +123,7 @@ class Client:
         deadline = time.time() + restore_timeout
         while True:
             waiting, settled = restore_pending(self.call("GET", "/v1/status"))
+            self.restoring = waiting  # what `up` waits for now (the CLI names it when it takes long)
             if not waiting:
                 return {"already": False, **info, "waiting": settled}
             if time.time() >= deadline:
@@ -205,6 +207,7 @@ def restore_pending(status: dict) -> tuple[list, list]:
             settled.append(x["port_conflict"]["message"])
         elif not x["connected"]:
             waiting.append(f"proxy {x['node_id']} is not connected")
-        elif not all(t["acked_version"] == t["last_sent_version"] for t in x["types"].values() if t["last_sent_version"]):
+        elif (not all(t["acked_version"] == t["last_sent_version"] for t in x["types"].values() if t["last_sent_version"])
+              or (x.get("push") or {}).get("acked", True) is None):  # connected, its push not (all) sent yet
             waiting.append(f"proxy {x['node_id']} has not ACKed version {x.get('snapshot_version')}")
     return waiting, settled

@@ -618,9 +618,15 @@ class Daemon:
                 if memo not in messages:
                     shown = sorted({n for p in parts for n in p})
                     messages[memo] = "sent to the proxies but not ACKed yet by " + ", ".join(shown[:3]) + (
-                        f" and {len(shown) - 3} more" if len(shown) > 3 else "")
+                        f" and {len(shown) - 3} more" if len(shown) > 3 else "") + self._port_note(shown)
                 late[r.key] = messages[memo]
         return late, settled
+
+    def _port_note(self, names: list) -> str:
+        """Why some of the proxies `names` (short names) cannot ACK: a port another process holds."""
+        held = {nid.split("/")[-1]: c["address"] for nid, c in list(self.port_conflicts.by_node.items())}
+        notes = [f"{n} cannot listen on {held[n]}, which another process holds" for n in names if n in held]
+        return f" ({'; '.join(notes[:3])}: see the events of its resource)" if notes else ""
 
     def _answer_due(self) -> bool:
         """Whether an apply's answer is still being written (for at most ANSWER_WAIT_S)."""

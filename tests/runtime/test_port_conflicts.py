@@ -60,3 +60,15 @@ def test_looks_free_sees_a_listening_socket():
         assert looks_free(address) is False
     assert looks_free(address) is True
     assert FORCE_AFTER > BACKOFF_MAX
+
+
+def test_up_waits_for_a_push_not_sent_yet_and_not_for_a_port_another_process_holds():
+    from lab.runtime.client import restore_pending
+    pod = {"namespace": "ns", "name": "gw-1", "status": "Running", "node_id": NID, "containers": []}
+    proxy = {"node_id": NID, "snapshot_version": "1-1", "connected": True, "push": {"version": "1-1", "acked": None},
+             "types": {"lds": {"acked_version": None, "last_sent_version": None}}}
+    # connected, nothing sent to it yet: not restored (all() of no sent type used to say it was)
+    assert restore_pending({"pods": [pod], "proxies": [proxy]})[0] == [f"proxy {NID} has not ACKed version 1-1"]
+    conflict = {"message": "the proxy ... cannot listen on 127.0.0.1:40080"}
+    assert restore_pending({"pods": [pod], "proxies": [{**proxy, "port_conflict": conflict}]}) == (
+        [], [conflict["message"]])
