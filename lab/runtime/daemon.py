@@ -39,6 +39,7 @@ from ..xds.errors import SnapshotError
 from ..xds.snapshot import Snapshot
 from ..xds.server import SHORT_NAMES, XdsServer
 from . import gatewayapi as gwapi
+from . import heap
 from . import pods as podplan
 from .envoy import find_envoy
 from .home import Paths, UnsafeHome, lab_home
@@ -661,6 +662,8 @@ class Daemon:
             # finds nothing new (the check of what a change reaches is done here, after the answer)
             self._sync_semantic(self.resources())
             self.store.checkpoint_if_due()
+            if len(events) >= heap.LARGE_APPLY:  # what the apply freed goes back to the system
+                heap.trim()
         finally:
             if self._gc_held:  # the answer is out: the collector may run again
                 self._gc_held = False

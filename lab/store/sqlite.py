@@ -10,6 +10,7 @@ import bisect
 import json
 import os
 import sqlite3
+import sys
 import threading
 import time
 import uuid
@@ -59,11 +60,31 @@ class _Tx:
             store._lock.release()
         return False
 
+def _shared_names(row, doc) -> tuple:
+    """(kind, namespace, name) of a record, with the strings many records repeat (apiVersion, kind,
+    namespace; in the row and in the document) one object each, and the name the document's: kept
+    for every stored resource by the lab's daemon, they are not one copy per record and place.
+    The document is changed only to equal strings."""
+    intern = sys.intern
+    kind, namespace, name = intern(row[0]), intern(row[1]), row[2]
+    if type(doc) is dict:
+        for field_name in ("apiVersion", "kind"):
+            if type(doc.get(field_name)) is str:
+                doc[field_name] = intern(doc[field_name])
+        meta = doc.get("metadata")
+        if type(meta) is dict:
+            if type(meta.get("namespace")) is str:
+                meta["namespace"] = intern(meta["namespace"])
+            if meta.get("name") == name:
+                name = meta["name"]
+    return kind, namespace, name
+
+
 class StoreError(Exception):
     """The store could not be read or written (a system failure, not a user mistake)."""
 
 
-@dataclass
+@dataclass(slots=True)  # one per stored resource, kept by the daemon: no __dict__ each
 class Record:
     kind: str
     namespace: str  # "" for cluster-scoped kinds
@@ -281,7 +302,8 @@ class Store:
                 continue
             docs = json.loads("[" + ",".join(row[5] for row in rows) + "]")
             for row, doc in zip(rows, docs):
-                rec = Record(row[0], row[1], row[2], row[3], row[4], doc, row[6], row[7], row[8],
+                kind, namespace, name = _shared_names(row, doc)
+                rec = Record(kind, namespace, name, row[3], row[4], doc, row[6], row[7], row[8],
                              json.loads(row[9]) if row[9] else {})
                 out[rec.key] = rec
         return out
