@@ -586,7 +586,8 @@ class SemanticIndex:
             errors, (keys, kinds) = self._check(self._world, now[key])
             # most resources have no errors and list one of a few sets of kinds: one object each
             errors, kinds = errors or (), self._kind_sets.setdefault(kinds, kinds)
-            self._errors[key], self._reads[key] = errors, (keys, kinds)
+            # the keys are iterated only: a tuple of them is a third of a frozenset's size
+            self._errors[key], self._reads[key] = errors, (tuple(keys), kinds)
             for k in keys:
                 self._readers.setdefault(k, set()).add(key)
             for kind in kinds:

@@ -43,6 +43,9 @@ def access_log_files(world: World) -> dict:
     return out
 
 
+_NO_PATHS: frozenset = frozenset()  # a resource's TLS paths or SANs when it names none
+
+
 class PodProcesses:
     """What the lab runs for the pods of a World (see the module docstring)."""
 
@@ -104,7 +107,8 @@ class PodProcesses:
             for r in world.by_kind[kind]:
                 hit = self._tls_memo.get(r.key)
                 if hit is None or hit[0] is not r:
-                    hit = (r, *certs.tls_paths(World([r])))
+                    # kept per virtual node, read only: most have none, and no paths is one object
+                    hit = (r, *(frozenset(x) if x else _NO_PATHS for x in certs.tls_paths(World([r]))))
                 memo[r.key] = hit
                 paths |= hit[1]
                 sans |= hit[2]

@@ -48,7 +48,8 @@ class _Status:
             else:
                 self.memo[r.key] = getattr(self, r.kind)(r)
             if self.reads is not None:
-                self.reads[r.key] = self.world.end()
+                keys, kinds = self.world.end()
+                self.reads[r.key] = (tuple(keys), kinds)  # iterated only: a tuple is a third of a frozenset
         if self.reads is not None:
             self.world.note(r.key)  # whoever asks depends on this resource's condition
         return self.memo[r.key]
