@@ -9,8 +9,9 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # root, that test skips, naming what is missing)
 "$root/scripts/install-netns-tools.sh" || echo "the pod-network test's tools could not be installed; it will skip" >&2
 cd "$root"
-# APPMESH_TEST_WORKERS=N runs the tests on N worker processes at once (pytest-xdist, a module's
-# tests on one worker: tests/conftest.py). Off by default: on this 2-core machine, already busy,
-# three workers were slower than one and made a lab test fail (README, Tests).
+# APPMESH_TEST_WORKERS=N runs the tests on N worker processes at once (pytest-xdist), a module's
+# tests on one worker (many share a lab started once per module): --dist loadfile. (loadgroup,
+# with tests/conftest.py's groups, no longer keeps them together with pytest 9: tests/test_workers.py.)
+# Off by default: on this 2-core machine, already busy, three workers were slower than one.
 workers="${APPMESH_TEST_WORKERS:-0}"
-exec .venv/bin/python -m pytest -n "$workers" --dist loadgroup "$@"
+exec .venv/bin/python -m pytest -n "$workers" --dist loadfile "$@"

@@ -19,29 +19,11 @@ def pytest_addoption(parser):
                      help="regenerate golden files under tests/**/testdata (and remove orphans) instead of comparing")
 
 
-# -- running under pytest-xdist (scripts/test.sh: -n with --dist loadgroup) -------------------
+# -- running under pytest-xdist (scripts/test.sh: -n with --dist loadfile) --------------------
 # A test module's tests go to one worker together: many share a lab started once per module
-# (scope="module"), and a module split over two workers would start it twice. The exceptions:
-SHARED_ACROSS_FILES = {
-    "tests/bench/": "bench",     # one small `bench all` per session for every file (bench_run), and
-                                 # checks that no bench process is left: one worker for all of it
-}
-ONE_BY_ONE = (
-    "tests/notebooks/test_standalone.py",   # each reads its lesson's background run: any worker
-)
-
-
-@pytest.hookimpl(tryfirst=True)   # before xdist reads the marks
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if item.get_closest_marker("xdist_group"):
-            continue
-        path = Path(str(item.path)).resolve()
-        path = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else path.as_posix()
-        if path.startswith(ONE_BY_ONE):
-            continue
-        group = next((g for prefix, g in SHARED_ACROSS_FILES.items() if path.startswith(prefix)), path)
-        item.add_marker(pytest.mark.xdist_group(group))
+# (scope="module"), and a module split over two workers would start it twice (tests/test_workers.py).
+# The runs several modules read (the course, the matrix, the kind lessons, the standalone lessons,
+# the small bench all) start once per session in the background, whichever worker reads them.
 
 
 @pytest.fixture

@@ -53,10 +53,11 @@ def walkthrough(tmp_path_factory) -> str:
     """The walkthrough, its gateway's Service on port 8088 instead of 80. A Service port below
     2768 asks the lab for the stable port 30000 + port, which every lab on the machine asks for;
     a lab that takes back its stored port at `up` checks only the other labs' claims (see
-    lab/runtime/ports.py), not who listens there: an Envoy of a lab whose daemon was killed
-    (tests/security, bench reliability) kept listening on 30080, this lab's gateway shared the
-    port with it (SO_REUSEPORT) after down/up and /extra got the other gateway's 404. Port 8088
-    gets a free port of its own, kept across down/up."""
+    lab/runtime/ports.py), not who listens there: while the Envoys of a lab whose daemon was
+    killed (tests/security, bench reliability) still listen on 30080, this lab's gateway would
+    share the port with them (SO_REUSEPORT) after down/up, and some requests would get the
+    other gateway's answers (reproduced with two labs). Port 8088 gets a free port of its own,
+    kept across down/up."""
     folder = tmp_path_factory.mktemp("walkthrough")
     for f in sorted(Path(WALKTHROUGH).glob("*.yaml")):
         text = f.read_text()
