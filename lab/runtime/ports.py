@@ -5,7 +5,8 @@ keep the same port: Envoy binds its listeners with SO_REUSEPORT, so two gateways
 bind and the kernel splits the connections between them. A port is therefore also *claimed*
 machine-wide, in a folder of one file per port holding "<daemon pid> <lab home>" (see Claims);
 a port claimed by another lab whose daemon is alive is never taken, and a lab whose stored port
-was claimed by another lab while it was stopped moves to a new port. The folder is checked as the
+was claimed by another lab while it was stopped moves to a new port, as it does when the last lab
+to claim it was killed and left processes listening there (see Claims.other_left_listening). The folder is checked as the
 user's own (lab/runtime/sockets.py: private_dir), and its files are opened without following
 symbolic links: a link planted there makes the claim fail, it never writes through.
 """
@@ -105,19 +106,30 @@ class Claims:
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
-    def holder(self, port: int) -> tuple[int, str] | None:
-        """(pid, home) of the live lab that claims `port`, None when nobody alive does."""
+    def claimant(self, port: int) -> tuple[int, str] | None:
+        """(pid, home) of the last lab that claimed `port`, its daemon alive or not."""
         try:
             with os.fdopen(self._open(str(port), os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
                 pid, home = f.read(8192).decode().split(" ", 1)
-            pid = int(pid)
+            return int(pid), home
         except (OSError, ValueError, UnsafeFolder):  # no claim, or a torn or planted one: nobody holds the port
             return None
-        return (pid, home) if _pid_alive(pid) else None
+
+    def holder(self, port: int) -> tuple[int, str] | None:
+        """(pid, home) of the live lab that claims `port`, None when nobody alive does."""
+        c = self.claimant(port)
+        return c if c is not None and _pid_alive(c[0]) else None
 
     def other_holds(self, port: int) -> bool:
         h = self.holder(port)
         return h is not None and h[1] != self.home
+
+    def other_left_listening(self, port: int) -> bool:
+        """Another lab claimed `port` last, its daemon is gone, and something still listens on it:
+        that lab's Envoys outlive their daemon (a restarted daemon adopts them), so a killed lab's
+        gateway may still be bound there, and with SO_REUSEPORT a second gateway would share it."""
+        c = self.claimant(port)
+        return c is not None and c[1] != self.home and not _pid_alive(c[0]) and not port_is_free(port)
 
     def claim(self, port: int) -> None:
         name = f".{port}.{self.pid}"
@@ -150,11 +162,12 @@ class Ports:
             return self._mine[key]
         with self.claims.locked():
             stored = self.store.kv_get(f"port:{key}")
-            if stored is not None and not self.claims.other_holds(stored):
+            if (stored is not None and not self.claims.other_holds(stored)
+                    and not self.claims.other_left_listening(stored)):
                 self.claims.claim(stored)
                 self._mine[key] = stored
                 return stored
-            if stored is not None:  # another lab took it while this one was stopped: move
+            if stored is not None:  # another lab took it (or left its processes on it) while this one was stopped: move
                 self._taken.discard(stored)
             port = None
             if (preferred and preferred not in self._taken and not self.claims.other_holds(preferred)

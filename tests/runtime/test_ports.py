@@ -57,6 +57,35 @@ def test_a_dead_labs_claim_is_taken_over_and_the_dead_lab_moves_when_it_starts_a
     assert a_restarted.get("gw") == moved
 
 
+def test_a_killed_labs_port_with_its_envoy_still_listening_is_not_taken_back(tmp_path):
+    """Lab b kept port P while a held it later; a was killed (its claim is stale) but its gateway
+    Envoy, which outlives the daemon, still listens on P with SO_REUSEPORT. b starting again must
+    move, or the kernel would split b's gateway connections with a's orphan."""
+    import socket
+    claims = tmp_path / "claims"
+    b = _ports(tmp_path, "b", claims)
+    want = b.get("gw", preferred=free_port())
+    b.unclaim_all()                                   # b stops cleanly, its store keeps P
+    a = _ports(tmp_path, "a", claims, pid=_dead_pid())
+    assert a.get("gw", preferred=want) == want         # a takes P (free, unclaimed), then dies
+    orphan = socket.socket()
+    orphan.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    orphan.bind(("127.0.0.1", want))
+    orphan.listen()
+    try:
+        moved = _ports(tmp_path, "b", claims).get("gw")
+        assert moved != want
+    finally:
+        orphan.close()
+    # nothing listening any more: a dead lab's stale claim alone does not move a lab off its port
+    c = _ports(tmp_path, "c", claims)
+    port = c.get("gw", preferred=free_port())
+    c.unclaim_all()
+    d = _ports(tmp_path, "d", claims, pid=_dead_pid())
+    assert d.get("gw", preferred=port) == port
+    assert _ports(tmp_path, "c", claims).get("gw") == port
+
+
 def test_release_removes_only_the_labs_own_claim(tmp_path):
     claims = tmp_path / "claims"
     a = _ports(tmp_path, "a", claims)
