@@ -88,6 +88,19 @@ _STARTED: dict = {}     # name -> (Popen | None, folder)
 _FAILED: set = set()    # names of runs a reader of which failed
 
 
+def reads(item, fixture: str) -> bool:
+    return fixture in getattr(item, "fixturenames", ())
+
+
+def readers_last(items: list, fixture: str) -> list:
+    """The collected tests that use `fixture` (they read a background run), moved to the end of
+    `items` so the rest of the suite runs while the run goes on. Returns them."""
+    readers = [item for item in items if reads(item, fixture)]
+    if readers:
+        items[:] = [item for item in items if item not in readers] + readers
+    return readers
+
+
 def folder_of(config, name: str) -> Path:
     return _base(config) / name
 

@@ -74,16 +74,11 @@ echo $? > {folder}/bench.rc
 """
 
 
-def _reads_the_bench(item) -> bool:
-    return "bench_run" in getattr(item, "fixturenames", ())
-
-
 @pytest.hookimpl(trylast=True)   # after -k/-m deselection: start the run only when a test reads it
 def pytest_collection_modifyitems(session, config, items):
-    readers = [item for item in items if _reads_the_bench(item)]
+    readers = background.readers_last(items, "bench_run")
     if not readers:
         return
-    items[:] = [item for item in items if item not in readers] + readers   # the rest of the suite runs meanwhile
     try:
         find_envoy()
         skip = ""

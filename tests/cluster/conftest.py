@@ -73,16 +73,11 @@ echo $? > {folder}/kind.rc
 """
 
 
-def _reads_kind_lessons(item) -> bool:
-    return "kind_lessons" in getattr(item, "fixturenames", ())
-
-
 @pytest.hookimpl(trylast=True)   # after -k/-m deselection: start the run only when a test reads it
 def pytest_collection_modifyitems(session, config, items):
-    users = [item for item in items if _reads_kind_lessons(item)]
+    users = background.readers_last(items, "kind_lessons")
     if not users:
         return
-    items[:] = [item for item in items if item not in users] + users   # the rest of the suite runs meanwhile
     from tests.cluster.kind_lessons import LESSONS
     folder = background.folder_of(config, "kind-lessons")
     script = KIND_SCRIPT.format(turn=background.course_turn(config), python=shlex.quote(sys.executable),

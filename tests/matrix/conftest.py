@@ -97,10 +97,6 @@ class Matrix:
 MATRIX_KEY = pytest.StashKey[Matrix]()
 
 
-def _reads_the_matrix(item) -> bool:
-    return "matrix_run" in getattr(item, "fixturenames", ())
-
-
 def _matrix(config) -> Matrix:
     m = config.stash.get(MATRIX_KEY, None)
     if m is None:
@@ -119,10 +115,9 @@ def pytest_generate_tests(metafunc):
 
 @pytest.hookimpl(trylast=True)   # after -k/-m deselection: start only what a selected test reads
 def pytest_collection_modifyitems(session, config, items):
-    users = [item for item in items if _reads_the_matrix(item)]
+    users = background.readers_last(items, "matrix_run")
     if not users:
         return
-    items[:] = [item for item in items if item not in users] + users
     m = _matrix(config)
     if m.skip:
         return

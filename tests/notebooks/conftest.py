@@ -97,10 +97,6 @@ echo $? > {folder}/standalone.rc
 """
 
 
-def _reads_standalone(item) -> bool:
-    return "standalone_run" in getattr(item, "fixturenames", ())
-
-
 def _want_standalone(config, readers: list) -> None:
     """The lessons one by one on fresh labs (tests/notebooks/standalone_run.py), in the background:
     the ones the selected tests read, in their turn with the course runs (background.course_turn:
@@ -117,9 +113,8 @@ def _want_standalone(config, readers: list) -> None:
 
 @pytest.hookimpl(trylast=True)   # after -k/-m deselection: start the run only when it is needed
 def pytest_collection_modifyitems(session, config, items):
-    standalone = [item for item in items if _reads_standalone(item)]
+    standalone = background.readers_last(items, "standalone_run")
     if standalone:
-        items[:] = [item for item in items if item not in standalone] + standalone   # the rest runs meanwhile
         _want_standalone(config, standalone)
     users = [item for item in items if _reads_the_run(item)]
     if not users:
