@@ -869,8 +869,9 @@ class Daemon:
         for p in self.pods:
             if p.proxy is None:
                 continue
-            nid = next((n for n in self.placement.listeners if n.endswith("/" + p.proxy.aws_name())), None)
-            match = node_or_pod in (p.name, p.proxy.name, p.proxy.aws_name(), nid, f"{p.namespace}/{p.name}")
+            nid = p.node_id or ""   # its Envoy's node id (a sidecar's and a Gateway API gateway's too)
+            match = node_or_pod in (p.name, p.proxy.name, p.proxy.aws_name(), f"{p.namespace}/{p.name}") or (
+                nid and node_or_pod in (nid, nid.rsplit("/", 1)[-1]))
             if match and procs.get(f"{p.namespace}/{p.name}/envoy", {}).get("state") == "Running":
                 return self.sockets.admin(p.namespace, p.name)
         return None

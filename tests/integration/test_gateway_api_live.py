@@ -204,6 +204,13 @@ def test_cli_verbs_on_gateway_api_kinds(lab):
     assert r.returncode == 0 and '"service": "product-service"' in r.stdout, r.stdout + r.stderr
     r = _cli(lab, "config-dump", "appmesh-gateway-my-gateway-class")
     assert r.returncode == 0 and "product-gateway-route" in r.stdout, r.stderr[-500:]
+    # by the node id its Envoy has, as `status` and the access logs show it (and a sidecar's too)
+    pods = {p["name"]: p for p in lab.target.pods() if p.get("node_id")}
+    gw = next(p for p in pods.values() if "/gateway/" in p["node_id"] and p["namespace"] == "appmesh-demo")
+    sidecar = next(p for p in pods.values() if "/virtualNode/" in p["node_id"])
+    for nid, want in ((gw["node_id"], "product-gateway-route"), (sidecar["node_id"], sidecar["node_id"])):
+        r = _cli(lab, "config-dump", nid)
+        assert r.returncode == 0 and want in r.stdout, (nid, r.stderr[-500:])
     r = _cli(lab, "get", "gatewayclasses")
     assert CONTROLLER_NAME in r.stdout
     r = _cli(lab, "delete", "httproute", "review-gateway-route", "-n", "appmesh-demo")
