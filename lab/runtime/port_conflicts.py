@@ -17,11 +17,10 @@ version; with the port held that is at most one NACK every 30 s, not a loop.
 """
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
-from .ports import holder_of
+from .ports import holder_of, port_is_free
 
 BACKOFF_MAX = 15.0  # seconds between a NACK and the next push, once the port looks free
 FORCE_AFTER = 30.0  # a push even though the port looks held
@@ -32,14 +31,9 @@ def looks_free(address: str) -> bool:
     """Whether Envoy could bind `address` ("host:port") now: a bind with SO_REUSEADDR, as Envoy's
     listeners do, released at once."""
     host, _, port = address.rpartition(":")
-    host = host.strip("[]")
     try:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind((host, int(port)))
-        return True
-    except (OSError, ValueError):
+        return port_is_free(int(port), host.strip("[]"))
+    except (OSError, ValueError):   # an address this host cannot bind at all: not free
         return False
 
 

@@ -23,7 +23,8 @@ from .sockets import UnsafeFolder, private_dir, user_runtime_dir
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
         # like the servers that will bind it: connections in TIME_WAIT do not make a port busy
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -54,7 +55,6 @@ def holder_of(port: int) -> str | None:
                         inodes.add(inode)
         if not inodes:
             return None
-        import os
         for pid in filter(str.isdigit, os.listdir("/proc")):
             try:
                 for fd in os.listdir(f"/proc/{pid}/fd"):
